@@ -1,0 +1,1 @@
+"""graphc benchmark suite (peers: numpy, torch, jax, pytensor; hook: graphc_impl)."""

@@ -1,0 +1,30 @@
+"""graphc: a symbolic graph compiler for deep learning.
+
+    import graphc as G
+    x = G.matrix("x"); w = G.shared(np.zeros(3, "float32"), name="w")
+    f = G.function([x], G.dot(x, w))
+"""
+from .config import config
+from .errors import (CompileError, GradError, GraphcError, GraphcShapeError, GraphcTypeError,
+                     InputError, RuntimeCheckError)
+from .grad import grad
+from .ir.constructors import (constant, dmatrix, dscalar, dvector, fmatrix, fscalar, fvector,
+                              imatrix, iscalar, ivector, lmatrix, lscalar, lvector, matrix,
+                              scalar, shared, tensor, tensor3, tensor4, vector)
+from .ir.graph import SharedVariable, Variable
+from .ir.ops.blas import dot, matmul
+from .ir.ops.elemwise import cast
+from .ir.ops.indexing import take
+from .ir.ops.nn import (binary_crossentropy, categorical_crossentropy, log_softmax, one_hot,
+                        sigmoid_binary_crossentropy, softmax, softmax_cross_entropy, squared_error)
+from .ir.ops.reduce import argmax, argmin, mean, var
+from .ir.ops.shape import (arange, concatenate, dimshuffle, expand_dims, flatten, reshape,
+                           squeeze, stack, transpose)
+from .ir.printing import debugprint
+from .ir.types import dim
+from .math import *  # noqa: F401,F403  (elementwise functions: exp, log, tanh, ...)
+from .runtime.function import Function, function
+from .dump import dump
+from . import testing, nnet  # noqa: F401
+
+__version__ = "0.1.0"

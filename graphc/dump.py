@@ -1,0 +1,46 @@
+"""Seeing inside: the graph after every pass, the kernel program and the generated source."""
+import os
+
+
+def dump_text(fn):
+    parts = []
+    for k, (name, seconds, text) in enumerate(getattr(fn, "pass_log", [])):
+        parts.append(f"==== graph after pass {k:02d} {name} ({seconds * 1e3:.1f} ms) ====\n{text}")
+    program = getattr(fn.program, "describe", None)
+    if program:
+        parts.append("==== kernel program ====\n" + program())
+    source = getattr(fn.program, "source", None)
+    if source:
+        parts.append("==== generated C ====\n" + source)
+    return "\n\n".join(parts) + "\n"
+
+
+def dump(fn, file=None):
+    """Print (or write to `file`) everything graphc knows about a compiled function."""
+    text = dump_text(fn)
+    if file is None:
+        print(text)
+    else:
+        with open(file, "w") as fh:
+            fh.write(text)
+    return text
+
+
+def dump_to_dir(fn, directory):
+    """Write one file per stage into `directory` (what GRAPHC_DUMP=dir does for every function)."""
+    os.makedirs(directory, exist_ok=True)
+    base = os.path.join(directory, fn.name)
+    for k, (name, _, text) in enumerate(getattr(fn, "pass_log", [])):
+        with open(f"{base}.{k:02d}.{name}.txt", "w") as fh:
+            fh.write(text + "\n")
+        dot = getattr(fn, "pass_dot", {}).get(k)
+        if dot:
+            with open(f"{base}.{k:02d}.{name}.dot", "w") as fh:
+                fh.write(dot)
+    describe = getattr(fn.program, "describe", None)
+    if describe:
+        with open(f"{base}.program.txt", "w") as fh:
+            fh.write(describe() + "\n")
+    if getattr(fn.program, "source", None):
+        with open(f"{base}.c", "w") as fh:
+            fh.write(fn.program.source)

@@ -1,0 +1,1 @@
+"""The graph IR: types, variables and nodes, ops by family, printers."""

@@ -1,0 +1,95 @@
+"""FunctionGraph: what graphc.function compiles — inputs, shared state, outputs and updates."""
+from ..errors import GraphcShapeError, GraphcTypeError, InputError
+from .constructors import as_variable
+from .graph import Constant, SharedVariable, Variable, leaves, toposort
+from .shapes import DimResolver
+
+
+class FunctionGraph:
+    """outputs = user outputs followed by one new value per updated shared variable."""
+
+    def __init__(self, inputs, outputs, update_targets):
+        self.inputs = list(inputs)
+        self.outputs = list(outputs)
+        self.update_targets = list(update_targets)
+        self.refresh()
+
+    @property
+    def n_user_outputs(self):
+        return len(self.outputs) - len(self.update_targets)
+
+    def refresh(self):
+        """Recompute the node order, the leaves and the dim resolution after a rewrite."""
+        self.nodes = toposort(self.outputs)
+        all_leaves = leaves(self.outputs)
+        self.shareds = [v for v in all_leaves if isinstance(v, SharedVariable)]
+        for sv in self.update_targets:
+            if sv not in self.shareds:
+                self.shareds.append(sv)
+        constraints = [c for n in self.nodes for c in n.constraints]
+        for sv, new in zip(self.update_targets, self.outputs[self.n_user_outputs:]):
+            for k, (a, b) in enumerate(zip(sv.type.shape, new.type.shape)):
+                constraints.append((a, b, f"update of {sv.label()} axis {k}"))
+        self.dims = DimResolver(constraints)
+        self.symbols = set()
+        for n in self.nodes:
+            for v in n.inputs + n.outputs:
+                for d in v.type.shape:
+                    if not isinstance(d, int):
+                        self.symbols |= d.free_symbols
+        return self
+
+    def dim_env(self, bound):
+        """Values of every dim symbol in the graph, given the values of the bound ones."""
+        env = {}
+        for s in self.symbols:
+            r = self.dims.resolve(s)
+            env[s] = r if isinstance(r, int) else int(r.subs(bound))
+        env.update(bound)
+        return env
+
+    def clients(self):
+        """variable -> list of (node, input position) that read it."""
+        out = {}
+        for n in self.nodes:
+            for k, i in enumerate(n.inputs):
+                out.setdefault(i, []).append((n, k))
+        return out
+
+
+def build_function_graph(inputs, outputs, updates):
+    if isinstance(inputs, Variable):
+        raise GraphcTypeError("function: inputs must be a list of variables, e.g. [x, y]")
+    inputs = list(inputs)
+    for k, i in enumerate(inputs):
+        if not isinstance(i, Variable) or i.owner is not None or isinstance(i, (Constant, SharedVariable)):
+            raise GraphcTypeError(f"function: inputs[{k}] = {i!r} is not an input variable (shared "
+                                  "variables and constants are not passed as inputs)")
+    if len(set(inputs)) != len(inputs):
+        raise GraphcTypeError("function: an input variable is listed twice")
+    outputs = [as_variable(o) for o in outputs]
+    pairs = list(updates.items()) if isinstance(updates, dict) else list(updates or [])
+    targets, new_values = [], []
+    for sv, new in pairs:
+        if not isinstance(sv, SharedVariable):
+            raise GraphcTypeError(f"updates: the key {sv!r} is not a shared variable")
+        if sv in targets:
+            raise GraphcTypeError(f"updates: {sv.label()} is updated twice")
+        new = as_variable(new)
+        if new.dtype != sv.dtype:
+            raise GraphcTypeError(
+                f"updates: the new value of shared {sv.label()} has dtype {new.dtype} but the "
+                f"variable is {sv.dtype}; an update must keep the type (cast the expression with "
+                f".astype('{sv.dtype}'), or build it from {sv.dtype} values)")
+        if new.ndim != sv.ndim:
+            raise GraphcShapeError(f"updates: the new value of shared {sv.label()} has rank "
+                                   f"{new.ndim} ({new.type}) but the variable has shape {sv.type.shape}")
+        targets.append(sv)
+        new_values.append(new)
+    fg = FunctionGraph(inputs, outputs + new_values, targets)
+    given = set(inputs)
+    for leaf in leaves(fg.outputs):
+        if not isinstance(leaf, (Constant, SharedVariable)) and leaf not in given:
+            raise InputError(f"function: the outputs depend on input {leaf.label()} ({leaf.type}), "
+                             "which is not in the inputs list; add it to inputs")
+    return fg

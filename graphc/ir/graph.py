@@ -1,0 +1,214 @@
+"""The graph: Variables produced by Nodes that apply Ops. Leaves are inputs, constants, shareds."""
+import itertools
+
+import numpy as np
+import sympy
+
+from ..errors import GraphcShapeError, GraphcTypeError
+from .methods import TensorMethods
+from .types import TensorType, is_fresh
+
+_ids = itertools.count()
+
+
+class Variable(TensorMethods):
+    """A symbolic tensor: the output `index` of node `owner`, or a leaf when owner is None."""
+    __array_priority__ = 1000  # so `ndarray * var` defers to our __rmul__
+
+    def __init__(self, type, owner=None, index=0, name=None):
+        self.type = type
+        self.owner = owner
+        self.index = index
+        self.name = name
+        self.id = next(_ids)
+
+    @property
+    def dtype(self):
+        return self.type.dtype
+
+    @property
+    def ndim(self):
+        return self.type.ndim
+
+    @property
+    def static_shape(self):
+        return self.type.shape
+
+    def label(self):
+        return self.name or f"v{self.id}"
+
+    def __repr__(self):
+        return f"{self.label()}:{self.type}"
+
+    def __bool__(self):
+        raise GraphcTypeError(f"the truth value of symbolic variable {self.label()} is unknown at "
+                              "graph construction; use graphc.where/switch for conditionals")
+
+    __hash__ = object.__hash__
+
+
+class Constant(Variable):
+    def __init__(self, data, name=None):
+        data = np.asarray(data, order="C")
+        super().__init__(TensorType(data.dtype.name, data.shape), None, 0, name)
+        self.data = data
+        self.data.setflags(write=False)
+
+    def label(self):
+        if self.name:
+            return self.name
+        if self.data.size == 1:
+            return f"{self.data.reshape(()).item()!r}"
+        return f"const{self.id}"
+
+    def signature(self):
+        return (self.data.dtype.name, self.data.shape, self.data.tobytes())
+
+
+class SharedVariable(Variable):
+    """State that lives across calls (weights, optimizer moments). Its shape is fixed."""
+
+    def __init__(self, value, name=None):
+        value = np.array(value, copy=True, order="C")
+        if value.dtype.name not in ("float32", "float64", "int32", "int64", "bool"):
+            raise GraphcTypeError(f"shared {name!r}: unsupported dtype {value.dtype.name}")
+        super().__init__(TensorType(value.dtype.name, value.shape), None, 0, name)
+        self._value = value
+
+    def get_value(self, borrow=False):
+        return self._value if borrow else self._value.copy()
+
+    def set_value(self, value, borrow=False):
+        value = np.asarray(value)
+        if value.dtype.name != self.dtype:
+            raise GraphcTypeError(f"shared {self.label()}: expected dtype {self.dtype}, got "
+                                  f"{value.dtype.name}; cast it with .astype('{self.dtype}')")
+        if value.shape != self.type.shape:
+            raise GraphcShapeError(f"shared {self.label()}: expected shape {self.type.shape}, got "
+                                   f"{value.shape}; a shared variable keeps the shape it was created with")
+        self._value = value if (borrow and value.flags.c_contiguous) else np.array(value, order="C")
+
+    def label(self):
+        return self.name or f"shared{self.id}"
+
+
+class ShapeContext:
+    """Collects the dim equalities an op's shape inference needs (checked or unified later)."""
+
+    def __init__(self, where):
+        self.where = where
+        self.constraints = []
+
+    def equal(self, a, b, what=""):
+        if isinstance(a, int) and isinstance(b, int):
+            if a != b:
+                raise GraphcShapeError(f"{self.where}: {what} sizes differ: {a} vs {b}")
+            return a
+        if sympy.simplify(sympy.sympify(a) - b) == 0:
+            return a
+        self.constraints.append((a, b, f"{self.where}: {what}"))
+        # Prefer the most informative side: an int, then a named dim, then a fresh one.
+        if isinstance(b, int) or (is_fresh(a) and not isinstance(a, int)):
+            return b
+        return a
+
+
+class Op:
+    """An operation. Subclasses set __props__ (the parameters that make two ops equal)."""
+    __props__ = ()
+    nout = 1
+
+    def _props(self):
+        return tuple(getattr(self, p) for p in self.__props__)
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self._props() == other._props()
+
+    def __hash__(self):
+        return hash((type(self).__name__,) + tuple(_hashable(p) for p in self._props()))
+
+    def __str__(self):
+        if not self.__props__:
+            return type(self).__name__
+        return f"{type(self).__name__}{{{', '.join(f'{p}={getattr(self, p)}' for p in self.__props__)}}}"
+
+    # --- the faces of an op -------------------------------------------------------------
+    def infer(self, input_types, ctx):
+        """Return the output TensorTypes; record dim equalities in `ctx`."""
+        raise NotImplementedError
+
+    def reference(self, *arrays):
+        """numpy implementation; returns one array (nout == 1) or a tuple."""
+        raise NotImplementedError
+
+    def grad(self, node, output_grads):
+        """List of gradients w.r.t. node.inputs (None where not differentiable)."""
+        raise NotImplementedError(f"{self} has no gradient rule")
+
+    # --- construction ---------------------------------------------------------------------
+    def __call__(self, *inputs):
+        node = self.make_node(*inputs)
+        return node.outputs[0] if self.nout == 1 else node.outputs
+
+    def make_node(self, *inputs):
+        from .constructors import as_variable
+        inputs = [as_variable(i) for i in inputs]
+        ctx = ShapeContext(str(self))
+        out_types = self.infer([i.type for i in inputs], ctx)
+        return Node(self, inputs, out_types, ctx.constraints)
+
+
+def _hashable(p):
+    if isinstance(p, list):
+        return tuple(_hashable(x) for x in p)
+    if isinstance(p, dict):
+        return tuple(sorted(p.items()))
+    return p
+
+
+class Node:
+    def __init__(self, op, inputs, out_types, constraints=()):
+        self.op = op
+        self.inputs = list(inputs)
+        self.outputs = [Variable(t, self, i) for i, t in enumerate(out_types)]
+        self.constraints = list(constraints)
+
+    def __repr__(self):
+        return f"{self.op}({', '.join(i.label() for i in self.inputs)})"
+
+
+def toposort(outputs):
+    """Nodes reachable from `outputs`, each after the nodes that produce its inputs."""
+    order, seen = [], set()
+    for out in outputs:
+        if out.owner is None or out.owner in seen:
+            continue
+        stack = [(out.owner, False)]
+        while stack:
+            node, done = stack.pop()
+            if done:
+                order.append(node)
+                continue
+            if node in seen:
+                continue
+            seen.add(node)
+            stack.append((node, True))
+            for inp in reversed(node.inputs):
+                if inp.owner is not None and inp.owner not in seen:
+                    stack.append((inp.owner, False))
+    return order
+
+
+def leaves(outputs):
+    """Leaf variables (inputs, constants, shareds) reachable from `outputs`, in first-seen order."""
+    found, seen = [], set()
+    for out in outputs:
+        if out.owner is None and out not in seen:
+            seen.add(out)
+            found.append(out)
+    for node in toposort(outputs):
+        for inp in node.inputs:
+            if inp.owner is None and inp not in seen:
+                seen.add(inp)
+                found.append(inp)
+    return found

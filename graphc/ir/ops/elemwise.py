@@ -1,0 +1,244 @@
+"""Elementwise ops: one class whose behaviour is a sympy scalar expression over a0, a1, ...
+
+Gradients come from sympy.diff, the numpy reference from lambdify, the C code from the printer in
+graphc.codegen; fusion (graphc.passes.fuse_elemwise) substitutes one expression into another.
+"""
+import functools
+
+import numpy as np
+import sympy
+
+from ...errors import GraphcTypeError
+from ..graph import Constant, Op
+from ..types import FLOAT_DTYPES, TensorType, result_dtype
+from . import scalar_fns as sf
+
+ARGS = sympy.symbols("a0:64", real=True)
+# Functions whose value is cheaper to reuse than to recompute in a gradient.
+_REUSE_OUTPUT = (sympy.exp, sympy.tanh, sf.sigmoid, sympy.Pow)
+
+
+class Elemwise(Op):
+    """Applies `expr` (over ARGS[:nin]) elementwise with numpy broadcasting.
+
+    dtype_rule: "promote" (inputs promoted to one dtype, output the same), "float" (same but
+    integers become floatX), "bool" (inputs promoted, output bool), "logic" (inputs bool, output
+    bool) or a dtype name (a cast: input kept, output that dtype).
+    """
+    __props__ = ("name", "expr", "nin", "dtype_rule")
+
+    def __init__(self, name, expr, nin, dtype_rule="promote"):
+        self.name, self.expr, self.nin, self.dtype_rule = name, expr, nin, dtype_rule
+
+    def __str__(self):
+        return self.name
+
+    @functools.cached_property
+    def cond_inputs(self):
+        """Inputs read as booleans: a where's condition, or an argument of a logical op."""
+        found = set()
+        for sub in sympy.preorder_traversal(self.expr):
+            if isinstance(sub, sf.where) and sub.args[0] in ARGS:
+                found.add(ARGS.index(sub.args[0]))
+            if isinstance(sub, (sf.logical_and, sf.logical_or, sf.logical_xor, sf.logical_not)):
+                found.update(ARGS.index(x) for x in sub.args if x in ARGS)
+        return tuple(sorted(found))
+
+    def make_node(self, *inputs):
+        from ..constructors import as_variable
+        inputs = [as_variable(i) for i in inputs]
+        if len(inputs) != self.nin:
+            raise GraphcTypeError(f"{self.name} takes {self.nin} inputs, got {len(inputs)}")
+        inputs = self._cast_inputs(inputs)
+        return super().make_node(*inputs)
+
+    def compute_dtype(self, inputs):
+        """The dtype the inputs are converted to before the scalar expression runs."""
+        rule = self.dtype_rule
+        data = [v for i, v in enumerate(inputs) if i not in self.cond_inputs]
+        if rule == "logic":
+            return "bool"
+        if rule not in ("promote", "float", "bool"):
+            return None  # a cast keeps its input
+        strong = [v.dtype for v in data if not getattr(v, "weak", False)]
+        weak = [("float" if v.dtype in FLOAT_DTYPES else "int") for v in data if getattr(v, "weak", False)]
+        dt = result_dtype(strong, weak)
+        if rule == "float" and dt not in FLOAT_DTYPES:
+            from ...config import config
+            dt = config.floatX
+        return dt
+
+    def _cast_inputs(self, inputs):
+        target = self.compute_dtype(inputs)
+        out = []
+        for i, v in enumerate(inputs):
+            want = "bool" if i in self.cond_inputs else target
+            if want is None or v.dtype == want:
+                out.append(v)
+            elif isinstance(v, Constant) and getattr(v, "weak", False):
+                out.append(_weak_constant(v.data.astype(want)))
+            else:
+                out.append(cast(v, want))
+        return out
+
+    def infer(self, input_types, ctx):
+        shape = broadcast_shapes([t.shape for t in input_types], ctx)
+        rule = self.dtype_rule
+        if rule in ("bool", "logic"):
+            dtype = "bool"
+        elif rule in ("promote", "float"):
+            data = [t for i, t in enumerate(input_types) if i not in self.cond_inputs]
+            dtype = data[0].dtype if data else "bool"
+        else:
+            dtype = rule
+        return [TensorType(dtype, shape)]
+
+    @functools.cached_property
+    def _numpy_fn(self):
+        return sympy.lambdify(ARGS[:self.nin], self.expr, modules=[sf.NUMPY_IMPLS, "numpy"])
+
+    def reference(self, *arrays):
+        shape = np.broadcast_shapes(*[a.shape for a in arrays])
+        with np.errstate(all="ignore"):
+            res = self._numpy_fn(*arrays)
+        out_dtype = self.infer([TensorType(a.dtype.name, a.shape) for a in arrays], _NoCtx())[0].dtype
+        return np.asarray(np.broadcast_to(np.asarray(res).astype(out_dtype, copy=False), shape), order="C")
+
+    def grad(self, node, output_grads):
+        (g,) = output_grads
+        out = node.outputs[0]
+        if out.dtype not in FLOAT_DTYPES:
+            return [None] * self.nin
+        y_sym, g_sym = ARGS[self.nin], ARGS[self.nin + 1]
+        grads = []
+        for i, inp in enumerate(node.inputs):
+            if inp.dtype not in FLOAT_DTYPES or i in self.cond_inputs:
+                grads.append(None)
+                continue
+            d = sympy.diff(self.expr, ARGS[i])
+            if d == 0:
+                grads.append(None)
+                continue
+            if isinstance(self.expr, _REUSE_OUTPUT):
+                d = d.subs(self.expr, y_sym)
+            op = Elemwise(f"d{self.name}/da{i}", d * g_sym, self.nin + 2, "promote")
+            gi = op(*node.inputs, out, g)
+            grads.append(sum_to_shape(gi, inp.type))
+        return grads
+
+
+class _NoCtx:
+    def equal(self, a, b, what=""):
+        return a
+
+
+def broadcast_shapes(shapes, ctx):
+    ndim = max((len(s) for s in shapes), default=0)
+    padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]
+    out = []
+    for axis in range(ndim):
+        dims = [s[axis] for s in padded if s[axis] != 1]
+        if not dims:
+            out.append(1)
+            continue
+        d = dims[0]
+        for other in dims[1:]:
+            d = ctx.equal(d, other, f"broadcast axis {axis} of shapes {[tuple(map(str, s)) for s in shapes]}")
+        out.append(d)
+    return tuple(out)
+
+
+def sum_to_shape(g, target_type):
+    """Sum a broadcast gradient back to the shape of the input it belongs to."""
+    from .reduce import reduce_sum
+    from .shape import reshape
+    tshape = target_type.shape
+    lead = g.ndim - len(tshape)
+    axes = list(range(lead))
+    axes += [lead + i for i, d in enumerate(tshape) if d == 1 and g.type.shape[lead + i] != 1]
+    if axes:
+        g = reduce_sum(g, axes=tuple(axes), keepdims=True)
+    if g.ndim != len(tshape) or any(a != b for a, b in zip(g.type.shape, tshape)):
+        g = reshape(g, tshape)
+    if g.dtype != target_type.dtype:
+        g = cast(g, target_type.dtype)
+    return g
+
+
+def _weak_constant(data):
+    c = Constant(data)
+    c.weak = True
+    return c
+
+
+@functools.lru_cache(maxsize=None)
+def _cast_op(dtype):
+    return Elemwise(f"cast_{dtype}", sf.make_cast(dtype)(ARGS[0]), 1, dtype)
+
+
+def cast(x, dtype):
+    from ..constructors import as_variable
+    from ..types import check_dtype
+    x = as_variable(x)
+    dtype = check_dtype(dtype)
+    return x if x.dtype == dtype else _cast_op(dtype)(x)
+
+
+def _op(name, expr, nin, rule="promote"):
+    return Elemwise(name, expr, nin, rule)
+
+
+a, b, c = ARGS[:3]
+add_op = _op("add", a + b, 2)
+sub_op = _op("sub", a - b, 2)
+mul_op = _op("mul", a * b, 2)
+div_op = _op("true_div", a / b, 2, "float")
+floordiv_op = _op("floor_div", sf.floordiv(a, b), 2)
+mod_op = _op("mod", sf.mod(a, b), 2)
+pow_op = _op("pow", a ** b, 2)
+neg_op = _op("neg", -a, 1)
+exp_op = _op("exp", sympy.exp(a), 1, "float")
+expm1_op = _op("expm1", sf.expm1(a), 1, "float")
+log_op = _op("log", sympy.log(a), 1, "float")
+log1p_op = _op("log1p", sf.log1p(a), 1, "float")
+sqrt_op = _op("sqrt", sympy.sqrt(a), 1, "float")
+square_op = _op("sqr", a * a, 1)
+abs_op = _op("abs", sf.absval(a), 1)
+sign_op = _op("sign", sf.sgn(a), 1)
+tanh_op = _op("tanh", sympy.tanh(a), 1, "float")
+sin_op = _op("sin", sympy.sin(a), 1, "float")
+cos_op = _op("cos", sympy.cos(a), 1, "float")
+sigmoid_op = _op("sigmoid", sf.sigmoid(a), 1, "float")
+softplus_op = _op("softplus", sf.softplus(a), 1, "float")
+relu_op = _op("relu", sf.relu(a), 1)
+maximum_op = _op("maximum", sf.maximum(a, b), 2)
+minimum_op = _op("minimum", sf.minimum(a, b), 2)
+clip_op = _op("clip", sf.minimum(sf.maximum(a, b), c), 3)
+where_op = _op("where", sf.where(a, b, c), 3)
+eq_op = _op("eq", sympy.Eq(a, b, evaluate=False), 2, "bool")
+neq_op = _op("neq", sympy.Ne(a, b, evaluate=False), 2, "bool")
+lt_op = _op("lt", sympy.StrictLessThan(a, b, evaluate=False), 2, "bool")
+le_op = _op("le", sympy.LessThan(a, b, evaluate=False), 2, "bool")
+gt_op = _op("gt", sympy.StrictGreaterThan(a, b, evaluate=False), 2, "bool")
+ge_op = _op("ge", sympy.GreaterThan(a, b, evaluate=False), 2, "bool")
+and_op = _op("and", sf.logical_and(a, b), 2, "logic")
+or_op = _op("or", sf.logical_or(a, b), 2, "logic")
+xor_op = _op("xor", sf.logical_xor(a, b), 2, "logic")
+not_op = _op("not", sf.logical_not(a), 1, "logic")
+def _second_infer(self, input_types, ctx):
+    return [TensorType(input_types[1].dtype, broadcast_shapes([t.shape for t in input_types], ctx))]
+
+
+class Second(Elemwise):
+    """second(x, v): v broadcast to the broadcast shape of x and v (x is read for its shape only)."""
+
+    def __init__(self):
+        super().__init__("second", b, 2, "keep")
+
+    def compute_dtype(self, inputs):
+        return None
+
+    infer = _second_infer
+
+
+second_op = Second()

@@ -1,0 +1,74 @@
+"""Integer-array indexing (gather) and its gradient (scatter-add)."""
+import numpy as np
+
+from ...errors import GraphcShapeError, GraphcTypeError
+from ..graph import Op
+from ..types import INT_DTYPES, TensorType
+from .elemwise import broadcast_shapes
+
+
+class AdvancedSubtensor(Op):
+    """x[i0, i1, ..., ik-1] with k integer index arrays (broadcast together) on the leading axes.
+
+    Negative indices count from the end, as in numpy; out-of-range indices raise at run time.
+    """
+    __props__ = ()
+
+    def infer(self, input_types, ctx):
+        x, idx = input_types[0], input_types[1:]
+        if len(idx) > x.ndim:
+            raise GraphcShapeError(f"too many indices ({len(idx)}) for a tensor of rank {x.ndim}")
+        for t in idx:
+            if t.dtype not in INT_DTYPES:
+                raise GraphcTypeError(f"index arrays must be int32 or int64, got {t.dtype}")
+        ishape = broadcast_shapes([t.shape for t in idx], ctx)
+        return [TensorType(x.dtype, tuple(ishape) + tuple(x.shape[len(idx):]))]
+
+    def reference(self, x, *idx):
+        for axis, i in enumerate(idx):
+            n = x.shape[axis]
+            if i.size and (i.max() >= n or i.min() < -n):
+                raise IndexError(f"index out of range for axis {axis} of size {n}")
+        return np.asarray(x[tuple(idx)], order="C")
+
+    def grad(self, node, output_grads):
+        x, idx = node.inputs[0], node.inputs[1:]
+        return [AdvancedIncSubtensor(x.type.shape)(output_grads[0], *idx)] + [None] * len(idx)
+
+
+class AdvancedIncSubtensor(Op):
+    """zeros(shape) with g scatter-added at [i0, ..., ik-1] (repeated indices accumulate)."""
+    __props__ = ("shape",)
+    needs_dims = True
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    def infer(self, input_types, ctx):
+        return [TensorType(input_types[0].dtype, self.shape)]
+
+    def reference(self, g, *idx, dims=None):
+        from .shape import _eval_dim
+        out = np.zeros([_eval_dim(d, dims) for d in self.shape], dtype=g.dtype)
+        np.add.at(out, tuple(idx), g)
+        return out
+
+    def grad(self, node, output_grads):
+        return [AdvancedSubtensor()(output_grads[0], *node.inputs[1:])] + [None] * (len(node.inputs) - 1)
+
+
+def take(x, indices, axis=0):
+    """numpy.take along one axis (the index array's dims replace that axis)."""
+    from ..constructors import as_variable
+    from .shape import transpose
+    x, indices = as_variable(x), as_variable(indices)
+    axis = axis % x.ndim
+    if axis == 0:
+        return AdvancedSubtensor()(x, indices)
+    perm = [axis] + [i for i in range(x.ndim) if i != axis]
+    out = AdvancedSubtensor()(transpose(x, perm), indices)
+    k = indices.ndim
+    # out axes: index dims, then the other axes of x in order; move index dims to `axis`.
+    rest = list(range(k, out.ndim))
+    order = rest[:axis] + list(range(k)) + rest[axis:]
+    return transpose(out, order)

@@ -1,0 +1,1 @@
+"""Running compiled programs: argument checks, backends, the Function object."""

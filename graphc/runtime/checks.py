@@ -1,0 +1,105 @@
+"""Per-call argument checking and dim binding, precomputed once per function for speed."""
+import numpy as np
+import sympy
+
+from ..errors import InputError
+
+
+class ArgumentChecker:
+    """Checks dtype, rank, shape and layout of each argument and binds the symbolic dims."""
+
+    def __init__(self, inputs, resolver):
+        self.inputs = inputs
+        self.dtypes = [np.dtype(v.dtype) for v in inputs]
+        self.names = [v.label() for v in inputs]
+        self.shapes = [resolver.shape(v) for v in inputs]
+        # Bind each dim symbol at its first occurrence; everything else is a check.
+        self.symbols = []
+        binders, later = [], []
+        for k, shape in enumerate(self.shapes):
+            for axis, d in enumerate(shape):
+                if isinstance(d, sympy.Symbol) and d not in self.symbols:
+                    self.symbols.append(d)
+                    binders.append((k, axis, len(self.symbols) - 1))
+                elif not isinstance(d, int):
+                    later.append((k, axis, d))
+        self.binders = binders
+        self.static = [(k, axis, d) for k, shape in enumerate(self.shapes)
+                       for axis, d in enumerate(shape) if isinstance(d, int)]
+        self.symbolic_checks = later
+        self.runtime_checks = resolver.runtime_checks
+        self._simple = not later and not resolver.runtime_checks
+        # Fast path: per input, a tuple of ints/None (None: a symbol bound elsewhere, checked later).
+        self.expected = [tuple(d if isinstance(d, int) else None for d in s) for s in self.shapes]
+        sym_index = {s: i for i, s in enumerate(self.symbols)}
+        self.sym_positions = [(k, axis, sym_index[d]) for k, shape in enumerate(self.shapes)
+                              for axis, d in enumerate(shape) if isinstance(d, sympy.Symbol)]
+
+    def check(self, args):
+        """Returns (arrays, dim values in self.symbols order); raises InputError naming the input."""
+        if len(args) != len(self.inputs):
+            raise InputError(f"expected {len(self.inputs)} arguments "
+                             f"({', '.join(self.names)}), got {len(args)}")
+        arrays = []
+        for k, a in enumerate(args):
+            dt = self.dtypes[k]
+            if type(a) is not np.ndarray:
+                a = self._convert(k, a)
+            if a.dtype != dt:
+                raise InputError(f"input {self.names[k]}: expected dtype {dt.name}, got {a.dtype.name}; "
+                                 f"convert it with .astype('{dt.name}')")
+            if a.ndim != len(self.shapes[k]):
+                raise InputError(f"input {self.names[k]}: expected rank {len(self.shapes[k])} "
+                                 f"(shape {self._fmt(k)}), got rank {a.ndim} (shape {a.shape})")
+            if not a.flags.c_contiguous:
+                raise InputError(f"input {self.names[k]}: the array is not C-contiguous (a transposed or "
+                                 "strided view); pass np.ascontiguousarray(...) of it")
+            arrays.append(a)
+        dims = [0] * len(self.symbols)
+        for k, axis, s in self.binders:
+            dims[s] = arrays[k].shape[axis]
+        for k, axis, s in self.sym_positions:
+            if arrays[k].shape[axis] != dims[s]:
+                self._shape_error(arrays, k, dims)
+        for k, axis, d in self.static:
+            if arrays[k].shape[axis] != d:
+                self._shape_error(arrays, k, dims)
+        if not self._simple:
+            self._check_expressions(arrays, dims)
+        return arrays, dims
+
+    def _convert(self, k, a):
+        try:
+            arr = np.asarray(a)
+        except Exception as e:  # noqa: BLE001 - any conversion failure is the user's input
+            raise InputError(f"input {self.names[k]}: cannot convert {type(a).__name__} to an array: {e}")
+        dt = self.dtypes[k]
+        if arr.dtype != dt:
+            # Python scalars and lists convert when no information is lost.
+            if isinstance(a, (int, float, bool, list, tuple)) and \
+                    np.array_equal(arr.astype(dt), arr, equal_nan=arr.dtype.kind == "f"):
+                arr = arr.astype(dt)
+        return np.asarray(arr, order="C")
+
+    def _fmt(self, k):
+        return "(" + ", ".join(str(d) for d in self.shapes[k]) + ")"
+
+    def _shape_error(self, arrays, k, dims):
+        bound = {s: dims[i] for i, s in enumerate(self.symbols)}
+        where = []
+        for kk, axis, s in self.binders:
+            where.append(f"{self.symbols[s]}={dims[s]} (from {self.names[kk]} axis {axis})")
+        raise InputError(f"input {self.names[k]}: expected shape {self._fmt(k)}, got "
+                         f"{arrays[k].shape}" + (f"; dims bound so far: {', '.join(where)}" if bound else ""))
+
+    def _check_expressions(self, arrays, dims):
+        env = {s: dims[i] for i, s in enumerate(self.symbols)}
+        for k, axis, d in self.symbolic_checks:
+            want = int(sympy.sympify(d).subs(env))
+            if arrays[k].shape[axis] != want:
+                raise InputError(f"input {self.names[k]}: axis {axis} must be {d} = {want}, got "
+                                 f"{arrays[k].shape[axis]}")
+        for a, b, msg in self.runtime_checks:
+            va, vb = (int(sympy.sympify(x).subs(env)) for x in (a, b))
+            if va != vb:
+                raise InputError(f"{msg}: {a} = {va} but {b} = {vb} for these inputs")

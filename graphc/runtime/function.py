@@ -1,0 +1,81 @@
+"""graphc.function: compile a graph and call it with numpy arrays, Theano semantics."""
+import time
+
+from ..config import config
+from ..errors import GraphcTypeError
+from ..ir.fgraph import build_function_graph
+from ..ir.graph import Variable
+from .checks import ArgumentChecker
+
+
+class Function:
+    """A compiled graph. Call with numpy arrays (positionally or by input name)."""
+
+    def __init__(self, fgraph, program, checker, name, single_output, timings):
+        self.fgraph = fgraph
+        self.program = program
+        self.checker = checker
+        self.name = name
+        self.single_output = single_output
+        self.timings = timings  # seconds per compile stage, for users and benchmarks
+        self._n_out = fgraph.n_user_outputs
+        self._targets = fgraph.update_targets
+        self._shareds = fgraph.shareds
+        self._input_index = {v.name: k for k, v in enumerate(fgraph.inputs) if v.name}
+
+    def __call__(self, *args, **kwargs):
+        if kwargs:
+            args = self._merge_kwargs(args, kwargs)
+        arrays, dims = self.checker.check(args)
+        results = self.program.run(arrays, [s._value for s in self._shareds], dims)
+        # Updates land only after the whole program succeeded (every update read the old values).
+        n = self._n_out
+        for sv, value in zip(self._targets, results[n:]):
+            sv._value = value
+        if self.single_output:
+            return results[0]
+        return results[:n]
+
+    def _merge_kwargs(self, args, kwargs):
+        args = list(args) + [None] * (len(self.fgraph.inputs) - len(args))
+        for key, value in kwargs.items():
+            if key not in self._input_index:
+                raise GraphcTypeError(f"{self.name}: no input named {key!r} "
+                                      f"(inputs: {', '.join(self._input_index)})")
+            args[self._input_index[key]] = value
+        return args
+
+    @property
+    def inputs(self):
+        return self.fgraph.inputs
+
+
+def function(inputs, outputs=None, updates=None, name=None, backend=None, opt_level=None):
+    """Compile `outputs` (a variable or a list) of `inputs`, applying `updates` after each call."""
+    from ..passes import optimize
+    t0 = time.perf_counter()
+    single = isinstance(outputs, Variable)
+    outs = [] if outputs is None else ([outputs] if single else list(outputs))
+    fgraph = build_function_graph(inputs, outs, updates)
+    name = name or "graphc_fn"
+    backend = backend or config.backend
+    timings = {"build_graph": time.perf_counter() - t0}
+    t1 = time.perf_counter()
+    fgraph, pass_log = optimize(fgraph, opt_level or config.opt_level, enabled=backend != "py")
+    timings["optimize"] = time.perf_counter() - t1
+    checker = ArgumentChecker(fgraph.inputs, fgraph.dims)
+    if backend == "py":
+        from .pybackend import PyProgram
+        program = PyProgram(fgraph, checker)
+    elif backend == "c":
+        from ..codegen.compile import compile_c
+        program = compile_c(fgraph, checker, name, timings)
+    else:
+        raise GraphcTypeError(f"function: unknown backend {backend!r} (use 'c' or 'py')")
+    fn = Function(fgraph, program, checker, name, single, timings)
+    fn.pass_log = pass_log
+    timings["total"] = time.perf_counter() - t0
+    if config.dump_dir:
+        from ..dump import dump_to_dir
+        dump_to_dir(fn, config.dump_dir)
+    return fn
