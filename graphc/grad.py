@@ -33,6 +33,11 @@ def grad(cost, wrt, consider_constant=(), disconnected_inputs="raise", known_gra
     if disconnected_inputs not in ("raise", "warn", "ignore"):
         raise GradError("grad: disconnected_inputs must be 'raise', 'warn' or 'ignore'")
 
+    if all(w.owner is None for w in wrt_list):
+        # Differentiate the stabilized cost: d/dx log(1 - sigmoid(x)) is finite, while the
+        # gradient of the literal form goes through 1/(1 - p) = inf when p rounds to 1.
+        from .passes.stabilize import stabilize_outputs
+        cost = stabilize_outputs([cost])[0]
     order = toposort([cost])
     cut = set(consider_constant)
     # Variables from which some wrt is reachable: only their gradients are worth building.

@@ -1,2 +1,6 @@
-"""Graph-to-graph optimizations, run by the pass manager in graphc.passes.manager."""
+"""Graph-to-graph optimizations, run by the pass manager in graphc.passes.manager.
+
+Importing a pass module registers it; the order of the imports is the order of the pipeline.
+"""
+from . import canonicalize, stabilize  # noqa: F401  (registration)
 from .manager import optimize  # noqa: F401

@@ -61,7 +61,7 @@ def function(inputs, outputs=None, updates=None, name=None, backend=None, opt_le
     backend = backend or config.backend
     timings = {"build_graph": time.perf_counter() - t0}
     t1 = time.perf_counter()
-    fgraph, pass_log = optimize(fgraph, opt_level or config.opt_level, enabled=backend != "py")
+    fgraph, pass_log = optimize(fgraph, opt_level or config.opt_level)
     timings["optimize"] = time.perf_counter() - t1
     checker = ArgumentChecker(fgraph.inputs, fgraph.dims)
     if backend == "py":

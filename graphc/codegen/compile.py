@@ -1,0 +1,42 @@
+"""compile_c: FunctionGraph -> lowered Program -> C source -> cached library -> CProgram."""
+import time
+
+from ..errors import CompileError
+from .cache import cached_library
+from .lower import lower_program
+from .memplan import plan_memory
+from .render_c import render_program
+from .toolchain import blas_info
+
+
+def build_program(fgraph, checker):
+    """Lower and plan: the target-independent program for this graph."""
+    unbound = set()
+    for node in fgraph.nodes:
+        for v in node.outputs:
+            for d in fgraph.dims.shape(v):
+                if not isinstance(d, int):
+                    unbound |= {s for s in d.free_symbols if s not in checker.symbols}
+    if unbound:
+        raise CompileError(f"the sizes {sorted(map(str, unbound))} cannot be determined from the "
+                           "function's inputs; give them a concrete size or tie them to an input")
+    program = lower_program(fgraph, checker.symbols)
+    return plan_memory(program)
+
+
+def compile_c(fgraph, checker, name, timings):
+    from ..runtime.cbackend import CProgram
+    t = time.perf_counter()
+    program = build_program(fgraph, checker)
+    timings["lower"] = time.perf_counter() - t
+    t = time.perf_counter()
+    source = render_program(program, name, blas_info()[3])
+    timings["render"] = time.perf_counter() - t
+    t = time.perf_counter()
+    lib_path, hit = cached_library(source, name)
+    timings["build"] = time.perf_counter() - t
+    timings["cache_hit"] = hit
+    t = time.perf_counter()
+    runner = CProgram(program, source, lib_path, fgraph)
+    timings["load"] = time.perf_counter() - t
+    return runner

@@ -1,0 +1,152 @@
+"""Print sympy expressions as C: scalar bodies of elementwise kernels, and integer size
+expressions over the bound dims. The only place graphc turns expressions into C text; every
+statement around them comes from templates/."""
+import sympy
+from sympy.printing.c import C99CodePrinter
+
+from ..ir.ops import scalar_fns as sf
+
+_MATH = {"exp": "exp", "log": "log", "tanh": "tanh", "sin": "sin", "cos": "cos", "log1p": "log1p",
+         "expm1": "expm1"}
+_HELPERS = {"sigmoid": "gc_sigmoid", "softplus": "gc_softplus", "relu": "gc_relu"}
+C_TYPES = {"float32": "float", "float64": "double", "int32": "int32_t", "int64": "int64_t",
+           "bool": "uint8_t"}
+
+
+class ScalarPrinter(C99CodePrinter):
+    """`ctx_dtype` picks single or double precision for literals and libm functions."""
+
+    def __init__(self, ctx_dtype="float32"):
+        super().__init__({"strict": False})
+        self.single = ctx_dtype == "float32"
+
+    def _fn(self, name):
+        return name + ("f" if self.single else "")
+
+    def _print_Float(self, e):
+        text = repr(float(e))
+        if "e" not in text and "." not in text and "inf" not in text and "nan" not in text:
+            text += ".0"
+        if text in ("inf", "-inf"):
+            return "INFINITY" if text == "inf" else "(-INFINITY)"
+        if text == "nan":
+            return "NAN"
+        return text + ("f" if self.single else "")
+
+    def _print_Rational(self, e):
+        return f"({self._print_Float(sympy.Float(e.p))}/{self._print_Float(sympy.Float(e.q))})"
+
+    def _print_Integer(self, e):
+        return str(int(e))
+
+    def _print_Half(self, e):
+        return self._print_Float(sympy.Float(0.5))
+
+    def _print_NegativeOne(self, e):
+        return "-1"
+
+    def _print_Exp1(self, e):
+        return self._print_Float(sympy.Float(sympy.E.evalf(20)))
+
+    def _print_Pi(self, e):
+        return self._print_Float(sympy.Float(sympy.pi.evalf(20)))
+
+    def _print_BooleanTrue(self, e):
+        return "1"
+
+    def _print_BooleanFalse(self, e):
+        return "0"
+
+    def _print_Pow(self, e):
+        base, p = e.args
+        b = self.parenthesize(base, 100)
+        if p == 2:
+            return f"({b}*{b})"
+        if p == 3:
+            return f"({b}*{b}*{b})"
+        if p == -1:
+            return f"({self._print_Float(sympy.Float(1))}/{b})"
+        if p == -2:
+            return f"({self._print_Float(sympy.Float(1))}/({b}*{b}))"
+        if p == sympy.Rational(1, 2):
+            return f"{self._fn('sqrt')}({self._print(base)})"
+        if p == sympy.Rational(-1, 2):
+            return f"({self._print_Float(sympy.Float(1))}/{self._fn('sqrt')}({self._print(base)}))"
+        return f"{self._fn('pow')}({self._print(base)}, {self._print(p)})"
+
+    def _print_Function(self, e):
+        name = type(e).__name__
+        args = [self._print(a) for a in e.args]
+        if name in _MATH:
+            return f"{self._fn(_MATH[name])}({args[0]})"
+        if name in _HELPERS:
+            return f"{self._fn(_HELPERS[name])}({args[0]})"
+        if name.startswith("cast_"):
+            dtype = name[5:]
+            if dtype == "bool":
+                return f"((uint8_t)(({args[0]}) != 0))"
+            return f"(({C_TYPES[dtype]})({args[0]}))"
+        simple = {
+            "where": "(({0}) ? ({1}) : ({2}))",
+            "maximum": "GC_MAX({0}, {1})",
+            "minimum": "GC_MIN({0}, {1})",
+            "absval": "GC_ABS({0})",
+            "sgn": "((({0}) > 0) - (({0}) < 0))",
+            "floordiv": "gc_floordiv({0}, {1})",
+            "mod": "gc_mod({0}, {1})",
+            "logical_and": "(({0}) && ({1}))",
+            "logical_or": "(({0}) || ({1}))",
+            "logical_xor": "((!!({0})) != (!!({1})))",
+            "logical_not": "(!({0}))",
+        }
+        if name in simple:
+            return simple[name].format(*args)
+        raise NotImplementedError(f"no C form for scalar function {name}")
+
+    def _print_Abs(self, e):
+        return f"GC_ABS({self._print(e.args[0])})"
+
+
+def scalar_to_c(expr, ctx_dtype):
+    """(statements, result): sympy.cse splits `expr` into named temporaries and a final value."""
+    printer = ScalarPrinter(ctx_dtype)
+    temps, (final,) = sympy.cse([expr], symbols=sympy.numbered_symbols("t"), optimizations=None)
+    stmts = [(str(sym), printer.doprint(val)) for sym, val in temps]
+    return stmts, printer.doprint(final)
+
+
+def int_to_c(expr):
+    """An integer size expression over dims (Symbols print as d_<name>)."""
+    if isinstance(expr, int):
+        return str(expr)
+    e = sympy.sympify(expr)
+    if e.is_Integer:
+        return str(int(e))
+    if e.is_Symbol:
+        return f"d_{e.name}"
+    if e.is_Add:
+        return "(" + " + ".join(int_to_c(a) for a in e.args) + ")"
+    if e.is_Mul:
+        num, den = sympy.fraction(sympy.together(e))
+        if den != 1:
+            return f"(({int_to_c(sympy.expand(num))}) / {int_to_c(den)})"
+        return "(" + "*".join(int_to_c(a) for a in e.args) + ")"
+    if isinstance(e, sympy.floor):
+        num, den = sympy.fraction(sympy.together(e.args[0]))
+        return f"gc_floordiv_i64({int_to_c(sympy.expand(num))}, {int_to_c(den)})"
+    if isinstance(e, sympy.ceiling):
+        num, den = sympy.fraction(sympy.together(e.args[0]))
+        return f"(-gc_floordiv_i64(-({int_to_c(sympy.expand(num))}), {int_to_c(den)}))"
+    if isinstance(e, sympy.Max):
+        out = int_to_c(e.args[0])
+        for a in e.args[1:]:
+            out = f"GC_MAX({out}, {int_to_c(a)})"
+        return out
+    if isinstance(e, sympy.Min):
+        out = int_to_c(e.args[0])
+        for a in e.args[1:]:
+            out = f"GC_MIN({out}, {int_to_c(a)})"
+        return out
+    if e.is_Pow and e.args[1].is_Integer and e.args[1] > 0:
+        return "(" + "*".join([int_to_c(e.args[0])] * int(e.args[1])) + ")"
+    raise NotImplementedError(f"cannot print size expression {e} as C")

@@ -1,0 +1,401 @@
+"""Lowering: an optimized FunctionGraph becomes a Program of kernels over buffers.
+
+Each op family has one lowering function (registered in LOWERINGS by op class). Reshapes are
+views: they share their input's buffer. Every graph output gets a buffer of its own that only
+the program writes, so the runtime can hand it to the caller.
+"""
+import numpy as np
+import sympy
+
+from ..errors import CompileError
+from ..ir.graph import Constant, SharedVariable
+from ..ir.ops import blas, elemwise, indexing, nn, reduce, shape as shape_ops
+from ..ir.types import size_of
+from .cprinter import C_TYPES, int_to_c, scalar_to_c
+from .program import Buffer, Kernel, Program
+
+LOWERINGS = {}
+
+
+def lowers(*op_classes):
+    def deco(fn):
+        for c in op_classes:
+            LOWERINGS[c] = fn
+        return fn
+    return deco
+
+
+class Lowerer:
+    def __init__(self, fgraph, dim_symbols):
+        self.fg = fgraph
+        self.dims = fgraph.dims
+        self.buffers, self.kernels = [], []
+        self.buf_of = {}  # variable -> Buffer
+        self.dim_symbols = list(dim_symbols)
+
+    # --- buffers --------------------------------------------------------------------------
+    def shape(self, v):
+        return self.dims.shape(v)
+
+    def new_buffer(self, dtype, shape, role, name=""):
+        b = Buffer(len(self.buffers), dtype, tuple(shape), role, name=name)
+        self.buffers.append(b)
+        return b
+
+    def buffer(self, v):
+        if v not in self.buf_of:
+            if isinstance(v, Constant):
+                self.buf_of[v] = self.new_buffer(v.dtype, v.data.shape, "const", v.label())
+                self.buf_of[v].value = v.data
+            else:
+                raise CompileError(f"lowering: no buffer for {v}")
+        return self.buf_of[v]
+
+    def out_buffer(self, v):
+        """The buffer an op writes its output v into (a temp unless planned otherwise)."""
+        if v not in self.buf_of:
+            self.buf_of[v] = self.new_buffer(v.dtype, self.shape(v), "temp", v.label())
+        return self.buf_of[v]
+
+    def emit(self, kernel_kind, outputs, inputs, label="", **params):
+        self.kernels.append(Kernel(kernel_kind, list(outputs), list(inputs), params, label))
+
+    # --- driver ---------------------------------------------------------------------------
+    def run(self):
+        fg = self.fg
+        externals = []
+        for k, v in enumerate(fg.inputs):
+            b = self.new_buffer(v.dtype, self.shape(v), "input", v.label())
+            self.buf_of[v] = b
+            externals.append(b)
+        for v in fg.shareds:
+            b = self.new_buffer(v.dtype, v.type.shape, "shared", v.label())
+            self.buf_of[v] = b
+            externals.append(b)
+        # Outputs: a dedicated buffer each, owned by the caller.
+        out_bufs, claimed = [], set()
+        for k, v in enumerate(fg.outputs):
+            b = self.new_buffer(v.dtype, self.shape(v), "output", f"out{k}")
+            out_bufs.append(b)
+            if v.owner is not None and v not in claimed and not self._is_view_of_leaf(v):
+                self._claim(v, b)
+                claimed.add(v)
+        for node in fg.nodes:
+            fn = LOWERINGS.get(type(node.op))
+            if fn is None:
+                raise CompileError(f"the C backend cannot lower {node.op} yet (use backend='py')")
+            fn(self, node)
+        # Outputs that are leaves, views of leaves or repeated: copy into their own buffer.
+        for v, b in zip(fg.outputs, out_bufs):
+            if self.buf_of.get(v) is not b:
+                src = self.buffer(v) if v.owner is None else self.buf_of[v]
+                self.emit("copy", [b], [src], "output copy", n=int_to_c(size_of(self.shape(v))))
+        consts = [b for b in self.buffers if b.role == "const"]
+        externals += consts + out_bufs
+        for slot, b in enumerate(externals):
+            b.slot = slot
+        return Program(self.buffers, self.kernels, self.dim_symbols, externals, out_bufs)
+
+    def _is_view_of_leaf(self, v):
+        while v.owner is not None and isinstance(v.owner.op, shape_ops.Reshape):
+            v = v.owner.inputs[0]
+        return v.owner is None
+
+    def _claim(self, v, b):
+        """Make v (and the variables it is a reshape of) write straight into output buffer b."""
+        self.buf_of[v] = b
+        while v.owner is not None and isinstance(v.owner.op, shape_ops.Reshape):
+            v = v.owner.inputs[0]
+            if v in self.buf_of or v in self.fg.outputs:
+                break
+            self.buf_of[v] = b
+
+
+# --- elementwise ------------------------------------------------------------------------------
+
+@lowers(elemwise.Elemwise, elemwise.Second)
+def lower_elemwise(L, node):
+    out = node.outputs[0]
+    expr = node.op.expr
+    oshape = L.shape(out)
+    subs, operands = {}, []
+    used = expr.free_symbols
+    for k, v in enumerate(node.inputs):
+        sym = elemwise.ARGS[k]
+        if sym not in used:
+            continue
+        if isinstance(v, Constant) and v.data.size == 1:
+            val = v.data.reshape(()).item()
+            subs[sym] = sympy.true if val is True else sympy.false if val is False else \
+                sympy.Integer(val) if isinstance(val, int) else sympy.Float(val, 17)
+            continue
+        name = sympy.Symbol(f"v{len(operands)}")
+        subs[sym] = name
+        operands.append((v, name))
+    expr = expr.xreplace(subs)
+    ctx = next((d for d in [out.dtype] + [v.dtype for v, _ in operands] if d.startswith("float")),
+               "float64")
+    stmts, result = scalar_to_c(expr, ctx)
+    ob = L.out_buffer(out)
+    dims, strides = collapse_broadcast(oshape, [L.shape(v) for v, _ in operands])
+    L.emit("elemwise", [ob], [L.buffer(v) for v, _ in operands], str(node.op),
+           dims=[int_to_c(d) for d in dims],
+           strides=[[int_to_c(s) for s in st] for st in strides],
+           n=int_to_c(size_of(oshape)),
+           loads=[(str(name), C_TYPES[v.dtype]) for v, name in operands],
+           stmts=stmts, result=result, out_ctype=C_TYPES[out.dtype])
+
+
+def collapse_broadcast(oshape, in_shapes):
+    """Merge adjacent axes that broadcast alike; returns (dims, per-input strides in elements)."""
+    r = len(oshape)
+    padded = [(1,) * (r - len(s)) + tuple(s) for s in in_shapes]
+    axes = [a for a in range(r) if oshape[a] != 1]
+    groups = []  # (size, pattern) with pattern[k] = input k is broadcast along this group
+    for a in axes:
+        pattern = tuple(p[a] == 1 for p in padded)
+        if groups and groups[-1][1] == pattern:
+            groups[-1] = (groups[-1][0] * oshape[a], pattern)
+        else:
+            groups.append((sympy.sympify(oshape[a]), pattern))
+    dims = [g[0] for g in groups]
+    strides = []
+    for k in range(len(in_shapes)):
+        st, acc = [], sympy.Integer(1)
+        for size, pattern in reversed(groups):
+            if pattern[k]:
+                st.append(0)
+            else:
+                st.append(acc)
+                acc = acc * size
+        strides.append(list(reversed(st)))
+    return dims, strides
+
+
+# --- reductions -------------------------------------------------------------------------------
+
+def _contiguous_view(L, v, axes, label):
+    """(buffer, shape) of v with `axes` moved last when they are not already a contiguous block."""
+    shape = L.shape(v)
+    if list(axes) == list(range(axes[0], axes[0] + len(axes))) if axes else True:
+        return L.buffer(v), shape, axes
+    perm = [a for a in range(len(shape)) if a not in axes] + list(axes)
+    tshape = [shape[p] for p in perm]
+    tb = L.new_buffer(v.dtype, tshape, "temp", f"{label} transposed input")
+    _emit_strided_copy(L, tb, L.buffer(v), tshape, [_contig_strides(shape)[p] for p in perm],
+                       0, _contig_strides(tshape), 0, label + " (transpose for reduction)")
+    n = len(shape)
+    return tb, tshape, tuple(range(n - len(axes), n))
+
+
+@lowers(reduce.Reduce)
+def lower_reduce(L, node):
+    x, out = node.inputs[0], node.outputs[0]
+    xb, shape, axes = _contiguous_view(L, x, node.op.axes, str(node.op))
+    a, r, b = _arb(shape, axes)
+    acc = "double" if x.dtype.startswith("float") and node.op.kind in ("sum", "prod") else C_TYPES[out.dtype]
+    if node.op.kind in ("sum", "prod") and not x.dtype.startswith("float"):
+        acc = "int64_t"
+    L.emit("reduce", [L.out_buffer(out)], [xb], str(node.op), kind=node.op.kind,
+           A=int_to_c(a), R=int_to_c(r), B=int_to_c(b), acc_ctype=acc,
+           in_ctype=C_TYPES[x.dtype], out_ctype=C_TYPES[out.dtype])
+
+
+def _arb(shape, axes):
+    if not axes:
+        return size_of(shape), 1, 1
+    lo, hi = axes[0], axes[-1] + 1
+    return size_of(shape[:lo]), size_of(shape[lo:hi]), size_of(shape[hi:])
+
+
+@lowers(reduce.Argmax)
+def lower_argmax(L, node):
+    x, out = node.inputs[0], node.outputs[0]
+    shape = L.shape(x)
+    a, r, b = (1, size_of(shape), 1) if node.op.axis is None else _arb(shape, (node.op.axis,))
+    L.emit("argmax", [L.out_buffer(out)], [L.buffer(x)], str(node.op), A=int_to_c(a),
+           R=int_to_c(r), B=int_to_c(b), in_ctype=C_TYPES[x.dtype])
+
+
+# --- gemm -------------------------------------------------------------------------------------
+
+@lowers(blas.Matmul)
+def lower_matmul(L, node):
+    (a, b), out = node.inputs, node.outputs[0]
+    ash, bsh, osh = L.shape(a), L.shape(b), L.shape(out)
+    m, n = osh[-2], osh[-1]
+    k = ash[-2] if node.op.trans_a else ash[-1]
+    batch = osh[0] if len(osh) == 3 else 1
+    L.emit("gemm", [L.out_buffer(out)], [L.buffer(a), L.buffer(b)], str(node.op),
+           M=int_to_c(m), N=int_to_c(n), K=int_to_c(k), batch=int_to_c(batch),
+           lda=int_to_c(ash[-1]), ldb=int_to_c(bsh[-1]), ldc=int_to_c(n),
+           stride_a=int_to_c(size_of(ash[-2:])), stride_b=int_to_c(size_of(bsh[-2:])),
+           stride_c=int_to_c(size_of(osh[-2:])),
+           trans_a=node.op.trans_a, trans_b=node.op.trans_b,
+           prefix="s" if out.dtype == "float32" else "d", ctype=C_TYPES[out.dtype])
+
+
+# --- data movement -----------------------------------------------------------------------------
+
+def _contig_strides(shape):
+    st, acc = [], sympy.Integer(1)
+    for d in reversed(shape):
+        st.append(acc)
+        acc = acc * d
+    return list(reversed(st))
+
+
+def _emit_strided_copy(L, dst, src, shape, src_strides, src_offset, dst_strides, dst_offset, label,
+                       accumulate=False):
+    """dst[dst_offset + sum(i*dst_strides)] = src[src_offset + sum(i*src_strides)] over shape."""
+    keep = [k for k, d in enumerate(shape) if d != 1] or []
+    shape = [shape[k] for k in keep]
+    src_strides = [src_strides[k] for k in keep]
+    dst_strides = [dst_strides[k] for k in keep]
+    L.emit("strided_copy", [dst], [src], label, rank=len(shape),
+           shape=[int_to_c(d) for d in shape], src_strides=[int_to_c(s) for s in src_strides],
+           dst_strides=[int_to_c(s) for s in dst_strides], src_offset=int_to_c(src_offset),
+           dst_offset=int_to_c(dst_offset), n=int_to_c(size_of(shape)), ctype=C_TYPES[dst.dtype])
+
+
+@lowers(shape_ops.Reshape)
+def lower_reshape(L, node):
+    out, x = node.outputs[0], node.inputs[0]
+    if out in L.buf_of and L.buf_of[out] is not L.buffer(x):  # claimed by an output: copy
+        L.emit("copy", [L.buf_of[out]], [L.buffer(x)], "reshape into output",
+               n=int_to_c(size_of(L.shape(out))))
+    else:
+        L.buf_of[out] = L.buffer(x)
+
+
+@lowers(shape_ops.Transpose)
+def lower_transpose(L, node):
+    x, out = node.inputs[0], node.outputs[0]
+    xs = _contig_strides(L.shape(x))
+    oshape = L.shape(out)
+    _emit_strided_copy(L, L.out_buffer(out), L.buffer(x), oshape, [xs[p] for p in node.op.perm], 0,
+                       _contig_strides(oshape), 0, str(node.op))
+
+
+def _slice_geometry(L, index, xshape):
+    """(offset, strides of the kept axes) of a basic slice, in elements of the sliced tensor."""
+    xs = _contig_strides(xshape)
+    offset, strides = sympy.Integer(0), []
+    for axis, d in enumerate(xshape):
+        it = index[axis] if axis < len(index) else (0, d, 1)
+        if isinstance(it, tuple):
+            start, _, step = it
+            offset += start * xs[axis]
+            strides.append(xs[axis] * step)
+        else:
+            offset += it * xs[axis]
+    return L.dims.resolve(offset), strides
+
+
+@lowers(shape_ops.Subtensor)
+def lower_subtensor(L, node):
+    x, out = node.inputs[0], node.outputs[0]
+    offset, strides = _slice_geometry(L, node.op.index, L.shape(x))
+    oshape = L.shape(out)
+    _emit_strided_copy(L, L.out_buffer(out), L.buffer(x), oshape, strides, offset,
+                       _contig_strides(oshape), 0, str(node.op))
+
+
+@lowers(shape_ops.IncSubtensor)
+def lower_incsubtensor(L, node):
+    g, out = node.inputs[0], node.outputs[0]
+    ob = L.out_buffer(out)
+    L.emit("fill", [ob], [], "zeros", n=int_to_c(size_of(L.shape(out))), value="0")
+    offset, strides = _slice_geometry(L, node.op.index, L.shape(out))
+    gshape = L.shape(g)
+    _emit_strided_copy(L, ob, L.buffer(g), gshape, _contig_strides(gshape), 0, strides, offset,
+                       str(node.op))
+
+
+@lowers(shape_ops.Concatenate)
+def lower_concatenate(L, node):
+    out = node.outputs[0]
+    ob = L.out_buffer(out)
+    oshape = L.shape(out)
+    ost = _contig_strides(oshape)
+    offset = sympy.Integer(0)
+    for x in node.inputs:
+        xshape = L.shape(x)
+        _emit_strided_copy(L, ob, L.buffer(x), xshape, _contig_strides(xshape), 0, ost,
+                           L.dims.resolve(offset * ost[node.op.axis]), str(node.op))
+        offset = offset + xshape[node.op.axis]
+
+
+@lowers(shape_ops.DimValue)
+def lower_dim_value(L, node):
+    L.emit("fill", [L.out_buffer(node.outputs[0])], [], str(node.op), n="1",
+           value=int_to_c(L.dims.resolve(node.op.expr)))
+
+
+@lowers(shape_ops.Arange)
+def lower_arange(L, node):
+    out = node.outputs[0]
+    L.emit("arange", [L.out_buffer(out)], [], str(node.op), n=int_to_c(L.dims.resolve(node.op.n)),
+           ctype=C_TYPES[out.dtype])
+
+
+# --- indexing ---------------------------------------------------------------------------------
+
+def _index_operands(L, node, idx_vars, x_shape):
+    """Index buffers with broadcast strides over the common index shape."""
+    ishape = L.shape(node.outputs[0])[:0]
+    shapes = [L.shape(i) for i in idx_vars]
+    r = max(len(s) for s in shapes)
+    ishape = []
+    for a in range(r):
+        ds = [s[a - (r - len(s))] for s in shapes if a - (r - len(s)) >= 0]
+        ishape.append(next((d for d in ds if d != 1), 1))
+    dims, strides = collapse_broadcast(ishape, shapes)
+    return ishape, dims, strides
+
+
+@lowers(indexing.AdvancedSubtensor)
+def lower_gather(L, node):
+    x, idx, out = node.inputs[0], node.inputs[1:], node.outputs[0]
+    xshape = L.shape(x)
+    ishape, dims, strides = _index_operands(L, node, idx, xshape)
+    xst = _contig_strides(xshape)
+    L.emit("gather", [L.out_buffer(out)], [L.buffer(x)] + [L.buffer(i) for i in idx], "gather",
+           **_index_params(L, x, idx, ishape, dims, strides, xshape, xst))
+
+
+@lowers(indexing.AdvancedIncSubtensor)
+def lower_scatter_add(L, node):
+    g, idx, out = node.inputs[0], node.inputs[1:], node.outputs[0]
+    oshape = L.shape(out)
+    ishape, dims, strides = _index_operands(L, node, idx, oshape)
+    ob = L.out_buffer(out)
+    L.emit("fill", [ob], [], "zeros", n=int_to_c(size_of(oshape)), value="0")
+    L.emit("scatter_add", [ob], [L.buffer(g)] + [L.buffer(i) for i in idx], "scatter-add",
+           **_index_params(L, out, idx, ishape, dims, strides, oshape, _contig_strides(oshape)))
+
+
+def _index_params(L, x, idx, ishape, dims, strides, xshape, xst):
+    k = len(idx)
+    return dict(nidx=int_to_c(size_of(ishape)), inner=int_to_c(size_of(xshape[k:])),
+                dims=[int_to_c(d) for d in dims],
+                idx_strides=[[int_to_c(s) for s in st] for st in strides],
+                axis_sizes=[int_to_c(d) for d in xshape[:k]],
+                axis_strides=[int_to_c(s) for s in xst[:k]],
+                idx_ctypes=[C_TYPES[i.dtype] for i in idx], ctype=C_TYPES[x.dtype])
+
+
+# --- nn ----------------------------------------------------------------------------------------
+
+@lowers(nn.Softmax, nn.LogSoftmax)
+def lower_softmax(L, node):
+    x, out = node.inputs[0], node.outputs[0]
+    shape = L.shape(x)
+    L.emit("softmax", [L.out_buffer(out)], [L.buffer(x)], str(node.op),
+           rows=int_to_c(size_of(shape[:-1])), cols=int_to_c(shape[-1]),
+           log=isinstance(node.op, nn.LogSoftmax), ctype=C_TYPES[x.dtype],
+           f="f" if x.dtype == "float32" else "")
+
+
+def lower_program(fgraph, dim_symbols):
+    return Lowerer(fgraph, dim_symbols).run()

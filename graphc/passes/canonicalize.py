@@ -1,0 +1,119 @@
+"""Canonicalize: constant folding, algebraic identities, merging of common subexpressions."""
+import numpy as np
+
+from ..ir.graph import Constant, Node, toposort
+from ..ir.ops import elemwise as E
+from ..ir.ops.shape import Reshape, Transpose
+from .manager import register
+from .rewriting import is_constant, local_rewrite, op_name, rebuild, rewrite_fgraph
+
+_FOLD_LIMIT = 1 << 16  # elements: larger constants stay computed at run time
+
+
+@local_rewrite("canonicalize")
+def fold_constants(node):
+    """An op whose inputs are all small constants becomes a constant."""
+    if not node.inputs or not all(isinstance(i, Constant) for i in node.inputs):
+        return None
+    if getattr(node.op, "needs_dims", False):
+        return None
+    out = node.outputs[0]
+    if not out.type.is_static or int(np.prod(out.type.shape)) > _FOLD_LIMIT:
+        return None
+    value = node.op.reference(*[i.data for i in node.inputs])
+    c = Constant(np.asarray(value, dtype=out.dtype).reshape(out.type.shape))
+    return c
+
+
+@local_rewrite("canonicalize")
+def neutral_elements(node):
+    """x * 1, x + 0, x - 0, x / 1 -> x (when that keeps the shape and dtype)."""
+    name = getattr(node.op, "name", "")
+    out = node.outputs[0]
+    if name in ("mul", "add", "sub", "true_div") and len(node.inputs) == 2:
+        a, b = node.inputs
+        unit = 1 if name in ("mul", "true_div") else 0
+        for keep, other, ok in ((a, b, True), (b, a, name in ("mul", "add"))):
+            if ok and is_constant(other, unit) and _same(keep, out):
+                return keep
+    if name == "pow" and is_constant(node.inputs[1], 1) and _same(node.inputs[0], out):
+        return node.inputs[0]
+    return None
+
+
+def _same(v, out):
+    return v.dtype == out.dtype and v.type.shape == out.type.shape
+
+
+@local_rewrite("canonicalize")
+def cast_noop(node):
+    name = getattr(node.op, "name", "")
+    if name.startswith("cast_") and node.inputs[0].dtype == node.outputs[0].dtype:
+        return node.inputs[0]
+    return None
+
+
+@local_rewrite("canonicalize")
+def transpose_of_transpose(node):
+    if isinstance(node.op, Transpose) and node.inputs[0].owner is not None \
+            and isinstance(node.inputs[0].owner.op, Transpose):
+        inner = node.inputs[0].owner.op.perm
+        perm = tuple(inner[p] for p in node.op.perm)
+        x = node.inputs[0].owner.inputs[0]
+        return x if perm == tuple(range(len(perm))) else Transpose(perm)(x)
+    return None
+
+
+@local_rewrite("canonicalize")
+def reshape_chain(node):
+    """reshape(reshape(x)) -> reshape(x); a reshape to the same shape disappears."""
+    if not isinstance(node.op, Reshape):
+        return None
+    x = node.inputs[0]
+    if x.owner is not None and isinstance(x.owner.op, Reshape):
+        x = x.owner.inputs[0]
+        if x.type.shape == node.outputs[0].type.shape:
+            return x
+        return Reshape(node.op.shape)(x)
+    if x.type.shape == node.outputs[0].type.shape:
+        return x
+    return None
+
+
+@local_rewrite("canonicalize")
+def sub_self(node):
+    if getattr(node.op, "name", "") == "sub" and node.inputs[0] is node.inputs[1]:
+        return E.second_op(node.inputs[0], Constant(np.zeros((), node.outputs[0].dtype)))
+    return None
+
+
+def merge_common(outputs):
+    """Common-subexpression merging: equal ops on the same inputs become one node."""
+    seen, replaced = {}, {}
+    consts = {}
+    for node in toposort(outputs):
+        inputs = []
+        for i in node.inputs:
+            i = replaced.get(i, i)
+            if isinstance(i, Constant) and i.data.size <= 16:
+                i = consts.setdefault(i.signature(), i)
+            inputs.append(i)
+        key = (node.op, tuple(id(i) for i in inputs))
+        if key in seen:
+            for o, so in zip(node.outputs, seen[key].outputs):
+                replaced[o] = so
+            continue
+        new = node if inputs == node.inputs else rebuild(node, inputs)
+        seen[key] = new
+        for o, no in zip(node.outputs, new.outputs):
+            if no is not o:
+                replaced[o] = no
+    return [replaced.get(o, o) for o in outputs]
+
+
+@register("canonicalize")
+def canonicalize(fgraph):
+    fgraph.outputs = merge_common(fgraph.outputs)
+    rewrite_fgraph(fgraph, "canonicalize")
+    fgraph.outputs = merge_common(fgraph.outputs)
+    return fgraph

@@ -1,0 +1,88 @@
+"""Stabilization: rewrite numerically fragile forms into stable ones, so training does not hit
+inf/nan where the mathematics is finite (the forms Theano users rely on)."""
+from ..ir.ops import elemwise as E
+from ..ir.ops.nn import LogSoftmax, Softmax
+from .manager import register
+from .rewriting import is_constant, local_rewrite, op_name, rewrite_fgraph
+
+
+@local_rewrite("stabilize")
+def sigmoid_from_exp(node):
+    """1 / (1 + exp(u)) -> sigmoid(-u)."""
+    if getattr(node.op, "name", "") != "true_div" or not is_constant(node.inputs[0], 1):
+        return None
+    den = node.inputs[1]
+    if op_name(den) != "add":
+        return None
+    a, b = den.owner.inputs
+    e = b if is_constant(a, 1) else a if is_constant(b, 1) else None
+    if e is None or op_name(e) != "exp" or e.type.shape != node.outputs[0].type.shape:
+        return None
+    return E.sigmoid_op(_negate(e.owner.inputs[0]))
+
+
+def _negate(v):
+    if op_name(v) == "neg":
+        return v.owner.inputs[0]
+    return E.neg_op(v)
+
+
+@local_rewrite("stabilize")
+def log_sigmoid(node):
+    """log(sigmoid(x)) -> -softplus(-x); log(1 - sigmoid(x)) -> -softplus(x)."""
+    if getattr(node.op, "name", "") != "log":
+        return None
+    (arg,) = node.inputs
+    if op_name(arg) == "sigmoid":
+        return E.neg_op(E.softplus_op(_negate(arg.owner.inputs[0])))
+    if op_name(arg) == "sub" and is_constant(arg.owner.inputs[0], 1) and op_name(arg.owner.inputs[1]) == "sigmoid":
+        return E.neg_op(E.softplus_op(arg.owner.inputs[1].owner.inputs[0]))
+    return None
+
+
+@local_rewrite("stabilize")
+def one_minus_sigmoid(node):
+    """1 - sigmoid(x) -> sigmoid(-x) (exact, and keeps precision near 1)."""
+    if getattr(node.op, "name", "") == "sub" and is_constant(node.inputs[0], 1) \
+            and op_name(node.inputs[1]) == "sigmoid" \
+            and node.inputs[1].type.shape == node.outputs[0].type.shape:
+        return E.sigmoid_op(_negate(node.inputs[1].owner.inputs[0]))
+    return None
+
+
+@local_rewrite("stabilize")
+def log1p_from_log(node):
+    """log(1 + x) -> log1p(x)."""
+    if getattr(node.op, "name", "") != "log" or op_name(node.inputs[0]) != "add":
+        return None
+    a, b = node.inputs[0].owner.inputs
+    x = b if is_constant(a, 1) else a if is_constant(b, 1) else None
+    if x is None or x.type.shape != node.outputs[0].type.shape or x.dtype != node.outputs[0].dtype:
+        return None
+    return E.log1p_op(x)
+
+
+@local_rewrite("stabilize")
+def log_softmax_from_log(node):
+    """log(softmax(x)) -> log_softmax(x)."""
+    if getattr(node.op, "name", "") == "log" and node.inputs[0].owner is not None \
+            and isinstance(node.inputs[0].owner.op, Softmax):
+        return LogSoftmax()(node.inputs[0].owner.inputs[0])
+    return None
+
+
+@local_rewrite("stabilize")
+def double_negation(node):
+    if getattr(node.op, "name", "") == "neg" and op_name(node.inputs[0]) == "neg":
+        return node.inputs[0].owner.inputs[0]
+    return None
+
+
+def stabilize_outputs(outputs):
+    from .rewriting import GROUPS, rewrite_outputs
+    return rewrite_outputs(outputs, GROUPS["stabilize"])
+
+
+@register("stabilize")
+def stabilize(fgraph):
+    return rewrite_fgraph(fgraph, "stabilize")
