@@ -21,7 +21,7 @@ class ArgumentChecker:
                 if isinstance(d, sympy.Symbol) and d not in self.symbols:
                     self.symbols.append(d)
                     binders.append((k, axis, len(self.symbols) - 1))
-                elif not isinstance(d, int):
+                elif not isinstance(d, (int, sympy.Symbol)):
                     later.append((k, axis, d))
         self.binders = binders
         self.static = [(k, axis, d) for k, shape in enumerate(self.shapes)

@@ -196,8 +196,9 @@ def dim_value(expr):
     from ..constructors import constant
     expr = as_dim(expr)
     if isinstance(expr, int):
-        return constant(np.int64(expr))
-    out = DimValue(expr)()
+        out = constant(np.int64(expr))
+    else:
+        out = DimValue(expr)()
     out.dim_expr = expr
     return out
 

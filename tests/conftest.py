@@ -1,0 +1,16 @@
+import os
+import tempfile
+
+import pytest
+
+# Every test session builds into its own cache unless one is given, so tests see cold compiles
+# where they mean to and never a stale library from another checkout.
+if "GRAPHC_CACHE_DIR" not in os.environ:
+    os.environ["GRAPHC_CACHE_DIR"] = tempfile.mkdtemp(prefix="graphc-test-cache-")
+    import graphc
+    graphc.config.cache_dir = os.environ["GRAPHC_CACHE_DIR"]
+
+
+@pytest.fixture(params=["float32", "float64"])
+def dtype(request):
+    return request.param
