@@ -4,7 +4,14 @@
     x = G.matrix("x"); w = G.shared(np.zeros(3, "float32"), name="w")
     f = G.function([x], G.dot(x, w))
 """
-from .config import config
+import os as _os
+
+# OpenMP threads that spin after a parallel region steal the cores OpenBLAS's threads need for
+# the next gemm (measured: MLP step 104 ms with the default spin, 4.5 ms with this). libgomp
+# reads the setting when the first compiled library loads; a user's own value wins.
+_os.environ.setdefault("GOMP_SPINCOUNT", "1000")
+
+from .config import config  # noqa: E402
 from .errors import (CompileError, GradError, GraphcError, GraphcShapeError, GraphcTypeError,
                      InputError, RuntimeCheckError)
 from .grad import grad
