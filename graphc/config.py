@@ -17,6 +17,8 @@ class Config:
     dump_dir: str | None = os.environ.get("GRAPHC_DUMP") or None
     backend: str = os.environ.get("GRAPHC_BACKEND", "c")
     opt_level: str = os.environ.get("GRAPHC_OPT", "O3")
+    # Validate every memory plan with the independent checker (the tests turn this on).
+    check_plans: bool = os.environ.get("GRAPHC_CHECK_PLANS", "") not in ("", "0")
     cc: str = os.environ.get("CC", "gcc")
     extra_cflags: list = field(default_factory=lambda: os.environ.get("GRAPHC_CFLAGS", "").split())
 

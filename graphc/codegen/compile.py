@@ -4,7 +4,8 @@ import time
 from ..errors import CompileError
 from .cache import cached_library
 from .lower import lower_program
-from .memplan import plan_memory
+from ..config import config
+from .memplan import check_plan, plan_memory
 from .render_c import render_program
 from .toolchain import blas_info
 
@@ -21,7 +22,13 @@ def build_program(fgraph, checker):
         raise CompileError(f"the sizes {sorted(map(str, unbound))} cannot be determined from the "
                            "function's inputs; give them a concrete size or tie them to an input")
     program = lower_program(fgraph, checker.symbols)
-    return plan_memory(program)
+    n = fgraph.n_user_outputs
+    pairs = [(program.output_buffers[n + j], program.externals[len(fgraph.inputs) + fgraph.shareds.index(sv)])
+             for j, sv in enumerate(fgraph.update_targets)]
+    plan_memory(program, pairs)
+    if config.check_plans:
+        check_plan(program)
+    return program
 
 
 def compile_c(fgraph, checker, name, timings):

@@ -81,7 +81,7 @@ class Lowerer:
                 self._claim(v, b)
                 claimed.add(v)
         for node in fg.nodes:
-            fn = LOWERINGS.get(type(node.op))
+            fn = next((LOWERINGS[c] for c in type(node.op).__mro__ if c in LOWERINGS), None)
             if fn is None:
                 raise CompileError(f"the C backend cannot lower {node.op} yet (use backend='py')")
             fn(self, node)
@@ -94,6 +94,8 @@ class Lowerer:
         externals += consts + out_bufs
         for slot, b in enumerate(externals):
             b.slot = slot
+        for k, b in enumerate(out_bufs):
+            b.slot_index = k
         return Program(self.buffers, self.kernels, self.dim_symbols, externals, out_bufs)
 
     def _is_view_of_leaf(self, v):
@@ -138,7 +140,8 @@ def lower_elemwise(L, node):
     stmts, result = scalar_to_c(expr, ctx)
     ob = L.out_buffer(out)
     dims, strides = collapse_broadcast(oshape, [L.shape(v) for v, _ in operands])
-    L.emit("elemwise", [ob], [L.buffer(v) for v, _ in operands], str(node.op),
+    full = [k for k, (v, _) in enumerate(operands) if tuple(L.shape(v)) == tuple(oshape)]
+    L.emit("elemwise", [ob], [L.buffer(v) for v, _ in operands], str(node.op), full_inputs=full,
            dims=[int_to_c(d) for d in dims],
            strides=[[int_to_c(s) for s in st] for st in strides],
            n=int_to_c(size_of(oshape)),
@@ -399,3 +402,4 @@ def lower_softmax(L, node):
 
 def lower_program(fgraph, dim_symbols):
     return Lowerer(fgraph, dim_symbols).run()
+from . import lower_cnn  # noqa: E402,F401

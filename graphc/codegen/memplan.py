@@ -1,19 +1,144 @@
-"""Workspace layout for temporaries. `plan_naive` gives every temp its own slot; the liveness
-planner (graphc.codegen.liveness) lets temps that never live at once share storage."""
+"""Memory planning over the final kernel schedule.
+
+1. Liveness: each buffer lives from the first to the last kernel that touches it.
+2. In place: an elementwise kernel writes over a full-size input that dies there (same dtype and
+   size), and a parameter update writes straight into its shared variable when that kernel is the
+   last reader of the old value and nothing after it can fail (so a failed call still leaves every
+   shared variable as it was, and every update still reads the values from before the call).
+3. Sharing: temporaries that never live at once share workspace slots (best fit); sizes stay
+   symbolic until the dims are bound, so slot sizes and offsets are sympy expressions.
+`check_plan` is a separate validator: no two temporaries live at the same time may overlap.
+"""
 import sympy
 
 from ..ir.types import simplify_dim
 
+FALLIBLE = ("gather", "scatter_add")
 
-def plan_naive(program):
-    offset = sympy.Integer(0)
+
+def liveness(program):
     for b in program.buffers:
-        if b.role == "temp":
+        b.first, b.last = -1, -1
+    for k, kern in enumerate(program.kernels):
+        for b in kern.inputs + kern.outputs:
+            if b.first < 0:
+                b.first = k
+            b.last = k
+
+
+def _replace_buffer(program, old, new):
+    for kern in program.kernels:
+        kern.inputs = [new if b is old else b for b in kern.inputs]
+        kern.outputs = [new if b is old else b for b in kern.outputs]
+    program.output_buffers = [new if b is old else b for b in program.output_buffers]
+
+
+def _full_inputs(kern):
+    return [kern.inputs[i] for i in kern.params.get("full_inputs", [])]
+
+
+def plan_in_place(program, update_pairs):
+    """update_pairs: [(output buffer, shared buffer)] for the updated shared variables."""
+    notes = []
+    liveness(program)
+    last_fallible = max((k for k, kern in enumerate(program.kernels) if kern.kind in FALLIBLE),
+                        default=-1)
+    for out_buf, shared_buf in update_pairs:
+        k = out_buf.first
+        kern = program.kernels[k] if k >= 0 else None
+        if kern is None or kern.kind != "elemwise" or kern.outputs[0] is not out_buf:
+            notes.append(f"update of {shared_buf.name}: not in place (not made by an elementwise kernel)")
+            continue
+        if shared_buf not in _full_inputs(kern) or shared_buf.last != k:
+            notes.append(f"update of {shared_buf.name}: not in place (the old value is read later)")
+            continue
+        if k <= last_fallible:
+            notes.append(f"update of {shared_buf.name}: not in place (a later kernel can fail)")
+            continue
+        if out_buf.last != k or out_buf.dtype != shared_buf.dtype:
+            notes.append(f"update of {shared_buf.name}: not in place (its new value is read again)")
+            continue
+        _replace_buffer(program, out_buf, shared_buf)
+        kern.in_place = True
+        program.in_place_updates[out_buf.slot_index] = shared_buf
+        liveness(program)
+    # Temporaries: an elementwise kernel overwrites a full-size input temp that dies with it.
+    for k, kern in enumerate(program.kernels):
+        if kern.kind != "elemwise" or kern.outputs[0].role != "temp":
+            continue
+        out = kern.outputs[0]
+        if out.first != k:
+            continue
+        for cand in _full_inputs(kern):
+            if cand.role == "temp" and cand.last == k and cand.dtype == out.dtype and \
+                    sympy.simplify(sympy.sympify(cand.size) - out.size) == 0 and cand is not out:
+                _replace_buffer(program, out, cand)
+                kern.in_place = True
+                liveness(program)
+                break
+    return notes
+
+
+def plan_slots(program):
+    """Assign workspace offsets to temporaries; returns (planned bytes, naive bytes)."""
+    liveness(program)
+    temps = sorted((b for b in program.buffers if b.role == "temp" and b.first >= 0),
+                   key=lambda b: (b.first, b.id))
+    slots = []  # [size expr, free_from kernel index, buffers]
+    for b in temps:
+        need = b.aligned_nbytes
+        best = None
+        for slot in slots:
+            if slot[1] > b.first:
+                continue
+            fits = (sympy.sympify(slot[0]) - need).is_nonnegative
+            if fits and (best is None or _smaller(slot[0], best[0])):
+                best = slot
+        if best is None:
+            # No free slot is big enough: grow the largest free one if any, else open a new one.
+            free = [s for s in slots if s[1] <= b.first]
+            if free:
+                best = free[0]
+                best[0] = simplify_dim(sympy.Max(best[0], need))
+            else:
+                best = [need, 0, []]
+                slots.append(best)
+        best[1] = b.last + 1
+        best[2].append(b)
+    offset = sympy.Integer(0)
+    for slot in slots:
+        for b in slot[2]:
             b.offset = simplify_dim(offset)
-            offset = offset + b.aligned_nbytes
+        offset = offset + slot[0]
     program.workspace_bytes = simplify_dim(offset)
+    naive = sum((b.aligned_nbytes for b in temps), sympy.Integer(0))
+    return program.workspace_bytes, simplify_dim(naive)
+
+
+def _smaller(a, b):
+    d = (sympy.sympify(a) - b)
+    return bool(d.is_negative)
+
+
+def check_plan(program):
+    """Raise AssertionError if two temporaries that are live at the same time overlap."""
+    liveness(program)
+    temps = [b for b in program.buffers if b.role == "temp" and b.first >= 0]
+    for i, a in enumerate(temps):
+        for b in temps[i + 1:]:
+            if a is b or a.last < b.first or b.last < a.first:
+                continue
+            a0, a1 = sympy.sympify(a.offset), sympy.sympify(a.offset) + a.nbytes
+            b0, b1 = sympy.sympify(b.offset), sympy.sympify(b.offset) + b.nbytes
+            disjoint = (a1 - b0).is_nonpositive or (b1 - a0).is_nonpositive
+            assert disjoint, f"buffers b{a.id} and b{b.id} are live together and overlap"
+    return True
+
+
+def plan_memory(program, update_pairs=()):
+    notes = plan_in_place(program, update_pairs)
+    planned, naive = plan_slots(program)
+    program.plan_notes = notes + [f"memory plan: peak workspace {planned} bytes vs {naive} bytes "
+                                  "for all intermediates kept apart"]
+    program.naive_bytes = naive
     return program
-
-
-def plan_memory(program):
-    return plan_naive(program)

@@ -60,11 +60,14 @@ class Program:
     output_buffers: list  # per graph output, the buffer that holds it
     workspace_bytes: object = 0
     plan_notes: list = field(default_factory=list)
+    in_place_updates: dict = field(default_factory=dict)  # output index -> shared buffer
+    naive_bytes: object = 0
 
     def describe(self):
         lines = ["dims: " + (", ".join(str(s) for s in self.dim_symbols) or "(none)"), "buffers:"]
         for b in self.buffers:
-            where = f"slot {b.slot}" if b.role != "temp" else f"workspace+{b.offset}"
+            where = f"slot {b.slot}" if b.role != "temp" else \
+                f"workspace+{b.offset}" if b.first >= 0 else "(unused: merged in place)"
             lines.append(f"  b{b.id:<3} {b.role:<6} {b.dtype}[{', '.join(map(str, b.shape))}] "
                          f"{b.nbytes} bytes @ {where}  {b.name}")
         lines.append(f"workspace: {self.workspace_bytes} bytes")

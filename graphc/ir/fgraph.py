@@ -1,7 +1,7 @@
 """FunctionGraph: what graphc.function compiles — inputs, shared state, outputs and updates."""
 from ..errors import GraphcShapeError, GraphcTypeError, InputError
 from .constructors import as_variable
-from .graph import Constant, SharedVariable, Variable, leaves, toposort
+from .graph import Constant, Node, SharedVariable, Variable, leaves, toposort
 from .shapes import DimResolver
 
 
@@ -18,9 +18,25 @@ class FunctionGraph:
     def n_user_outputs(self):
         return len(self.outputs) - len(self.update_targets)
 
-    def refresh(self):
-        """Recompute the node order, the leaves and the dim resolution after a rewrite."""
+    def clone(self):
+        """A copy whose nodes are new objects (leaves are shared), so passes may edit it freely
+        without touching the graph the user built."""
+        mapping = {}
+        for node in toposort(self.outputs):
+            new = Node(node.op, [mapping.get(i, i) for i in node.inputs],
+                       [o.type for o in node.outputs], node.constraints)
+            for o, no in zip(node.outputs, new.outputs):
+                no.name = o.name
+                mapping[o] = no
+        return FunctionGraph(self.inputs, [mapping.get(o, o) for o in self.outputs],
+                             self.update_targets)
+
+    def refresh(self, dims=True):
+        """Recompute the node order, the leaves and (unless the rewrite kept every shape, as
+        fusion does) the dim resolution after a rewrite."""
         self.nodes = toposort(self.outputs)
+        if not dims:
+            return self
         all_leaves = leaves(self.outputs)
         self.shareds = [v for v in all_leaves if isinstance(v, SharedVariable)]
         for sv in self.update_targets:
@@ -76,6 +92,11 @@ def build_function_graph(inputs, outputs, updates):
         if sv in targets:
             raise GraphcTypeError(f"updates: {sv.label()} is updated twice")
         new = as_variable(new)
+        if new.dtype != sv.dtype and isinstance(new, Constant) and getattr(new, "weak", False):
+            # A python scalar (updates={b: 0.0}) takes the variable's dtype when that is exact.
+            value = new.data.astype(sv.dtype)
+            if value == new.data:
+                new = Constant(value)
         if new.dtype != sv.dtype:
             raise GraphcTypeError(
                 f"updates: the new value of shared {sv.label()} has dtype {new.dtype} but the "

@@ -23,6 +23,7 @@ def optimize(fgraph, level="O3", enabled=True):
         return fgraph, log
     if level not in PIPELINES and level not in ("O1", "O2", "O3"):
         raise ValueError(f"unknown optimization level {level!r} (O0..O3)")
+    fgraph = fgraph.clone()  # passes may edit nodes in place; the user's graph stays as built
     for name in PIPELINES.get(level, []):
         t = time.perf_counter()
         fgraph = _REGISTRY[name](fgraph)

@@ -85,4 +85,8 @@ def stabilize_outputs(outputs):
 
 @register("stabilize")
 def stabilize(fgraph):
-    return rewrite_fgraph(fgraph, "stabilize")
+    from .canonicalize import merge_common
+    rewrite_fgraph(fgraph, "stabilize")
+    # The forward outputs and the gradient were stabilized separately: merge what they share.
+    fgraph.outputs = merge_common(fgraph.outputs)
+    return fgraph

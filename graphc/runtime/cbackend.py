@@ -45,7 +45,11 @@ class CProgram:
         syms = program.dim_symbols
         # Output shapes: each entry an int, a dim position, or an expression over the dims.
         self.out_specs = []
-        for b in program.output_buffers:
+        n_in = len(fgraph.inputs)
+        for j, b in enumerate(program.output_buffers):
+            if j in program.in_place_updates:  # the kernel writes into the shared array itself
+                self.out_specs.append((None, program.in_place_updates[j].slot - n_in, None))
+                continue
             spec = []
             for d in b.shape:
                 if isinstance(d, int):
@@ -60,9 +64,12 @@ class CProgram:
     def describe(self):
         return self.program.describe()
 
-    def _alloc_outputs(self, dims):
+    def _alloc_outputs(self, dims, shared_values):
         outs = []
         for dtype, spec, static in self.out_specs:
+            if dtype is None:
+                outs.append(shared_values[spec])
+                continue
             if static:
                 shape = spec
             else:
@@ -72,7 +79,7 @@ class CProgram:
         return outs
 
     def run(self, arrays, shared_values, dims):
-        outs = self._alloc_outputs(dims)
+        outs = self._alloc_outputs(dims, shared_values)
         ptrs, fb = self.ptrs, _ffi.from_buffer
         with self.lock:
             slot = 0
