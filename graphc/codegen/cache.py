@@ -5,18 +5,51 @@ compiling the same graph at once take a file lock: one builds, the other waits a
 the library appears by an atomic rename, so nobody ever loads a half-written file.
 """
 import fcntl
+import functools
 import hashlib
 import os
+import platform
+import re
 import tempfile
 
 from ..config import config
 from .toolchain import build_shared_library, cache_key_material
 
 
+_COMMENT = re.compile(r"/\*.*?\*/", re.S)
+_FRESH_DIM = re.compile(r"\bd__d\d+\b")  # C name of a fresh dim (`None` in a shape): _d<counter>
+
+
+def canonical_source(source):
+    """The source with what does not change the machine code made canonical: comments (they
+    carry variable ids and the function name) are dropped, and fresh dims, whose names come from
+    a process-wide counter, are renamed in order of first use. The same graph built twice, in this
+    process or another, then has the same key."""
+    source = _COMMENT.sub("", source)
+    names = {}
+    return _FRESH_DIM.sub(lambda m: names.setdefault(m.group(0), f"d__gcfresh{len(names)}"), source)
+
+
+@functools.lru_cache(maxsize=None)
+def host_cpu():
+    """What -march=native compiles for: a library built on one CPU can crash on another that
+    shares the cache directory (an NFS home), so the CPU model and flags are part of the key."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            info = fh.read()
+        wanted = [ln for ln in info.splitlines()
+                  if ln.split(":")[0].strip() in ("vendor_id", "model name", "flags", "Features",
+                                                 "CPU implementer", "CPU part")]
+        return "\n".join(sorted(set(wanted)))
+    except OSError:
+        return platform.processor() or platform.machine()
+
+
 def source_key(source):
     h = hashlib.sha256()
-    h.update(source.encode())
+    h.update(canonical_source(source).encode())
     h.update(cache_key_material().encode())
+    h.update(host_cpu().encode())
     return h.hexdigest()[:32]
 
 
@@ -40,6 +73,9 @@ def cached_library(source, name="graphc"):
             os.close(fd)
             try:
                 build_shared_library(src_path, tmp)
+                # mkstemp made the file private (0600); the library is as readable as the
+                # cache directory it lives in.
+                os.chmod(tmp, 0o755 & os.stat(directory).st_mode)
                 os.replace(tmp, lib_path)
             finally:
                 if os.path.exists(tmp):

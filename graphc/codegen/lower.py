@@ -115,14 +115,13 @@ class Lowerer:
 
 # --- elementwise ------------------------------------------------------------------------------
 
-@lowers(elemwise.Elemwise, elemwise.Second)
-def lower_elemwise(L, node):
-    out = node.outputs[0]
-    expr = node.op.expr
-    oshape = L.shape(out)
+def scalar_body(L, inputs, expr, out_dtype):
+    """Inline size-1 constants into `expr`, name the remaining inputs v0.., print it as C.
+
+    Returns (operand variables, loads [(name, ctype)], statements, result expression)."""
     subs, operands = {}, []
     used = expr.free_symbols
-    for k, v in enumerate(node.inputs):
+    for k, v in enumerate(inputs):
         sym = elemwise.ARGS[k]
         if sym not in used:
             continue
@@ -135,18 +134,26 @@ def lower_elemwise(L, node):
         subs[sym] = name
         operands.append((v, name))
     expr = expr.xreplace(subs)
-    ctx = next((d for d in [out.dtype] + [v.dtype for v, _ in operands] if d.startswith("float")),
+    ctx = next((d for d in [out_dtype] + [v.dtype for v, _ in operands] if d.startswith("float")),
                "float64")
     stmts, result = scalar_to_c(expr, ctx)
+    loads = [(str(name), C_TYPES[v.dtype]) for v, name in operands]
+    return [v for v, _ in operands], loads, stmts, result
+
+
+@lowers(elemwise.Elemwise, elemwise.Second)
+def lower_elemwise(L, node):
+    out = node.outputs[0]
+    oshape = L.shape(out)
+    operands, loads, stmts, result = scalar_body(L, node.inputs, node.op.expr, out.dtype)
     ob = L.out_buffer(out)
-    dims, strides = collapse_broadcast(oshape, [L.shape(v) for v, _ in operands])
-    full = [k for k, (v, _) in enumerate(operands) if tuple(L.shape(v)) == tuple(oshape)]
-    L.emit("elemwise", [ob], [L.buffer(v) for v, _ in operands], str(node.op), full_inputs=full,
+    dims, strides = collapse_broadcast(oshape, [L.shape(v) for v in operands])
+    full = [k for k, v in enumerate(operands) if tuple(L.shape(v)) == tuple(oshape)]
+    L.emit("elemwise", [ob], [L.buffer(v) for v in operands], str(node.op), full_inputs=full,
            dims=[int_to_c(d) for d in dims],
            strides=[[int_to_c(s) for s in st] for st in strides],
-           n=int_to_c(size_of(oshape)),
-           loads=[(str(name), C_TYPES[v.dtype]) for v, name in operands],
-           stmts=stmts, result=result, out_ctype=C_TYPES[out.dtype])
+           n=int_to_c(size_of(oshape)), loads=loads, stmts=stmts, result=result,
+           out_ctype=C_TYPES[out.dtype])
 
 
 def collapse_broadcast(oshape, in_shapes):
@@ -194,14 +201,24 @@ def _contiguous_view(L, v, axes, label):
 @lowers(reduce.Reduce)
 def lower_reduce(L, node):
     x, out = node.inputs[0], node.outputs[0]
-    xb, shape, axes = _contiguous_view(L, x, node.op.axes, str(node.op))
+    fused = getattr(node.op, "expr", None) is not None
+    if fused:  # elementwise producer folded into the reduction: inputs are full-size or scalars
+        shape, axes = L.shape(node.op.value_type(node)), node.op.axes
+        operands, loads, stmts, result = scalar_body(L, node.inputs, node.op.expr, node.op.value_dtype)
+        inputs = [L.buffer(v) for v in operands]
+        scalar = [size_of(L.shape(v)) == 1 for v in operands]
+        in_dtype = node.op.value_dtype
+    else:
+        xb, shape, axes = _contiguous_view(L, x, node.op.axes, str(node.op))
+        inputs, loads, stmts, result, scalar, in_dtype = [xb], [], [], "", [], x.dtype
     a, r, b = _arb(shape, axes)
-    acc = "double" if x.dtype.startswith("float") and node.op.kind in ("sum", "prod") else C_TYPES[out.dtype]
-    if node.op.kind in ("sum", "prod") and not x.dtype.startswith("float"):
+    acc = "double" if in_dtype.startswith("float") and node.op.kind in ("sum", "prod") else C_TYPES[out.dtype]
+    if node.op.kind in ("sum", "prod") and not in_dtype.startswith("float"):
         acc = "int64_t"
-    L.emit("reduce", [L.out_buffer(out)], [xb], str(node.op), kind=node.op.kind,
+    L.emit("reduce", [L.out_buffer(out)], inputs, str(node.op), kind=node.op.kind,
            A=int_to_c(a), R=int_to_c(r), B=int_to_c(b), acc_ctype=acc,
-           in_ctype=C_TYPES[x.dtype], out_ctype=C_TYPES[out.dtype])
+           in_ctype=C_TYPES[in_dtype], out_ctype=C_TYPES[out.dtype], fused=fused,
+           loads=loads, stmts=stmts, result=result, scalar_inputs=scalar)
 
 
 def _arb(shape, axes):

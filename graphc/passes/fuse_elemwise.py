@@ -9,10 +9,12 @@ A producer is absorbed into its consumer when
 A producer whose output is smaller than the consumer's (it would be broadcast) is absorbed only
 if it is cheap. Reasons for declining are kept in `fgraph.fusion_notes` for the dump.
 """
+import numpy as np
 import sympy
 
-from ..ir.graph import Node
+from ..ir.graph import Constant, Node
 from ..ir.ops.elemwise import ARGS, Elemwise
+from ..ir.ops.reduce import Reduce
 from ..ir.ops import scalar_fns as sf
 from .manager import register
 
@@ -30,11 +32,42 @@ def is_expensive(expr):
 
 
 class FusedElemwise(Elemwise):
-    """An elementwise op made by fusion: its output dtype is fixed, its inputs are not cast."""
-    __props__ = ("name", "expr", "nin", "dtype_rule")
+    """An elementwise op made by fusion: output dtype and shape are fixed (so an input read only
+    for its shape can be dropped), and its inputs are not cast."""
+    __props__ = ("name", "expr", "nin", "dtype_rule", "out_shape")
+    needs_dims = True
+
+    def __init__(self, name, expr, nin, dtype, out_shape):
+        super().__init__(name, expr, nin, dtype)
+        self.out_shape = tuple(out_shape)
 
     def compute_dtype(self, inputs):
         return None
+
+    def infer(self, input_types, ctx):
+        from ..ir.types import TensorType
+        return [TensorType(self.dtype_rule, self.out_shape)]
+
+    def reference(self, *arrays, dims=None):
+        from ..ir.ops.shape import _eval_dim
+        shape = tuple(_eval_dim(d, dims) for d in self.out_shape)
+        with np.errstate(all="ignore"):
+            res = self._numpy_fn(*arrays)
+        return np.asarray(np.broadcast_to(np.asarray(res).astype(self.dtype_rule, copy=False), shape),
+                          order="C")
+
+
+def prune_inputs(name, expr, inputs, out):
+    """A FusedElemwise node over only the inputs `expr` reads (renumbered in order)."""
+    used = [k for k in range(len(inputs)) if ARGS[k] in expr.free_symbols]
+    kept, mapping = [], {}
+    for k in used:
+        v = inputs[k]
+        if v not in kept:
+            kept.append(v)
+        mapping[ARGS[k]] = ARGS[kept.index(v)]
+    op = FusedElemwise(name, expr.xreplace(mapping), len(kept), out.dtype, out.type.shape)
+    return Node(op, kept, [out.type])
 
 
 def fuse_into(consumer, k, producer):
@@ -55,10 +88,8 @@ def fuse_into(consumer, k, producer):
     hole = sympy.Dummy("hole")
     c_expr = consumer.op.expr.xreplace({**mapping_c, ARGS[k]: hole})
     expr = c_expr.xreplace({hole: producer.op.expr.xreplace(mapping_p)}) if used else c_expr
-    out = consumer.outputs[0]
     name = f"fused({_names(producer.op)},{_names(consumer.op)})"
-    op = FusedElemwise(name, expr, len(new_inputs), out.dtype)
-    return Node(op, new_inputs, [out.type], consumer.constraints + producer.constraints)
+    return prune_inputs(name, expr, new_inputs, consumer.outputs[0])
 
 
 def _names(op):
@@ -69,6 +100,14 @@ def _names(op):
 def fuse_outputs(fgraph):
     notes = []
     outputs_set = set(fgraph.outputs)
+    for node in list(fgraph.nodes):  # drop inputs read only for their shape
+        if isinstance(node.op, Elemwise) and \
+                len({k for k in range(len(node.inputs)) if ARGS[k] in node.op.expr.free_symbols}) < len(node.inputs):
+            new = prune_inputs(node.op.name, node.op.expr, node.inputs, node.outputs[0])
+            out = new.outputs[0]
+            if not new.inputs and out.type.is_static:  # nothing left to read: a constant
+                out = Constant(new.op.reference(dims={}))
+            _replace_output(fgraph, node.outputs[0], out)
     changed = True
     while changed:
         changed = False
@@ -123,3 +162,79 @@ def _replace_output(fgraph, old, new):
 @register("fuse_elemwise", levels=("O2", "O3"))
 def fuse_elemwise(fgraph):
     return fuse_outputs(fgraph)
+
+
+class FusedReduce(Reduce):
+    """reduce(kind, axes)(expr(inputs)): a reduction that computes its input elementwise as it
+    reads, so the elementwise values are never stored. Inputs are full-size or size 1."""
+    __props__ = ("kind", "axes", "keepdims", "expr", "nin", "value_dtype", "value_shape")
+
+    def __init__(self, kind, axes, keepdims, expr, nin, value_dtype, value_shape):
+        super().__init__(kind, axes, keepdims)
+        self.expr, self.nin = expr, nin
+        self.value_dtype, self.value_shape = value_dtype, tuple(value_shape)
+
+    def __str__(self):
+        return f"Reduce{{{self.kind}, axes={self.axes}}}(elementwise)"
+
+    def value_type(self, node):
+        """A stand-in variable with the shape of the values being reduced."""
+        from ..ir.graph import Variable
+        from ..ir.types import TensorType
+        return Variable(TensorType(self.value_dtype, self.value_shape))
+
+    def infer(self, input_types, ctx):
+        from ..ir.types import TensorType
+        return super().infer([TensorType(self.value_dtype, self.value_shape)], ctx)
+
+    def reference(self, *arrays):
+        with np.errstate(all="ignore"):
+            values = np.asarray(self._numpy_fn(*arrays)).astype(self.value_dtype, copy=False)
+        full = next((a.shape for a in arrays if a.size != 1), None)
+        if full is not None:
+            values = np.broadcast_to(values, full)
+        return super().reference(values)
+
+    @property
+    def _numpy_fn(self):
+        return Elemwise("v", self.expr, self.nin, self.value_dtype)._numpy_fn
+
+
+def fuse_reductions(fgraph):
+    clients = fgraph.clients()
+    outputs_set = set(fgraph.outputs)
+    for node in list(fgraph.nodes):
+        if type(node.op) is not Reduce:
+            continue
+        x = node.inputs[0]
+        p = x.owner
+        if p is None or not isinstance(p.op, Elemwise) or x in outputs_set:
+            continue
+        if len(clients.get(x, [])) != 1:
+            fgraph.fusion_notes.append(f"not fusing {p.op} into {node.op}: its value has other readers")
+            continue
+        axes = node.op.axes
+        if axes and list(axes) != list(range(axes[0], axes[0] + len(axes))):
+            continue
+        shape = fgraph.dims.shape(x)
+        if any(fgraph.dims.shape(i) != shape and _size1(fgraph, i) is False for i in p.inputs):
+            fgraph.fusion_notes.append(f"not fusing {p.op} into {node.op}: an input is broadcast")
+            continue
+        op = FusedReduce(node.op.kind, axes, node.op.keepdims, p.op.expr, len(p.inputs), x.dtype,
+                         x.type.shape)
+        new = Node(op, list(p.inputs), [node.outputs[0].type], node.constraints + p.constraints)
+        _replace_output(fgraph, node.outputs[0], new.outputs[0])
+        clients = fgraph.clients()
+    return fgraph
+
+
+def _size1(fgraph, v):
+    from ..ir.types import size_of
+    return size_of(fgraph.dims.shape(v)) == 1
+
+
+@register("fuse_reductions", levels=("O2", "O3"))
+def fuse_reductions_pass(fgraph):
+    if not hasattr(fgraph, "fusion_notes"):
+        fgraph.fusion_notes = []
+    return fuse_reductions(fgraph)

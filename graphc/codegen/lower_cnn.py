@@ -1,0 +1,169 @@
+"""Lowering of the convolutional-net ops (conv, pooling, LRN, random numbers) to kernels.
+
+Convolution has two algorithms, chosen per op by `conv_algorithm` (GRAPHC_CONV_ALGO forces one):
+  gemm:   im2col of the whole batch into a (G, K, N*P) workspace matrix (K = C/G*kh*kw,
+          P = Ho*Wo), then ONE gemm per group (OpenBLAS threads it; no gemm runs inside an OpenMP
+          region), then a transpose of the (C_out, N, P) result into NCHW. The weight gradient is
+          gy^T-times-col^T (K = N*P, one big gemm), the input gradient W^T-times-gy then col2im.
+  direct: plain loops, OpenMP over (image, channel) planes or over filters.
+Both were measured on LeNet's layers (see the report in the commit message / README); gemm wins
+except where the gemm would be tiny.
+"""
+import os
+
+import sympy
+
+from ..ir.ops import conv
+from ..ir.types import simplify_dim
+from .cprinter import C_TYPES, int_to_c
+from .lower import _contig_strides, _emit_strided_copy, lowers
+
+
+def _c(d):
+    return int_to_c(simplify_dim(sympy.sympify(d)))
+
+
+def _mul(*ds):
+    out = sympy.Integer(1)
+    for d in ds:
+        out = out * d
+    return simplify_dim(out)
+
+
+# --- convolution ------------------------------------------------------------------------------
+
+class _Geom:
+    """Sizes of one convolution (ints or sympy expressions over the bound dims)."""
+
+    def __init__(self, op, x_shape, w_shape, y_shape):
+        self.n, self.ct, self.h, self.w = x_shape
+        self.cout, self.cg, self.kh, self.kw = w_shape
+        self.ho, self.wo = y_shape[2:]
+        self.g = op.groups
+        self.mg = simplify_dim(sympy.sympify(self.cout) / self.g)
+        self.k = _mul(self.cg, self.kh, self.kw)  # gemm depth per group
+        self.p = _mul(self.ho, self.wo)
+        self.np = _mul(self.n, self.p)
+        self.op = op
+
+    def params(self, dtype, **extra):
+        op = self.op
+        out = dict(N=_c(self.n), G=str(self.g), CG=_c(self.cg), MG=_c(self.mg), C=_c(self.ct),
+                   H=_c(self.h), W=_c(self.w), KH=_c(self.kh), KW=_c(self.kw),
+                   SH=str(op.stride[0]), SW=str(op.stride[1]), PH=str(op.padding[0]),
+                   PW=str(op.padding[1]), DH=str(op.dilation[0]), DW=str(op.dilation[1]),
+                   HO=_c(self.ho), WO=_c(self.wo), ctype=C_TYPES[dtype],
+                   acc_ctype=C_TYPES[dtype])
+        out.update(extra)
+        return out
+
+    def flops(self):
+        """Multiply-adds of the forward pass, as a number when every size is known."""
+        v = _mul(self.n, self.cout, self.p, self.k)
+        return v if isinstance(v, int) else None
+
+
+def conv_algorithm(kind, geom):
+    """'gemm' or 'direct' for one of the three conv kernels (kind: fwd, grad_input, grad_weights)."""
+    forced = os.environ.get("GRAPHC_CONV_ALGO", "").strip().lower()
+    if forced in ("gemm", "direct"):
+        return forced
+    k = geom.k if isinstance(geom.k, int) else None
+    mg = geom.mg if isinstance(geom.mg, int) else None
+    # A gemm of depth K (or, for the input gradient, depth M) a few wide does not pay for the
+    # im2col copy; measured crossover on LeNet conv1 (K = 25): direct is no faster, so the
+    # threshold is low.
+    if kind == "fwd" and k is not None and k < 4:
+        return "direct"
+    if kind == "grad_input" and mg is not None and mg < 4:
+        return "direct"
+    return "gemm"
+
+
+def _emit_gemm(L, out_buf, a_buf, b_buf, M, N, K, batch, lda, ldb, ldc, sa, sb, sc, ta, tb, dtype,
+               label):
+    L.emit("gemm", [out_buf], [a_buf, b_buf], label, M=_c(M), N=_c(N), K=_c(K), batch=_c(batch),
+           lda=_c(lda), ldb=_c(ldb), ldc=_c(ldc), stride_a=_c(sa), stride_b=_c(sb),
+           stride_c=_c(sc), trans_a=ta, trans_b=tb,
+           prefix="s" if dtype == "float32" else "d", ctype=C_TYPES[dtype])
+
+
+def _emit_im2col(L, geom, x_buf, dtype, label):
+    """The (G*K, N*P) im2col matrix of x in a workspace buffer."""
+    col = L.new_buffer(dtype, (_mul(geom.g, geom.k), geom.np), "temp", f"{label} im2col")
+    L.emit("conv_im2col", [col], [x_buf], f"{label} im2col",
+           **geom.params(dtype, RS=_c(geom.np), NS=_c(geom.p)))
+    return col
+
+
+def _nchw_to_cnp(L, geom, buf, channels, dtype, label):
+    """(N, channels, P) -> (channels, N, P); the identity (no copy) when N == 1."""
+    if geom.n == 1:
+        return buf
+    shape = (channels, geom.n, geom.p)
+    out = L.new_buffer(dtype, shape, "temp", f"{label} (C, N, P)")
+    src_strides = [geom.p, _mul(channels, geom.p), 1]
+    _emit_strided_copy(L, out, buf, shape, src_strides, 0, _contig_strides(shape), 0,
+                       f"{label} NCHW -> CNHW")
+    return out
+
+
+@lowers(conv.Conv2d)
+def lower_conv2d(L, node):
+    (x, w), y = node.inputs, node.outputs[0]
+    geom = _Geom(node.op, L.shape(x), L.shape(w), L.shape(y))
+    dtype, label = y.dtype, str(node.op)
+    yb = L.out_buffer(y)
+    if conv_algorithm("fwd", geom) == "direct":
+        L.emit("conv_direct", [yb], [L.buffer(x), L.buffer(w)], label + " (direct)",
+               **geom.params(dtype))
+        return
+    col = _emit_im2col(L, geom, L.buffer(x), dtype, label)
+    # per group g: out[g] (Mg, N*P) = W[g] (Mg, K) @ col[g] (K, N*P)
+    tmp = yb if geom.n == 1 else L.new_buffer(dtype, (geom.cout, geom.n, geom.p), "temp",
+                                              f"{label} gemm result")
+    _emit_gemm(L, tmp, L.buffer(w), col, geom.mg, geom.np, geom.k, geom.g,
+               geom.k, geom.np, geom.np, _mul(geom.mg, geom.k), _mul(geom.k, geom.np),
+               _mul(geom.mg, geom.np), False, False, dtype, label + " gemm")
+    if tmp is not yb:
+        shape = (geom.n, geom.cout, geom.p)
+        _emit_strided_copy(L, yb, tmp, shape, [geom.p, geom.np, 1], 0, _contig_strides(shape), 0,
+                           label + " CNHW -> NCHW")
+
+
+@lowers(conv.Conv2dGradInput)
+def lower_conv2d_grad_input(L, node):
+    (gy, w), gx = node.inputs, node.outputs[0]
+    geom = _Geom(node.op, L.shape(gx), L.shape(w), L.shape(gy))
+    dtype, label = gx.dtype, str(node.op)
+    gxb = L.out_buffer(gx)
+    if conv_algorithm("grad_input", geom) == "direct":
+        L.emit("conv_direct_grad_input", [gxb], [L.buffer(gy), L.buffer(w)], label + " (direct)",
+               **geom.params(dtype))
+        return
+    gyt = _nchw_to_cnp(L, geom, L.buffer(gy), geom.cout, dtype, label)
+    # per group g: col[g] (K, N*P) = W[g]^T (K, Mg) @ gy[g] (Mg, N*P)
+    col = L.new_buffer(dtype, (_mul(geom.g, geom.k), geom.np), "temp", f"{label} col")
+    _emit_gemm(L, col, L.buffer(w), gyt, geom.k, geom.np, geom.mg, geom.g,
+               geom.k, geom.np, geom.np, _mul(geom.mg, geom.k), _mul(geom.mg, geom.np),
+               _mul(geom.k, geom.np), True, False, dtype, label + " gemm")
+    L.emit("conv_col2im", [gxb], [col], label + " col2im",
+           **geom.params(dtype, RS=_c(geom.np), NS=_c(geom.p)))
+
+
+@lowers(conv.Conv2dGradWeights)
+def lower_conv2d_grad_weights(L, node):
+    (x, gy), gw = node.inputs, node.outputs[0]
+    geom = _Geom(node.op, L.shape(x), L.shape(gw), L.shape(gy))
+    dtype, label = gw.dtype, str(node.op)
+    gwb = L.out_buffer(gw)
+    if conv_algorithm("grad_weights", geom) == "direct":
+        L.emit("conv_direct_grad_weights", [gwb], [L.buffer(x), L.buffer(gy)],
+               label + " (direct)", **geom.params(dtype, acc_ctype="double" if dtype == "float64" else "float"))
+        return
+    col = _emit_im2col(L, geom, L.buffer(x), dtype, label)
+    gyt = _nchw_to_cnp(L, geom, L.buffer(gy), geom.cout, dtype, label)
+    # per group g: gw[g] (Mg, K) = gy[g] (Mg, N*P) @ col[g]^T (N*P, K)
+    _emit_gemm(L, gwb, gyt, col, geom.mg, geom.k, geom.np, geom.g,
+               geom.np, geom.np, geom.k, _mul(geom.mg, geom.np), _mul(geom.k, geom.np),
+               _mul(geom.mg, geom.k), False, True, dtype, label + " gemm")
