@@ -153,7 +153,15 @@ def lower_elemwise(L, node):
            dims=[int_to_c(d) for d in dims],
            strides=[[int_to_c(s) for s in st] for st in strides],
            n=int_to_c(size_of(oshape)), loads=loads, stmts=stmts, result=result,
-           out_ctype=C_TYPES[out.dtype])
+           out_ctype=C_TYPES[out.dtype], parallel=_may_parallelize(size_of(oshape)))
+
+
+PARALLEL_THRESHOLD = 32768  # elements; below this a parallel region costs more than it saves
+
+
+def _may_parallelize(n):
+    """False when the size is known to be too small for threads (no OpenMP region at all)."""
+    return not (isinstance(n, int) and n <= PARALLEL_THRESHOLD)
 
 
 def collapse_broadcast(oshape, in_shapes):

@@ -61,6 +61,22 @@ class CProgram:
             self.out_specs.append((np.dtype(b.dtype), tuple(spec),
                                    all(isinstance(s, int) for s in spec)))
 
+    def fast_path(self, fn):
+        """Give Function `fn` the C call path when this program qualifies for it."""
+        from .fastcall import build_spec, dispatch_module
+        module = dispatch_module()
+        spec = build_spec(self, fn.checker, fn.fgraph, fn.single_output) if module else None
+        if spec is None:
+            return
+        fn._spec, fn._fast, fn._lock = spec, module.call, self.lock
+        fn._fn_addr = int(_ffi.cast("uintptr_t", self.lib.gc_run))
+        fn._ctx_addr = int(_ffi.cast("uintptr_t", self.ctx))
+        fn._consts = list(self.const_values)
+
+    def raise_error(self):
+        msg = _ffi.string(self.lib.gc_ctx_error(self.ctx)).decode(errors="replace")
+        raise RuntimeCheckError(f"compiled function failed: {msg}")
+
     def describe(self):
         return self.program.describe()
 
@@ -97,6 +113,5 @@ class CProgram:
                 self.dims[k] = d
             rc = self.lib.gc_run(self.ctx, ptrs, self.dims)
             if rc != 0:
-                msg = _ffi.string(self.lib.gc_ctx_error(self.ctx)).decode(errors="replace")
-                raise RuntimeCheckError(f"compiled function failed: {msg}")
+                self.raise_error()
         return outs

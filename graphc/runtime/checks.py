@@ -3,6 +3,7 @@ import numpy as np
 import sympy
 
 from ..errors import InputError
+from ..ir.types import is_fresh
 
 
 class ArgumentChecker:
@@ -38,15 +39,18 @@ class ArgumentChecker:
     def check(self, args):
         """Returns (arrays, dim values in self.symbols order); raises InputError naming the input."""
         if len(args) != len(self.inputs):
+            missing = self.names[len(args):]
             raise InputError(f"expected {len(self.inputs)} arguments "
-                             f"({', '.join(self.names)}), got {len(args)}")
+                             f"({', '.join(self.names)}), got {len(args)}"
+                             + (f"; no value for {', '.join(missing)}" if missing else ""))
         arrays = []
         for k, a in enumerate(args):
             dt = self.dtypes[k]
             if type(a) is not np.ndarray:
                 a = self._convert(k, a)
             if a.dtype != dt:
-                raise InputError(f"input {self.names[k]}: expected dtype {dt.name}, got {a.dtype.name}; "
+                got = a.dtype.name if a.dtype.name != dt.name else f"{a.dtype.name} in non-native byte order ({a.dtype.str!r})"
+                raise InputError(f"input {self.names[k]}: expected dtype {dt.name}, got {got}; "
                                  f"convert it with .astype('{dt.name}')")
             if a.ndim != len(self.shapes[k]):
                 raise InputError(f"input {self.names[k]}: expected rank {len(self.shapes[k])} "
@@ -69,28 +73,71 @@ class ArgumentChecker:
         return arrays, dims
 
     def _convert(self, k, a):
+        if a is None:
+            raise InputError(f"input {self.names[k]}: no value was given (expected an array of dtype "
+                             f"{self.dtypes[k].name} and shape {self._fmt(k)})")
         try:
             arr = np.asarray(a)
         except Exception as e:  # noqa: BLE001 - any conversion failure is the user's input
             raise InputError(f"input {self.names[k]}: cannot convert {type(a).__name__} to an array: {e}")
         dt = self.dtypes[k]
-        if arr.dtype != dt:
+        if arr.dtype != dt and isinstance(a, (int, float, bool, list, tuple)) \
+                and arr.dtype.kind in "biuf":
             # Python scalars and lists convert when no information is lost.
-            if isinstance(a, (int, float, bool, list, tuple)) and \
-                    np.array_equal(arr.astype(dt), arr, equal_nan=arr.dtype.kind == "f"):
-                arr = arr.astype(dt)
+            try:
+                with np.errstate(all="ignore"):
+                    converted = arr.astype(dt)
+                    lossless = np.array_equal(converted, arr, equal_nan=arr.dtype.kind == "f")
+            except (ValueError, TypeError, OverflowError):
+                lossless = False
+            if not lossless:
+                raise InputError(f"input {self.names[k]}: expected dtype {dt.name}; the python "
+                                 f"{type(a).__name__} given ({arr.dtype.name} values) does not convert "
+                                 f"to {dt.name} exactly; pass an array of dtype {dt.name}")
+            arr = converted
+        if arr.dtype == object:
+            raise InputError(f"input {self.names[k]}: expected an array of dtype {dt.name}, got "
+                             f"{type(a).__name__} (not convertible to a numeric array)")
         return np.asarray(arr, order="C")
 
-    def _fmt(self, k):
-        return "(" + ", ".join(str(d) for d in self.shapes[k]) + ")"
+    def _dim_name(self, d):
+        """How a dim reads in a message: its name, or for a fresh dim (None in a shape) the input
+        axis it is taken from, e.g. x.shape[0]."""
+        if isinstance(d, sympy.Symbol) and is_fresh(d) and d in self.symbols:
+            s = self.symbols.index(d)
+            for kk, axis, ss in self.binders:
+                if ss == s:
+                    return f"{self.names[kk]}.shape[{axis}]"
+        return str(d)
 
-    def _shape_error(self, arrays, k, dims):
-        bound = {s: dims[i] for i, s in enumerate(self.symbols)}
+    def _fmt(self, k):
+        return _tuple_text([self._dim_name(d) for d in self.shapes[k]])
+
+    def _bindings(self, dims, symbols=None):
+        """'batch=4 (from x axis 0), ...' for the bound symbols (all, or those in `symbols`)."""
         where = []
         for kk, axis, s in self.binders:
-            where.append(f"{self.symbols[s]}={dims[s]} (from {self.names[kk]} axis {axis})")
-        raise InputError(f"input {self.names[k]}: expected shape {self._fmt(k)}, got "
-                         f"{arrays[k].shape}" + (f"; dims bound so far: {', '.join(where)}" if bound else ""))
+            sym = self.symbols[s]
+            if symbols is None or sym in symbols:
+                label = sym.name if not is_fresh(sym) else f"{self.names[kk]}.shape[{axis}]"
+                where.append(f"{label}={dims[s]} (from {self.names[kk]} axis {axis})"
+                             if not is_fresh(sym) else f"{label}={dims[s]}")
+        return ", ".join(where)
+
+    def _shape_error(self, arrays, k, dims):
+        env = {s: dims[i] for i, s in enumerate(self.symbols)}
+        concrete = []
+        for d in self.shapes[k]:
+            try:
+                concrete.append(str(int(sympy.sympify(d).subs(env))))
+            except TypeError:
+                concrete.append(self._dim_name(d))
+        expected = self._fmt(k)
+        if expected != _tuple_text(concrete):
+            expected += " = " + _tuple_text(concrete)
+        bound = self._bindings(dims)
+        raise InputError(f"input {self.names[k]}: expected shape {expected}, got "
+                         f"{tuple(arrays[k].shape)}" + (f"; dims bound so far: {bound}" if bound else ""))
 
     def _check_expressions(self, arrays, dims):
         env = {s: dims[i] for i, s in enumerate(self.symbols)}
@@ -102,4 +149,11 @@ class ArgumentChecker:
         for a, b, msg in self.runtime_checks:
             va, vb = (int(sympy.sympify(x).subs(env)) for x in (a, b))
             if va != vb:
-                raise InputError(f"{msg}: {a} = {va} but {b} = {vb} for these inputs")
+                used = sympy.sympify(a).free_symbols | sympy.sympify(b).free_symbols
+                raise InputError(f"{msg}: {a} = {va} but {b} = {vb} for these inputs "
+                                 f"({self._bindings(dims, used)})")
+
+
+def _tuple_text(items):
+    items = list(items)
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"

@@ -1,0 +1,81 @@
+"""The fast call path: a CPython extension (templates/python/gc_dispatch.c) that checks the
+arguments, binds the dims, allocates outputs, runs the program and applies the updates in C.
+
+It is built once per machine and Python (cached beside the compiled programs). Any argument it
+does not accept returns NotImplemented, and the Python path (runtime.checks) produces the error.
+"""
+import functools
+import hashlib
+import importlib.machinery
+import importlib.util
+import os
+import subprocess
+import sysconfig
+import tempfile
+
+import numpy as np
+import sympy
+
+from ..config import config
+from ..codegen.templates_dir import templates_root
+
+
+@functools.lru_cache(maxsize=None)
+def dispatch_module():
+    """The loaded gc_dispatch extension, or None if it cannot be built (the slow path works)."""
+    src = os.path.join(templates_root(), "python", "gc_dispatch.c")
+    with open(src, "rb") as fh:
+        text = fh.read()
+    inc_py = sysconfig.get_paths()["include"]
+    key = hashlib.sha256(text + inc_py.encode() + np.__version__.encode()).hexdigest()[:16]
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    directory = os.path.join(config.cache_dir, "dispatch")
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, f"gc_dispatch_{key}{suffix}")
+    if not os.path.exists(path):
+        fd, tmp = tempfile.mkstemp(dir=directory, suffix=suffix)
+        os.close(fd)
+        cmd = [config.cc, "-O2", "-shared", "-fPIC", f"-I{inc_py}", f"-I{np.get_include()}",
+               src, "-o", tmp]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            os.unlink(tmp)
+            return None
+        os.replace(tmp, path)
+    loader = importlib.machinery.ExtensionFileLoader("gc_dispatch", path)
+    spec = importlib.util.spec_from_file_location("gc_dispatch", path, loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def build_spec(cprogram, checker, fgraph, single_output):
+    """The int64 spec array gc_dispatch reads, or None when the fast path cannot serve."""
+    if checker.symbolic_checks or checker.runtime_checks:
+        return None
+    syms = checker.symbols
+    if list(syms) != list(cprogram.program.dim_symbols):
+        return None
+    sym_index = {s: i for i, s in enumerate(syms)}
+    words = [len(fgraph.inputs), len(fgraph.shareds), len(cprogram.const_values),
+             len(cprogram.out_specs), len(syms), len(fgraph.update_targets), int(single_output)]
+    for dtype, shape in zip(checker.dtypes, checker.shapes):
+        words += [dtype.num, len(shape)]
+        for d in shape:
+            words.append(d if isinstance(d, int) else -1 - sym_index[d])
+    for (dtype, spec, _), buf in zip(cprogram.out_specs, cprogram.program.output_buffers):
+        if dtype is None:  # written in place into shared variable `spec`
+            words += [1, spec, 0]
+            continue
+        words += [0, dtype.num, len(spec)]
+        for d in spec:
+            if isinstance(d, int):
+                words.append(d)
+            elif d[0] == "dim":
+                words.append(-1 - d[1])
+            else:
+                return None  # an output size that is an expression of the dims
+    n = fgraph.n_user_outputs
+    for j, sv in enumerate(fgraph.update_targets):
+        words += [n + j, fgraph.shareds.index(sv)]
+    return np.array(words, dtype=np.int64)
