@@ -447,8 +447,11 @@ class Net:
     def load(self, path, strict=False):
         """Load parameters by name from an .npz written by ``save`` or by the Trainer."""
         with np.load(path, allow_pickle=False) as z:
-            arrays = {k[len("param/"):] if k.startswith("param/") else k: z[k]
-                      for k in z.files if not k.startswith("solver/") and not k.startswith("meta/")}
+            files = list(z.files)
+            if any(k.startswith("param/") for k in files):
+                arrays = {k[len("param/"):]: z[k] for k in files if k.startswith("param/")}
+            else:
+                arrays = {k: z[k] for k in files}
         return self.load_state_dict(arrays, strict=strict)
 
     def save(self, path):
