@@ -103,6 +103,13 @@ class ScalarPrinter(C99CodePrinter):
             return simple[name].format(*args)
         raise NotImplementedError(f"no C form for scalar function {name}")
 
+    # sympy's C printer has its own methods for the libm functions; route them through ours so
+    # single precision gets expf/tanhf/... (the vectorizable ones).
+    def _print_exp(self, e):
+        return self._print_Function(e)
+
+    _print_log = _print_tanh = _print_sin = _print_cos = _print_log1p = _print_expm1 = _print_exp
+
     def _print_Abs(self, e):
         return f"GC_ABS({self._print(e.args[0])})"
 

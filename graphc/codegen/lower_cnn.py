@@ -13,7 +13,7 @@ import os
 
 import sympy
 
-from ..ir.ops import conv
+from ..ir.ops import conv, normalization, pool
 from ..ir.types import simplify_dim
 from .cprinter import C_TYPES, int_to_c
 from .lower import _contig_strides, _emit_strided_copy, lowers
@@ -167,3 +167,79 @@ def lower_conv2d_grad_weights(L, node):
     _emit_gemm(L, gwb, gyt, col, geom.mg, geom.k, geom.np, geom.g,
                geom.np, geom.np, geom.k, _mul(geom.mg, geom.np), _mul(geom.k, geom.np),
                _mul(geom.mg, geom.k), False, True, dtype, label + " gemm")
+
+
+# --- pooling ----------------------------------------------------------------------------------
+
+def _pool_params(L, op, x_shape, y_shape, dtype):
+    n, c, h, w = x_shape
+    return dict(planes=_c(_mul(n, c)), H=_c(h), W=_c(w), HO=_c(y_shape[2]), WO=_c(y_shape[3]),
+                KH=str(op.kernel[0]), KW=str(op.kernel[1]), SH=str(op.stride[0]),
+                SW=str(op.stride[1]), PH=str(op.padding[0]), PW=str(op.padding[1]),
+                HW=_c(_mul(h, w)), P=_c(_mul(*y_shape[2:])), ctype=C_TYPES[dtype])
+
+
+@lowers(pool.MaxPool2d)
+def lower_max_pool(L, node):
+    x, (y, arg) = node.inputs[0], node.outputs
+    L.emit("pool_max", [L.out_buffer(y), L.out_buffer(arg)], [L.buffer(x)], str(node.op),
+           **_pool_params(L, node.op, L.shape(x), L.shape(y), x.dtype))
+
+
+@lowers(pool.MaxPool2dGrad)
+def lower_max_pool_grad(L, node):
+    (gy, arg), gx = node.inputs, node.outputs[0]
+    L.emit("pool_max_grad", [L.out_buffer(gx)], [L.buffer(gy), L.buffer(arg)], str(node.op),
+           **_pool_params(L, node.op, L.shape(gx), L.shape(gy), gx.dtype))
+
+
+@lowers(pool.MaxPool2dGather)
+def lower_max_pool_gather(L, node):
+    (g, arg), out = node.inputs, node.outputs[0]
+    n, c, h, w = L.shape(g)
+    L.emit("pool_max_gather", [L.out_buffer(out)], [L.buffer(g), L.buffer(arg)], str(node.op),
+           planes=_c(_mul(n, c)), HW=_c(_mul(h, w)), P=_c(_mul(*L.shape(out)[2:])),
+           ctype=C_TYPES[out.dtype])
+
+
+@lowers(pool.AvgPool2d)
+def lower_avg_pool(L, node):
+    x, y = node.inputs[0], node.outputs[0]
+    L.emit("pool_avg", [L.out_buffer(y)], [L.buffer(x)], str(node.op),
+           **_pool_params(L, node.op, L.shape(x), L.shape(y), x.dtype))
+
+
+@lowers(pool.AvgPool2dGrad)
+def lower_avg_pool_grad(L, node):
+    gy, gx = node.inputs[0], node.outputs[0]
+    L.emit("pool_avg_grad", [L.out_buffer(gx)], [L.buffer(gy)], str(node.op),
+           **_pool_params(L, node.op, L.shape(gx), L.shape(gy), gx.dtype))
+
+
+# --- local response normalization ----------------------------------------------------------------
+
+def _lrn_params(op, shape, dtype):
+    from .cprinter import ScalarPrinter
+    pr = ScalarPrinter(dtype)
+    f = lambda v: pr.doprint(sympy.Float(v, 17))  # noqa: E731
+    return dict(N=_c(shape[0]), C=_c(shape[1]), P=_c(_mul(*shape[2:])), half=str((op.size - 1) // 2),
+                k=f(op.k), alpha_n=f(op.alpha / op.size), neg_beta=f(-op.beta),
+                coef=f(2.0 * op.alpha * op.beta / op.size), ctype=C_TYPES[dtype],
+                pow="powf" if dtype == "float32" else "pow")
+
+
+@lowers(normalization.LRN)
+def lower_lrn(L, node):
+    x, y = node.inputs[0], node.outputs[0]
+    L.emit("lrn", [L.out_buffer(y)], [L.buffer(x)], str(node.op),
+           **_lrn_params(node.op, L.shape(x), x.dtype))
+
+
+@lowers(normalization.LRNGrad)
+def lower_lrn_grad(L, node):
+    (x, y, gy), gx = node.inputs, node.outputs[0]
+    shape = L.shape(x)
+    scale = L.new_buffer(x.dtype, shape, "temp", f"{node.op} scale")
+    ratio = L.new_buffer(x.dtype, shape, "temp", f"{node.op} ratio")
+    L.emit("lrn_grad", [L.out_buffer(gx), scale, ratio], [L.buffer(x), L.buffer(y), L.buffer(gy)],
+           str(node.op), **_lrn_params(node.op, shape, x.dtype))

@@ -35,7 +35,14 @@ def cflags():
 
 def ldflags():
     inc, lib, name, _ = blas_info()
-    return [f"-L{lib}", f"-l{name}", f"-Wl,-rpath,{lib}", "-lm"]
+    return [f"-L{lib}", f"-l{name}", f"-Wl,-rpath,{lib}"] + _mvec() + ["-lm"]
+
+
+@functools.lru_cache(maxsize=None)
+def _mvec():
+    """glibc's vector math library, when the C library has it (see gc_runtime.h)."""
+    import ctypes.util
+    return ["-lmvec"] if ctypes.util.find_library("mvec") else []
 
 
 def build_shared_library(source_path, out_path):
