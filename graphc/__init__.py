@@ -33,5 +33,6 @@ from .math import *  # noqa: F401,F403  (elementwise functions: exp, log, tanh, 
 from .runtime.function import Function, function
 from .dump import dump
 from . import testing, nnet  # noqa: F401
+from . import aot  # noqa: F401,E402  (graphc.aot.export: ship functions as a C library)
 
 __version__ = "0.1.0"

@@ -8,10 +8,13 @@ from .shapes import DimResolver
 class FunctionGraph:
     """outputs = user outputs followed by one new value per updated shared variable."""
 
-    def __init__(self, inputs, outputs, update_targets):
+    def __init__(self, inputs, outputs, update_targets, base_constraints=()):
         self.inputs = list(inputs)
         self.outputs = list(outputs)
         self.update_targets = list(update_targets)
+        # Dim equalities of the graph as the user built it: kept through rewrites, so inputs are
+        # checked against what the user wrote even where an optimization removed the op.
+        self.base_constraints = list(base_constraints)
         self.refresh()
 
     @property
@@ -29,7 +32,7 @@ class FunctionGraph:
                 no.name = o.name
                 mapping[o] = no
         return FunctionGraph(self.inputs, [mapping.get(o, o) for o in self.outputs],
-                             self.update_targets)
+                             self.update_targets, self.constraints)
 
     def refresh(self, dims=True):
         """Recompute the node order, the leaves and (unless the rewrite kept every shape, as
@@ -46,7 +49,8 @@ class FunctionGraph:
         for sv, new in zip(self.update_targets, self.outputs[self.n_user_outputs:]):
             for k, (a, b) in enumerate(zip(sv.type.shape, new.type.shape)):
                 constraints.append((a, b, f"update of {sv.label()} axis {k}"))
-        self.dims = DimResolver(constraints)
+        self.constraints = self.base_constraints + constraints
+        self.dims = DimResolver(self.constraints)
         self.symbols = set()
         for n in self.nodes:
             for v in n.inputs + n.outputs:

@@ -45,8 +45,8 @@ def debugprint(obj, file=None):
     """Print a graph (a Function, or one or more variables) as text."""
     import sys
     from .fgraph import FunctionGraph
-    if hasattr(obj, "fgraph"):
-        text = graph_text(obj.fgraph)
+    if hasattr(obj, "pass_log"):
+        text = obj.pass_log[-1][2]  # the graph as compiled (after the last pass)
     else:
         outs = obj if isinstance(obj, (list, tuple)) else [obj]
         text = graph_text(FunctionGraph([], outs, []))

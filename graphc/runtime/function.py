@@ -67,6 +67,21 @@ class Function:
         return self.fgraph.inputs
 
 
+class CompiledGraph:
+    """What a Function needs of its graph when it came from the artifact cache (no nodes)."""
+
+    def __init__(self, inputs, shareds, update_targets, n_user_outputs):
+        self.inputs, self.shareds, self.update_targets = inputs, shareds, update_targets
+        self.n_user_outputs = n_user_outputs
+
+
+def _layout(checker):
+    """How arguments bind dims: equal layouts mean a cached program fits these inputs."""
+    return (tuple(checker.binders), tuple(checker.static), tuple(checker.sym_positions),
+            tuple(d.name for d in checker.dtypes), len(checker.symbolic_checks),
+            len(checker.runtime_checks))
+
+
 def function(inputs, outputs=None, updates=None, name=None, backend=None, opt_level=None):
     """Compile `outputs` (a variable or a list) of `inputs`, applying `updates` after each call."""
     from ..passes import optimize
@@ -76,21 +91,57 @@ def function(inputs, outputs=None, updates=None, name=None, backend=None, opt_le
     fgraph = build_function_graph(inputs, outs, updates)
     name = name or "graphc_fn"
     backend = backend or config.backend
+    level = opt_level or config.opt_level
     timings = {"build_graph": time.perf_counter() - t0}
+    if backend not in ("c", "py"):
+        raise GraphcTypeError(f"function: unknown backend {backend!r} (use 'c' or 'py')")
+    key = None
+    if backend == "c":
+        from ..codegen import artifacts
+        key = artifacts.graph_signature(fgraph, backend, level)
+        fn = _load_cached(key, fgraph, name, single, timings, t0)
+        if fn is not None:
+            return fn
     t1 = time.perf_counter()
-    fgraph, pass_log = optimize(fgraph, opt_level or config.opt_level)
+    opt_graph, pass_log = optimize(fgraph, level)
     timings["optimize"] = time.perf_counter() - t1
-    checker = ArgumentChecker(fgraph.inputs, fgraph.dims)
+    checker = ArgumentChecker(opt_graph.inputs, opt_graph.dims)
     if backend == "py":
         from .pybackend import PyProgram
-        program = PyProgram(fgraph, checker)
-    elif backend == "c":
-        from ..codegen.compile import compile_c
-        program = compile_c(fgraph, checker, name, timings)
+        program = PyProgram(opt_graph, checker)
     else:
-        raise GraphcTypeError(f"function: unknown backend {backend!r} (use 'c' or 'py')")
-    fn = Function(fgraph, program, checker, name, single, timings)
+        from ..codegen.compile import compile_c
+        program = compile_c(opt_graph, checker, name, timings)
+    fn = Function(opt_graph, program, checker, name, single, timings)
     fn.pass_log = pass_log
+    if key is not None:
+        artifacts.save(key, {
+            "program": program.program, "source": program.source, "lib_path": program.lib_path,
+            "layout": _layout(checker), "pass_log": pass_log,
+            "shared_index": [fgraph.shareds.index(s) for s in opt_graph.shareds]})
+    timings["total"] = time.perf_counter() - t0
+    if config.dump_dir:
+        from ..dump import dump_to_dir
+        dump_to_dir(fn, config.dump_dir)
+    return fn
+
+
+def _load_cached(key, fgraph, name, single, timings, t0):
+    """A Function from the artifact cache, or None (miss, or the inputs bind dims differently)."""
+    from ..codegen import artifacts
+    from .cbackend import CProgram
+    art = artifacts.load(key)
+    if art is None:
+        return None
+    checker = ArgumentChecker(fgraph.inputs, fgraph.dims)
+    if _layout(checker) != art["layout"]:
+        return None
+    graph = CompiledGraph(fgraph.inputs, [fgraph.shareds[i] for i in art["shared_index"]],
+                          fgraph.update_targets, fgraph.n_user_outputs)
+    program = CProgram(art["program"], art["source"], art["lib_path"], graph)
+    timings.update(cache_hit=True, artifact_hit=True)
+    fn = Function(graph, program, checker, name, single, timings)
+    fn.pass_log = art["pass_log"]
     timings["total"] = time.perf_counter() - t0
     if config.dump_dir:
         from ..dump import dump_to_dir

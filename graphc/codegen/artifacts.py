@@ -1,0 +1,103 @@
+"""Warm compiles: the compiled result of a graph is cached under a signature of the graph as the
+user built it, so compiling the same graph again (in any process) skips optimization, lowering
+and rendering and only loads the library.
+
+The signature covers the ops and their parameters, the graph structure, the input types, shared
+and constant types and values' hashes, the settings that change code, and a hash of graphc's
+own compiler sources and templates (a new graphc never reuses an old artifact).
+"""
+import functools
+import hashlib
+import os
+import pickle
+import re
+
+from ..config import config
+from ..ir.graph import Constant, SharedVariable
+from .templates_dir import templates_root
+
+_FRESH = re.compile(r"\b_d\d+\b")
+
+
+@functools.lru_cache(maxsize=None)
+def _compiler_fingerprint():
+    h = hashlib.sha256()
+    pkg = os.path.dirname(os.path.dirname(__file__))
+    roots = [os.path.join(pkg, d) for d in ("ir", "passes", "codegen", "runtime")]
+    roots += [os.path.join(pkg, "grad.py"), templates_root()]
+    for root in roots:
+        if os.path.isfile(root):
+            with open(root, "rb") as fh:
+                h.update(fh.read())
+            continue
+        for dirpath, _, files in sorted(os.walk(root)):
+            for f in sorted(files):
+                if f.endswith((".py", ".j2", ".h", ".c")):
+                    with open(os.path.join(dirpath, f), "rb") as fh:
+                        h.update(f.encode() + fh.read())
+    return h.hexdigest()
+
+
+def graph_signature(fgraph, backend, opt_level):
+    text = signature_text(fgraph, backend, opt_level)
+    return hashlib.sha256((text + _compiler_fingerprint()).encode()).hexdigest()[:32]
+
+
+def signature_text(fgraph, backend, opt_level):
+    ids, lines = {}, []
+
+    def ref(v):
+        if v in ids:
+            return ids[v]
+        if v in fgraph.inputs:
+            ids[v] = f"in{fgraph.inputs.index(v)}"
+            lines.append(f"{ids[v]} {v.type}")
+        elif isinstance(v, SharedVariable):
+            ids[v] = f"sh{len(ids)}"
+            lines.append(f"{ids[v]} {v.type}")
+        elif isinstance(v, Constant):
+            ids[v] = f"c{len(ids)}"
+            lines.append(f"{ids[v]} {v.type} {hashlib.sha1(v.data.tobytes()).hexdigest()}")
+        else:
+            raise KeyError(v)
+        return ids[v]
+
+    for k, v in enumerate(fgraph.inputs):
+        ref(v)
+    for n, node in enumerate(fgraph.nodes):
+        args = ",".join(ref(i) for i in node.inputs)
+        props = repr(node.op._props())
+        lines.append(f"{type(node.op).__name__}{props}({args})")
+        for j, o in enumerate(node.outputs):
+            ids[o] = f"n{n}.{j}"
+    lines.append("outputs " + ",".join(ref(o) for o in fgraph.outputs))
+    lines.append("updates " + ",".join(ref(s) for s in fgraph.update_targets))
+    lines.append(f"{backend} {opt_level} {config.floatX} {' '.join(config.extra_cflags)} {config.cc}")
+    text = "\n".join(lines)
+    # Fresh dims are numbered by creation order, which differs between processes.
+    names = {}
+    return _FRESH.sub(lambda m: names.setdefault(m.group(0), f"_f{len(names)}"), text)
+
+
+def _path(key):
+    return os.path.join(config.cache_dir, "artifacts", key[:2], f"{key}.pkl")
+
+
+def save(key, artifact):
+    path = _path(key)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as fh:
+        pickle.dump(artifact, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, path)
+
+
+def load(key):
+    try:
+        with open(_path(key), "rb") as fh:
+            artifact = pickle.load(fh)
+    except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError):
+        return None
+    if not os.path.exists(artifact.get("lib_path", "")):
+        return None
+    return artifact
