@@ -1,0 +1,86 @@
+"""The graphc command line.
+
+    graphc aot examples/aot_mlp.py:build --out dist/mlp [--name mlp] [--march x86-64-v3]
+
+`aot` imports the script (or module), calls the function named after the colon (default
+`build`), which returns {c_name: graphc.function(...)}, and exports those functions as a
+standalone C library with graphc.aot.export.
+"""
+import argparse
+import importlib
+import os
+import runpy
+import sys
+
+from .errors import GraphcError
+
+
+def _load_builder(target):
+    path, _, fn_name = target.rpartition(":") if ":" in target else (target, "", "build")
+    fn_name = fn_name or "build"
+    if path.endswith(".py") or os.path.sep in path or os.path.isfile(path):
+        if not os.path.isfile(path):
+            raise SystemExit(f"graphc aot: no such script: {path}")
+        script_dir = os.path.dirname(os.path.abspath(path))
+        sys.path.insert(0, script_dir)  # the script's own imports of its neighbours
+        try:
+            namespace = runpy.run_path(path, run_name="__graphc_aot__")
+        finally:
+            if sys.path and sys.path[0] == script_dir:
+                sys.path.pop(0)
+    else:
+        namespace = vars(importlib.import_module(path))
+    builder = namespace.get(fn_name)
+    if not callable(builder):
+        raise SystemExit(f"graphc aot: {path} has no function {fn_name}() "
+                         "(it should return a dict {name: graphc.function(...)})")
+    return builder
+
+
+def _aot(args):
+    from .aot import export
+    builder = _load_builder(args.target)
+    functions = builder()
+    if not isinstance(functions, dict) or not functions:
+        raise SystemExit(f"graphc aot: {args.target}() returned {type(functions).__name__}; it "
+                         "should return a dict {name: graphc.function(...)}")
+    out = export(functions, args.out, name=args.name, march=args.march,
+                 embed_params=not args.no_embed_params)
+    print(f"exported {', '.join(out.functions)} to {out.directory}:")
+    for label, path in (("library", out.library), ("header", out.header),
+                        ("parameters", out.params), ("example", out.example)):
+        print(f"  {label:<11}{os.path.relpath(path)}")
+    print(f"build the example: make -C {os.path.relpath(out.directory)}")
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="graphc", description="graphc: a symbolic graph "
+                                     "compiler for deep learning")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    aot = sub.add_parser("aot", help="export compiled functions as a standalone C library",
+                         description="Export the functions that SCRIPT.py:FUNCTION() returns "
+                         "({name: graphc.function(...)}) as a shared library with a C header, "
+                         "the parameter values, an example main.c and a Makefile.")
+    aot.add_argument("target", help="SCRIPT.py:FUNCTION or package.module:FUNCTION "
+                     "(FUNCTION defaults to build)")
+    aot.add_argument("--out", required=True, help="the folder to write (created if needed)")
+    aot.add_argument("--name", help="library name and C prefix (default: the --out folder's name)")
+    aot.add_argument("--march", help="CPU to build for (default: native, as graphc.function); "
+                     "e.g. x86-64-v3 to run on other machines")
+    aot.add_argument("--no-embed-params", action="store_true",
+                     help="do not build the parameter values into the library "
+                     "(<name>_create then needs the .params file)")
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return _aot(args)
+    except GraphcError as e:
+        print(f"graphc aot: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
