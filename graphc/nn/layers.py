@@ -276,32 +276,27 @@ class BatchNorm(Layer):
             raise G.GraphcShapeError(f"expected (N, C) or (N, C, H, W), got rank {x.ndim}")
         (c,) = _static(x, [1], self.type, "channel")
         dt = x.dtype
-        bshape = (1, c) + (1,) * (x.ndim - 2)
         mean_sum = ctx.buffer("mean", np.zeros(c, dt))
         var_sum = ctx.buffer("var", np.zeros(c, dt))
         factor = ctx.buffer("factor", np.zeros((), dt))
-        axes = (0,) if x.ndim == 2 else (0, 2, 3)
-        use_global = self.use_global_stats if self.use_global_stats is not None else not ctx.train
-        if use_global:
-            scale = G.where(G.eq(factor, 0), G.zeros_like(factor), 1.0 / factor)
-            mean = G.reshape(mean_sum * scale, bshape)
-            var = G.reshape(var_sum * scale, bshape)
-        else:
-            mean = G.mean(x, axis=axes, keepdims=True)
-            d = x - mean
-            var = G.mean(d * d, axis=axes, keepdims=True)
-            m = x.shape[0] if x.ndim == 2 else x.shape[0] * x.shape[2] * x.shape[3]
-            m = G.cast(m, dt)
-            correction = m / G.maximum(m - 1.0, 1.0)
-            f = self.fraction
-            ctx.update(mean_sum, f * mean_sum + G.reshape(mean, (c,)))
-            ctx.update(var_sum, f * var_sum + correction * G.reshape(var, (c,)))
-            ctx.update(factor, f * factor + 1.0)
-        y = (x - mean) / G.sqrt(var + self.eps)
         if self.scale:
             gamma = ctx.param("gamma", (c,), 1.0, decay_mult=0.0)
             beta = ctx.param("beta", (c,), 0.0, decay_mult=0.0)
-            y = y * G.reshape(gamma, bshape) + G.reshape(beta, bshape)
+        else:
+            gamma, beta = G.constant(np.ones(c, dt)), G.constant(np.zeros(c, dt))
+        use_global = self.use_global_stats if self.use_global_stats is not None else not ctx.train
+        if use_global:
+            scale = G.where(G.eq(factor, 0), G.zeros_like(factor), 1.0 / factor)
+            return G.batch_norm_inference(x, gamma, beta, mean_sum * scale, var_sum * scale,
+                                          self.eps)
+        y, mean, var = G.batch_norm_train(x, gamma, beta, self.eps)
+        m = x.shape[0] if x.ndim == 2 else x.shape[0] * x.shape[2] * x.shape[3]
+        m = G.cast(m, dt)
+        correction = m / G.maximum(m - 1.0, 1.0)
+        f = self.fraction
+        ctx.update(mean_sum, f * mean_sum + mean)
+        ctx.update(var_sum, f * var_sum + correction * var)
+        ctx.update(factor, f * factor + 1.0)
         return y
 
 

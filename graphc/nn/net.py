@@ -324,7 +324,10 @@ class Net:
     def random(self):
         """The net's counter-based random stream (created on first use, seeded by net.seed)."""
         if self._random is None:
-            self._random = G.RandomStreams(self.seed)
+            self._random = G.RandomStreams(self.seed, name=f"{self.name}.rng_counter")
+            # The counter is state: snapshots save it, and every TRAIN step advances it.
+            self.buffers["rng.counter"] = self._random.counter
+            self.updates.update(self._random.updates())
         return self._random
 
     # ---- reading ---------------------------------------------------------------------------
