@@ -27,6 +27,10 @@ from .ir.ops.nn import (binary_crossentropy, categorical_crossentropy, log_softm
 from .ir.ops.reduce import argmax, argmin, mean, var
 from .ir.ops.shape import (arange, concatenate, dimshuffle, expand_dims, flatten, reshape,
                            squeeze, stack, transpose)
+from .ir.ops.conv import conv2d
+from .ir.ops.normalization import batch_norm, batch_norm_inference, batch_norm_train, lrn
+from .ir.ops.pool import avg_pool2d, max_pool2d
+from .ir.ops.random import RandomStreams, dropout, random_uniform
 from .ir.printing import debugprint
 from .ir.types import dim
 from .math import *  # noqa: F401,F403  (elementwise functions: exp, log, tanh, ...)

@@ -1,6 +1,7 @@
 """Lowering of the convolutional-net ops (conv, pooling, LRN, random numbers) to kernels.
 
-Convolution has two algorithms, chosen per op by `conv_algorithm` (GRAPHC_CONV_ALGO forces one):
+Convolution has two algorithms, chosen per op by `conv_algorithm` (the op's `algorithm` prop,
+set by conv2d(algorithm=...) or GRAPHC_CONV_ALGO, forces one):
   gemm:   im2col of the whole batch into a (G, K, N*P) workspace matrix (K = C/G*kh*kw,
           P = Ho*Wo), then ONE gemm per group (OpenBLAS threads it; no gemm runs inside an OpenMP
           region), then a transpose of the (C_out, N, P) result into NCHW. The weight gradient is
@@ -9,11 +10,9 @@ Convolution has two algorithms, chosen per op by `conv_algorithm` (GRAPHC_CONV_A
 Both were measured on LeNet's layers (see the report in the commit message / README); gemm wins
 except where the gemm would be tiny.
 """
-import os
-
 import sympy
 
-from ..ir.ops import conv, normalization, pool
+from ..ir.ops import conv, normalization, pool, random
 from ..ir.types import simplify_dim
 from .cprinter import C_TYPES, int_to_c
 from .lower import _contig_strides, _emit_strided_copy, lowers
@@ -65,9 +64,8 @@ class _Geom:
 
 def conv_algorithm(kind, geom):
     """'gemm' or 'direct' for one of the three conv kernels (kind: fwd, grad_input, grad_weights)."""
-    forced = os.environ.get("GRAPHC_CONV_ALGO", "").strip().lower()
-    if forced in ("gemm", "direct"):
-        return forced
+    if geom.op.algorithm in ("gemm", "direct"):
+        return geom.op.algorithm
     k = geom.k if isinstance(geom.k, int) else None
     mg = geom.mg if isinstance(geom.mg, int) else None
     # A gemm of depth K (or, for the input gradient, depth M) a few wide does not pay for the
@@ -243,3 +241,15 @@ def lower_lrn_grad(L, node):
     ratio = L.new_buffer(x.dtype, shape, "temp", f"{node.op} ratio")
     L.emit("lrn_grad", [L.out_buffer(gx), scale, ratio], [L.buffer(x), L.buffer(y), L.buffer(gy)],
            str(node.op), **_lrn_params(node.op, shape, x.dtype))
+
+
+# --- random numbers -------------------------------------------------------------------------------
+
+@lowers(random.RandomUniform)
+def lower_random_uniform(L, node):
+    out, op = node.outputs[0], node.op
+    L.emit("random_uniform", [L.out_buffer(out)], [L.buffer(node.inputs[0])], str(op),
+           n=_c(_mul(*L.shape(out))), single=out.dtype == "float32",
+           k0=str(op.key & 0xFFFFFFFF), k1=str(op.key >> 32),
+           m0=str(random.PHILOX_M0), m1=str(random.PHILOX_M1),
+           w0=str(random.PHILOX_W0), w1=str(random.PHILOX_W1))
