@@ -45,6 +45,10 @@ def atomic_savez(path, arrays):
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    for k, v in arrays.items():
+        if v.dtype == object:
+            raise TypeError(f"atomic_savez: {k!r} is not a numeric array (dtype object)")
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -178,10 +182,11 @@ class Trainer:
         self.log = log or (lambda *a, **k: None)
         self.progress = progress
         self.loss_terms = net.loss_terms("train")
+        train_inputs = net.inputs_for([t for t, _, _ in self.loss_terms], "train")
+        self.train_arrays = self._feed_arrays(train_data, train_inputs, "train_data")
         self.step = solver.compile_net(net, outputs=[t for t, _, _ in self.loss_terms]
                                        if len(self.loss_terms) > 1 else (),
                                        **(compile_kwargs or {}))
-        self.train_arrays = self._feed_arrays(train_data, self.step.input_names, "train_data")
         n = len(next(iter(self.train_arrays.values())))
         self.n_train = n
         self.stream = BatchStream(n, self.batch_size, seed, shuffle)
@@ -221,9 +226,7 @@ class Trainer:
         if len(set(lengths.values())) != 1:
             raise ValueError(f"Trainer: {what} arrays differ in length: {lengths}")
         for n, a in arrays.items():
-            want = self.net.inputs[n].dtype
-            if a.dtype != want:
-                arrays[n] = a.astype(want)
+            arrays[n] = np.ascontiguousarray(a, dtype=self.net.inputs[n].dtype)
         return arrays
 
     def _batch(self):
