@@ -241,8 +241,10 @@ def _function_info(lib, fn_name, fn, program, param_index, scratch_base):
     out_ext = by_role.get("output", [])
     outs = program.output_buffers
     in_place = getattr(program, "in_place_updates", {}) or {}
+    graph_outputs = getattr(fg, "outputs", None)  # (a warm-compiled Function keeps no nodes)
     for k in range(n_user):
-        info["outputs"].append(arg(outs[k], fg.outputs[k], "output", k))
+        info["outputs"].append(arg(outs[k], graph_outputs[k] if graph_outputs else None,
+                                   "output", k))
         info["outputs"][-1]["slot"] = out_ext[k].slot
     n_scratch = 0
     for j, sv in enumerate(fg.update_targets):
@@ -257,7 +259,7 @@ def _function_info(lib, fn_name, fn, program, param_index, scratch_base):
         info["updates"].append({"slot": out_ext[n_user + j].slot, "index": param_index[sv],
                                 "scratch": scratch_base + n_scratch, "nbytes": int(b.nbytes)})
         n_scratch += 1
-    for a, b, msg in fg.dims.runtime_checks:
+    for a, b, msg in fn.checker.runtime_checks:  # dims that must agree, checked per call
         _check_symbols(a, syms, f"{fn_name}: a size check")
         _check_symbols(b, syms, f"{fn_name}: a size check")
         info["checks"].append({"lhs": int_to_c(a), "rhs": int_to_c(b),

@@ -1,0 +1,398 @@
+"""graphc.aot: export compiled functions as a standalone C library, then use it from C.
+
+One MLP (784-64-10) export serves most tests: the generated main.c is built with its Makefile and
+run on MNIST digits; its outputs and the parameters after 20 training steps must match the Python
+functions. tests/aot/check_api.c drives the C interface directly (bad arguments, failed calls,
+parameter files, two threads with two contexts), and everything runs under valgrind once.
+"""
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import graphc as G
+from graphc.aot import load_params, save_params
+from graphc.data import load_mnist_subset
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+CC = os.environ.get("CC", "gcc")
+RTOL = 1e-5
+
+pytestmark = pytest.mark.skipif(shutil.which(CC) is None, reason="needs a C compiler")
+
+
+def build_mlp(n_hidden=64, lr=0.1, seed=0):
+    rng = np.random.RandomState(seed)
+    W1 = G.shared((rng.randn(784, n_hidden) * 0.05).astype("float32"), name="W1")
+    b1 = G.shared(np.zeros(n_hidden, "float32"), name="b1")
+    W2 = G.shared((rng.randn(n_hidden, 10) * 0.05).astype("float32"), name="W2")
+    b2 = G.shared(np.zeros(10, "float32"), name="b2")
+    batch = G.dim("batch")
+    x = G.tensor("x", (batch, 784))
+    y = G.tensor("y", (batch,), "int64")
+    probs = G.softmax(G.dot(G.relu(G.dot(x, W1) + b1), W2) + b2)
+    loss = G.categorical_crossentropy(probs, y).mean()
+    params = [W1, b1, W2, b2]
+    updates = {p: p - lr * g for p, g in zip(params, G.grad(loss, params))}
+    f_infer = G.function([x], probs, name="aot_mlp_infer")
+    f_train = G.function([x, y], loss, updates=updates, name="aot_mlp_train")
+    return {"infer": f_infer, "train_step": f_train}, params
+
+
+def run(cmd, cwd=None, env=None, check=True):
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def make_example(directory, name):
+    """Build <name>_main with the exported Makefile (or the README's one-line gcc)."""
+    if shutil.which("make"):
+        run(["make", "-s", f"CC={CC}"], cwd=directory)
+    else:
+        run([CC, "-O2", "-Wall", "-Wextra", "-o", f"{name}_main", "main.c", "-I.", "-L.",
+             f"-l{name}", "-Wl,-rpath,$ORIGIN", "-Wl,-rpath-link,."], cwd=directory)
+    return os.path.join(directory, f"{name}_main")
+
+
+class Model:
+    pass
+
+
+@pytest.fixture(scope="module")
+def mlp(tmp_path_factory):
+    m = Model()
+    m.functions, m.params = build_mlp()
+    m.initial = {p.name: p.get_value() for p in m.params}
+    m.dir = str(tmp_path_factory.mktemp("aot") / "mlp")
+    m.export = G.aot.export(m.functions, m.dir, name="mlp")
+    m.main = make_example(m.dir, "mlp")
+    m.work = str(tmp_path_factory.mktemp("aot_work"))
+    return m
+
+
+def reset(m):
+    for p in m.params:
+        p.set_value(m.initial[p.name])
+
+
+def test_export_files(mlp):
+    for f in ("libmlp.so", "mlp.h", "mlp.params", "main.c", "Makefile", "README.txt",
+              "libscipy_openblas.so", "src/mlp.c"):
+        assert os.path.exists(os.path.join(mlp.dir, f)), f
+    assert mlp.export.param_names == ["W1", "b1", "W2", "b2"]
+    # The exported parameter file holds the values at export.
+    saved = load_params(mlp.export.params)
+    assert list(saved) == ["W1", "b1", "W2", "b2"]
+    for k, v in saved.items():
+        np.testing.assert_array_equal(v, mlp.initial[k])
+    header = open(mlp.export.header).read()
+    assert "int mlp_infer(mlp_ctx *ctx, const float *x, int64_t batch, float *out0);" in header
+    assert ("int mlp_train_step(mlp_ctx *ctx, const float *x, const int64_t *y, int64_t batch, "
+            "float *out0);") in header
+    # Each function's kernels are the program graphc.function runs, rendered once each.
+    source = open(os.path.join(mlp.dir, "src", "mlp.c")).read()
+    assert source.count("#ifndef GC_RUNTIME_H") == 1
+    assert "static int gc_fn_infer_run(" in source and "static int gc_fn_train_step_run(" in source
+    listing = run([mlp.main]).stdout
+    assert "infer: 1 inputs, 1 outputs, dims: batch" in listing
+    assert "W1: float32 [784, 64]" in listing
+
+
+def test_library_dependencies_and_symbols(mlp):
+    lib = mlp.export.library
+    dyn = run(["readelf", "-d", lib]).stdout
+    needed = {line.split("[")[1].rstrip("]") for line in dyn.splitlines() if "(NEEDED)" in line}
+    # libmvec: glibc's vector libm, which the kernels may call (part of libc like libm).
+    assert needed <= {"libscipy_openblas.so", "libm.so.6", "libmvec.so.1", "libgomp.so.1",
+                      "libc.so.6"}, needed
+    assert "[$ORIGIN]" in dyn
+    syms = run(["nm", "-D", "--defined-only", lib]).stdout.split()
+    exported = {s for s in syms if s.startswith(("mlp_", "gc_"))}
+    assert "mlp_infer" in exported and "mlp_train_step_output_shape" in exported
+    assert not any(s.startswith("gc_") for s in exported)  # helpers stay private
+
+
+def test_infer_matches_python(mlp):
+    reset(mlp)
+    X, _ = load_mnist_subset("test")
+    x = np.ascontiguousarray(X[:100])
+    x.tofile(os.path.join(mlp.work, "x.bin"))
+    run([mlp.main, "infer", "100", "x.bin", "probs.bin"], cwd=mlp.work)
+    probs_c = np.fromfile(os.path.join(mlp.work, "probs.bin"), "float32").reshape(100, 10)
+    probs_py = mlp.functions["infer"](x)
+    np.testing.assert_allclose(probs_c, probs_py, rtol=RTOL, atol=1e-7)
+    # Several calls from one file: batches of 25, the same numbers.
+    run([mlp.main, "infer", "25", "x.bin", "probs25.bin"], cwd=mlp.work)
+    probs25 = np.fromfile(os.path.join(mlp.work, "probs25.bin"), "float32").reshape(100, 10)
+    np.testing.assert_allclose(probs25, probs_py, rtol=RTOL, atol=1e-7)
+
+
+def test_train_steps_match_python(mlp):
+    steps, batch = 20, 32
+    X, y = load_mnist_subset("train")
+    xs, ys = np.ascontiguousarray(X[:steps * batch]), y[:steps * batch].astype("int64")
+    xs.tofile(os.path.join(mlp.work, "tx.bin"))
+    ys.tofile(os.path.join(mlp.work, "ty.bin"))
+    run([mlp.main, "-s", "trained.params", "train_step", str(batch), "tx.bin", "ty.bin",
+         "loss.bin"], cwd=mlp.work)
+    losses_c = np.fromfile(os.path.join(mlp.work, "loss.bin"), "float32")
+    reset(mlp)
+    train = mlp.functions["train_step"]
+    losses_py = np.array([train(xs[k * batch:(k + 1) * batch], ys[k * batch:(k + 1) * batch])
+                          for k in range(steps)])
+    assert losses_c.shape == (steps,)
+    np.testing.assert_allclose(losses_c, losses_py, rtol=RTOL)
+    assert losses_py[-1] < losses_py[0]
+    trained = load_params(os.path.join(mlp.work, "trained.params"))
+    for p in mlp.params:
+        np.testing.assert_allclose(trained[p.name], p.get_value(), rtol=RTOL, atol=1e-7,
+                                   err_msg=p.name)
+    # Continue from the saved parameters in C (-p) and in Python: still the same.
+    run([mlp.main, "-p", "trained.params", "infer", "32", "tx.bin", "probs_t.bin"], cwd=mlp.work)
+    probs_c = np.fromfile(os.path.join(mlp.work, "probs_t.bin"), "float32").reshape(-1, 10)
+    np.testing.assert_allclose(probs_c, mlp.functions["infer"](xs), rtol=RTOL, atol=1e-7)
+
+
+def test_params_file_roundtrip(mlp, tmp_path):
+    # C writes the same bytes Python wrote at export; Python reads what C writes.
+    run([mlp.main, "-s", str(tmp_path / "copy.params")])
+    assert open(tmp_path / "copy.params", "rb").read() == open(mlp.export.params, "rb").read()
+    values = {"a": np.arange(6, dtype="float64").reshape(2, 3), "b": np.array(7, "int64"),
+              "c": np.array([True, False])}
+    save_params(tmp_path / "x.params", values)
+    back = load_params(tmp_path / "x.params")
+    for k, v in values.items():
+        assert back[k].dtype == v.dtype and back[k].shape == v.shape
+        np.testing.assert_array_equal(back[k], v)
+
+
+def build_check_api(mlp):
+    exe = os.path.join(mlp.work, "check_api")
+    if not os.path.exists(exe):
+        run([CC, "-O1", "-g", "-Wall", "-Wextra", "-pthread", "-o", exe,
+             os.path.join(HERE, "aot", "check_api.c"), f"-I{mlp.dir}", f"-L{mlp.dir}", "-lmlp",
+             f"-Wl,-rpath,{mlp.dir}", f"-Wl,-rpath-link,{mlp.dir}", "-lm"])
+    return exe
+
+
+def test_c_api_errors_params_and_threads(mlp, tmp_path):
+    exe = build_check_api(mlp)
+    proc = run([exe, str(tmp_path)], check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "all passed" in out
+    # The messages a C caller sees, e.g.:
+    assert 'mlp_infer(ctx, X, 0, out) -> 2 "infer: dim batch = 0 is out of range' in out
+    assert 'mlp_infer(ctx, NULL, B, out) -> 1 "infer: input x is NULL"' in out
+    assert "train_step: index out of range" in out
+
+
+def test_relocatable(mlp, tmp_path):
+    moved = tmp_path / "elsewhere" / "mlp"
+    shutil.copytree(mlp.dir, moved)
+    env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
+    ldd = run(["ldd", str(moved / "mlp_main")], env=env).stdout
+    for lib in ("libmlp.so", "libscipy_openblas.so"):
+        line = next(ln for ln in ldd.splitlines() if lib in ln)
+        assert str(moved) in line, line
+    assert "infer" in run([str(moved / "mlp_main")], cwd=str(tmp_path), env=env).stdout
+
+
+VALGRIND = ["valgrind", "--error-exitcode=99", "--leak-check=full", "-q",
+            "--errors-for-leak-kinds=definite,possible", "--show-leak-kinds=definite,possible"]
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="needs valgrind")
+def test_valgrind_clean(mlp):
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    X, y = load_mnist_subset("test")
+    X[:24].tofile(os.path.join(mlp.work, "vx.bin"))
+    y[:24].astype("int64").tofile(os.path.join(mlp.work, "vy.bin"))
+    exe = build_check_api(mlp)
+    vdir = os.path.join(mlp.work, "valgrind")
+    os.makedirs(vdir, exist_ok=True)
+    for cmd in ([mlp.main, "infer", "8", "vx.bin", "vp.bin"],
+                [mlp.main, "-s", "v.params", "train_step", "8", "vx.bin", "vy.bin", "vl.bin"],
+                [exe, vdir]):
+        proc = run(VALGRIND + cmd, cwd=mlp.work, env=env, check=False)
+        assert proc.returncode == 0, f"{cmd}:\n{proc.stderr[-5000:]}"
+        assert "definitely lost" not in proc.stderr and "Invalid" not in proc.stderr, proc.stderr
+
+
+def test_cli_exports_a_script(tmp_path, capsys, monkeypatch):
+    """`graphc aot examples/aot_mlp.py:build --out DIR` (graphc.cli.main, the console script)."""
+    from graphc.cli import main as cli_main
+    monkeypatch.chdir(tmp_path)
+    script = os.path.join(ROOT, "examples", "aot_mlp.py")
+    assert cli_main(["aot", f"{script}:build", "--out", "dist/mlp2"]) == 0
+    assert "exported infer, train_step" in capsys.readouterr().out
+    main = make_example(str(tmp_path / "dist" / "mlp2"), "mlp2")
+    listing = run([main]).stdout
+    assert "train_step: 2 inputs, 1 outputs, dims: batch" in listing
+    with pytest.raises(SystemExit, match="has no function nope"):
+        cli_main(["aot", f"{script}:nope", "--out", "dist/x"])
+    assert cli_main([]) == 2  # no command: help
+
+
+def test_export_rejects_bad_names(mlp, tmp_path):
+    with pytest.raises(G.GraphcTypeError):
+        G.aot.export(mlp.functions, str(tmp_path / "x"), name="not-a-c-name")
+    with pytest.raises(G.GraphcTypeError):
+        G.aot.export({"bad name": mlp.functions["infer"]}, str(tmp_path / "x"), name="ok")
+    with pytest.raises(G.GraphcTypeError):
+        G.aot.export({"infer": lambda x: x}, str(tmp_path / "x"), name="ok")
+
+
+def test_export_warm_compiled_functions(mlp, tmp_path):
+    """Functions loaded from graphc's artifact cache (no graph nodes kept) export the same."""
+    functions, params = build_mlp(seed=3)
+    export = G.aot.export(functions, str(tmp_path / "warm"), name="warm")
+    main = make_example(export.directory, "warm")
+    X, _ = load_mnist_subset("test")
+    x = np.ascontiguousarray(X[:16])
+    x.tofile(tmp_path / "x.bin")
+    run([main, "infer", "16", "x.bin", "p.bin"], cwd=str(tmp_path))
+    probs = np.fromfile(tmp_path / "p.bin", "float32").reshape(16, 10)
+    np.testing.assert_allclose(probs, functions["infer"](x), rtol=RTOL, atol=1e-7)
+
+
+HAVE_CNN = hasattr(G, "conv2d") and hasattr(G, "max_pool2d")
+
+
+def build_lenet(lr=0.05, seed=0):
+    rng = np.random.RandomState(seed)
+
+    def init(*shape):
+        return (rng.randn(*shape) * 0.1).astype("float32")
+
+    c1w = G.shared(init(6, 1, 5, 5), name="conv1_w")
+    c2w = G.shared(init(16, 6, 5, 5), name="conv2_w")
+    f1w, f2w = G.shared(init(256, 64), name="fc1_w"), G.shared(init(64, 10), name="fc2_w")
+    c1b, c2b, f1b, f2b = (G.shared(np.zeros(n, "float32"), name=f"{k}_b")
+                          for n, k in ((6, "conv1"), (16, "conv2"), (64, "fc1"), (10, "fc2")))
+    batch = G.dim("batch")
+    x = G.tensor("x", (batch, 1, 28, 28))
+    y = G.tensor("y", (batch,), "int64")
+    h = G.max_pool2d(G.relu(G.conv2d(x, c1w) + c1b.dimshuffle("x", 0, "x", "x")), (2, 2))
+    h = G.max_pool2d(G.relu(G.conv2d(h, c2w) + c2b.dimshuffle("x", 0, "x", "x")), (2, 2))
+    h = G.relu(G.dot(G.flatten(h, 2), f1w) + f1b)
+    probs = G.softmax(G.dot(h, f2w) + f2b)
+    loss = G.categorical_crossentropy(probs, y).mean()
+    params = [c1w, c1b, c2w, c2b, f1w, f1b, f2w, f2b]
+    updates = {p: p - lr * g for p, g in zip(params, G.grad(loss, params))}
+    return {"infer": G.function([x], probs, name="aot_lenet_infer"),
+            "train_step": G.function([x, y], loss, updates=updates, name="aot_lenet_train")}, params
+
+
+@pytest.mark.skipif(not HAVE_CNN, reason="needs graphc.conv2d and graphc.max_pool2d")
+def test_lenet_export_matches_python(tmp_path):
+    functions, params = build_lenet()
+    export = G.aot.export(functions, str(tmp_path / "lenet"), name="lenet")
+    main = make_example(export.directory, "lenet")
+    assert "conv1_w: float32 [6, 1, 5, 5]" in run([main]).stdout
+    X, y = load_mnist_subset("train", flatten=False)  # (N, 1, 28, 28) float32
+    x_inf = np.ascontiguousarray(X[:50])
+    x_inf.tofile(tmp_path / "x.bin")
+    run([main, "infer", "50", "x.bin", "p.bin"], cwd=str(tmp_path))
+    probs = np.fromfile(tmp_path / "p.bin", "float32").reshape(50, 10)
+    np.testing.assert_allclose(probs, functions["infer"](x_inf), rtol=RTOL, atol=1e-7)
+
+    steps, batch = 20, 16
+    xs, ys = np.ascontiguousarray(X[:steps * batch]), y[:steps * batch].astype("int64")
+    xs.tofile(tmp_path / "tx.bin")
+    ys.tofile(tmp_path / "ty.bin")
+    run([main, "-s", "trained.params", "train_step", str(batch), "tx.bin", "ty.bin", "l.bin"],
+        cwd=str(tmp_path))
+    train = functions["train_step"]
+    losses = [train(xs[k * batch:(k + 1) * batch], ys[k * batch:(k + 1) * batch])
+              for k in range(steps)]
+    np.testing.assert_allclose(np.fromfile(tmp_path / "l.bin", "float32"), losses, rtol=RTOL)
+    trained = load_params(tmp_path / "trained.params")
+    for p in params:
+        np.testing.assert_allclose(trained[p.name], p.get_value(), rtol=RTOL, atol=1e-7,
+                                   err_msg=p.name)
+
+
+def test_two_dims_many_dtypes_and_swapped_updates(tmp_path):
+    """Two symbolic dims, float64/int64/float32, a constant, a function without inputs, and
+    updates that are not in place (p and q swap: each must read the other's old value)."""
+    import ctypes
+    n, m = G.dim("n"), G.dim("m")
+    a = G.tensor("a", (n, 3), "float64")
+    idx = G.tensor("idx", (m,), "int64")
+    acc = G.shared(np.zeros(3), name="acc")
+    count = G.shared(np.array(0, "int64"), name="count")
+    w = G.shared(np.arange(12, dtype="float32").reshape(4, 3), name="w")
+    p = G.shared(np.array([1.0, 2.0], "float32"), name="p")
+    q = G.shared(np.array([5.0, 6.0], "float32"), name="q")
+    step = G.function([a, idx], [a.sum(axis=0) + np.array([1.0, 2.0, 3.0]), w[idx]],
+                      updates={acc: acc + a.sum(axis=0), count: count + 1, w: w * 2, p: q, q: p})
+    peek = G.function([], [p - q, count * 2])
+    shareds = [acc, count, w, p, q]
+    initial = {s.name: s.get_value() for s in shareds}
+    export = G.aot.export({"step": step, "peek": peek}, str(tmp_path / "edge"), name="edge")
+    header = open(export.header).read()
+    assert ("int edge_step(edge_ctx *ctx, const double *a, const int64_t *idx, int64_t n, "
+            "int64_t m, double *out0, float *out1);") in header
+    assert "int edge_peek(edge_ctx *ctx, float *out0, int64_t *out1);" in header
+    main = make_example(export.directory, "edge")
+
+    rng = np.random.RandomState(0)
+    As, idxs = rng.randn(3, 5, 3), np.array([[0, 3], [2, 2], [1, 0]], "int64")
+    As.tofile(tmp_path / "a.bin")
+    idxs.tofile(tmp_path / "idx.bin")
+    run([main, "-s", "after.params", "step", "5", "2", "a.bin", "idx.bin", "o1.bin", "o2.bin"],
+        cwd=str(tmp_path))
+    run([main, "-p", "after.params", "peek", "d.bin", "c.bin"], cwd=str(tmp_path))
+    o1 = np.fromfile(tmp_path / "o1.bin", "float64").reshape(3, 3)
+    o2 = np.fromfile(tmp_path / "o2.bin", "float32").reshape(3, 2, 3)
+    for k in range(3):
+        r1, r2 = step(As[k], idxs[k])
+        np.testing.assert_allclose(o1[k], r1, rtol=1e-12)
+        np.testing.assert_array_equal(o2[k], r2)
+    after = load_params(tmp_path / "after.params")
+    assert sorted(after) == ["acc", "count", "p", "q", "w"]
+    for s in shareds:
+        np.testing.assert_allclose(after[s.name], s.get_value(), rtol=1e-12, err_msg=s.name)
+    assert after["count"] == 3 and list(after["p"]) == [5.0, 6.0]  # swapped three times
+    d, c = peek()
+    np.testing.assert_array_equal(np.fromfile(tmp_path / "d.bin", "float32"), d)
+    assert np.fromfile(tmp_path / "c.bin", "int64")[0] == c == 6
+
+    # Straight through the C ABI (ctypes): a failing call (index 9 of 4 rows) changes nothing.
+    lib = ctypes.CDLL(export.library)
+    lib.edge_create.restype = ctypes.c_void_p
+    lib.edge_create.argtypes = [ctypes.c_char_p]
+    lib.edge_last_error.restype = ctypes.c_char_p
+    lib.edge_last_error.argtypes = [ctypes.c_void_p]
+    lib.edge_get_param.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p,
+                                   ctypes.c_size_t]
+    lib.edge_step.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 2
+    lib.edge_destroy.argtypes = [ctypes.c_void_p]
+    ctx = lib.edge_create(None)
+    assert ctx
+
+    def value(name):
+        out = np.empty_like(initial[name])
+        assert lib.edge_get_param(ctx, name.encode(), out.ctypes.data, out.nbytes) == 0
+        return out
+
+    a0, out0, out1 = As[0].copy(), np.empty(3), np.empty((2, 3), "float32")
+    bad = np.array([1, 9], "int64")
+    rc = lib.edge_step(ctx, a0.ctypes.data, bad.ctypes.data, 5, 2, out0.ctypes.data,
+                       out1.ctypes.data)
+    assert rc == 4 and b"index out of range" in lib.edge_last_error(ctx)
+    for name in initial:
+        np.testing.assert_array_equal(value(name), initial[name], err_msg=name)
+    good = np.array([1, 3], "int64")
+    assert lib.edge_step(ctx, a0.ctypes.data, good.ctypes.data, 5, 2, out0.ctypes.data,
+                         out1.ctypes.data) == 0
+    assert list(value("p")) == [5.0, 6.0] and list(value("q")) == [1.0, 2.0]
+    assert value("count") == 1
+    lib.edge_destroy(ctx)
