@@ -11,6 +11,8 @@
   ``Iteration 100, lr = 0.00992565``, ``Iteration 500, Testing net (#0)``,
   ``    Test net output #0: accuracy = 0.9875``,
   ``    Test net output #1: loss = 0.0392 (* 1 = 0.0392 loss)``.
+* ``test_at_end`` (default True) also tests after the last iteration when it is not a multiple
+  of test_interval; ``trainer.timing`` accumulates seconds spent in steps and in tests.
 * A one-line progress bar on stderr when stderr is a terminal (``progress=True/False`` forces).
 * Mini-batches: each epoch is a permutation drawn from the trainer's own RandomState(seed); a
   batch that runs past the end continues into the next epoch's permutation (Caffe's data layers
@@ -169,12 +171,14 @@ class Trainer:
                  test_batch_size=None, max_iter=None, epochs=None, display=100,
                  test_interval=None, test_initialization=True, snapshot=0, snapshot_prefix=None,
                  snapshot_after_train=False, average_loss=1, seed=0, shuffle=True,
-                 progress=None, log=print, compile_kwargs=None):
+                 progress=None, log=print, compile_kwargs=None, test_at_end=True):
         self.net, self.solver = net, solver
         self.batch_size = int(batch_size)
         self.test_batch_size = int(test_batch_size or max(batch_size, 256))
         self.display, self.test_interval = int(display or 0), int(test_interval or 0)
         self.test_initialization = bool(test_initialization)
+        self.test_at_end = bool(test_at_end)
+        self.timing = {"train_s": 0.0, "test_s": 0.0, "iters": 0}
         self.snapshot_interval, self.snapshot_prefix = int(snapshot or 0), snapshot_prefix
         self.snapshot_after_train = bool(snapshot_after_train)
         if (self.snapshot_interval or self.snapshot_after_train) and not snapshot_prefix:
@@ -239,6 +243,7 @@ class Trainer:
         mean over examples: batch means weighted by batch size)."""
         if self.test_fn is None:
             return OrderedDict()
+        t0 = time.perf_counter()
         n = len(next(iter(self.test_arrays.values())))
         totals = np.zeros(len(self.test_names))
         for start in range(0, n, self.test_batch_size):
@@ -247,6 +252,7 @@ class Trainer:
             outs = self.test_fn(**feed)
             totals += m * np.array([float(o) for o in outs])
         result = OrderedDict(zip(self.test_names, totals / n))
+        self.timing["test_s"] += time.perf_counter() - t0
         self.history["test_iter"].append(self.solver.iter)
         self.history["test"].append(dict(result))
         if log:
@@ -278,8 +284,11 @@ class Trainer:
                     bar.clear()
                     self.test()
                 rate = solver.lr
+                t_step = time.perf_counter()
                 feeds = [self._batch() for _ in range(solver.iter_size)]
                 result = self.step.iteration(feeds)
+                self.timing["train_s"] += time.perf_counter() - t_step
+                self.timing["iters"] += 1
                 loss, outs = result if isinstance(result, tuple) else (result, None)
                 if not math.isfinite(loss):
                     bar.clear()
@@ -306,7 +315,9 @@ class Trainer:
         self.train_time = time.perf_counter() - t0
         if self.snapshot_after_train and solver.iter != getattr(self, "_snapshot_iter", None):
             self.snapshot()
-        if self.test_interval and solver.iter % self.test_interval == 0:
+        if self.test_interval and solver.iter % self.test_interval == 0 or (
+                self.test_at_end and self.test_fn is not None and
+                (not self.history["test_iter"] or self.history["test_iter"][-1] != solver.iter)):
             self.test()
         self.log("Optimization Done.")
         return self.history

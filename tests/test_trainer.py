@@ -104,7 +104,7 @@ def test_caffe_style_log_lines(tmp_path):
     assert re.search(r"^Iteration 6, Testing net", text, re.M)
     assert lines[-1] == "Optimization Done."
     assert history["iter"] == list(range(8)) and len(history["loss"]) == 8
-    assert history["test_iter"] == [0, 6]
+    assert history["test_iter"] == [0, 6, 8]          # and a final test (test_at_end)
     acc = tr.test(log=False)["accuracy"]
     assert 0.0 <= acc <= 1.0
 

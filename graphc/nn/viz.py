@@ -155,6 +155,12 @@ def _raster_panel(c, x0, y0, w, h, p):
         c.text(px0 - 8, Y - 5, lab, axis, scale=2, anchor="right")
     c.rect(px0, py0, px1, py1, axis, fill=False)
     c.text((px0 + px1) // 2, py1 + 26, p["xlabel"], axis, anchor="center")
+    # Legend in the top right corner, or the bottom right when the curves end up high.
+    ends = [sy(fy(ys[-1])) for _, _, ys in p["series"] if len(ys)]
+    n_labels = sum(1 for s in p["series"] if s[0])
+    legend_top = py0 + 8
+    if ends and min(ends) < py0 + 16 * n_labels + 16:
+        legend_top = py1 - 8 - 16 * n_labels
     for k, (label, xs, ys) in enumerate(p["series"]):
         color = COLORS[k % len(COLORS)]
         pts = [(sx(a), sy(b)) for a, b in zip(xs, fy(ys))]
@@ -166,7 +172,7 @@ def _raster_panel(c, x0, y0, w, h, p):
             for a, b in pts:
                 c.rect(a - 2, b - 2, a + 2, b + 2, color)
         if label:
-            ly = py0 + 8 + 16 * k
+            ly = legend_top + 16 * k
             c.rect(px1 - 150, ly + 2, px1 - 136, ly + 7, color)
             c.text(px1 - 130, ly, label, (40, 40, 40))
 
