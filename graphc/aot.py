@@ -5,8 +5,8 @@
     G.aot.export({"infer": f_infer, "train_step": f_train}, "dist/lenet", name="lenet")
 
 writes dist/lenet/: liblenet.so, lenet.h (the whole C interface, documented), lenet.params (the
-values of every shared variable at export), libscipy_openblas.so (the BLAS, found through
-rpath $ORIGIN, so the folder can be moved), main.c + Makefile (an example driver), README.txt,
+values of every shared variable at export), libscipy_openblas.so (the BLAS, when a function
+uses it, found through rpath $ORIGIN, so the folder can be moved), main.c + Makefile (an example driver), README.txt,
 and src/ (the library's C source, to rebuild it with `make lib`).
 
 Each exported function is the same Program graphc.function runs (the same kernels and memory
@@ -259,10 +259,14 @@ def _function_info(lib, fn_name, fn, program, param_index, scratch_base):
         info["updates"].append({"slot": out_ext[n_user + j].slot, "index": param_index[sv],
                                 "scratch": scratch_base + n_scratch, "nbytes": int(b.nbytes)})
         n_scratch += 1
+    seen = set()
     for a, b, msg in fn.checker.runtime_checks:  # dims that must agree, checked per call
+        if (str(a), str(b)) in seen:
+            continue
+        seen.add((str(a), str(b)))
         _check_symbols(a, syms, f"{fn_name}: a size check")
         _check_symbols(b, syms, f"{fn_name}: a size check")
-        info["checks"].append({"lhs": int_to_c(a), "rhs": int_to_c(b),
+        info["checks"].append({"lhs": int_to_c(a), "rhs": int_to_c(b), "doc": f"{a} == {b}",
                                "msg": _c_string(f"{msg}: {a} must equal {b}")})
     info["ndims_alloc"] = max(1, len(syms))
     info["update_names"] = [sv.label() for sv in fg.update_targets]
@@ -289,7 +293,7 @@ def _library_flags(march):
     return flags + ["-fvisibility=hidden"]
 
 
-def export(functions, out_dir, name=None, march=None, embed_params=True, copy_blas=True):
+def export(functions, out_dir, name=None, march=None, embed_params=True):
     """Write a standalone C library for `functions` ({c_name: graphc Function}) into out_dir.
 
     name: the library name and the prefix of every C symbol (default: out_dir's basename).
@@ -356,8 +360,8 @@ def export(functions, out_dir, name=None, march=None, embed_params=True, copy_bl
     blas_file = f"lib{blas_lib}.so"
     flags = _library_flags(march)
     build_cmd = ([config.cc] + flags + ["-I.", "-Isrc", "-Wa,-I.", "-shared", files["source"], "-o",
-                 files["library"], f"-Wl,-soname,{files['library']}", "-L.", f"-l{blas_lib}",
-                 "-Wl,-rpath,$ORIGIN", "-lm"])
+                 files["library"], f"-Wl,-soname,{files['library']}"]
+                 + (["-L.", f"-l{blas_lib}"] if uses_blas else []) + ["-Wl,-rpath,$ORIGIN", "-lm"])
     ctx = dict(name=name, P=name.upper(), functions=fns, params=params, n_params=len(params),
                n_scratch=len(scratch), uses_blas=uses_blas, embed_params=embed_params,
                files=files, blas_file=blas_file, max_dim=MAX_DIM, dtype_codes=DTYPE_CODES,
@@ -377,13 +381,13 @@ def export(functions, out_dir, name=None, march=None, embed_params=True, copy_bl
             fh.write(text)
     save_params(os.path.join(out_dir, files["params"]),
                 OrderedDict((p, sv.get_value(borrow=True)) for p, sv in zip(param_names, shareds)))
-    if uses_blas:
+    if uses_blas:  # the BLAS ships next to the library (rpath $ORIGIN), its headers in src/
         for h in ("cblas.h", "openblas_config.h"):
             shutil.copyfile(os.path.join(inc, h), os.path.join(out_dir, "src", h))
-    blas_dst = os.path.join(out_dir, blas_file)
-    if copy_blas and not _same_file(os.path.join(lib_dir, blas_file), blas_dst):
-        shutil.copyfile(os.path.join(lib_dir, blas_file), blas_dst + ".tmp")
-        os.replace(blas_dst + ".tmp", blas_dst)
+        blas_dst = os.path.join(out_dir, blas_file)
+        if not _same_file(os.path.join(lib_dir, blas_file), blas_dst):
+            shutil.copyfile(os.path.join(lib_dir, blas_file), blas_dst + ".tmp")
+            os.replace(blas_dst + ".tmp", blas_dst)
     proc = subprocess.run(build_cmd, cwd=out_dir, capture_output=True, text=True)
     if proc.returncode != 0:
         raise CompileError(f"aot: building {files['library']} failed ({' '.join(build_cmd)} in "

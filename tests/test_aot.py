@@ -163,6 +163,18 @@ def test_params_file_roundtrip(mlp, tmp_path):
     # C writes the same bytes Python wrote at export; Python reads what C writes.
     run([mlp.main, "-s", str(tmp_path / "copy.params")])
     assert open(tmp_path / "copy.params", "rb").read() == open(mlp.export.params, "rb").read()
+    # Loading matches names in any order and skips names the model does not have.
+    shuffled = {"extra": np.ones(3, "float32")}
+    shuffled.update((k, v * 0) for k, v in reversed(list(load_params(mlp.export.params).items())))
+    save_params(tmp_path / "other.params", shuffled)
+    run([mlp.main, "-p", str(tmp_path / "other.params"), "-s", str(tmp_path / "back.params")])
+    back = load_params(tmp_path / "back.params")
+    assert list(back) == ["W1", "b1", "W2", "b2"] and all((v == 0).all() for v in back.values())
+    shuffled["W2"] = np.zeros((10, 64), "float32")  # a different shape: refused
+    save_params(tmp_path / "bad.params", shuffled)
+    proc = run([mlp.main, "-p", str(tmp_path / "bad.params")], check=False)
+    assert proc.returncode == 1 and "W2 has a different shape" in proc.stderr
+
     values = {"a": np.arange(6, dtype="float64").reshape(2, 3), "b": np.array(7, "int64"),
               "c": np.array([True, False])}
     save_params(tmp_path / "x.params", values)
@@ -396,3 +408,31 @@ def test_two_dims_many_dtypes_and_swapped_updates(tmp_path):
     assert list(value("p")) == [5.0, 6.0] and list(value("q")) == [1.0, 2.0]
     assert value("count") == 1
     lib.edge_destroy(ctx)
+
+
+def test_dims_that_must_agree_and_no_blas(tmp_path):
+    """a*b == c*d cannot be solved at compile time: the C entry checks it per call. Without a
+    gemm the export neither ships nor links the BLAS."""
+    import ctypes
+    a, b, c, d = (G.dim(s) for s in "abcd")
+    x, y = G.tensor("x", (a, b)), G.tensor("y", (c, d))
+    f = G.function([x, y], G.flatten(x, 1) + G.flatten(y, 1))
+    export = G.aot.export({"f": f}, str(tmp_path / "agree"), name="agree")
+    assert not os.path.exists(os.path.join(export.directory, "libscipy_openblas.so"))
+    dyn = run(["readelf", "-d", export.library]).stdout
+    assert "openblas" not in dyn
+    assert "the dims must satisfy a*b == c*d" in open(export.header).read()
+    lib = ctypes.CDLL(export.library)
+    lib.agree_create.restype = ctypes.c_void_p
+    lib.agree_last_error.restype = ctypes.c_char_p
+    lib.agree_last_error.argtypes = [ctypes.c_void_p]
+    lib.agree_f.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 4 + [ctypes.c_void_p]
+    lib.agree_destroy.argtypes = [ctypes.c_void_p]
+    ctx = lib.agree_create(None)
+    xs, ys, out = np.arange(6, dtype="float32"), np.ones(6, "float32"), np.zeros(6, "float32")
+    args = (xs.ctypes.data, ys.ctypes.data)
+    assert lib.agree_f(ctx, *args, 2, 3, 3, 2, out.ctypes.data) == 0
+    np.testing.assert_array_equal(out, f(xs.reshape(2, 3), ys.reshape(3, 2)))
+    assert lib.agree_f(ctx, *args, 2, 3, 2, 2, out.ctypes.data) == 2
+    assert b"a*b must equal c*d (6 vs 4)" in lib.agree_last_error(ctx)
+    lib.agree_destroy(ctx)
