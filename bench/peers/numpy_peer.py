@@ -214,3 +214,13 @@ def lstm_step(batch=32, seq_len=32, n_in=64, n_hidden=256):
         return loss
 
     return step
+
+
+def info():
+    cfg = {}
+    try:
+        blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
+        cfg = {"blas": f"{blas.get('name')} {blas.get('version')}"}
+    except Exception:
+        pass
+    return {"numpy": np.__version__, **cfg}
