@@ -214,6 +214,12 @@ def test_relocatable(mlp, tmp_path):
         line = next(ln for ln in ldd.splitlines() if lib in ln)
         assert str(moved) in line, line
     assert "infer" in run([str(moved / "mlp_main")], cwd=str(tmp_path), env=env).stdout
+    x = np.ascontiguousarray(load_mnist_subset("test")[0][:8])
+    x.tofile(tmp_path / "x.bin")
+    run([str(moved / "mlp_main"), "infer", "8", "x.bin", "p.bin"], cwd=str(tmp_path), env=env)
+    reset(mlp)
+    np.testing.assert_allclose(np.fromfile(tmp_path / "p.bin", "float32").reshape(8, 10),
+                               mlp.functions["infer"](x), rtol=RTOL, atol=1e-7)
 
 
 VALGRIND = ["valgrind", "--error-exitcode=99", "--leak-check=full", "-q",
