@@ -13,7 +13,6 @@ Each exported function is the same Program graphc.function runs (the same kernel
 plan), rendered by render_program as one static entry function; the C around them (the context,
 parameter storage, argument checks, updates) comes from templates/c/aot_*.j2.
 """
-import keyword
 import math
 import os
 import re
