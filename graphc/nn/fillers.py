@@ -7,7 +7,7 @@ another layout (graphc's Dense keeps (n_in, n_out), Theano's convention) pass th
 explicitly, so the same filler draws from the same distribution as Caffe.
 
     constant(value=0)            every entry = value
-    gaussian(std=1, mean=0)      N(mean, std^2)
+    gaussian(std=1, mean=0, sparse=None)  N(mean, std^2), optionally sparse (Caffe)
     uniform(min=0, max=1)        U[min, max)
     xavier(variance_norm="fan_in")  U[-sqrt(3/n), sqrt(3/n)], n = fan_in | fan_out | average
     msra(variance_norm="fan_in")    N(0, 2/n)
@@ -73,15 +73,23 @@ class constant(Filler):  # noqa: N801 - Caffe's filler names
 
 
 class gaussian(Filler):  # noqa: N801
+    """N(mean, std^2). ``sparse=k`` (Caffe's sparse Gaussian) keeps each weight with probability
+    k / fan_out (Caffe: k / blob.shape(0), the number of outputs) and zeroes the rest."""
     kind = "gaussian"
 
-    def __init__(self, std=1.0, mean=0.0):
+    def __init__(self, std=1.0, mean=0.0, sparse=None):
         if std < 0:
             raise ValueError(f"gaussian filler: std must be >= 0, got {std}")
-        self.std, self.mean = float(std), float(mean)
+        if sparse is not None and sparse < 0:
+            raise ValueError(f"gaussian filler: sparse must be >= 0, got {sparse}")
+        self.std, self.mean, self.sparse = float(std), float(mean), sparse
 
     def sample(self, shape, rng, fan_in, fan_out):
-        return rng.normal(self.mean, self.std, shape)
+        values = rng.normal(self.mean, self.std, shape)
+        if self.sparse is not None:
+            p = min(float(self.sparse) / max(fan_out, 1), 1.0)
+            values = values * (rng.uniform(size=shape) < p)
+        return values
 
 
 class uniform(Filler):  # noqa: N801

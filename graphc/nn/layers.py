@@ -413,6 +413,7 @@ class Accuracy(Layer):
 class LossLayer(Layer):
     n_bottoms = 2
     default_loss_weight = 1.0
+    is_output = True       # a net output even with loss_weight 0 (Caffe's monitored losses)
 
     def __init__(self, name, loss_weight=None, normalization=None, **kw):
         super().__init__(name, loss_weight=loss_weight, **kw)

@@ -142,8 +142,9 @@ def _raster_panel(c, x0, y0, w, h, p):
         c.text(X, py1 + 8, _tick_label(t), axis, scale=2, anchor="center")
     if p["logy"]:
         yticks = [float(e) for e in range(math.floor(ylo), math.ceil(yhi) + 1) if ylo <= e <= yhi]
-        if len(yticks) < 2:
-            yticks = _nice_ticks(ylo, yhi)
+        if len(yticks) < 2:   # less than two decades: nice linear values, placed on the log axis
+            yticks = [math.log10(v) for v in _nice_ticks(10 ** ylo, 10 ** yhi) if v > 0]
+            yticks = [t for t in yticks if ylo <= t <= yhi]
         labels = [_tick_label(10 ** t) for t in yticks]
     else:
         yticks = _nice_ticks(ylo, yhi)
