@@ -33,13 +33,13 @@ def grad(cost, wrt, consider_constant=(), disconnected_inputs="raise", known_gra
     if disconnected_inputs not in ("raise", "warn", "ignore"):
         raise GradError("grad: disconnected_inputs must be 'raise', 'warn' or 'ignore'")
 
-    if all(w.owner is None for w in wrt_list):
-        # Differentiate the stabilized cost: d/dx log(1 - sigmoid(x)) is finite, while the
-        # gradient of the literal form goes through 1/(1 - p) = inf when p rounds to 1.
-        from .passes.stabilize import stabilize_outputs
-        cost = stabilize_outputs([cost])[0]
-    order = toposort([cost])
+    if isinstance(consider_constant, Variable):
+        consider_constant = [consider_constant]
     cut = set(consider_constant)
+    # Differentiate the stabilized cost: d/dx log(1 - sigmoid(x)) is finite, while the
+    # gradient of the literal form goes through 1/(1 - p) = inf when p rounds to 1.
+    cost = _stabilized(cost, list(wrt_list) + list(consider_constant) + list(known_grads or {}))
+    order = toposort([cost])
     # Variables from which some wrt is reachable: only their gradients are worth building.
     depends = set(wrt_list)
     for node in order:
@@ -75,6 +75,38 @@ def grad(cost, wrt, consider_constant=(), disconnected_inputs="raise", known_gra
         g = _total(contributions[w], w)
         results.append(cast(g, w.dtype))
     return results[0] if single else results
+
+
+def _stabilized(cost, keep):
+    """`cost` with the stabilizing rewrites applied above the variables in `keep` (the wrt,
+    consider_constant and known_grads variables), which stay the very same objects: a rewrite
+    may neither replace them (a consider_constant p = 1 / (1 + exp(-x)) would become a new
+    sigmoid the cut no longer names) nor look through them."""
+    from .passes.stabilize import stabilize_outputs
+    keep = [v for v in keep if isinstance(v, Variable) and v.owner is not None]
+    if not keep:
+        return stabilize_outputs([cost])[0]
+    # Stand-in leaves for the kept variables while rewriting, then the originals put back.
+    stand_in = {}
+    for v in keep:
+        stand_in.setdefault(v, Variable(v.type, name=v.name))
+    cost = _replace([cost], stand_in)[0]
+    cost = stabilize_outputs([cost])[0]
+    return _replace([cost], {s: v for v, s in stand_in.items()})[0]
+
+
+def _replace(outputs, mapping):
+    """`outputs` with each variable in `mapping` replaced, the nodes above them rebuilt."""
+    from .ir.graph import Node
+    replaced = dict(mapping)
+    for node in toposort(outputs):
+        inputs = [replaced.get(i, i) for i in node.inputs]
+        if any(a is not b for a, b in zip(inputs, node.inputs)):
+            new = Node(node.op, inputs, [o.type for o in node.outputs], node.constraints)
+            for o, n in zip(node.outputs, new.outputs):
+                n.name = o.name
+                replaced.setdefault(o, n)
+    return [replaced.get(o, o) for o in outputs]
 
 
 def _total(parts, var):
