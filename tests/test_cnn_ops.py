@@ -36,6 +36,7 @@ CASES = {
     "lrn5": (lambda x: G.lrn(x, 5, alpha=0.5, beta=0.75, k=2.0), [any_(2, 7, 3, 4)]),
     "lrn3_3d": (lambda x: G.lrn(x, 3, alpha=1.0, beta=0.5, k=1.0), [any_(3, 4, 5)]),
     "lrn_alexnet": (lambda x: G.lrn(x, 5, alpha=1e-4, beta=0.75), [any_(2, 6, 3, 3)]),
+    "lrn_any_beta": (lambda x: G.lrn(x, 3, alpha=0.3, beta=0.6, k=1.5), [any_(2, 5, 2, 3)]),
     "bn_train4d": (lambda x, g, b: G.batch_norm_train(x, g, b)[0] * x,
                    [any_(4, 3, 3, 5), pos(3), any_(3)]),
     "bn_train2d": (lambda x, g, b: G.batch_norm_train(x, g, b, eps=1e-3)[0] ** 2,
@@ -154,6 +155,22 @@ def test_symbolic_batch():
             np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
 
 
+@pytest.mark.parametrize("op", ["conv", "max_pool"])
+def test_symbolic_height(op):
+    h = G.dim("h")
+    x = G.tensor("x", (2, 2, h, 7), "float64")
+    w = G.shared(np.random.RandomState(0).randn(3, 2, 3, 2), name="w")
+    y = G.conv2d(x, w, padding=1, stride=2) if op == "conv" else G.max_pool2d(x, 2, 2, 1)
+    outs = [y, G.grad((y * y).sum(), x)]
+    fc, fp = G.function([x], outs), G.function([x], outs, backend="py")
+    for height in (3, 8, 9):
+        xv = np.random.RandomState(height).randn(2, 2, height, 7)
+        got, want = fc(xv), fp(xv)
+        assert got[0].shape == want[0].shape
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
+
+
 def test_output_shapes_follow_caffe():
     x = G.tensor("x", (1, 1, 6, 6))
     assert G.max_pool2d(x, 3, 2).type.shape[2:] == (3, 3)  # ceil((6-3)/2)+1 = 3 (floor: 2)
@@ -188,6 +205,7 @@ def test_shape_errors():
         G.conv2d(x, G.tensor("w", (4, 1, 3, 3)), groups=3)
     with pytest.raises(GraphcShapeError, match=r"4-D"):
         G.conv2d(G.tensor("v", (3, 5, 5)), G.tensor("w", (4, 3, 3, 3)))
+    assert G.conv2d(x, G.tensor("w", (4, 3, 3, 3), "float64")).dtype == "float64"  # as dot
     with pytest.raises(GraphcTypeError, match=r"stride"):
         G.conv2d(x, G.tensor("w", (4, 3, 3, 3)), stride=0)
     with pytest.raises(GraphcShapeError, match=r"window height 6 is larger than the padded input"):

@@ -13,20 +13,20 @@ except where the gemm would be tiny.
 import sympy
 
 from ..ir.ops import conv, normalization, pool, random
-from ..ir.types import simplify_dim
 from .cprinter import C_TYPES, int_to_c
 from .lower import _contig_strides, _emit_strided_copy, lowers
 
 
 def _c(d):
-    return int_to_c(simplify_dim(sympy.sympify(d)))
+    """C text of a size (no sympy.simplify: nested floor/ceiling sizes make it very slow)."""
+    return str(d) if isinstance(d, int) else int_to_c(sympy.sympify(d))
 
 
 def _mul(*ds):
     out = sympy.Integer(1)
     for d in ds:
         out = out * d
-    return simplify_dim(out)
+    return int(out) if out.is_Integer else out
 
 
 # --- convolution ------------------------------------------------------------------------------
@@ -39,7 +39,7 @@ class _Geom:
         self.cout, self.cg, self.kh, self.kw = w_shape
         self.ho, self.wo = y_shape[2:]
         self.g = op.groups
-        self.mg = simplify_dim(sympy.sympify(self.cout) / self.g)
+        self.mg = self.cout // self.g if isinstance(self.cout, int) else sympy.sympify(self.cout) / self.g
         self.k = _mul(self.cg, self.kh, self.kw)  # gemm depth per group
         self.p = _mul(self.ho, self.wo)
         self.np = _mul(self.n, self.p)
@@ -216,10 +216,15 @@ def _lrn_params(op, shape, dtype):
     from .cprinter import ScalarPrinter
     pr = ScalarPrinter(dtype)
     f = lambda v: pr.doprint(sympy.Float(v, 17))  # noqa: E731
+    sfx = "f" if dtype == "float32" else ""
+    one = f(1.0)
+    # scale^-beta, as a C expression in @S@: sqrt forms for the usual betas (exact to an ulp or
+    # two, and they vectorize), else exp(-beta * log(S)) through libmvec (powf does not vectorize).
+    negpow = {0.75: f"({one} / sqrt{sfx}(@S@ * sqrt{sfx}(@S@)))", 0.5: f"({one} / sqrt{sfx}(@S@))",
+              1.0: f"({one} / (@S@))"}.get(op.beta, f"exp{sfx}({f(-op.beta)} * log{sfx}(@S@))")
     return dict(N=_c(shape[0]), C=_c(shape[1]), P=_c(_mul(*shape[2:])), half=str((op.size - 1) // 2),
-                k=f(op.k), alpha_n=f(op.alpha / op.size), neg_beta=f(-op.beta),
-                coef=f(2.0 * op.alpha * op.beta / op.size), ctype=C_TYPES[dtype],
-                pow="powf" if dtype == "float32" else "pow")
+                k=f(op.k), alpha_n=f(op.alpha / op.size), coef=f(2.0 * op.alpha * op.beta / op.size),
+                ctype=C_TYPES[dtype], negpow=negpow)
 
 
 @lowers(normalization.LRN)

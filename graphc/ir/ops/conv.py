@@ -258,8 +258,12 @@ def conv2d(x, w, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, algor
     GRAPHC_CONV_ALGO environment variable when set), "gemm" or "direct"; the gradients use the
     same choice."""
     from ..constructors import as_variable
+    from .elemwise import cast
     x, w = as_variable(x), as_variable(w)
     where = "conv2d"
+    if x.dtype != w.dtype and x.dtype in FLOAT_DTYPES and w.dtype in FLOAT_DTYPES:
+        dtype = np.result_type(x.dtype, w.dtype).name  # as dot: the wider float
+        x, w = cast(x, dtype), cast(w, dtype)
     stride = pair(stride, "stride", where, 1)
     padding = pair(padding, "padding", where, 0)
     dilation = pair(dilation, "dilation", where, 1)

@@ -30,8 +30,10 @@ def pool_out_dim(size, k, s, p, ceil_mode=True):
         return (size + 2 * p - k) // s + 1
     size = sympy.sympify(size)
     if ceil_mode:
-        return simplify_dim(sympy.Min(sympy.ceiling((size + 2 * p - k) / s) + 1,
-                                      sympy.ceiling((size + p) / s)))
+        out = sympy.ceiling((size + 2 * p - k) / s) + 1
+        if s + p <= k:  # the last window starts before size + 2p - k + s <= size + p: no clip
+            return simplify_dim(out)
+        return simplify_dim(sympy.Min(out, sympy.ceiling((size + p) / s)))
     return simplify_dim(sympy.floor((size + 2 * p - k) / s) + 1)
 
 
