@@ -311,3 +311,8 @@ def test_dropout(dtype):
     rng.counter.set_value(np.int64(0))
     np.testing.assert_array_equal(G.function([x], y, backend="py")(xv), yv)
     np.testing.assert_array_equal(f(xv)[0], yv)  # replayed
+    c = G.shared(np.int64(0), name="c")
+    y2 = G.dropout(x, 0.25, (3, c))
+    np.testing.assert_array_equal(G.function([x], y2)(xv), G.function([x], y2, backend="py")(xv))
+    with pytest.raises(GraphcTypeError, match="rng_state"):
+        G.dropout(x, 0.5, 3)

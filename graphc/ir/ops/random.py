@@ -136,9 +136,11 @@ class RandomStreams:
         return {self.counter: self.counter + 1}
 
 
-def dropout(x, p, rng, training=True):
-    """Inverted dropout: x * (u >= p) / (1 - p) with u ~ U[0, 1) from `rng` (a RandomStreams);
-    the identity when not training or p == 0."""
+def dropout(x, p, rng_state, training=True):
+    """Inverted dropout: x * (u >= p) / (1 - p) with u ~ U[0, 1) of x's shape; the identity when
+    not training or p == 0. rng_state: a RandomStreams (each call draws a new stream of it), or a
+    (seed, counter) pair for random_uniform (stream 0: two dropouts given the same pair share
+    their mask)."""
     from ..constructors import as_variable, constant
     from .elemwise import cast, ge_op
     x = as_variable(x)
@@ -146,10 +148,14 @@ def dropout(x, p, rng, training=True):
         raise GraphcTypeError(f"dropout: p must be in [0, 1), got {p!r}")
     if not training or p == 0.0:
         return x
-    if not isinstance(rng, RandomStreams):
-        raise GraphcTypeError(f"dropout: rng must be a graphc.RandomStreams, got {type(rng).__name__}")
     if x.dtype not in FLOAT_DTYPES:
         raise GraphcTypeError(f"dropout: x must be float32 or float64, got {x.type}")
-    u = rng.uniform(x.type.shape, x.dtype)
+    if isinstance(rng_state, RandomStreams):
+        u = rng_state.uniform(x.type.shape, x.dtype)
+    elif isinstance(rng_state, tuple) and len(rng_state) == 2:
+        u = random_uniform(x.type.shape, rng_state[0], rng_state[1], x.dtype)
+    else:
+        raise GraphcTypeError("dropout: rng_state must be a graphc.RandomStreams or a (seed, "
+                              f"counter) pair, got {type(rng_state).__name__}")
     keep = cast(ge_op(u, constant(np.asarray(p, dtype=x.dtype))), x.dtype)
     return x * keep * constant(np.asarray(1.0 / (1.0 - p), dtype=x.dtype))
