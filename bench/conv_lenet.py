@@ -7,6 +7,20 @@ runtimes spinning in one process ruin each other's timings.
 
     python bench/conv_lenet.py [repeats]
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python bench/conv_lenet.py   # one core
+
+Measured on the 2-core dev box (float32, ms, best of 50-60; medians within 10%):
+                       conv1 fwd  conv1 bwd(x,w)  conv2 fwd  conv2 bwd(x,w)
+  2 threads  gemm         0.68       1.81           1.99       3.97
+             direct       0.63       3.49           3.74      56.7
+             torch 2.13   0.65       5.53           1.74       5.36
+             numpy        1.04       2.82           3.73      14.8
+  1 thread   gemm         0.90       1.86           3.06       6.08
+             direct       1.26       7.01           9.93     114
+             torch 2.13   0.88      10.65           3.29      10.33
+             numpy        1.22       2.95           4.84      17.7
+so graphc.codegen.lower_cnn.conv_algorithm picks gemm except for tiny gemms (depthwise
+convolutions, C/groups*kh*kw <= 4). On a loaded machine multi-threaded timings swing 10x (every
+OpenMP/OpenBLAS barrier waits for a descheduled thread); compare single-threaded there.
 """
 import json
 import os

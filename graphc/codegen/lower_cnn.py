@@ -7,8 +7,8 @@ set by conv2d(algorithm=...) or GRAPHC_CONV_ALGO, forces one):
           region), then a transpose of the (C_out, N, P) result into NCHW. The weight gradient is
           gy^T-times-col^T (K = N*P, one big gemm), the input gradient W^T-times-gy then col2im.
   direct: plain loops, OpenMP over (image, channel) planes or over filters.
-Both were measured on LeNet's layers (see the report in the commit message / README); gemm wins
-except where the gemm would be tiny.
+Both were measured on LeNet's layers (bench/conv_lenet.py has the numbers): gemm wins except where
+the gemm would be tiny.
 """
 import sympy
 
