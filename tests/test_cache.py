@@ -247,11 +247,6 @@ def test_a_warm_function_uses_its_own_shared_variables(cache_dir):
     np.testing.assert_array_equal(g2(x), a1.get_value() * 3.0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a Function loaded from the artifact cache gets no C call path when the graph has fresh "
-    "(None) dims: build_spec compares the new checker's dim symbols with the pickled program's "
-    "(_d7 vs _d3) and gives up, so warm functions take the slower Python call path "
-    "(graphc/runtime/fastcall.py build_spec / function.py _load_cached)"))
 def test_a_warm_function_gets_the_fast_call_path(cache_dir):
     def build():
         x = G.matrix("x", shape=(None, 3))

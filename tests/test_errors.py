@@ -121,15 +121,11 @@ def xy_py():
     return G.function([x, y], x * y, backend="py")
 
 
-@pytest.mark.xfail(strict=True, reason="Function._merge_kwargs raises GraphcTypeError, not InputError, "
-                                       "for an unknown keyword (graphc/runtime/function.py)")
 def test_unknown_kwarg_error_class(xy_py):
     with pytest.raises(G.InputError, match=r"\bz\b"):
         xy_py(np.ones(2, "float32"), np.ones(2, "float32"), z=1)
 
 
-@pytest.mark.xfail(strict=True, reason="Function._merge_kwargs lets a keyword silently override a "
-                                       "positional argument for the same input (function.py)")
 def test_argument_given_twice(xy_py):
     with pytest.raises(G.InputError, match=r"\bx\b"):
         xy_py(np.ones(2, "float32"), np.ones(2, "float32"), x=np.zeros(2, "float32"))
@@ -371,10 +367,6 @@ def test_non_native_byte_order_is_rejected_py():
         f(np.array([1, 2, 3], ">f4"))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gc_dispatch fast path checks PyArray_TYPE only, and a byte-swapped float32 array has the "
-    "same type number: it is read as native floats and the call silently returns garbage "
-    "(templates/python/gc_dispatch.c: also require PyArray_ISNOTSWAPPED / PyArray_ISALIGNED)"))
 def test_non_native_byte_order_is_rejected_c(fresh_cache):
     f = _byteorder_fn("c")
     try:

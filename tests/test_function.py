@@ -362,10 +362,6 @@ def test_python_values_in_an_output_list(backend):
     assert [g.item() for g in got] == [1, 2.5, True]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "graphc.function treats any non-Variable `outputs` as a list: a python scalar raises a bare "
-    "TypeError ('float' object is not iterable) and an ndarray becomes one output per element "
-    "(graphc/runtime/function.py: single = isinstance(outputs, Variable))"))
 @pytest.mark.parametrize("value", [2.5, np.float32(2.5), np.array([1.0, 2.0], "float32")],
                          ids=["float", "np_float32", "ndarray"])
 def test_single_constant_output_that_is_not_a_variable(value):

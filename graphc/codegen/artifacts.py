@@ -73,6 +73,9 @@ def signature_text(fgraph, backend, opt_level):
     lines.append("outputs " + ",".join(ref(o) for o in fgraph.outputs))
     lines.append("updates " + ",".join(ref(s) for s in fgraph.update_targets))
     lines.append(f"{backend} {opt_level} {config.floatX} {' '.join(config.extra_cflags)} {config.cc}")
+    # Settings read from the environment can steer code generation (GRAPHC_CONV_ALGO, ...).
+    lines.append(" ".join(f"{k}={v}" for k, v in sorted(os.environ.items())
+                          if k.startswith("GRAPHC_") and k not in ("GRAPHC_DUMP", "GRAPHC_CACHE_DIR")))
     text = "\n".join(lines)
     # Fresh dims are numbered by creation order, which differs between processes.
     names = {}

@@ -128,10 +128,26 @@ def check_plan(program):
         for b in temps[i + 1:]:
             if a is b or a.last < b.first or b.last < a.first:
                 continue
-            a0, a1 = sympy.sympify(a.offset), sympy.sympify(a.offset) + a.nbytes
-            b0, b1 = sympy.sympify(b.offset), sympy.sympify(b.offset) + b.nbytes
-            disjoint = (a1 - b0).is_nonpositive or (b1 - a0).is_nonpositive
-            assert disjoint, f"buffers b{a.id} and b{b.id} are live together and overlap"
+            a0, a1 = sympy.sympify(a.offset), sympy.sympify(a.offset) + a.aligned_nbytes
+            b0, b1 = sympy.sympify(b.offset), sympy.sympify(b.offset) + b.aligned_nbytes
+            assert _disjoint(a0, a1, b0, b1), \
+                f"buffers b{a.id} and b{b.id} are live together and overlap"
+    return True
+
+
+def _disjoint(a0, a1, b0, b1):
+    """[a0, a1) and [b0, b1) do not overlap: proved by sympy, or else checked at many dim values
+    (sympy cannot always prove facts like 64*ceiling(n/16) >= 64 for positive n)."""
+    if (a1 - b0).is_nonpositive or (b1 - a0).is_nonpositive:
+        return True
+    symbols = sorted(set().union(*(sympy.sympify(e).free_symbols for e in (a0, a1, b0, b1))), key=str)
+    if not symbols:
+        return bool(a1 <= b0 or b1 <= a0)
+    for value in (1, 2, 3, 5, 7, 8, 15, 16, 17, 31, 64, 100, 127, 128, 1000, 4097):
+        env = {s: value for s in symbols}
+        va0, va1, vb0, vb1 = (int(sympy.sympify(e).subs(env)) for e in (a0, a1, b0, b1))
+        if not (va1 <= vb0 or vb1 <= va0):
+            return False
     return True
 
 

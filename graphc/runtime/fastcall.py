@@ -54,7 +54,7 @@ def build_spec(cprogram, checker, fgraph, single_output):
     if checker.symbolic_checks or checker.runtime_checks:
         return None
     syms = checker.symbols
-    if list(syms) != list(cprogram.program.dim_symbols):
+    if len(syms) != len(cprogram.program.dim_symbols):  # same layout checked by the caller
         return None
     sym_index = {s: i for i, s in enumerate(syms)}
     words = [len(fgraph.inputs), len(fgraph.shareds), len(cprogram.const_values),

@@ -2,7 +2,7 @@
 import time
 
 from ..config import config
-from ..errors import GraphcTypeError
+from ..errors import GraphcTypeError, InputError
 from ..ir.fgraph import build_function_graph
 from ..ir.graph import Variable
 from .checks import ArgumentChecker
@@ -54,17 +54,28 @@ class Function:
         return results[:n]
 
     def _merge_kwargs(self, args, kwargs):
-        args = list(args) + [None] * (len(self.fgraph.inputs) - len(args))
+        given = len(args)
+        args = list(args) + [_MISSING] * (len(self.fgraph.inputs) - len(args))
         for key, value in kwargs.items():
             if key not in self._input_index:
-                raise GraphcTypeError(f"{self.name}: no input named {key!r} "
-                                      f"(inputs: {', '.join(self._input_index)})")
-            args[self._input_index[key]] = value
+                raise InputError(f"{self.name}: no input named {key!r} "
+                                 f"(inputs: {', '.join(self._input_index)})")
+            k = self._input_index[key]
+            if k < given:
+                raise InputError(f"{self.name}: input {key} is given twice (position {k} and "
+                                 "by name); pass it once")
+            args[k] = value
+        missing = [self.fgraph.inputs[k].label() for k, a in enumerate(args) if a is _MISSING]
+        if missing:
+            raise InputError(f"{self.name}: no value was given for input(s) {', '.join(missing)}")
         return args
 
     @property
     def inputs(self):
         return self.fgraph.inputs
+
+
+_MISSING = object()
 
 
 class CompiledGraph:
@@ -86,7 +97,8 @@ def function(inputs, outputs=None, updates=None, name=None, backend=None, opt_le
     """Compile `outputs` (a variable or a list) of `inputs`, applying `updates` after each call."""
     from ..passes import optimize
     t0 = time.perf_counter()
-    single = isinstance(outputs, Variable)
+    # A variable, or anything that is not a list/tuple (a number, an array), is one output.
+    single = outputs is not None and not isinstance(outputs, (list, tuple))
     outs = [] if outputs is None else ([outputs] if single else list(outputs))
     fgraph = build_function_graph(inputs, outs, updates)
     name = name or "graphc_fn"

@@ -44,7 +44,8 @@ static PyObject *call(PyObject *self, PyObject *args) {
         const int64_t type_num = s[0], ndim = s[1];
         if (!PyArray_CheckExact(o)) Py_RETURN_NOTIMPLEMENTED;
         PyArrayObject *a = (PyArrayObject *)o;
-        if (PyArray_TYPE(a) != type_num || PyArray_NDIM(a) != ndim || !PyArray_IS_C_CONTIGUOUS(a))
+        if (PyArray_TYPE(a) != type_num || PyArray_NDIM(a) != ndim || !PyArray_IS_C_CONTIGUOUS(a) ||
+            !PyArray_ISNOTSWAPPED(a) || !PyArray_ISALIGNED(a))
             Py_RETURN_NOTIMPLEMENTED;
         const npy_intp *shape = PyArray_DIMS(a);
         for (int64_t d = 0; d < ndim; d++) {
