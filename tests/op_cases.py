@@ -95,6 +95,8 @@ CASES = {
                              [any_(4, 5), ints(5, 4)], True),
     "categorical_xent_dist": (lambda p, t: G.categorical_crossentropy(G.softmax(p), G.softmax(t)),
                               [any_(4, 5), any_(4, 5)], True),
+    "softmax_cross_entropy": (lambda p, t: G.softmax_cross_entropy(p * 30.0, t),
+                              [any_(4, 5), ints(5, 4)], True),
     "binary_xent": (lambda o, t: G.binary_crossentropy(o, t), [unit(3, 4), unit(3, 4)], True),
     "sigmoid_bxent": (G.sigmoid_binary_crossentropy, [any_(3, 4), unit(3, 4)], True),
     "squared_error": (G.squared_error, [any_(3, 4), any_(3, 4)], True),

@@ -425,6 +425,16 @@ def lower_softmax(L, node):
            f="f" if x.dtype == "float32" else "")
 
 
+@lowers(nn.SoftmaxCrossEntropy, nn.SoftmaxCrossEntropyGrad)
+def lower_softmax_xent(L, node):
+    x, y, out = node.inputs[0], node.inputs[1], node.outputs[0]
+    shape = L.shape(x)
+    grad = isinstance(node.op, nn.SoftmaxCrossEntropyGrad)
+    L.emit("softmax_xent", [L.out_buffer(out)], [L.buffer(v) for v in node.inputs], str(node.op),
+           rows=int_to_c(shape[0]), cols=int_to_c(shape[1]), grad=grad, ctype=C_TYPES[x.dtype],
+           f="f" if x.dtype == "float32" else "")
+
+
 def lower_program(fgraph, dim_symbols):
     return Lowerer(fgraph, dim_symbols).run()
 from . import lower_cnn  # noqa: E402,F401

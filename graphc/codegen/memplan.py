@@ -13,7 +13,7 @@ import sympy
 
 from ..ir.types import simplify_dim
 
-FALLIBLE = ("gather", "scatter_add")
+FALLIBLE = ("gather", "scatter_add", "softmax_xent")
 
 
 def liveness(program):

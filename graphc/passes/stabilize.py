@@ -1,7 +1,11 @@
 """Stabilization: rewrite numerically fragile forms into stable ones, so training does not hit
 inf/nan where the mathematics is finite (the forms Theano users rely on)."""
 from ..ir.ops import elemwise as E
-from ..ir.ops.nn import LogSoftmax, Softmax
+import sympy
+
+from ..ir.ops.indexing import AdvancedSubtensor
+from ..ir.ops.nn import LogSoftmax, Softmax, SoftmaxCrossEntropy
+from ..ir.ops.shape import Arange
 from .manager import register
 from .rewriting import is_constant, local_rewrite, op_name, rewrite_fgraph
 
@@ -69,6 +73,29 @@ def log_softmax_from_log(node):
             and isinstance(node.inputs[0].owner.op, Softmax):
         return LogSoftmax()(node.inputs[0].owner.inputs[0])
     return None
+
+
+@local_rewrite("stabilize")
+def softmax_cross_entropy(node):
+    """-log(softmax(x)[arange(N), y]) and -log_softmax(x)[arange(N), y] -> one stable op."""
+    if getattr(node.op, "name", "") != "neg":
+        return None
+    v = node.inputs[0]
+    if op_name(v) == "log":
+        v = v.owner.inputs[0]
+        want = Softmax
+    else:
+        want = LogSoftmax
+    if v.owner is None or not isinstance(v.owner.op, AdvancedSubtensor) or len(v.owner.inputs) != 3:
+        return None
+    probs, rows, labels = v.owner.inputs
+    if probs.owner is None or type(probs.owner.op) is not want or probs.ndim != 2:
+        return None
+    if rows.owner is None or not isinstance(rows.owner.op, Arange) or rows.ndim != 1 or labels.ndim != 1:
+        return None
+    if sympy.sympify(rows.owner.op.n) != sympy.sympify(probs.type.shape[0]):
+        return None
+    return SoftmaxCrossEntropy()(probs.owner.inputs[0], labels)
 
 
 @local_rewrite("stabilize")

@@ -105,10 +105,10 @@ def softmax_cross_entropy(logits, targets):
     from .reduce import reduce_sum
     from .shape import arange
     from ..constructors import as_variable
-    ls = log_softmax(logits)
     t = as_variable(targets)
     if t.dtype in INT_DTYPES:
-        return neg_op(ls[arange(ls.type.shape[0]), t])
+        return SoftmaxCrossEntropy()(logits, t)
+    ls = log_softmax(logits)
     return neg_op(reduce_sum(mul_op(t, ls), -1))
 
 
@@ -116,3 +116,49 @@ def squared_error(a, b):
     from .elemwise import sub_op, mul_op
     d = sub_op(a, b)
     return mul_op(d, d)
+
+
+class SoftmaxCrossEntropy(Op):
+    """-log softmax(logits)[i, labels[i]] per row, in one stable pass (log-sum-exp).
+
+    Its gradient is (softmax(logits) - onehot(labels)) * g, one more op: nothing in between can
+    overflow, whatever the logits. The stabilize pass turns the written-out form into this op.
+    """
+    __props__ = ()
+
+    def infer(self, input_types, ctx):
+        x, y = input_types
+        if x.ndim != 2 or y.ndim != 1 or y.dtype not in INT_DTYPES or x.dtype not in FLOAT_DTYPES:
+            raise GraphcTypeError(f"softmax_cross_entropy: expected float logits (N, K) and int "
+                                  f"labels (N,), got {x} and {y}")
+        n = ctx.equal(x.shape[0], y.shape[0], "rows of logits and labels")
+        return [TensorType(x.dtype, (n,))]
+
+    def reference(self, x, y):
+        _check_labels(y, x.shape[1])
+        m = x.max(axis=1, keepdims=True)
+        lse = m[:, 0] + np.log(np.exp(x - m).sum(axis=1))
+        return (lse - x[np.arange(len(y)), y]).astype(x.dtype)
+
+    def grad(self, node, output_grads):
+        x, y = node.inputs
+        return [SoftmaxCrossEntropyGrad()(x, y, output_grads[0]), None]
+
+
+class SoftmaxCrossEntropyGrad(Op):
+    """(softmax(logits) - onehot(labels)) * g[:, None]."""
+    __props__ = ()
+
+    def infer(self, input_types, ctx):
+        return [input_types[0]]
+
+    def reference(self, x, y, g):
+        _check_labels(y, x.shape[1])
+        p = Softmax().reference(x)
+        p[np.arange(len(y)), y] -= 1
+        return (p * g[:, None]).astype(x.dtype)
+
+
+def _check_labels(y, k):
+    if y.size and (y.min() < 0 or y.max() >= k):
+        raise IndexError(f"label out of range [0, {k})")
