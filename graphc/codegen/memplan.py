@@ -91,12 +91,12 @@ def plan_slots(program):
         for slot in slots:
             if slot[1] > b.first:
                 continue
-            fits = (sympy.sympify(slot[0]) - need).is_nonnegative
+            fits = _fits(slot[0], need)
             if fits and (best is None or _smaller(slot[0], best[0])):
                 best = slot
         if best is None:
             # No free slot is big enough: grow the largest free one if any, else open a new one.
-            free = [s for s in slots if s[1] <= b.first]
+            free = [s for s in slots if s[1] <= b.first and _is_int(s[0]) and _is_int(need)]
             if free:
                 best = free[0]
                 best[0] = simplify_dim(sympy.Max(best[0], need))
@@ -115,9 +115,22 @@ def plan_slots(program):
     return program.workspace_bytes, simplify_dim(naive)
 
 
+def _is_int(e):
+    return sympy.sympify(e).is_Integer
+
+
+def _fits(slot_size, need):
+    """A slot can hold a buffer: static sizes compare; symbolic sizes must match exactly (asking
+    sympy to order general size expressions can take minutes)."""
+    a, b = sympy.sympify(slot_size), sympy.sympify(need)
+    if a.is_Integer and b.is_Integer:
+        return a >= b
+    return a == b
+
+
 def _smaller(a, b):
-    d = (sympy.sympify(a) - b)
-    return bool(d.is_negative)
+    a, b = sympy.sympify(a), sympy.sympify(b)
+    return bool(a.is_Integer and b.is_Integer and a < b)
 
 
 def check_plan(program):

@@ -53,7 +53,7 @@ dscalar, dvector, dmatrix = _typed("s", "float64"), _typed("v", "float64"), _typ
 
 def constant(value, name=None, dtype=None):
     arr = np.asarray(value, dtype=dtype)
-    if arr.dtype == np.float64 and dtype is None and not isinstance(value, np.ndarray):
+    if arr.dtype == np.float64 and dtype is None and isinstance(value, (float, list, tuple)):
         arr = arr.astype(config.floatX)
     return Constant(arr, name)
 
