@@ -263,6 +263,9 @@ class Results:
                 seen.append(e.peer)
         return seen
 
+    def row_name(self, workload):
+        return self.meta.get("row_names", {}).get(workload, workload)
+
     # -------------------------------------------------------------- output
     def _cell(self, e):
         if e is None:
@@ -288,7 +291,7 @@ class Results:
         lines.append("|" + "---|" * (len(peers) + 1))
         for w in self.workloads():
             cells = [self._cell(self.get(w, p)) for p in peers]
-            lines.append(f"| {w} | " + " | ".join(cells) + " |")
+            lines.append(f"| {self.row_name(w)} | " + " | ".join(cells) + " |")
         lines.append("")
         lines.append("Cells: median ± IQR/2 per step; compile_mlp: cold / warm seconds "
                      "(fresh process; cold = empty on-disk caches). (!) = result disagrees "
@@ -324,7 +327,7 @@ class Results:
                     cells.append("")
                 else:
                     cells.append(f"{g.median / e.median:.2f}x")
-            rows.append(f"| {w} | " + " | ".join(cells) + " |")
+            rows.append(f"| {self.row_name(w)} | " + " | ".join(cells) + " |")
         if not rows:
             return ""
         head = [f"Ratio {ours}/peer (median time; < 1 means {ours} is faster):", "",
