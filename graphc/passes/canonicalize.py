@@ -46,6 +46,18 @@ def _same(v, out):
 
 
 @local_rewrite("canonicalize")
+def elementwise_identity(node):
+    """An elementwise op whose expression is one of its inputs, unchanged, is that input
+    (the gradient of an add, for instance: d(a + b)/da * g = g)."""
+    if not isinstance(node.op, E.Elemwise) or not node.op.expr.is_Symbol:
+        return None
+    k = E.ARGS.index(node.op.expr)
+    if k < len(node.inputs) and _same(node.inputs[k], node.outputs[0]):
+        return node.inputs[k]
+    return None
+
+
+@local_rewrite("canonicalize")
 def cast_noop(node):
     name = getattr(node.op, "name", "")
     if name.startswith("cast_") and node.inputs[0].dtype == node.outputs[0].dtype:

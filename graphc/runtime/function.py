@@ -126,6 +126,11 @@ def function(inputs, outputs=None, updates=None, name=None, backend=None, opt_le
         program = compile_c(opt_graph, checker, name, timings)
     fn = Function(opt_graph, program, checker, name, single, timings)
     fn.pass_log = pass_log
+    if backend == "c":
+        naive = naive_bytes(fgraph)
+        program.program.graph_naive_bytes = naive
+        program.program.plan_notes.append(
+            f"memory: every intermediate of the graph as written, kept apart: {naive} bytes")
     if key is not None:
         artifacts.save(key, {
             "program": program.program, "source": program.source, "lib_path": program.lib_path,
@@ -136,6 +141,18 @@ def function(inputs, outputs=None, updates=None, name=None, backend=None, opt_le
         from ..dump import dump_to_dir
         dump_to_dir(fn, config.dump_dir)
     return fn
+
+
+def naive_bytes(fgraph):
+    """Bytes a naive executor holds: every intermediate value of the graph as the user wrote it
+    (before fusion), each in its own buffer. The baseline the memory plan is measured against."""
+    from ..codegen.program import DTYPE_BYTES
+    from ..ir.types import simplify_dim, size_of
+    total = 0
+    for node in fgraph.nodes:
+        for o in node.outputs:
+            total = total + size_of(fgraph.dims.shape(o)) * DTYPE_BYTES[o.dtype]
+    return simplify_dim(total)
 
 
 def _load_cached(key, fgraph, name, single, timings, t0):

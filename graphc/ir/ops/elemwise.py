@@ -121,7 +121,11 @@ class Elemwise(Op):
                 continue
             if isinstance(self.expr, _REUSE_OUTPUT):
                 d = d.subs(self.expr, y_sym)
-            op = Elemwise(f"d{self.name}/da{i}", d * g_sym, self.nin + 2, "promote")
+            elif isinstance(self.expr, sf.relu):
+                # relu(x) > 0 exactly where x > 0: reading the output lets x die after forward.
+                d = sf.where(sympy.StrictGreaterThan(y_sym, 0), 1, 0)
+            # Named by op, not argument: equal expressions (d(a+b)/da == d(a+b)/db) then merge.
+            op = Elemwise(f"d{self.name}", d * g_sym, self.nin + 2, "promote")
             gi = op(*node.inputs, out, g)
             grads.append(sum_to_shape(gi, inp.type))
         return grads
