@@ -6,6 +6,9 @@ def dump_text(fn):
     parts = []
     for k, (name, seconds, text) in enumerate(getattr(fn, "pass_log", [])):
         parts.append(f"==== graph after pass {k:02d} {name} ({seconds * 1e3:.1f} ms) ====\n{text}")
+    notes = getattr(getattr(fn, "fgraph", None), "fusion_notes", None)
+    if notes:
+        parts.append("==== fusion decisions ====\n" + "\n".join(notes))
     program = getattr(fn.program, "describe", None)
     if program:
         parts.append("==== kernel program ====\n" + program())
@@ -33,7 +36,8 @@ def dump_to_dir(fn, directory):
     for k, (name, _, text) in enumerate(getattr(fn, "pass_log", [])):
         with open(f"{base}.{k:02d}.{name}.txt", "w") as fh:
             fh.write(text + "\n")
-        dot = getattr(fn, "pass_dot", {}).get(k)
+        dots = getattr(getattr(fn, "fgraph", None), "pass_dots", None) or []
+        dot = dots[k] if k < len(dots) else None
         if dot:
             with open(f"{base}.{k:02d}.{name}.dot", "w") as fh:
                 fh.write(dot)

@@ -51,3 +51,31 @@ def debugprint(obj, file=None):
         outs = obj if isinstance(obj, (list, tuple)) else [obj]
         text = graph_text(FunctionGraph([], outs, []))
     print(text, file=file or sys.stdout)
+
+
+def graph_dot(fgraph):
+    """Graphviz DOT of a graph: ellipses for values, boxes for ops."""
+    lines = ["digraph graphc {", "  rankdir=TB; node [fontname=monospace, fontsize=10];"]
+    names = {}
+
+    def vid(v):
+        if v not in names:
+            names[v] = f"v{len(names)}"
+            shape = "ellipse" if v.owner is None else "plaintext"
+            lines.append(f'  {names[v]} [label="{_esc(v.label())}\\n{_t(fgraph, v)}", shape={shape}];')
+        return names[v]
+
+    for k, node in enumerate(fgraph.nodes):
+        lines.append(f'  n{k} [label="{_esc(str(node.op))}", shape=box];')
+        for i in node.inputs:
+            lines.append(f"  {vid(i)} -> n{k};")
+        for o in node.outputs:
+            lines.append(f"  n{k} -> {vid(o)};")
+    for k, o in enumerate(fgraph.outputs):
+        lines.append(f'  out{k} [label="output {k}", shape=doublecircle]; {vid(o)} -> out{k};')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _esc(text):
+    return text.replace("\\", "\\\\").replace('"', '\\"')[:120]

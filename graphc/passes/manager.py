@@ -17,8 +17,12 @@ def register(name, levels=("O1", "O2", "O3")):
 
 def optimize(fgraph, level="O3", enabled=True):
     """Run the pipeline for `level`; returns the new graph and [(pass, seconds, graph_text)]."""
-    from ..ir.printing import graph_text
+    from ..config import config
+    from ..ir.printing import graph_dot, graph_text
+    dots = [] if config.dump_dir else None  # DOT only when dumping: it costs compile time
     log = [("input", 0.0, graph_text(fgraph))]
+    if dots is not None:
+        dots.append(graph_dot(fgraph))
     if not enabled:
         return fgraph, log
     if level not in PIPELINES and level not in ("O1", "O2", "O3"):
@@ -29,4 +33,7 @@ def optimize(fgraph, level="O3", enabled=True):
         fgraph = _REGISTRY[name](fgraph)
         fgraph.refresh()
         log.append((name, time.perf_counter() - t, graph_text(fgraph)))
+        if dots is not None:
+            dots.append(graph_dot(fgraph))
+    fgraph.pass_dots = dots
     return fgraph, log
