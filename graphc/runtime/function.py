@@ -135,6 +135,7 @@ def function(inputs, outputs=None, updates=None, name=None, backend=None, opt_le
         artifacts.save(key, {
             "program": program.program, "source": program.source, "lib_path": program.lib_path,
             "layout": _layout(checker), "pass_log": pass_log,
+            "fusion_notes": getattr(opt_graph, "fusion_notes", []),
             "shared_index": [fgraph.shareds.index(s) for s in opt_graph.shareds]})
     timings["total"] = time.perf_counter() - t0
     if config.dump_dir:
@@ -167,6 +168,7 @@ def _load_cached(key, fgraph, name, single, timings, t0):
         return None
     graph = CompiledGraph(fgraph.inputs, [fgraph.shareds[i] for i in art["shared_index"]],
                           fgraph.update_targets, fgraph.n_user_outputs)
+    graph.fusion_notes = art.get("fusion_notes", [])
     program = CProgram(art["program"], art["source"], art["lib_path"], graph)
     timings.update(cache_hit=True, artifact_hit=True)
     fn = Function(graph, program, checker, name, single, timings)
