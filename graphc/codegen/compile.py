@@ -33,6 +33,8 @@ def build_program(fgraph, checker):
 
 def compile_c(fgraph, checker, name, timings):
     from ..runtime.cbackend import CProgram
+    from ..runtime.fastcall import prebuild_in_background
+    prebuild_in_background()
     t = time.perf_counter()
     program = build_program(fgraph, checker)
     timings["lower"] = time.perf_counter() - t

@@ -224,9 +224,14 @@ def lower_reduce(L, node):
     if node.op.kind in ("sum", "prod") and not in_dtype.startswith("float"):
         acc = "int64_t"
     L.emit("reduce", [L.out_buffer(out)], inputs, str(node.op), kind=node.op.kind,
-           A=int_to_c(a), R=int_to_c(r), B=int_to_c(b), acc_ctype=acc,
+           A=_num(a), R=int_to_c(r), B=_num(b), acc_ctype=acc,
            in_ctype=C_TYPES[in_dtype], out_ctype=C_TYPES[out.dtype], fused=fused,
            loads=loads, stmts=stmts, result=result, scalar_inputs=scalar)
+
+
+def _num(n):
+    """An int when the size is static (templates can then specialize), else its C text."""
+    return int(n) if isinstance(n, int) or sympy.sympify(n).is_Integer else int_to_c(n)
 
 
 def _arb(shape, axes):

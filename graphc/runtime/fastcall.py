@@ -12,6 +12,7 @@ import os
 import subprocess
 import sysconfig
 import tempfile
+import threading
 
 import numpy as np
 import sympy
@@ -20,9 +21,30 @@ from ..config import config
 from ..codegen.templates_dir import templates_root
 
 
+_build_lock = threading.Lock()
+
+
+def prebuild_in_background():
+    """Start building the extension while the first program compiles (both run gcc)."""
+    if dispatch_module.cache_info().currsize == 0:
+        threading.Thread(target=dispatch_module, daemon=True).start()
+
+
 @functools.lru_cache(maxsize=None)
+def _dispatch_module_locked():
+    return _build_dispatch()
+
+
 def dispatch_module():
     """The loaded gc_dispatch extension, or None if it cannot be built (the slow path works)."""
+    with _build_lock:
+        return _dispatch_module_locked()
+
+
+dispatch_module.cache_info = _dispatch_module_locked.cache_info
+
+
+def _build_dispatch():
     src = os.path.join(templates_root(), "python", "gc_dispatch.c")
     with open(src, "rb") as fh:
         text = fh.read()
