@@ -9,6 +9,8 @@ A producer is absorbed into its consumer when
 A producer whose output is smaller than the consumer's (it would be broadcast) is absorbed only
 if it is cheap. Reasons for declining are kept in `fgraph.fusion_notes` for the dump.
 """
+import functools
+
 import numpy as np
 import sympy
 
@@ -22,6 +24,7 @@ _EXPENSIVE = (sympy.exp, sympy.log, sympy.tanh, sympy.sin, sympy.cos, sf.sigmoid
               sf.log1p, sf.expm1, sympy.Pow)
 
 
+@functools.lru_cache(maxsize=4096)
 def is_expensive(expr):
     for sub in sympy.preorder_traversal(expr):
         if isinstance(sub, sympy.Pow) and sub.exp in (2, 3, -1, -2):
@@ -98,8 +101,32 @@ def _names(op):
 
 
 def fuse_outputs(fgraph):
+    """One sweep in execution order: each elementwise node absorbs what it can of its producers
+    (so a chain collapses into its last op); readers are tracked incrementally, so the cost grows
+    with the graph, not with its square."""
     notes = []
     outputs_set = set(fgraph.outputs)
+    clients = {}  # variable -> set of nodes that read it
+    for node in fgraph.nodes:
+        for i in node.inputs:
+            clients.setdefault(i, set()).add(node)
+
+    def replace(old_node, new_out):
+        old_out = old_node.outputs[0]
+        for i in old_node.inputs:
+            clients.get(i, set()).discard(old_node)
+        if new_out.owner is not None:
+            for i in new_out.owner.inputs:
+                clients.setdefault(i, set()).add(new_out.owner)
+        for reader in clients.pop(old_out, set()):
+            reader.inputs = [new_out if v is old_out else v for v in reader.inputs]
+            clients.setdefault(new_out, set()).add(reader)
+        if old_out in outputs_set:
+            fgraph.outputs = [new_out if o is old_out else o for o in fgraph.outputs]
+            outputs_set.discard(old_out)
+            outputs_set.add(new_out)
+        return new_out.owner
+
     for node in list(fgraph.nodes):  # drop inputs read only for their shape
         if isinstance(node.op, Elemwise) and \
                 len({k for k in range(len(node.inputs)) if ARGS[k] in node.op.expr.free_symbols}) < len(node.inputs):
@@ -107,28 +134,28 @@ def fuse_outputs(fgraph):
             out = new.outputs[0]
             if not new.inputs and out.type.is_static:  # nothing left to read: a constant
                 out = Constant(new.op.reference(dims={}))
-            _replace_output(fgraph, node.outputs[0], out)
-    changed = True
-    while changed:
-        changed = False
-        clients = fgraph.clients()
-        for node in fgraph.nodes:
-            if not isinstance(node.op, Elemwise):
-                continue
+            replace(node, out)
+    fgraph.refresh(dims=False)
+    declined = set()
+    for node in list(fgraph.nodes):
+        while node is not None and isinstance(node.op, Elemwise):
             for k, inp in enumerate(node.inputs):
                 p = inp.owner
-                if p is None or not isinstance(p.op, Elemwise):
+                if p is None or not isinstance(p.op, Elemwise) or (p, node.op) in declined:
                     continue
                 reason = _decline_reason(fgraph, p, node, clients, outputs_set)
                 if reason:
+                    declined.add((p, node.op))
                     notes.append(f"not fusing {p.op} into {node.op}: {reason}")
                     continue
-                new = fuse_into(node, k, p)
-                _replace_output(fgraph, node.outputs[0], new.outputs[0])
-                changed = True
+                node = replace(node, fuse_into(node, k, p).outputs[0])
+                if not clients.get(p.outputs[0]):  # the producer is gone: forget its reads
+                    for i in p.inputs:
+                        clients.get(i, set()).discard(p)
                 break
-            if changed:
-                break
+            else:
+                node = None
+    fgraph.refresh(dims=False)
     fgraph.fusion_notes = notes
     return fgraph
 
@@ -137,11 +164,11 @@ def _decline_reason(fgraph, producer, consumer, clients, outputs_set):
     out = producer.outputs[0]
     if out in outputs_set:
         return "its value is a function output"
-    readers = clients.get(out, [])
-    if any(not isinstance(n.op, Elemwise) for n, _ in readers):
+    readers = clients.get(out, ())
+    if any(not isinstance(n.op, Elemwise) for n in readers):
         return "another reader is not elementwise"
     expensive = is_expensive(producer.op.expr)
-    if len({n for n, _ in readers}) > 1 and expensive:
+    if len(readers) > 1 and expensive:
         return "it is expensive and has several readers (recomputing costs more than a buffer)"
     same = fgraph.dims.shape(out) == fgraph.dims.shape(consumer.outputs[0])
     if not same and expensive:
