@@ -202,7 +202,7 @@ def test_c_api_errors_params_and_threads(mlp, tmp_path):
     # The messages a C caller sees, e.g.:
     assert 'mlp_infer(ctx, X, 0, out) -> 2 "infer: dim batch = 0 is out of range' in out
     assert 'mlp_infer(ctx, NULL, B, out) -> 1 "infer: input x is NULL"' in out
-    assert "train_step: index out of range" in out
+    assert "train_step: label out of range" in out
 
 
 def test_relocatable(mlp, tmp_path):

@@ -66,7 +66,7 @@ def signature_text(fgraph, backend, opt_level):
         ref(v)
     for n, node in enumerate(fgraph.nodes):
         args = ",".join(ref(i) for i in node.inputs)
-        props = repr(node.op._props())
+        props = _key(node.op._props())
         lines.append(f"{type(node.op).__name__}{props}({args})")
         for j, o in enumerate(node.outputs):
             ids[o] = f"n{n}.{j}"
@@ -80,6 +80,19 @@ def signature_text(fgraph, backend, opt_level):
     # Fresh dims are numbered by creation order, which differs between processes.
     names = {}
     return _FRESH.sub(lambda m: names.setdefault(m.group(0), f"_f{len(names)}"), text)
+
+
+def _key(value):
+    """A stable text for op parameters. sympy objects are walked by hand: their printers are
+    slow to load and the signature is on the warm-compile path."""
+    import sympy
+    if isinstance(value, sympy.Basic):
+        if value.is_Symbol or value.is_Number:
+            return f"{type(value).__name__}:{value}" if value.is_Number else value.name
+        return type(value).__name__ + "(" + ",".join(_key(a) for a in value.args) + ")"
+    if isinstance(value, (tuple, list)):
+        return "(" + ",".join(_key(v) for v in value) + ")"
+    return repr(value)
 
 
 def _path(key):

@@ -11,7 +11,7 @@
 """
 import sympy
 
-from ..ir.types import simplify_dim
+from ..ir.types import dims_equal, simplify_dim
 
 FALLIBLE = ("gather", "scatter_add", "softmax_xent")
 
@@ -71,7 +71,7 @@ def plan_in_place(program, update_pairs):
             continue
         for cand in _full_inputs(kern):
             if cand.role == "temp" and cand.last == k and cand.dtype == out.dtype and \
-                    sympy.simplify(sympy.sympify(cand.size) - out.size) == 0 and cand is not out:
+                    dims_equal(cand.size, out.size) and cand is not out:
                 _replace_buffer(program, out, cand)
                 kern.in_place = True
                 liveness(program)

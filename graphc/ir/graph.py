@@ -6,7 +6,7 @@ import sympy
 
 from ..errors import GraphcShapeError, GraphcTypeError
 from .methods import TensorMethods
-from .types import TensorType, is_fresh
+from .types import dims_equal, TensorType, is_fresh
 
 _ids = itertools.count()
 
@@ -104,7 +104,7 @@ class ShapeContext:
             if a != b:
                 raise GraphcShapeError(f"{self.where}: {what} sizes differ: {a} vs {b}")
             return a
-        if sympy.simplify(sympy.sympify(a) - b) == 0:
+        if dims_equal(a, b):
             return a
         self.constraints.append((a, b, f"{self.where}: {what}"))
         # Prefer the most informative side: an int, then a named dim, then a fresh one.

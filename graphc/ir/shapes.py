@@ -9,7 +9,7 @@ dims against other products) becomes a check run when the dims are bound at call
 import sympy
 
 from ..errors import GraphcShapeError
-from .types import is_fresh
+from .types import dims_equal, is_fresh
 
 
 class DimResolver:
@@ -59,7 +59,7 @@ class DimResolver:
         if isinstance(b, sympy.Symbol) and isinstance(a, int):
             self.value[self._find(b)] = a
             return True
-        if sympy.simplify(sympy.sympify(a) - b) == 0:
+        if dims_equal(a, b):
             return True
         return False
 

@@ -60,11 +60,20 @@ def as_dim(entry, where="shape"):
 
 
 def simplify_dim(d):
+    """Canonical form of a dim expression. sympy.expand, not simplify: simplify is slow and
+    its first call imports half of sympy (a second of compile time)."""
     if isinstance(d, sympy.Basic):
-        d = sympy.simplify(d) if not d.is_Symbol else d
+        d = sympy.expand(d) if not d.is_Symbol else d
         if d.is_Integer:
             return int(d)
     return d
+
+
+def dims_equal(a, b):
+    """Whether two dims (ints or sympy expressions) are provably the same size."""
+    if isinstance(a, int) and isinstance(b, int):
+        return a == b
+    return a == b or sympy.expand(sympy.sympify(a) - b) == 0
 
 
 def size_of(shape):
@@ -100,7 +109,7 @@ class TensorType:
     def __eq__(self, other):
         return (isinstance(other, TensorType) and self.dtype == other.dtype
                 and len(self.shape) == len(other.shape)
-                and all(sympy.simplify(sympy.sympify(a) - b) == 0 for a, b in zip(self.shape, other.shape)))
+                and all(dims_equal(a, b) for a, b in zip(self.shape, other.shape)))
 
     def __hash__(self):
         return hash((self.dtype, len(self.shape)))

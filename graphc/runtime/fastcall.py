@@ -76,7 +76,7 @@ def build_spec(cprogram, checker, fgraph, single_output):
     if checker.symbolic_checks or checker.runtime_checks:
         return None
     syms = checker.symbols
-    if len(syms) != len(cprogram.program.dim_symbols):  # same layout checked by the caller
+    if len(syms) != cprogram.n_dims:  # same layout checked by the caller
         return None
     sym_index = {s: i for i, s in enumerate(syms)}
     words = [len(fgraph.inputs), len(fgraph.shareds), len(cprogram.const_values),
@@ -85,7 +85,7 @@ def build_spec(cprogram, checker, fgraph, single_output):
         words += [dtype.num, len(shape)]
         for d in shape:
             words.append(d if isinstance(d, int) else -1 - sym_index[d])
-    for (dtype, spec, _), buf in zip(cprogram.out_specs, cprogram.program.output_buffers):
+    for dtype, spec, _ in cprogram.out_specs:
         if dtype is None:  # written in place into shared variable `spec`
             words += [1, spec, 0]
             continue

@@ -1,4 +1,5 @@
 """graphc.function: compile a graph and call it with numpy arrays, Theano semantics."""
+import pickle
 import time
 
 from ..config import config
@@ -131,10 +132,12 @@ def function(inputs, outputs=None, updates=None, name=None, backend=None, opt_le
         program.program.graph_naive_bytes = naive
         program.program.plan_notes.append(
             f"memory: every intermediate of the graph as written, kept apart: {naive} bytes")
+        program.layout["describe"] = program.program.describe()
     if key is not None:
         artifacts.save(key, {
-            "program": program.program, "source": program.source, "lib_path": program.lib_path,
-            "layout": _layout(checker), "pass_log": pass_log,
+            "program_bytes": pickle.dumps(program.program, protocol=pickle.HIGHEST_PROTOCOL),
+            "layout": program.layout, "source": program.source, "lib_path": program.lib_path,
+            "arg_layout": _layout(checker), "pass_log": pass_log,
             "fusion_notes": getattr(opt_graph, "fusion_notes", []),
             "shared_index": [fgraph.shareds.index(s) for s in opt_graph.shareds]})
     timings["total"] = time.perf_counter() - t0
@@ -164,12 +167,13 @@ def _load_cached(key, fgraph, name, single, timings, t0):
     if art is None:
         return None
     checker = ArgumentChecker(fgraph.inputs, fgraph.dims)
-    if _layout(checker) != art["layout"]:
+    if _layout(checker) != art["arg_layout"]:
         return None
     graph = CompiledGraph(fgraph.inputs, [fgraph.shareds[i] for i in art["shared_index"]],
                           fgraph.update_targets, fgraph.n_user_outputs)
     graph.fusion_notes = art.get("fusion_notes", [])
-    program = CProgram(art["program"], art["source"], art["lib_path"], graph)
+    program = CProgram(None, art["source"], art["lib_path"], graph, layout=art["layout"],
+                       program_bytes=art["program_bytes"])
     timings.update(cache_hit=True, artifact_hit=True)
     fn = Function(graph, program, checker, name, single, timings)
     fn.pass_log = art["pass_log"]

@@ -94,7 +94,7 @@ static void check_failed_step_changes_nothing(mlp_ctx *ctx) {
     CHECK(mlp_get_param(ctx, "W1", w1, sizeof w1) == MLP_OK);
     CHECK(mlp_get_param(ctx, "b2", b2, sizeof b2) == MLP_OK);
     int64_t bad_y[B] = {1, 2, 10, 3};  /* label 10 is out of range: the gather fails */
-    EXPECT(ctx, mlp_train_step(ctx, X, bad_y, B, &loss), MLP_ERR_RUNTIME, "index out of range");
+    EXPECT(ctx, mlp_train_step(ctx, X, bad_y, B, &loss), MLP_ERR_RUNTIME, "out of range");
     CHECK(mlp_get_param(ctx, "W1", w1_after, sizeof w1_after) == MLP_OK);
     CHECK(mlp_get_param(ctx, "b2", b2_after, sizeof b2_after) == MLP_OK);
     CHECK(memcmp(w1, w1_after, sizeof w1) == 0 && memcmp(b2, b2_after, sizeof b2) == 0);
