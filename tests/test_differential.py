@@ -222,12 +222,7 @@ def _raised_in(e, function):
     return traceback.extract_tb(e.__traceback__)[-1].name == function
 
 
-KNOWN_BUGS = [
-    # strided_copy.j2's rank-0 branch reads params.accumulate, which lowering never sets.
-    lambda e: "'dict object' has no attribute 'accumulate'" in str(e),
-    # A FusedReduce whose elementwise part reads no input (v - v): lower_reduce reads inputs[0].
-    lambda e: isinstance(e, IndexError) and _raised_in(e, "lower_reduce"),
-]
+KNOWN_BUGS = []  # all fixed; add a matcher here for a new bug while it is open
 
 
 def compile_c(xs, outputs, level):
@@ -299,11 +294,8 @@ def test_random_graph_matches_reference(dtype, spec):
     check(spec, dtype)
 
 
-# --- known bugs, minimal ----------------------------------------------------------------------
+# --- bugs found by the differential tests, kept as regression tests ----------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="core: strided_copy.j2 (rank 0: every axis of the copy has "
-                   "size 1) reads params.accumulate, which _emit_strided_copy never passes: "
-                   "jinja2 UndefinedError for v[0], v[:1], a (1, 1) transpose, grad of m[0] ...")
 @pytest.mark.parametrize("case", ["v[0]", "v[:1]", "transpose_1x1", "grad_m0"])
 def test_single_element_strided_copy_compiles(case):
     v = G.vector("v", "float64", shape=(3,))
@@ -318,9 +310,6 @@ def test_single_element_strided_copy_compiles(case):
     np.testing.assert_array_equal(G.function(xs, out, backend="c")(*values), want)
 
 
-@pytest.mark.xfail(strict=True, reason="core: fuse_elemwise can leave an elementwise node that reads "
-                   "no input (v - v -> second(v, 0), whose shape-only read is pruned); fuse_reductions "
-                   "then makes a FusedReduce with no inputs and lower_reduce fails on node.inputs[0]")
 def test_reduction_of_an_input_free_fused_value_compiles():
     x, b = G.vector("x", "float64", shape=(2,)), G.vector("b", "float64", shape=(1,))
     v = x + b
@@ -329,9 +318,6 @@ def test_reduction_of_an_input_free_fused_value_compiles():
                                   [0.0])
 
 
-@pytest.mark.xfail(strict=True, reason="core: FusedReduce.reference broadcasts its values only to the "
-                   "shape of a full-size input; when every input has size 1 (or there are none) it "
-                   "reduces a 0-d array: AxisError, so backend='py' at O2/O3 fails on these graphs")
 @pytest.mark.parametrize("case", ["x_plus_b_minus_itself", "ones_like_times_2", "grad_v_minus_v"])
 def test_py_backend_reduces_fused_values_of_size_one_inputs(case):
     x, b = G.vector("x", "float64", shape=(2,)), G.vector("b", "float64", shape=(1,))

@@ -208,8 +208,9 @@ def _contiguous_view(L, v, axes, label):
 
 @lowers(reduce.Reduce)
 def lower_reduce(L, node):
-    x, out = node.inputs[0], node.outputs[0]
+    out = node.outputs[0]
     fused = getattr(node.op, "expr", None) is not None
+    x = None if fused else node.inputs[0]
     if fused:  # elementwise producer folded into the reduction: inputs are full-size or scalars
         shape, axes = L.shape(node.op.value_type(node)), node.op.axes
         operands, loads, stmts, result = scalar_body(L, node.inputs, node.op.expr, node.op.value_dtype)
@@ -288,7 +289,8 @@ def _emit_strided_copy(L, dst, src, shape, src_strides, src_offset, dst_strides,
     L.emit("strided_copy", [dst], [src], label, rank=len(shape),
            shape=[int_to_c(d) for d in shape], src_strides=[int_to_c(s) for s in src_strides],
            dst_strides=[int_to_c(s) for s in dst_strides], src_offset=int_to_c(src_offset),
-           dst_offset=int_to_c(dst_offset), n=int_to_c(size_of(shape)), ctype=C_TYPES[dst.dtype])
+           dst_offset=int_to_c(dst_offset), n=int_to_c(size_of(shape)), ctype=C_TYPES[dst.dtype],
+           accumulate=accumulate)
 
 
 @lowers(shape_ops.Reshape)

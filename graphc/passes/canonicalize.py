@@ -15,12 +15,18 @@ def fold_constants(node):
     """An op whose inputs are all small constants becomes a constant."""
     if not node.inputs or not all(isinstance(i, Constant) for i in node.inputs):
         return None
-    if getattr(node.op, "needs_dims", False):
-        return None
     out = node.outputs[0]
     if not out.type.is_static or int(np.prod(out.type.shape)) > _FOLD_LIMIT:
         return None
-    value = node.op.reference(*[i.data for i in node.inputs])
+    if any(not i.type.is_static for i in node.inputs):
+        return None
+    kwargs = {"dims": {}} if getattr(node.op, "needs_dims", False) else {}
+    if any(isinstance(d, int) is False for d in getattr(node.op, "shape", ())):
+        return None
+    try:
+        value = node.op.reference(*[i.data for i in node.inputs], **kwargs)
+    except Exception:  # noqa: BLE001 - a value that fails to fold is computed at run time
+        return None
     c = Constant(np.asarray(value, dtype=out.dtype).reshape(out.type.shape))
     return c
 

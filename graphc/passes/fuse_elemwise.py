@@ -214,13 +214,14 @@ class FusedReduce(Reduce):
         from ..ir.types import TensorType
         return super().infer([TensorType(self.value_dtype, self.value_shape)], ctx)
 
-    def reference(self, *arrays):
+    needs_dims = True
+
+    def reference(self, *arrays, dims=None):
+        from ..ir.ops.shape import _eval_dim
         with np.errstate(all="ignore"):
             values = np.asarray(self._numpy_fn(*arrays)).astype(self.value_dtype, copy=False)
-        full = next((a.shape for a in arrays if a.size != 1), None)
-        if full is not None:
-            values = np.broadcast_to(values, full)
-        return super().reference(values)
+        shape = tuple(_eval_dim(d, dims) for d in self.value_shape)
+        return super().reference(np.broadcast_to(values, shape))
 
     @property
     def _numpy_fn(self):

@@ -13,8 +13,8 @@ class sigmoid(sympy.Function):
     nargs = 1
 
     def fdiff(self, argindex=1):
-        s = sigmoid(self.args[0])
-        return s * (1 - s)
+        # s(x) * s(-x), not s * (1 - s): 1 - s loses every digit once s rounds to 1.
+        return sigmoid(self.args[0]) * sigmoid(-self.args[0])
 
 
 class softplus(sympy.Function):
