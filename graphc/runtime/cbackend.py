@@ -70,7 +70,7 @@ def runtime_layout(program, n_inputs):
         specs.append((b.dtype, tuple(spec)))
     return {"n_externals": len(program.externals), "dim_names": [s.name for s in syms],
             "const_values": [b.value for b in program.externals if b.role == "const"],
-            "out_specs": specs, "describe": program.describe()}
+            "out_specs": specs}
 
 
 def _size_fn(entry, dim_names):
@@ -135,7 +135,7 @@ class CProgram:
         raise RuntimeCheckError(f"compiled function failed: {msg}")
 
     def describe(self):
-        return self.layout["describe"]
+        return self.program.describe()
 
     def _alloc_outputs(self, dims, shared_values):
         outs = []

@@ -132,7 +132,6 @@ def function(inputs, outputs=None, updates=None, name=None, backend=None, opt_le
         program.program.graph_naive_bytes = naive
         program.program.plan_notes.append(
             f"memory: every intermediate of the graph as written, kept apart: {naive} bytes")
-        program.layout["describe"] = program.program.describe()
     if key is not None:
         artifacts.save(key, {
             "program_bytes": pickle.dumps(program.program, protocol=pickle.HIGHEST_PROTOCOL),
