@@ -134,6 +134,8 @@ def int_to_c(expr):
     if e.is_Add:
         return "(" + " + ".join(int_to_c(a) for a in e.args) + ")"
     if e.is_Mul:
+        if not any(a.is_Rational and not a.is_Integer for a in e.args):  # the common case: fast
+            return "(" + "*".join(int_to_c(a) for a in e.args) + ")"
         num, den = sympy.fraction(sympy.together(e))
         if den != 1:
             return f"(({int_to_c(sympy.expand(num))}) / {int_to_c(den)})"
