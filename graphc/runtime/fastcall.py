@@ -45,6 +45,11 @@ dispatch_module.cache_info = _dispatch_module_locked.cache_info
 
 
 def _build_dispatch():
+    try:  # built when graphc was installed (setup.py)
+        from .. import gc_dispatch
+        return gc_dispatch
+    except ImportError:
+        pass
     src = os.path.join(templates_root(), "python", "gc_dispatch.c")
     with open(src, "rb") as fh:
         text = fh.read()
