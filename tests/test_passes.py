@@ -629,7 +629,10 @@ def test_mlp_updates_are_written_in_place(mlp_steps):
     assert {b.name for b in program.in_place_updates.values()} == {p.name for p in params}
     for buf in program.in_place_updates.values():
         (writer,) = [k for k in program.kernels if buf in k.outputs]
-        assert writer.in_place and writer.kind == "elemwise" and buf in writer.inputs
+        # Biases: an elementwise kernel overwrites them; weights: the gemm accumulates into them.
+        assert writer.in_place and (
+            (writer.kind == "elemwise" and buf in writer.inputs) or
+            (writer.kind == "gemm" and writer.params.get("beta") == 1.0))
     assert all(id(b) in in_place or b.role != "shared" for k in program.kernels for b in k.outputs)
 
 
@@ -694,3 +697,22 @@ def test_failed_call_leaves_in_place_updated_variables_unchanged():
     with pytest.raises(G.GraphcError):
         f(np.arange(3.0), np.array([5, 0]))
     np.testing.assert_array_equal(w.get_value(), np.arange(4.0) * 2 + 1)
+
+
+def test_weight_update_is_one_gemm_into_the_weight():
+    """w - lr * x.T @ g is one gemm accumulating into w: no weight-sized temporary."""
+    rng = np.random.RandomState(3)
+    x = G.tensor("x", (8, 5), "float64")
+    w = G.shared(rng.randn(5, 3), name="w")
+    cost = (G.dot(x, w) ** 2).sum()
+    g = G.grad(cost, w)
+    xv = rng.randn(8, 5)
+    w0 = w.get_value()
+    f = G.function([x], cost, updates={w: w - 0.1 * g}, opt_level="O3")
+    f(xv)
+    np.testing.assert_allclose(w.get_value(), w0 - 0.1 * (2 * xv.T @ (xv @ w0)), rtol=1e-12)
+    program = f.program.program
+    gemms = [k for k in program.kernels if k.kind == "gemm" and k.params.get("beta") == 1.0]
+    assert len(gemms) == 1 and gemms[0].in_place
+    assert not any(b.role == "temp" and tuple(b.shape) == (5, 3) for k in program.kernels
+                   for b in k.outputs)

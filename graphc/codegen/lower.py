@@ -253,9 +253,16 @@ def lower_argmax(L, node):
 
 # --- gemm -------------------------------------------------------------------------------------
 
-@lowers(blas.Matmul)
+@lowers(blas.Matmul, blas.GemmUpdate)
 def lower_matmul(L, node):
-    (a, b), out = node.inputs, node.outputs[0]
+    update = isinstance(node.op, blas.GemmUpdate)
+    if update:  # out = c, then the gemm adds alpha * a @ b (the copy vanishes when in place)
+        c, a, b = node.inputs
+        L.emit("copy", [L.out_buffer(node.outputs[0])], [L.buffer(c)], "gemm update: start from c",
+               n=int_to_c(size_of(L.shape(c))))
+    else:
+        a, b = node.inputs
+    out = node.outputs[0]
     ash, bsh, osh = L.shape(a), L.shape(b), L.shape(out)
     m, n = osh[-2], osh[-1]
     k = ash[-2] if node.op.trans_a else ash[-1]
@@ -266,7 +273,8 @@ def lower_matmul(L, node):
            stride_a=int_to_c(size_of(ash[-2:])), stride_b=int_to_c(size_of(bsh[-2:])),
            stride_c=int_to_c(size_of(osh[-2:])),
            trans_a=node.op.trans_a, trans_b=node.op.trans_b,
-           prefix="s" if out.dtype == "float32" else "d", ctype=C_TYPES[out.dtype])
+           prefix="s" if out.dtype == "float32" else "d", ctype=C_TYPES[out.dtype],
+           alpha=repr(node.op.alpha) if update else 1.0, beta=1.0 if update else 0.0)
 
 
 # --- data movement -----------------------------------------------------------------------------

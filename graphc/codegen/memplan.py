@@ -46,6 +46,11 @@ def plan_in_place(program, update_pairs):
     for out_buf, shared_buf in update_pairs:
         k = out_buf.first
         kern = program.kernels[k] if k >= 0 else None
+        if _gemm_update_in_place(program, k, out_buf, shared_buf, last_fallible):
+            notes.append(f"update of {shared_buf.name}: gemm accumulates into it in place")
+            program.in_place_updates[out_buf.slot_index] = shared_buf
+            liveness(program)
+            continue
         if kern is None or kern.kind != "elemwise" or kern.outputs[0] is not out_buf:
             notes.append(f"update of {shared_buf.name}: not in place (not made by an elementwise kernel)")
             continue
@@ -77,6 +82,25 @@ def plan_in_place(program, update_pairs):
                 liveness(program)
                 break
     return notes
+
+
+def _gemm_update_in_place(program, k, out_buf, shared_buf, last_fallible):
+    """copy(shared -> out); gemm(out += alpha a b): drop the copy, accumulate into shared."""
+    kerns = program.kernels
+    if k < 0 or k + 1 >= len(kerns):
+        return False
+    copy, gemm = kerns[k], kerns[k + 1]
+    if copy.kind != "copy" or copy.inputs != [shared_buf] or gemm.kind != "gemm" or \
+            gemm.outputs != [out_buf] or not gemm.params.get("beta"):
+        return False
+    if shared_buf.last != k or out_buf.last != k + 1 or k + 1 <= last_fallible:
+        return False
+    if shared_buf in gemm.inputs:  # the product reads the old value: it must stay intact
+        return False
+    del kerns[k]
+    _replace_buffer(program, out_buf, shared_buf)
+    gemm.in_place = True
+    return True
 
 
 def plan_slots(program):

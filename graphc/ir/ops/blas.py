@@ -42,6 +42,26 @@ class Matmul(Op):
         return [ga, gb]
 
 
+class GemmUpdate(Op):
+    """c + alpha * op(a) @ op(b): a gemm that accumulates into c (beta = 1). Made by the
+    fuse_gemm pass from `w - lr * (x.T @ g)`, so the product is never stored on its own."""
+    __props__ = ("trans_a", "trans_b", "alpha")
+
+    def __init__(self, trans_a, trans_b, alpha):
+        self.trans_a, self.trans_b, self.alpha = bool(trans_a), bool(trans_b), float(alpha)
+
+    def infer(self, input_types, ctx):
+        c = input_types[0]
+        (prod,) = Matmul(self.trans_a, self.trans_b).infer(input_types[1:], ctx)
+        for k, (x, y) in enumerate(zip(c.shape, prod.shape)):
+            ctx.equal(x, y, f"gemm update axis {k}")
+        return [c]
+
+    def reference(self, c, a, b):
+        prod = Matmul(self.trans_a, self.trans_b).reference(a, b)
+        return (c + np.asarray(self.alpha, c.dtype) * prod).astype(c.dtype)
+
+
 def dot(a, b):
     """numpy.dot for rank <= 2 (and matmul for a batched 3-D pair)."""
     from ..constructors import as_variable
