@@ -45,12 +45,13 @@ dispatch_module.cache_info = _dispatch_module_locked.cache_info
 
 
 def _build_dispatch():
-    try:  # built when graphc was installed (setup.py)
-        from .. import gc_dispatch
-        return gc_dispatch
-    except ImportError:
-        pass
     src = os.path.join(templates_root(), "python", "gc_dispatch.c")
+    try:  # built when graphc was installed (setup.py), unless the source changed since
+        from .. import gc_dispatch
+        if os.path.getmtime(gc_dispatch.__file__) >= os.path.getmtime(src):
+            return gc_dispatch
+    except (ImportError, OSError):
+        pass
     with open(src, "rb") as fh:
         text = fh.read()
     inc_py = sysconfig.get_paths()["include"]
