@@ -156,7 +156,7 @@ def lower_elemwise(L, node):
            out_ctype=C_TYPES[out.dtype], parallel=_may_parallelize(size_of(oshape)))
 
 
-PARALLEL_THRESHOLD = 32768  # elements; below this a parallel region costs more than it saves
+PARALLEL_THRESHOLD = 32768  # elements (GC_PAR_THRESHOLD in gc_runtime.h is the same rule at run time)
 
 
 def _may_parallelize(n):
@@ -384,9 +384,8 @@ def lower_arange(L, node):
 
 # --- indexing ---------------------------------------------------------------------------------
 
-def _index_operands(L, node, idx_vars, x_shape):
-    """Index buffers with broadcast strides over the common index shape."""
-    ishape = L.shape(node.outputs[0])[:0]
+def _index_operands(L, idx_vars):
+    """The common (broadcast) shape of the index arrays, collapsed dims and per-array strides."""
     shapes = [L.shape(i) for i in idx_vars]
     r = max(len(s) for s in shapes)
     ishape = []
@@ -401,7 +400,7 @@ def _index_operands(L, node, idx_vars, x_shape):
 def lower_gather(L, node):
     x, idx, out = node.inputs[0], node.inputs[1:], node.outputs[0]
     xshape = L.shape(x)
-    ishape, dims, strides = _index_operands(L, node, idx, xshape)
+    ishape, dims, strides = _index_operands(L, idx)
     xst = _contig_strides(xshape)
     L.emit("gather", [L.out_buffer(out)], [L.buffer(x)] + [L.buffer(i) for i in idx], "gather",
            **_index_params(L, x, idx, ishape, dims, strides, xshape, xst))
@@ -411,7 +410,7 @@ def lower_gather(L, node):
 def lower_scatter_add(L, node):
     g, idx, out = node.inputs[0], node.inputs[1:], node.outputs[0]
     oshape = L.shape(out)
-    ishape, dims, strides = _index_operands(L, node, idx, oshape)
+    ishape, dims, strides = _index_operands(L, idx)
     ob = L.out_buffer(out)
     L.emit("fill", [ob], [], "zeros", n=int_to_c(size_of(oshape)), value="0")
     L.emit("scatter_add", [ob], [L.buffer(g)] + [L.buffer(i) for i in idx], "scatter-add",

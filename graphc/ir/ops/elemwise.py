@@ -229,10 +229,6 @@ and_op = _op("and", sf.logical_and(a, b), 2, "logic")
 or_op = _op("or", sf.logical_or(a, b), 2, "logic")
 xor_op = _op("xor", sf.logical_xor(a, b), 2, "logic")
 not_op = _op("not", sf.logical_not(a), 1, "logic")
-def _second_infer(self, input_types, ctx):
-    return [TensorType(input_types[1].dtype, broadcast_shapes([t.shape for t in input_types], ctx))]
-
-
 class Second(Elemwise):
     """second(x, v): v broadcast to the broadcast shape of x and v (x is read for its shape only)."""
 
@@ -242,7 +238,9 @@ class Second(Elemwise):
     def compute_dtype(self, inputs):
         return None
 
-    infer = _second_infer
+    def infer(self, input_types, ctx):
+        shape = broadcast_shapes([t.shape for t in input_types], ctx)
+        return [TensorType(input_types[1].dtype, shape)]
 
 
 second_op = Second()
