@@ -20,6 +20,8 @@ class Config:
     # Validate every memory plan with the independent checker (the tests turn this on).
     check_plans: bool = os.environ.get("GRAPHC_CHECK_PLANS", "") not in ("", "0")
     cc: str = os.environ.get("CC", "gcc")
+    # Translation units compiled at once (0: as many as this process has CPUs).
+    compile_jobs: int = int(os.environ.get("GRAPHC_COMPILE_JOBS") or 0)
     extra_cflags: list = field(default_factory=lambda: os.environ.get("GRAPHC_CFLAGS", "").split())
 
 

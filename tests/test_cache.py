@@ -186,7 +186,8 @@ def test_canonical_source():
     assert cache.canonical_source(a) == cache.canonical_source(b)
     assert cache.canonical_source(b) != cache.canonical_source(c)
     assert cache.canonical_source(b) != cache.canonical_source(d)  # named dims are kept
-    assert cache.source_key(a) == cache.source_key(b) != cache.source_key(c)
+    assert cache.source_key([a]) == cache.source_key([b]) != cache.source_key([c])
+    assert cache.source_key([a, b]) != cache.source_key([a + b])  # unit boundaries count
     assert "v12" not in cache.canonical_source(a)
 
 

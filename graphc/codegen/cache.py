@@ -45,17 +45,20 @@ def host_cpu():
         return platform.processor() or platform.machine()
 
 
-def source_key(source):
+def source_key(sources):
     h = hashlib.sha256()
-    h.update(canonical_source(source).encode())
+    for source in sources:
+        h.update(canonical_source(source).encode())
+        h.update(b"\0")
     h.update(cache_key_material().encode())
     h.update(host_cpu().encode())
     return h.hexdigest()[:32]
 
 
-def cached_library(source, name="graphc"):
-    """Path of the built library for `source`, building it if needed. Returns (path, hit)."""
-    key = source_key(source)
+def cached_library(sources, name="graphc"):
+    """Path of the library built from `sources` (a list of translation units), building it if
+    needed. Returns (path, hit)."""
+    key = source_key(sources)
     directory = os.path.join(config.cache_dir, key[:2])
     os.makedirs(directory, exist_ok=True)
     lib_path = os.path.join(directory, f"{key}.so")
@@ -66,13 +69,15 @@ def cached_library(source, name="graphc"):
         try:
             if os.path.exists(lib_path):  # another process built it while we waited
                 return lib_path, True
-            src_path = os.path.join(directory, f"{key}.c")
-            with open(src_path, "w") as fh:
-                fh.write(source)
+            src_paths = [os.path.join(directory, f"{key}.c" if len(sources) == 1 else f"{key}.{i}.c")
+                         for i in range(len(sources))]
+            for path, source in zip(src_paths, sources):
+                with open(path, "w") as fh:
+                    fh.write(source)
             fd, tmp = tempfile.mkstemp(dir=directory, suffix=".so.tmp")
             os.close(fd)
             try:
-                build_shared_library(src_path, tmp)
+                build_shared_library(src_paths, tmp)
                 # mkstemp made the file private (0600); the library is as readable as the
                 # cache directory it lives in.
                 os.chmod(tmp, 0o755 & os.stat(directory).st_mode)

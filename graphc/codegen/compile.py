@@ -6,8 +6,8 @@ from .cache import cached_library
 from .lower import lower_program
 from ..config import config
 from .memplan import check_plan, plan_memory
-from .render_c import render_program
-from .toolchain import blas_info
+from .render_c import render_units
+from .toolchain import blas_info, max_parallel_units
 
 
 def build_program(fgraph, checker):
@@ -39,10 +39,11 @@ def compile_c(fgraph, checker, name, timings):
     program = build_program(fgraph, checker)
     timings["lower"] = time.perf_counter() - t
     t = time.perf_counter()
-    source = render_program(program, name, blas_info()[3])
+    sources = render_units(program, name, blas_info()[3], max_parallel_units())
     timings["render"] = time.perf_counter() - t
     t = time.perf_counter()
-    lib_path, hit = cached_library(source, name)
+    lib_path, hit = cached_library(sources, name)
+    source = "\n".join(sources)  # for inspection (dump, G.debugprint): units one after another
     timings["build"] = time.perf_counter() - t
     timings["cache_hit"] = hit
     t = time.perf_counter()

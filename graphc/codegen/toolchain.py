@@ -45,14 +45,51 @@ def _mvec():
     return ["-lmvec"] if ctypes.util.find_library("mvec") else []
 
 
-def build_shared_library(source_path, out_path):
-    cmd = [config.cc] + cflags() + ["-shared", source_path, "-o", out_path] + ldflags()
+def build_shared_library(source_paths, out_path):
+    """Compile the translation units (in parallel, one gcc each) and link them into `out_path`."""
+    if len(source_paths) == 1:
+        _run([config.cc] + cflags() + ["-shared", source_paths[0], "-o", out_path] + ldflags(),
+             source_paths)
+        return out_path
+    objects = [f"{out_path}.{i}.o" for i in range(len(source_paths))]
+    try:
+        procs = [(subprocess.Popen([config.cc] + cflags() + ["-c", src, "-o", obj],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), src)
+                 for src, obj in zip(source_paths, objects)]
+        for proc, src in procs:
+            _, err = proc.communicate()
+            if proc.returncode != 0:
+                _fail(proc.args, err, [src])
+        _run([config.cc, "-shared", "-fopenmp"] + objects + ["-o", out_path] + ldflags(),
+             source_paths)
+    finally:
+        for obj in objects:
+            if os.path.exists(obj):
+                os.unlink(obj)
+    return out_path
+
+
+def _run(cmd, source_paths):
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise CompileError(f"C compilation failed ({' '.join(cmd)}):\n{proc.stderr[-4000:]}\n"
-                           f"The generated source is kept at {source_path}; set GRAPHC_DUMP=dir to "
-                           "see every stage.")
-    return out_path
+        _fail(cmd, proc.stderr, source_paths)
+
+
+def _fail(cmd, stderr, source_paths):
+    raise CompileError(f"C compilation failed ({' '.join(cmd)}):\n{stderr[-4000:]}\n"
+                       f"The generated source is kept at {', '.join(source_paths)}; set "
+                       "GRAPHC_DUMP=dir to see every stage.")
+
+
+def max_parallel_units():
+    """How many translation units to compile at once: the CPUs this process may use, or
+    GRAPHC_COMPILE_JOBS."""
+    if config.compile_jobs:
+        return config.compile_jobs
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def cache_key_material():

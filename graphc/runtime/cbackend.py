@@ -1,6 +1,4 @@
 """Load a built C program with cffi and run it: pointers in, numpy arrays out."""
-import hashlib
-import importlib.util
 import os
 import threading
 
@@ -9,37 +7,11 @@ import sympy
 
 from ..config import config
 from ..errors import RuntimeCheckError
+from .ffi_module import load_ffi
 
-CDEF = """
-typedef struct gc_ctx gc_ctx;
-gc_ctx *gc_ctx_new(void);
-void gc_ctx_free(gc_ctx *ctx);
-const char *gc_ctx_error(gc_ctx *ctx);
-int gc_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims);
-"""
-
-
-def _make_ffi():
-    """cffi's out-of-line ABI mode: the declarations are parsed once into a small module in the
-    cache, so later processes skip cffi's C parser (~0.07 s of every warm compile)."""
-    key = hashlib.sha256(CDEF.encode()).hexdigest()[:12]
-    path = os.path.join(config.cache_dir, "ffi", f"_gc_ffi_{key}.py")
-    if not os.path.exists(path):
-        import cffi
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        builder = cffi.FFI()
-        builder.cdef(CDEF)
-        builder.set_source(f"_gc_ffi_{key}", None)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        builder.emit_python_code(tmp)
-        os.replace(tmp, path)
-    spec = importlib.util.spec_from_file_location(f"_gc_ffi_{key}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.ffi
-
-
-_ffi = _make_ffi()
+# The module cffi generated for the entry points (see ffi_module): the package's copy from
+# install time, or one generated into the cache.
+_ffi = load_ffi(os.path.dirname(os.path.dirname(__file__)), os.path.join(config.cache_dir, "ffi"))
 _libs = {}  # path -> loaded library (dlopen once per process)
 
 
