@@ -14,7 +14,10 @@ built. The grammar:
   cost        sum(output * random weights), differentiated w.r.t. one leaf the output reads
 Values are drawn from a seed, away from ties: max reductions read v + a constant of distinct
 values, and comparisons are made against leaves (bit-identical in every backend).
+
+The suite runs 25 derandomized examples; GRAPHC_DIFF_EXAMPLES=500 runs that many fresh random ones.
 """
+import os
 import traceback
 from dataclasses import dataclass, field
 
@@ -25,7 +28,8 @@ from hypothesis import strategies as st
 
 import graphc as G
 
-SETTINGS = settings(max_examples=25, deadline=None, derandomize=True, database=None,
+SETTINGS = settings(max_examples=int(os.environ.get("GRAPHC_DIFF_EXAMPLES", 25)), deadline=None,
+                    derandomize=os.environ.get("GRAPHC_DIFF_EXAMPLES") is None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.filter_too_much])
 
@@ -277,6 +281,11 @@ EXAMPLES = [
     Spec(full=(4, 4), leaves=[(4, 4), (1, 4), (4, 1)],
          chain=[("add", ("leaf", 1)), ("mul", ("leaf", 2)), ("maximum", ("leaf", 0))],
          tail=[("reduce", ("max", None, False), "affine")], seed=7, wrt=0),
+    # Found by a 200-example run: a where(...) substituted into maximum's derivative, whose
+    # comparison sympy refused ("Invalid comparison of non-real") until where was declared real.
+    Spec(full=(1,), leaves=[(1,), (1,)],
+         chain=[("add", ("leaf", 1)), ("where", ("leaf", 0)), ("maximum", ("value", 1))],
+         tail=[("reshape", (1,), None)], seed=0, wrt=0, mode="both"),
 ]
 
 

@@ -116,10 +116,17 @@ class ScalarPrinter(C99CodePrinter):
 
 def scalar_to_c(expr, ctx_dtype):
     """(statements, result): sympy.cse splits `expr` into named temporaries and a final value."""
+    stmts, (result,) = scalars_to_c([expr], ctx_dtype)
+    return stmts, result
+
+
+def scalars_to_c(exprs, ctx_dtype):
+    """(statements, results): one sympy.cse over several expressions, so what they have in
+    common is computed once."""
     printer = ScalarPrinter(ctx_dtype)
-    temps, (final,) = sympy.cse([expr], symbols=sympy.numbered_symbols("t"), optimizations=None)
+    temps, finals = sympy.cse(list(exprs), symbols=sympy.numbered_symbols("t"), optimizations=None)
     stmts = [(str(sym), printer.doprint(val)) for sym, val in temps]
-    return stmts, printer.doprint(final)
+    return stmts, [printer.doprint(f) for f in finals]
 
 
 def int_to_c(expr):

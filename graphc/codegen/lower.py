@@ -11,7 +11,8 @@ from ..errors import CompileError
 from ..ir.graph import Constant, SharedVariable
 from ..ir.ops import blas, elemwise, indexing, nn, reduce, shape as shape_ops
 from ..ir.types import size_of
-from .cprinter import C_TYPES, int_to_c, scalar_to_c
+from ..passes.fuse_siblings import MultiElemwise
+from .cprinter import C_TYPES, int_to_c, scalar_to_c, scalars_to_c
 from .program import Buffer, Kernel, Program
 
 LOWERINGS = {}
@@ -119,8 +120,15 @@ def scalar_body(L, inputs, expr, out_dtype):
     """Inline size-1 constants into `expr`, name the remaining inputs v0.., print it as C.
 
     Returns (operand variables, loads [(name, ctype)], statements, result expression)."""
+    operands, loads, stmts, (result,) = scalar_bodies(L, inputs, [expr], out_dtype)
+    return operands, loads, stmts, result
+
+
+def scalar_bodies(L, inputs, exprs, out_dtype):
+    """scalar_body for several expressions of the same inputs: one set of loads and shared
+    statements, one result per expression."""
     subs, operands = {}, []
-    used = expr.free_symbols
+    used = set().union(*(e.free_symbols for e in exprs))
     for k, v in enumerate(inputs):
         sym = elemwise.ARGS[k]
         if sym not in used:
@@ -133,27 +141,38 @@ def scalar_body(L, inputs, expr, out_dtype):
         name = sympy.Symbol(f"v{len(operands)}")
         subs[sym] = name
         operands.append((v, name))
-    expr = expr.xreplace(subs)
+    exprs = [e.xreplace(subs) for e in exprs]
     ctx = next((d for d in [out_dtype] + [v.dtype for v, _ in operands] if d.startswith("float")),
                "float64")
-    stmts, result = scalar_to_c(expr, ctx)
+    stmts, results = scalars_to_c(exprs, ctx)
     loads = [(str(name), C_TYPES[v.dtype]) for v, name in operands]
-    return [v for v, _ in operands], loads, stmts, result
+    return [v for v, _ in operands], loads, stmts, results
 
 
 @lowers(elemwise.Elemwise, elemwise.Second)
 def lower_elemwise(L, node):
-    out = node.outputs[0]
-    oshape = L.shape(out)
-    operands, loads, stmts, result = scalar_body(L, node.inputs, node.op.expr, out.dtype)
-    ob = L.out_buffer(out)
+    _lower_elementwise(L, node, [node.op.expr])
+
+
+@lowers(MultiElemwise)
+def lower_multi_elemwise(L, node):
+    _lower_elementwise(L, node, list(node.op.exprs))
+
+
+def _lower_elementwise(L, node, exprs):
+    """One loop over the output shape computing every output of `node` (all of one shape)."""
+    outs = node.outputs
+    oshape = L.shape(outs[0])
+    operands, loads, stmts, results = scalar_bodies(L, node.inputs, exprs, outs[0].dtype)
+    obs = [L.out_buffer(o) for o in outs]
     dims, strides = collapse_broadcast(oshape, [L.shape(v) for v in operands])
     full = [k for k, v in enumerate(operands) if tuple(L.shape(v)) == tuple(oshape)]
-    L.emit("elemwise", [ob], [L.buffer(v) for v in operands], str(node.op), full_inputs=full,
+    L.emit("elemwise", obs, [L.buffer(v) for v in operands], str(node.op), full_inputs=full,
            dims=[int_to_c(d) for d in dims],
            strides=[[int_to_c(s) for s in st] for st in strides],
-           n=int_to_c(size_of(oshape)), loads=loads, stmts=stmts, result=result,
-           out_ctype=C_TYPES[out.dtype], parallel=_may_parallelize(size_of(oshape)))
+           n=int_to_c(size_of(oshape)), loads=loads, stmts=stmts,
+           results=[(r, C_TYPES[o.dtype]) for r, o in zip(results, outs)],
+           parallel=_may_parallelize(size_of(oshape)))
 
 
 PARALLEL_THRESHOLD = 32768  # elements (GC_PAR_THRESHOLD in gc_runtime.h is the same rule at run time)

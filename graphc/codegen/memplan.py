@@ -51,7 +51,7 @@ def plan_in_place(program, update_pairs):
             program.in_place_updates[out_buf.slot_index] = shared_buf
             liveness(program)
             continue
-        if kern is None or kern.kind != "elemwise" or kern.outputs[0] is not out_buf:
+        if kern is None or kern.kind != "elemwise" or out_buf not in kern.outputs:
             notes.append(f"update of {shared_buf.name}: not in place (not made by an elementwise kernel)")
             continue
         if shared_buf not in _full_inputs(kern) or shared_buf.last != k:
@@ -67,20 +67,21 @@ def plan_in_place(program, update_pairs):
         kern.in_place = True
         program.in_place_updates[out_buf.slot_index] = shared_buf
         liveness(program)
-    # Temporaries: an elementwise kernel overwrites a full-size input temp that dies with it.
+    # Temporaries: an elementwise kernel overwrites a full-size input temp that dies with it
+    # (each input at most once: two outputs never share a buffer).
     for k, kern in enumerate(program.kernels):
-        if kern.kind != "elemwise" or kern.outputs[0].role != "temp":
+        if kern.kind != "elemwise":
             continue
-        out = kern.outputs[0]
-        if out.first != k:
-            continue
-        for cand in _full_inputs(kern):
-            if cand.role == "temp" and cand.last == k and cand.dtype == out.dtype and \
-                    dims_equal(cand.size, out.size) and cand is not out:
-                _replace_buffer(program, out, cand)
-                kern.in_place = True
-                liveness(program)
-                break
+        for out in list(kern.outputs):
+            if out.role != "temp" or out.first != k:
+                continue
+            for cand in _full_inputs(kern):
+                if cand.role == "temp" and cand.last == k and cand.dtype == out.dtype and \
+                        dims_equal(cand.size, out.size) and cand not in kern.outputs:
+                    _replace_buffer(program, out, cand)
+                    kern.in_place = True
+                    liveness(program)
+                    break
     return notes
 
 

@@ -2,5 +2,5 @@
 
 Importing a pass module registers it; the order of the imports is the order of the pipeline.
 """
-from . import canonicalize, stabilize, fuse_elemwise, fuse_gemm  # noqa: F401  (registration)
+from . import canonicalize, stabilize, fuse_elemwise, fuse_gemm, fuse_siblings  # noqa: F401  (registration)
 from .manager import optimize  # noqa: F401

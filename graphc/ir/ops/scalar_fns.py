@@ -9,7 +9,16 @@ import sympy
 from sympy.codegen.cfunctions import log1p, expm1  # noqa: F401  (re-exported: used by ops)
 
 
-class sigmoid(sympy.Function):
+class _RealValued(sympy.Function):
+    """A function whose value is a real number (or +-inf/nan), never complex. Telling sympy so
+    matters: substituting an expression of unknown realness into a comparison (the derivative
+    of maximum, a where's condition) makes sympy raise "Invalid comparison of non-real"."""
+
+    def _eval_is_extended_real(self):
+        return True
+
+
+class sigmoid(_RealValued):
     nargs = 1
 
     def fdiff(self, argindex=1):
@@ -17,21 +26,21 @@ class sigmoid(sympy.Function):
         return sigmoid(self.args[0]) * sigmoid(-self.args[0])
 
 
-class softplus(sympy.Function):
+class softplus(_RealValued):
     nargs = 1
 
     def fdiff(self, argindex=1):
         return sigmoid(self.args[0])
 
 
-class relu(sympy.Function):
+class relu(_RealValued):
     nargs = 1
 
     def fdiff(self, argindex=1):
         return where(sympy.StrictGreaterThan(self.args[0], 0), 1, 0)
 
 
-class sgn(sympy.Function):
+class sgn(_RealValued):
     """sign(x): derivative of |x| (0 at 0)."""
     nargs = 1
 
@@ -39,14 +48,14 @@ class sgn(sympy.Function):
         return sympy.Integer(0)
 
 
-class absval(sympy.Function):
+class absval(_RealValued):
     nargs = 1
 
     def fdiff(self, argindex=1):
         return sgn(self.args[0])
 
 
-class maximum(sympy.Function):
+class maximum(_RealValued):
     nargs = 2
 
     def fdiff(self, argindex=1):
@@ -57,7 +66,7 @@ class maximum(sympy.Function):
         return where(sympy.GreaterThan(a, b), 0, 1)
 
 
-class minimum(sympy.Function):
+class minimum(_RealValued):
     nargs = 2
 
     def fdiff(self, argindex=1):
@@ -67,7 +76,7 @@ class minimum(sympy.Function):
         return where(sympy.LessThan(a, b), 0, 1)
 
 
-class where(sympy.Function):
+class where(_RealValued):
     """where(cond, a, b). The condition is a boolean (relational or bool input)."""
     nargs = 3
 
@@ -78,14 +87,14 @@ class where(sympy.Function):
         return where(c, 1, 0) if argindex == 2 else where(c, 0, 1)
 
 
-class floordiv(sympy.Function):
+class floordiv(_RealValued):
     nargs = 2
 
     def fdiff(self, argindex=1):
         return sympy.Integer(0)
 
 
-class mod(sympy.Function):
+class mod(_RealValued):
     nargs = 2
 
     def fdiff(self, argindex=1):
@@ -116,7 +125,7 @@ def make_cast(dtype):
 def _cast_class(dtype):
     def fdiff(self, argindex=1):
         return sympy.Integer(1) if dtype.startswith("float") else sympy.Integer(0)
-    return type(f"cast_{dtype}", (sympy.Function,), {"nargs": 1, "fdiff": fdiff, "dtype": dtype})
+    return type(f"cast_{dtype}", (_RealValued,), {"nargs": 1, "fdiff": fdiff, "dtype": dtype})
 
 
 _CASTS = {d: _cast_class(d) for d in ("float32", "float64", "int32", "int64", "bool")}
