@@ -11,6 +11,7 @@ Prints a markdown table and writes bench/results/run-<stamp>.json (+ latest.json
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import os
@@ -284,6 +285,34 @@ def run_worker(peer, workloads, quick, res, timeout=1800):
         os.unlink(out)
 
 
+def median_round(rounds):
+    """Per (workload, peer), the entry of the median round (by its median time; for the compile
+    row, cold and warm are each the median over the rounds). One round: its entries as they are."""
+    if len(rounds) == 1:
+        return rounds[0].entries
+    out, keys = [], []
+    for rr in rounds:
+        for e in rr.entries:
+            if (e.workload, e.peer) not in keys:
+                keys.append((e.workload, e.peer))
+    for w, p in keys:
+        found = [e for rr in rounds for e in [rr.get(w, p)] if e is not None]
+        ok = sorted((e for e in found if e.status == "ok" and e.median is not None),
+                    key=lambda e: e.median)
+        if not ok:
+            out.append(found[0])
+            continue
+        pick = dataclasses.replace(ok[(len(ok) - 1) // 2])
+        if pick.cold_s is not None:
+            warms = sorted(e.warm_s for e in ok if e.warm_s is not None)
+            pick.warm_s = warms[(len(warms) - 1) // 2] if warms else None
+        values = ", ".join(H.fmt_time(e.median) for e in ok)
+        pick.note = (pick.note + "; " if pick.note else "") + \
+            f"median of {len(ok)} rounds ({values})"
+        out.append(pick)
+    return out
+
+
 def peer_versions():
     out = {}
     for name in PEER_NAMES:
@@ -326,6 +355,10 @@ def main(argv=None):
                     help="limit every peer to N threads (OMP/OpenBLAS/MKL/Numba/torch env, "
                          "XLA single-thread flags for N=1); default: library defaults. "
                          "N=1 gives far steadier numbers on a shared machine")
+    ap.add_argument("--rounds", type=int, default=1, metavar="N",
+                    help="measure everything N times, the peers interleaved (A B C, A B C, ...), "
+                         "and report per cell the median round: on a shared machine whose speed "
+                         "drifts, every peer then sees the same drift")
     ap.add_argument("--worker", help=argparse.SUPPRESS)       # internal: run one peer
     ap.add_argument("--worker-out", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -380,19 +413,27 @@ def main(argv=None):
     res.meta["versions"] = {p: v for p, v in peer_versions().items() if p in peers}
 
     timed = [w for w in workloads if w != "compile"]
-    if args.in_process:
-        for w in timed:
-            log(f"[{w}] {ROW_NAMES[w]}")
+    rounds = []
+    for r in range(max(1, args.rounds)):
+        if args.rounds > 1:
+            log(f"##### round {r + 1} of {args.rounds}")
+        rr = H.Results()
+        if args.in_process:
+            for w in timed:
+                log(f"[{w}] {ROW_NAMES[w]}")
+                for p in peers:
+                    run_timed(w, p, rr, mopts)
+        elif timed:
             for p in peers:
-                run_timed(w, p, res, mopts)
-    elif timed:
-        for p in peers:
-            log(f"=== {p} (fresh process)")
-            run_worker(p, timed, args.quick, res)
-    if "compile" in workloads:
-        log(f"[compile] {ROW_NAMES['compile']} (fresh processes)")
-        for p in peers:
-            run_compile(p, res)
+                log(f"=== {p} (fresh process)")
+                run_worker(p, timed, args.quick, rr)
+        if "compile" in workloads:
+            log(f"[compile] {ROW_NAMES['compile']} (fresh processes)")
+            for p in peers:
+                run_compile(p, rr)
+        rounds.append(rr)
+    res.entries = median_round(rounds)
+    res.meta["rounds"] = len(rounds)
     res.sort(list(WORKLOADS), PEER_NAMES)
 
     res.meta["memcpy_after"] = H.memcpy_bandwidth()
