@@ -260,7 +260,7 @@ def test_philox_known_answers():
         assert tuple(int(g[0]) for g in got) == want
 
 
-@pytest.mark.parametrize("n", [37, 100003])  # the large one runs the kernel on several threads
+@pytest.mark.parametrize("n", [37, 300007])  # the large one runs the kernel on several threads
 def test_random_uniform_bit_identical(n, dtype):
     counter = G.shared(np.int64(2 ** 33 + 5), name="c")
     u = G.random_uniform((n,), seed=99, counter=counter, dtype=dtype)

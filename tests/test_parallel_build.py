@@ -147,3 +147,27 @@ def test_the_ffi_module_is_generated_into_the_cache_when_not_shipped(tmp_path):
     ffi = ffi_module.load_ffi(str(tmp_path / "no-package"), str(tmp_path / "cache"))
     assert os.path.exists(tmp_path / "cache" / (ffi_module.MODULE_NAME + ".py"))
     assert ffi.sizeof("int64_t") == 8
+
+
+# --- kernels large enough to run on several threads ------------------------------------------
+
+def test_kernels_above_the_parallel_threshold_agree_with_the_reference(dtype):
+    """Every other test uses small arrays, which run on one thread: these sizes take the OpenMP
+    branches (elementwise, reductions over rows and over columns, softmax cross-entropy)."""
+    from graphc.codegen.lower import PARALLEL_THRESHOLD
+    rows, cols = 700, 520
+    assert rows * cols > PARALLEL_THRESHOLD
+    x, w = G.matrix("x", dtype), G.vector("w", dtype)
+    y = G.vector("y", "int64")
+    h = G.tanh(x * w + 0.5)
+    logits = h[:, :10] * 3.0
+    loss = -G.log_softmax(logits)[G.arange(x.shape[0]), y].mean()
+    outs = [h, h.sum(axis=0), h.max(axis=1), (h * h).sum(), loss]
+    rng = np.random.RandomState(5)
+    args = [rng.randn(rows, cols).astype(dtype), rng.randn(cols).astype(dtype),
+            rng.randint(0, 10, rows).astype("int64")]
+    got = G.function([x, w, y], outs)(*args)
+    want = G.function([x, w, y], outs, backend="py", opt_level="O0")(*args)
+    tol = 2e-5 if dtype == "float32" else 1e-12
+    for g, r in zip(got, want):
+        np.testing.assert_allclose(g, r, rtol=tol, atol=tol * rows)

@@ -175,7 +175,10 @@ def _lower_elementwise(L, node, exprs):
            parallel=_may_parallelize(size_of(oshape)))
 
 
-PARALLEL_THRESHOLD = 32768  # elements (GC_PAR_THRESHOLD in gc_runtime.h is the same rule at run time)
+# Elements below which a loop runs on one thread (GC_PAR_THRESHOLD in gc_runtime.h is the same
+# rule at run time). Waking the OpenMP threads costs ~30 us on this 2-core machine: a 64K-element
+# kernel of the MLP step took 40-50 us in parallel and 15-20 us serially (timed per kernel).
+PARALLEL_THRESHOLD = 262144
 
 
 def _may_parallelize(n):

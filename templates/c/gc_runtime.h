@@ -21,7 +21,7 @@ GC_SIMD_DECL(double, log1p) GC_SIMD_DECL(double, expm1) GC_SIMD_DECL(double, sin
 #define GC_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define GC_ABS(a) ((a) < 0 ? -(a) : (a))
 #ifndef GC_PAR_THRESHOLD
-#define GC_PAR_THRESHOLD 32768
+#define GC_PAR_THRESHOLD 262144
 #endif
 
 static inline float gc_sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
