@@ -43,10 +43,10 @@ def compile_c(fgraph, checker, name, timings):
     timings["render"] = time.perf_counter() - t
     t = time.perf_counter()
     lib_path, hit = cached_library(sources, name)
-    source = "\n".join(sources)  # for inspection (dump, G.debugprint): units one after another
     timings["build"] = time.perf_counter() - t
     timings["cache_hit"] = hit
     t = time.perf_counter()
+    source = "\n".join(sources)  # for inspection (dump, G.debugprint): units one after another
     runner = CProgram(program, source, lib_path, fgraph)
     timings["load"] = time.perf_counter() - t
     return runner

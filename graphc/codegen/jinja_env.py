@@ -48,8 +48,7 @@ def make_environment(templates_root, bytecode_dir, shipped_dir=None):
 def precompile_templates(templates_root, out_dir):
     """Compile every C template into `out_dir` (jinja bytecode). Returns how many."""
     env = make_environment(templates_root, out_dir)
-    names = env.list_templates(filter_func=lambda n: n.startswith(("c/", "cuda/"))
-                               and n.endswith((".j2", ".h", ".cuh")))
+    names = env.list_templates(filter_func=lambda n: n.startswith("c/") and n.endswith((".j2", ".h")))
     for name in names:
         env.get_template(name)
     return len(names)

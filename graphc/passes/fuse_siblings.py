@@ -1,6 +1,6 @@
 """Sibling fusion: elementwise ops that read a common input (at full size, not a constant) and
-make outputs of the same shape and dtype share one loop, as one op with several outputs (MultiElemwise). The shared inputs are
-read once per element, sympy.cse shares the subexpressions of all the outputs, and an expensive
+make outputs of the same shape and dtype share one loop, as one op with several outputs
+(MultiElemwise). The shared inputs are read once per element, sympy.cse shares the subexpressions of all the outputs, and an expensive
 producer whose only readers were the siblings is then computed inside that loop, once per
 element, instead of being stored (chain fusion declined it because it had several readers).
 
@@ -60,13 +60,6 @@ class MultiElemwise(Op):
 
 def _is_single_elemwise(node):
     return isinstance(node.op, Elemwise) and len(node.outputs) == 1
-
-
-def _members(node):
-    """(inputs, expressions) of an elementwise node or of a merged one."""
-    if isinstance(node.op, MultiElemwise):
-        return list(node.inputs), list(node.op.exprs)
-    return list(node.inputs), [node.op.expr]
 
 
 def _combine(parts):
@@ -133,17 +126,12 @@ class _Graph:
 
 
 def _merge(g, nodes, shape, dtype):
-    inputs, exprs = _prune(*_combine([_members(n) for n in nodes]))
-    op = MultiElemwise(f"siblings({', '.join(_label(n) for n in nodes)})", exprs, len(inputs),
+    inputs, exprs = _prune(*_combine([(n.inputs, [n.op.expr]) for n in nodes]))
+    op = MultiElemwise(f"siblings({', '.join(n.op.name for n in nodes)})", exprs, len(inputs),
                        dtype, shape)
     new = Node(op, inputs, op.infer(None, None), [c for n in nodes for c in n.constraints])
     g.replace_outputs(nodes, new)
     return new
-
-
-def _label(node):
-    name = node.op.name
-    return name[len("siblings("):-1] if isinstance(node.op, MultiElemwise) else name
 
 
 def _absorb_producers(g, node, outputs_set, notes):
@@ -151,27 +139,23 @@ def _absorb_producers(g, node, outputs_set, notes):
     changed = True
     while changed:
         changed = False
-        for k, v in enumerate(node.inputs):
+        for v in node.inputs:
             p = v.owner
             if p is None or not _is_single_elemwise(p) or v in outputs_set:
                 continue
             if g.readers.get(v, set()) != {node}:
                 continue
-            same = g.fgraph.dims.shape(v) == tuple(node.op.out_shape)
+            same = g.fgraph.dims.shape(v) == node.op.out_shape
             if not same and is_expensive(p.op.expr):
                 notes.append(f"not fusing {p.op} into {node.op}: it would be broadcast and "
                              "recomputed per element")
                 continue
             if len(node.inputs) - 1 + len(p.inputs) > MAX_INPUTS:
                 continue
-            # One numbering: node's other inputs, then the producer's inputs not read yet.
-            inputs = [i for i in node.inputs if i is not v]
-            inputs += [i for i in p.inputs if i not in inputs]
-            pos = {i: n for n, i in enumerate(inputs)}
-            hole = sympy.Dummy("hole")
-            node_map = {ARGS[n]: (hole if i is v else ARGS[pos[i]]) for n, i in enumerate(node.inputs)}
-            p_expr = p.op.expr.xreplace({ARGS[n]: ARGS[pos[i]] for n, i in enumerate(p.inputs)})
-            exprs = [e.xreplace(node_map).xreplace({hole: p_expr}) for e in node.op.exprs]
+            # One numbering for both, then the producer's expression in place of v.
+            inputs, exprs = _combine([(node.inputs, node.op.exprs), (p.inputs, [p.op.expr])])
+            *exprs, p_expr = exprs
+            exprs = [e.xreplace({ARGS[inputs.index(v)]: p_expr}) for e in exprs]
             inputs, exprs = _prune(inputs, exprs)
             name = f"{node.op.name[:-1]} <- {p.op.name})"  # what the loop now also computes
             op = MultiElemwise(name, exprs, len(inputs), node.op.dtype, node.op.out_shape)
@@ -194,17 +178,13 @@ def fuse_siblings(fgraph):
         readers = sorted((n for n in g.readers.get(v, ()) if _is_single_elemwise(n)
                           and fgraph.dims.shape(n.outputs[0]) == fgraph.dims.shape(v)),
                          key=g.order.get)
-        if len(readers) < 2:
-            continue
+        shape = fgraph.dims.shape(v)
         while len(readers) >= 2:
             first, rest = readers[0], readers[1:]
-            shape, dtype = fgraph.dims.shape(first.outputs[0]), first.outputs[0].dtype
+            dtype = first.outputs[0].dtype
             group, n_inputs = [first], set(first.inputs)
             for r in rest:
-                out = r.outputs[0]
-                if fgraph.dims.shape(out) != shape or out.dtype != dtype:
-                    continue
-                if g.order[r] - g.order[first] > MAX_DISTANCE:
+                if r.outputs[0].dtype != dtype or g.order[r] - g.order[first] > MAX_DISTANCE:
                     continue
                 if len(group) == MAX_OUTPUTS or len(n_inputs | set(r.inputs)) > MAX_INPUTS:
                     continue
@@ -217,7 +197,6 @@ def fuse_siblings(fgraph):
             readers = [r for r in rest if r not in group]
             if len(group) >= 2:
                 merged.append(_merge(g, group, shape, dtype))
-                readers = [r for r in readers if r in g.order]
     for node in merged:
         if node in g.order:
             _absorb_producers(g, node, outputs_set, notes)
