@@ -9,7 +9,7 @@ import os as _os
 # OpenMP threads that spin after a parallel region steal the cores OpenBLAS's threads need for
 # the next gemm (measured: MLP step 104 ms with the default spin, 4.5 ms with this). libgomp
 # reads the setting when the first compiled library loads; a user's own value wins.
-_os.environ.setdefault("GOMP_SPINCOUNT", "1000")
+_os.environ.setdefault("GOMP_SPINCOUNT", "300000")
 # Likewise OpenBLAS's threads spin ~2^28 cycles after a gemm unless told otherwise (LSTM step:
 # 615 ms with the default, 58 ms with this). Read when the BLAS library loads.
 _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")

@@ -303,7 +303,7 @@ def export(functions, out_dir, name=None, march=None, embed_params=True):
     Returns an Export with the paths written.
     """
     from .codegen.cprinter import C_TYPES
-    from .codegen.render_c import environment, render_program
+    from .codegen.render_c import environment, gemm_prefixes, render_program
     from .codegen.toolchain import blas_info
     from .runtime.function import Function
     out_dir = os.path.abspath(out_dir)
@@ -329,7 +329,7 @@ def export(functions, out_dir, name=None, march=None, embed_params=True):
     param_index = {sv: k for k, sv in enumerate(shareds)}
 
     blas_prefix = blas_info()[3]
-    fns, scratch, uses_blas = [], [], False
+    fns, scratch, precisions = [], [], set()
     for fn_name, fn in functions.items():
         program = _program_of(fn)
         info = _function_info(name, fn_name, fn, program, param_index, len(scratch))
@@ -337,9 +337,10 @@ def export(functions, out_dir, name=None, march=None, embed_params=True):
         info["body"] = render_program(program, f"{name}_{fn_name}", blas_prefix,
                                       wrapper="aot_fn_prelude", entry_prefix=info["prefix"],
                                       extra={"body_only": True, "fn_name": fn_name})
-        uses_blas = uses_blas or any(k.kind == "gemm" for k in program.kernels)
+        precisions.update(gemm_prefixes(program.kernels))
         fns.append(info)
     _check_symbol_clash(name, fns)
+    uses_blas = bool(precisions)
 
     params = []
     for sv, pname in zip(shareds, param_names):
@@ -363,6 +364,7 @@ def export(functions, out_dir, name=None, march=None, embed_params=True):
                  + (["-L.", f"-l{blas_lib}"] if uses_blas else []) + ["-Wl,-rpath,$ORIGIN", "-lm"])
     ctx = dict(name=name, P=name.upper(), functions=fns, params=params, n_params=len(params),
                n_scratch=len(scratch), uses_blas=uses_blas, embed_params=embed_params,
+               gemm_prefixes=sorted(precisions), blas_prefix=blas_prefix, gemm_linkage="static",
                files=files, blas_file=blas_file, max_dim=MAX_DIM, dtype_codes=DTYPE_CODES,
                march=march or "native", lib_flags=" ".join(flags), blas_lib=blas_lib,
                magic=PARAMS_MAGIC.decode(), version=PARAMS_VERSION, align=PARAMS_ALIGN,

@@ -68,9 +68,10 @@ def _parse(proc):
 
 
 def _files(root, suffix):
-    # Compiled programs only: the dispatch/ folder holds graphc's call-path extension.
+    # Compiled programs only: dispatch/ holds graphc's call-path extension, runtime/ its runtime
+    # library.
     return sorted(str(p) for p in root.rglob("*") if p.is_file() and p.name.endswith(suffix)
-                  and p.parent.name != "dispatch")
+                  and p.parent.name != "dispatch" and "runtime" not in p.relative_to(root).parts)
 
 
 @pytest.fixture

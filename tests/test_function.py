@@ -289,9 +289,10 @@ def test_one_library_serves_every_batch_size(first_dim, tmp_path, monkeypatch):
     builds = []
     real_build = toolchain.build_shared_library
 
-    def counting_build(src, out):
-        builds.append(src)
-        return real_build(src, out)
+    def counting_build(src, out, link=()):
+        if f"{os.sep}runtime{os.sep}" not in src[0]:  # programs, not graphc's runtime library
+            builds.append(src)
+        return real_build(src, out, link)
 
     monkeypatch.setattr(cache, "build_shared_library", counting_build)
     monkeypatch.setattr(G.config, "cache_dir", str(tmp_path))
@@ -312,7 +313,7 @@ def test_one_library_serves_every_batch_size(first_dim, tmp_path, monkeypatch):
         np.testing.assert_allclose(loss, ref_loss, rtol=1e-5)
         assert f.program.lib_path == lib
     assert len(builds) == 1  # calls never compile
-    libs = [p for p in tmp_path.rglob("*.so")]
+    libs = [p for p in tmp_path.rglob("*.so") if "runtime" not in p.relative_to(tmp_path).parts]
     assert len(libs) == 1
     # The same graph compiled again is a cache hit on the very same library.
     inputs2, outputs2, _ = _batch_graph(first_dim, tag)

@@ -45,8 +45,10 @@ def host_cpu():
         return platform.processor() or platform.machine()
 
 
-def source_key(sources):
+def source_key(sources, link=()):
     h = hashlib.sha256()
+    for path in link:  # the libraries linked in: a program is tied to the build of each
+        h.update(os.path.abspath(path).encode() + b"\0")
     for source in sources:
         h.update(canonical_source(source).encode())
         h.update(b"\0")
@@ -55,11 +57,12 @@ def source_key(sources):
     return h.hexdigest()[:32]
 
 
-def cached_library(sources, name="graphc"):
-    """Path of the library built from `sources` (a list of translation units), building it if
-    needed. Returns (path, hit)."""
-    key = source_key(sources)
-    directory = os.path.join(config.cache_dir, key[:2])
+def cached_library(sources, name="graphc", link=(), root=None):
+    """Path of the library built from `sources` (a list of translation units) and linked with the
+    libraries at the paths `link`, building it if needed, under `root` (default: the cache
+    directory). Returns (path, hit)."""
+    key = source_key(sources, link)
+    directory = os.path.join(root or config.cache_dir, key[:2])
     os.makedirs(directory, exist_ok=True)
     lib_path = os.path.join(directory, f"{key}.so")
     if os.path.exists(lib_path):
@@ -77,7 +80,7 @@ def cached_library(sources, name="graphc"):
             fd, tmp = tempfile.mkstemp(dir=directory, suffix=".so.tmp")
             os.close(fd)
             try:
-                build_shared_library(src_paths, tmp)
+                build_shared_library(src_paths, tmp, link)
                 # mkstemp made the file private (0600); the library is as readable as the
                 # cache directory it lives in.
                 os.chmod(tmp, 0o755 & os.stat(directory).st_mode)

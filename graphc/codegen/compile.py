@@ -6,7 +6,8 @@ from .cache import cached_library
 from .lower import lower_program
 from ..config import config
 from .memplan import check_plan, plan_memory
-from .render_c import render_units
+from . import runtime_lib
+from .render_c import gemm_prefixes, render_units
 from .toolchain import blas_info, max_parallel_units
 
 
@@ -37,12 +38,16 @@ def compile_c(fgraph, checker, name, timings):
     prebuild_in_background()
     t = time.perf_counter()
     program = build_program(fgraph, checker)
+    uses_runtime = bool(gemm_prefixes(program.kernels))
+    if uses_runtime:  # a fresh cache builds it while this program is rendered
+        runtime_lib.prepare_in_background()
     timings["lower"] = time.perf_counter() - t
     t = time.perf_counter()
     sources = render_units(program, name, blas_info()[3], max_parallel_units())
     timings["render"] = time.perf_counter() - t
     t = time.perf_counter()
-    lib_path, hit = cached_library(sources, name)
+    link = [runtime_lib.library_path()] if uses_runtime else []
+    lib_path, hit = cached_library(sources, name, link)
     timings["build"] = time.perf_counter() - t
     timings["cache_hit"] = hit
     t = time.perf_counter()

@@ -27,6 +27,11 @@ class _BufView:
         self.offset = int_to_c(b.offset) if b.offset is not None else "0"
 
 
+def gemm_prefixes(kernels):
+    """BLAS precisions ('s', 'd') the kernels' products use: the gemm helpers to emit."""
+    return sorted({k.params["prefix"] for k in kernels if k.kind == "gemm"})
+
+
 def render_program(program, name, blas_prefix, wrapper="jit_wrapper", entry_prefix="gc_entry_",
                    extra=None):
     """The whole program as one C source (one function runs every kernel inline)."""
@@ -39,7 +44,7 @@ def render_program(program, name, blas_prefix, wrapper="jit_wrapper", entry_pref
         dim_names=[s.name for s in program.dim_symbols],
         workspace_bytes=int_to_c(program.workspace_bytes),
         seq_buffers=externals + temps, seq_kernels=list(enumerate(program.kernels)),
-        uses_blas=any(k.kind == "gemm" for k in program.kernels),
+        uses_blas=bool(gemm_prefixes(program.kernels)), gemm_prefixes=gemm_prefixes(program.kernels),
         blas_prefix=blas_prefix, **(extra or {}))
 
 
@@ -97,5 +102,6 @@ def render_units(program, name, blas_prefix, max_units):
             seq_buffers=sorted(used.values(), key=lambda v: v.id),
             dim_names=[s.name for s in program.dim_symbols],
             workspace_bytes=int_to_c(program.workspace_bytes),
-            uses_blas=any(k.kind == "gemm" for k in kernels), blas_prefix=blas_prefix))
+            uses_blas=bool(gemm_prefixes(kernels)), gemm_prefixes=gemm_prefixes(kernels),
+            blas_prefix=blas_prefix))
     return sources

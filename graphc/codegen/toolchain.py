@@ -45,11 +45,14 @@ def _mvec():
     return ["-lmvec"] if ctypes.util.find_library("mvec") else []
 
 
-def build_shared_library(source_paths, out_path):
-    """Compile the translation units (in parallel, one gcc each) and link them into `out_path`."""
+def build_shared_library(source_paths, out_path, link=()):
+    """Compile the translation units (in parallel, one gcc each) and link them into `out_path`,
+    with the shared libraries at the paths `link` (recorded by absolute path: they have no soname,
+    so the loader finds them without a search path)."""
+    libs = [os.path.abspath(path) for path in link]
     if len(source_paths) == 1:
-        _run([config.cc] + cflags() + ["-shared", source_paths[0], "-o", out_path] + ldflags(),
-             source_paths)
+        _run([config.cc] + cflags() + ["-shared", source_paths[0], "-o", out_path] + libs
+             + ldflags(), source_paths)
         return out_path
     objects = [f"{out_path}.{i}.o" for i in range(len(source_paths))]
     try:
@@ -61,7 +64,7 @@ def build_shared_library(source_paths, out_path):
             if proc.returncode != 0:
                 _fail(proc.args, err, [src])
         _run([config.cc, "-shared", "-fopenmp"] + _fast_linker() + objects + ["-o", out_path]
-             + ldflags(), source_paths)
+             + libs + ldflags(), source_paths)
     finally:
         for obj in objects:
             if os.path.exists(obj):

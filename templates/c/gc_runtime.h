@@ -23,6 +23,8 @@ GC_SIMD_DECL(double, log1p) GC_SIMD_DECL(double, expm1) GC_SIMD_DECL(double, sin
 #ifndef GC_PAR_THRESHOLD
 #define GC_PAR_THRESHOLD 262144
 #endif
+/* Elements per block of a parallel 1-D loop (what a thread takes at a time, a simd loop each). */
+#define GC_BLOCK 4096
 
 static inline float gc_sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 static inline double gc_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
