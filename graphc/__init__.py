@@ -6,12 +6,12 @@
 """
 import os as _os
 
-# OpenMP threads that spin after a parallel region steal the cores OpenBLAS's threads need for
-# the next gemm (measured: MLP step 104 ms with the default spin, 4.5 ms with this). libgomp
-# reads the setting when the first compiled library loads; a user's own value wins.
-_os.environ.setdefault("GOMP_SPINCOUNT", "300000")
-# Likewise OpenBLAS's threads spin ~2^28 cycles after a gemm unless told otherwise (LSTM step:
-# 615 ms with the default, 58 ms with this). Read when the BLAS library loads.
+# Threads: compiled programs run everything parallel, gemm included, on one OpenMP pool and call
+# the BLAS single-threaded (templates/c/_gemm_parallel.j2). libgomp's default spin (~300000 spins)
+# keeps that pool awake between the kernels of a call. A second pool that spins steals its cores:
+# OpenBLAS's threads spin ~2^28 cycles after a product unless told otherwise (numpy's OpenBLAS,
+# when loaded after this; measured with graphc's own BLAS threaded: LSTM step 615 ms with the
+# default, 58 ms with this). Read when the BLAS library loads; a user's own value wins.
 _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 from .config import config  # noqa: E402
