@@ -6,6 +6,7 @@ differentiable?). Inputs are kept away from singular points (log of <=0, sqrt of
 import numpy as np
 
 import graphc as G
+from graphc.ir.ops.shape import IncSubtensorSum
 
 
 def pos(*shape):
@@ -82,6 +83,12 @@ CASES = {
     "flatten": (lambda a: a.flatten(2), [any_(2, 3, 4)], True),
     "slice": (lambda a: a[1:, ::2], [any_(4, 5)], True),
     "slice_neg": (lambda a: a[::-1, -3:-1], [any_(4, 5)], True),
+    # made by the merge_increments pass from summed slice gradients: tiling, then overlapping
+    "inc_subtensor_sum_tiles": (lambda a, b: IncSubtensorSum(
+        [((0, 4, 1), (0, 2, 1)), ((0, 4, 1), (2, 5, 1))], (4, 5))(a, b) * 1.5,
+        [any_(4, 2), any_(4, 3)], True),
+    "inc_subtensor_sum_overlap": (lambda a, b: IncSubtensorSum(
+        [(1,), ((0, 3, 1), (1, 4, 1))], (4, 5))(a, b) * 1.5, [any_(5), any_(3, 3)], True),
     "int_index": (lambda a: a[1], [any_(3, 4)], True),
     "concatenate": (lambda a, b: G.concatenate([a, b], axis=1), [any_(3, 2), any_(3, 4)], True),
     "stack": (lambda a, b: G.stack([a, b], axis=0), [any_(3, 2), any_(3, 2)], True),

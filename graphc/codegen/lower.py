@@ -377,6 +377,65 @@ def lower_incsubtensor(L, node):
                        str(node.op))
 
 
+@lowers(shape_ops.IncSubtensorSum)
+def lower_incsubtensor_sum(L, node):
+    out = node.outputs[0]
+    ob, oshape = L.out_buffer(out), L.shape(out)
+    tiled = _slices_tile(L, node.op.indices, oshape)
+    if not tiled:  # gaps stay zero; overlaps add up
+        L.emit("fill", [ob], [], "zeros", n=int_to_c(size_of(oshape)), value="0")
+    for index, g in zip(node.op.indices, node.inputs):
+        offset, strides = _slice_geometry(L, index, oshape)
+        gshape = L.shape(g)
+        _emit_strided_copy(L, ob, L.buffer(g), gshape, _contig_strides(gshape), 0, strides, offset,
+                           str(node.op), accumulate=not tiled)
+
+
+def _slices_tile(L, indices, shape):
+    """True when the slices are disjoint boxes that cover the whole shape (every element is then
+    written once: no zero fill, plain copies). Axes that every slice takes whole (a symbolic
+    batch dim) are left out; any other symbolic bound or a step other than 1 answers False."""
+    boxes = []
+    for index in indices:
+        box = []
+        for axis, d in enumerate(shape):
+            it = index[axis] if axis < len(index) else (0, d, 1)
+            if not isinstance(it, tuple):
+                it = (it, it + 1, 1)
+            start, stop, step = (L.dims.resolve(v) for v in it)
+            box.append((start, sympy.Min(stop, d) if step == 1 else None, step))
+        boxes.append(box)
+    volume, kept = 1, []
+    for axis, d in enumerate(shape):
+        if all(b[axis][0] == 0 and b[axis][1] == d and b[axis][2] == 1 for b in boxes):
+            continue
+        d = L.dims.resolve(d)
+        if not (isinstance(d, int) or getattr(d, "is_Integer", False)):
+            return False
+        volume *= int(d)
+        kept.append(axis)
+    spans = []
+    for b in boxes:
+        span = []
+        for axis in kept:
+            start, stop, step = b[axis]
+            if step != 1 or not all(getattr(v, "is_Integer", isinstance(v, int)) for v in (start, stop)):
+                return False
+            span.append((int(start), int(stop)))
+        spans.append(span)
+    if sum(_box_volume(s) for s in spans) != volume:
+        return False
+    return all(any(a1 <= b0 or b1 <= a0 for (a0, a1), (b0, b1) in zip(s, t))
+               for i, s in enumerate(spans) for t in spans[i + 1:])
+
+
+def _box_volume(span):
+    v = 1
+    for lo, hi in span:
+        v *= max(0, hi - lo)
+    return v
+
+
 @lowers(shape_ops.Concatenate)
 def lower_concatenate(L, node):
     out = node.outputs[0]

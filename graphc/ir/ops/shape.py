@@ -118,6 +118,35 @@ class IncSubtensor(Op):
         return [Subtensor(self.index)(output_grads[0])]
 
 
+class IncSubtensorSum(Op):
+    """zeros(shape) with each input g_k added into the slice indices[k]: the sum of the gradients
+    of several slices of one tensor (IncSubtensor is the one-slice case). Made by the
+    merge_increments pass; slices may overlap."""
+    __props__ = ("indices", "shape")
+    needs_dims = True
+
+    def __init__(self, indices, shape):
+        self.indices, self.shape = tuple(tuple(i) for i in indices), tuple(shape)
+
+    def infer(self, input_types, ctx):
+        if len(input_types) != len(self.indices):
+            raise GraphcShapeError(f"IncSubtensorSum: {len(self.indices)} slices but "
+                                   f"{len(input_types)} inputs")
+        dtypes = {t.dtype for t in input_types}
+        if len(dtypes) != 1:
+            raise GraphcShapeError(f"IncSubtensorSum: inputs of several dtypes {sorted(dtypes)}")
+        return [TensorType(input_types[0].dtype, self.shape)]
+
+    def reference(self, *gs, dims=None):
+        out = np.zeros([_eval_dim(d, dims) for d in self.shape], dtype=gs[0].dtype)
+        for index, g in zip(self.indices, gs):
+            out[Subtensor(index).np_index(dims)] += g
+        return out
+
+    def grad(self, node, output_grads):
+        return [Subtensor(index)(output_grads[0]) for index in self.indices]
+
+
 class Concatenate(Op):
     __props__ = ("axis",)
 
