@@ -2,6 +2,6 @@
 
 Importing a pass module registers it; the order of the imports is the order of the pipeline.
 """
-from . import (canonicalize, merge_increments, stabilize, fuse_elemwise, fuse_gemm,  # noqa: F401
-               fuse_siblings)  # (registration)
+from . import (canonicalize, merge_increments, merge_products, stabilize, fuse_elemwise,  # noqa: F401
+               fuse_gemm, fuse_siblings)  # (registration)
 from .manager import optimize  # noqa: F401
