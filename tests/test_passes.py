@@ -855,3 +855,24 @@ def test_products_are_merged_at_O2_and_O3_only():
     total = G.dot(xs[0].T, xs[0]) + G.dot(xs[1].T, xs[1]) + G.dot(xs[2].T, xs[2])
     assert op_names(G.function(xs, total, opt_level="O1")).count("Matmul") == 3
     assert op_names(G.function(xs, total, opt_level="O2")).count("Matmul") == 1
+
+
+def test_a_fused_recurrence_does_not_recompute_its_history(dtype):
+    """c_t = a_t * c_{t-1} + b_t, each c_t read by the next step and by an output term: cheap,
+    but recomputing c_{t-1} inside c_t (and so on) would make step t redo all t steps."""
+    a = [G.vector(f"a{t}", dtype) for t in range(20)]
+    b = [G.vector(f"b{t}", dtype) for t in range(20)]
+    c, total = a[0] * 0.5, 0
+    for t in range(20):
+        c = a[t] * c + b[t]
+        total = total + c * c
+    f = G.function(a + b, total)
+    rng = np.random.RandomState(8)
+    values = [rng.uniform(0.5, 1.0, 7).astype(dtype) for _ in a + b]
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(f(*values), ref(a + b, total, *values), rtol=tol, atol=tol)
+    # each step's inputs are read where c_t is computed and where it is squared, not again in
+    # every later step (unbounded, a_t was read by 11 kernels)
+    readers = {v: sum(v in n.inputs for n in f.fgraph.nodes) for v in a + b}
+    assert max(readers.values()) <= 2
+    assert any("more than 8 operations" in note for note in f.fgraph.fusion_notes)

@@ -4,8 +4,9 @@ composition of theirs (sympy substitutes one into the other), so the chain runs 
 A producer is absorbed into its consumer when
   - its value is not itself a function output,
   - every reader of it is an elementwise op (so the producer disappears), and
-  - it is cheap (no exp/log/tanh/...) or the consumer is its only reader: recomputing an
-    expensive value for several consumers costs more than keeping a buffer.
+  - it is cheap (no exp/log/tanh/..., at most MAX_RECOMPUTED_OPS operations) or the consumer
+    is its only reader: recomputing an expensive value for several consumers costs more than
+    keeping a buffer.
 A producer whose output is smaller than the consumer's (it would be broadcast) is absorbed only
 if it is cheap. Reasons for declining are kept in `fgraph.fusion_notes` for the dump.
 """
@@ -32,6 +33,18 @@ def is_expensive(expr):
         if isinstance(sub, _EXPENSIVE):
             return True
     return False
+
+
+# A cheap producer read by several consumers is recomputed in each only up to this size: a buffer
+# costs a store and a load per element, about as much as a few arithmetic operations. Without a
+# bound, an unrolled recurrence (an LSTM's c_t = f*c_{t-1} + i*g) inlined each step's whole
+# history into the next: 48-input kernels, work growing with the square of the steps.
+MAX_RECOMPUTED_OPS = 8
+
+
+@functools.lru_cache(maxsize=4096)
+def _op_count(expr):
+    return sympy.count_ops(expr)
 
 
 class FusedElemwise(Elemwise):
@@ -170,6 +183,9 @@ def _decline_reason(fgraph, producer, consumer, clients, outputs_set):
     expensive = is_expensive(producer.op.expr)
     if len(readers) > 1 and expensive:
         return "it is expensive and has several readers (recomputing costs more than a buffer)"
+    if len(readers) > 1 and _op_count(producer.op.expr) > MAX_RECOMPUTED_OPS:
+        return (f"it has several readers and more than {MAX_RECOMPUTED_OPS} operations: recomputed "
+                "in each, a chain of such values (a recurrence) would grow with its length")
     same = fgraph.dims.shape(out) == fgraph.dims.shape(consumer.outputs[0])
     if not same and expensive:
         return "it would be broadcast and recomputed per element"
