@@ -2,7 +2,8 @@
 
 - the call path, a C extension (templates/python/gc_dispatch.c);
 - the C templates compiled to jinja bytecode (graphc/_compiled_templates/);
-- the cffi module for the entry points of compiled programs (graphc/_gc_ffi_*.py).
+- the cffi module for the entry points of compiled programs (graphc/_gc_ffi_*.py);
+- the runtime library (the parallel gemm), compiled for this machine (graphc/_runtime/).
 
 Everything else is in pyproject.toml. Each is optional at run time: a source checkout without a
 build makes them in its cache on first use.
@@ -36,6 +37,24 @@ class BuildWithPrepared(build_ext):
         jinja_env.precompile_templates(os.path.join(ROOT, "templates"),
                                        os.path.join(package_dir, jinja_env.SHIPPED_DIR_NAME))
         _load("graphc/runtime/ffi_module.py").emit(package_dir)
+        self._build_runtime_library(package_dir)
+
+    def _build_runtime_library(self, package_dir):
+        """graphc's runtime library (the parallel gemm), which a first compile would otherwise
+        build. Optional: on failure graphc builds it into its cache when first needed."""
+        build = _load("graphc/codegen/runtime_build.py")
+        try:
+            import scipy_openblas32  # a build requirement: its headers
+            source = build.render_source(os.path.join(ROOT, "templates"))
+            cc = os.environ.get("CC", "gcc")
+            out_dir = os.path.join(package_dir, build.SHIPPED_DIR_NAME)
+            if os.path.isdir(out_dir):  # copies for older templates or flags
+                for old in os.listdir(out_dir):
+                    os.unlink(os.path.join(out_dir, old))
+            build.build(source, os.path.join(out_dir, build.library_name(source, cc)), cc,
+                        scipy_openblas32.get_include_dir())
+        except Exception as e:  # noqa: BLE001 - never fail the install for an optional artifact
+            print(f"graphc: runtime library not built at install ({e}); built on first use")
 
 
 setup(ext_modules=[Extension("graphc.gc_dispatch", ["templates/python/gc_dispatch.c"],

@@ -80,3 +80,22 @@ def test_aot_libraries_carry_the_gemm_helper_instead_of_linking_the_runtime(tmp_
     assert "static void graphc_rt_sgemm(" in open(tmp_path / "src" / "mm.c").read()
     deps = subprocess.run(["ldd", str(tmp_path / "libmm.so")], capture_output=True, text=True).stdout
     assert os.path.abspath(runtime_lib.library_path()) not in deps
+
+
+def test_the_runtime_library_built_at_install_is_used():
+    if not os.path.isdir(runtime_lib.SHIPPED_DIR) or G.config.extra_cflags:
+        pytest.skip("no runtime library was built at install here (a checkout without setup.py "
+                    "build_ext), or GRAPHC_CFLAGS asks for another build")
+    assert os.path.dirname(runtime_lib.library_path()) == runtime_lib.SHIPPED_DIR
+
+
+def test_other_flags_get_their_own_runtime_library_in_the_cache(tmp_path, monkeypatch, dtype):
+    """With GC_GEMM_PAR_MIN=0 every product is cut, down to blocks a thread gets nothing of."""
+    monkeypatch.setattr(G.config, "cache_dir", str(tmp_path))
+    monkeypatch.setattr(G.config, "extra_cflags", ["-DGC_GEMM_PAR_MIN=0"])
+    assert runtime_lib.library_path().startswith(str(tmp_path / "runtime"))
+    rng = np.random.RandomState(9)
+    for m, n, k in [(3, 5, 4), (5, 3, 4), (1, 1, 1), (40, 33, 7)]:
+        a, b = rng.randn(m, k).astype(dtype), rng.randn(k, n).astype(dtype)
+        x, y = G.matrix("a", dtype), G.matrix("b", dtype)
+        np.testing.assert_allclose(G.function([x, y], G.dot(x, y))(a, b), a @ b, **_tol(dtype))

@@ -5,14 +5,13 @@ compiling the same graph at once take a file lock: one builds, the other waits a
 the library appears by an atomic rename, so nobody ever loads a half-written file.
 """
 import fcntl
-import functools
 import hashlib
 import os
-import platform
 import re
 import tempfile
 
 from ..config import config
+from .runtime_build import host_cpu
 from .toolchain import build_shared_library, cache_key_material
 
 
@@ -28,21 +27,6 @@ def canonical_source(source):
     source = _COMMENT.sub("", source)
     names = {}
     return _FRESH_DIM.sub(lambda m: names.setdefault(m.group(0), f"d__gcfresh{len(names)}"), source)
-
-
-@functools.lru_cache(maxsize=None)
-def host_cpu():
-    """What -march=native compiles for: a library built on one CPU can crash on another that
-    shares the cache directory (an NFS home), so the CPU model and flags are part of the key."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            info = fh.read()
-        wanted = [ln for ln in info.splitlines()
-                  if ln.split(":")[0].strip() in ("vendor_id", "model name", "flags", "Features",
-                                                 "CPU implementer", "CPU part")]
-        return "\n".join(sorted(set(wanted)))
-    except OSError:
-        return platform.processor() or platform.machine()
 
 
 def source_key(sources, link=()):

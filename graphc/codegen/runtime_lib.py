@@ -3,16 +3,24 @@ into the build cache instead of into each program (templates/c/runtime_lib.c.j2)
 
 Today it holds the parallel gemm (templates/c/_gemm_parallel.j2). gcc spends ~50 ms on that
 helper's OpenMP region; compiled into every translation unit that calls the BLAS, it was a quarter
-of the MLP step's cold compile. The first compile in a fresh cache builds the library in a
-background thread while Python lowers and renders the program, so even that compile rarely
-waits for it. AOT libraries do not use it: they carry the helper inline (they must stand alone).
+of the MLP step's cold compile. setup.py builds it at install into the package
+(runtime_build.py); without that copy (a source checkout, other flags in GRAPHC_CFLAGS, another
+CPU) the first compile in a cache builds it in a background thread while Python optimizes,
+lowers and renders. AOT libraries do not use it: they carry the helper inline (they must stand
+alone).
 """
 import os
+import subprocess
 import threading
 
 from ..config import config
+from . import runtime_build
 from .cache import cached_library
+from .templates_dir import templates_root
 from .toolchain import blas_info
+
+SHIPPED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           runtime_build.SHIPPED_DIR_NAME)
 
 _lock = threading.Lock()
 _builds = {}  # (cache dir, compiler, extra flags) -> _Build
@@ -26,9 +34,16 @@ class _Build:
 
     def run(self):
         try:
-            from .render_c import environment
-            source = environment().get_template("c/runtime_lib.c.j2").render(
-                blas_prefix=blas_info()[3])
+            source = runtime_build.render_source(templates_root())
+            try:
+                shipped = os.path.join(SHIPPED_DIR, runtime_build.library_name(
+                    source, config.cc, config.extra_cflags))
+            except (OSError, subprocess.CalledProcessError):
+                shipped = None  # the compiler does not run: the build below says so clearly
+            if shipped and os.path.exists(shipped):  # built at install for these flags, this CPU
+                self.path = shipped
+                return
+            blas_info()  # a clear error when the BLAS is missing
             self.path, _ = cached_library([source], "graphc_rt",
                                           root=os.path.join(config.cache_dir, "runtime"))
         except BaseException as e:  # re-raised in the thread that needs the library
@@ -50,6 +65,15 @@ def _start():
 def prepare_in_background():
     """Start building (or finding) the runtime library; library_path() waits for it."""
     _start()
+
+
+def prepare_for(fgraph):
+    """Start the build before the graph is optimized when its products will need the library:
+    on a fresh cache gcc then works while Python optimizes, lowers and renders (~0.1 s)."""
+    from ..ir.ops.blas import GemmUpdate, Matmul
+    from ..ir.ops.conv import _ConvBase
+    if any(isinstance(n.op, (Matmul, GemmUpdate, _ConvBase)) for n in fgraph.nodes):
+        _start()
 
 
 def library_path():

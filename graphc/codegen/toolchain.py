@@ -5,6 +5,7 @@ import subprocess
 
 from ..config import config
 from ..errors import CompileError
+from .runtime_build import BASE_CFLAGS, BLAS_SYMBOL_PREFIX
 
 
 @functools.lru_cache(maxsize=None)
@@ -12,7 +13,7 @@ def blas_info():
     """(include dir, lib dir, library name, symbol prefix) of the BLAS to link for gemm."""
     try:
         import scipy_openblas32 as sob
-        return sob.get_include_dir(), sob.get_lib_dir(), sob.get_library(), "scipy_"
+        return sob.get_include_dir(), sob.get_lib_dir(), sob.get_library(), BLAS_SYMBOL_PREFIX
     except ImportError as e:
         raise CompileError("graphc needs an optimized BLAS for gemm: pip install scipy-openblas32") from e
 
@@ -28,14 +29,15 @@ def compiler_version():
 
 def cflags():
     inc, lib, name, _ = blas_info()
-    return ["-O3", "-march=native", "-std=gnu11", "-fPIC", "-fopenmp", "-fno-math-errno",
-            "-fno-trapping-math", "-Wno-unused-variable", "-Wno-unused-but-set-variable",
-            f"-I{inc}"] + list(config.extra_cflags)
+    return BASE_CFLAGS + [f"-I{inc}"] + list(config.extra_cflags)
 
 
 def ldflags():
     inc, lib, name, _ = blas_info()
-    return [f"-L{lib}", f"-l{name}", f"-Wl,-rpath,{lib}"] + _mvec() + ["-lm"]
+    # Always a dependency, even of a program whose products all go through the runtime library
+    # (gcc links --as-needed by default on some systems): that library's BLAS calls resolve to it.
+    return [f"-L{lib}", "-Wl,--push-state,--no-as-needed", f"-l{name}", "-Wl,--pop-state",
+            f"-Wl,-rpath,{lib}"] + _mvec() + ["-lm"]
 
 
 @functools.lru_cache(maxsize=None)

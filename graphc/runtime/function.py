@@ -115,6 +115,8 @@ def function(inputs, outputs=None, updates=None, name=None, backend=None, opt_le
         fn = _load_cached(key, fgraph, name, single, timings, t0)
         if fn is not None:
             return fn
+        from ..codegen import runtime_lib
+        runtime_lib.prepare_for(fgraph)
     t1 = time.perf_counter()
     opt_graph, pass_log = optimize(fgraph, level)
     timings["optimize"] = time.perf_counter() - t1

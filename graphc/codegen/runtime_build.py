@@ -1,0 +1,79 @@
+"""Building graphc's runtime library (templates/c/runtime_lib.c.j2): the parts that setup.py runs
+at install, to ship the library in the package (graphc/_runtime/), where a cold compile finds it.
+runtime_lib.py looks for it there and otherwise builds it into the cache.
+
+Standalone on purpose (stdlib and jinja2 only): setup.py loads this file by path. The library is
+linked without the BLAS: its gemm calls resolve, when a program loads it, to the BLAS that
+program links (dependencies of a loaded library are searched for its undefined symbols), so the
+install-time build needs only the BLAS headers.
+"""
+import functools
+import hashlib
+import os
+import platform
+import subprocess
+import tempfile
+
+import jinja2
+
+# scipy-openblas32 prefixes every symbol: scipy_cblas_sgemm, scipy_openblas_set_num_threads.
+BLAS_SYMBOL_PREFIX = "scipy_"
+SHIPPED_DIR_NAME = "_runtime"
+# graphc's C flags (toolchain.cflags adds the BLAS include directory and GRAPHC_CFLAGS).
+BASE_CFLAGS = ["-O3", "-march=native", "-std=gnu11", "-fPIC", "-fopenmp", "-fno-math-errno",
+               "-fno-trapping-math", "-Wno-unused-variable", "-Wno-unused-but-set-variable"]
+
+
+@functools.lru_cache(maxsize=None)
+def host_cpu():
+    """What -march=native compiles for: a library built on one CPU can crash on another that
+    shares the cache directory (an NFS home), so the CPU model and flags are part of every key."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            info = fh.read()
+        wanted = [ln for ln in info.splitlines()
+                  if ln.split(":")[0].strip() in ("vendor_id", "model name", "flags", "Features",
+                                                 "CPU implementer", "CPU part")]
+        return "\n".join(sorted(set(wanted)))
+    except OSError:
+        return platform.processor() or platform.machine()
+
+
+@functools.lru_cache(maxsize=None)
+def compiler_version(cc):
+    out = subprocess.run([cc, "--version"], capture_output=True, text=True, check=True)
+    return out.stdout.splitlines()[0]
+
+
+def render_source(templates_root):
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_root), keep_trailing_newline=True,
+                             undefined=jinja2.StrictUndefined)
+    return env.get_template("c/runtime_lib.c.j2").render(blas_prefix=BLAS_SYMBOL_PREFIX)
+
+
+def library_name(source, cc, extra_cflags=()):
+    """File name of the library built from `source` with these flags on this CPU: what a shipped
+    copy must be called to be used."""
+    h = hashlib.sha256()
+    for part in [source, compiler_version(cc), " ".join(BASE_CFLAGS + list(extra_cflags)), host_cpu()]:
+        h.update(part.encode() + b"\0")
+    return f"libgraphc_rt_{h.hexdigest()[:24]}.so"
+
+
+def build(source, out_path, cc, blas_include_dir):
+    """Compile `source` into the shared library `out_path` (appears atomically)."""
+    directory = os.path.dirname(out_path)
+    os.makedirs(directory, exist_ok=True)
+    fd, src = tempfile.mkstemp(dir=directory, suffix=".c")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(source)
+    tmp = out_path + f".{os.getpid()}.tmp"
+    try:
+        subprocess.run([cc] + BASE_CFLAGS + [f"-I{blas_include_dir}", "-shared", src, "-o", tmp],
+                       check=True, capture_output=True, text=True)
+        os.replace(tmp, out_path)
+    finally:
+        for path in (src, tmp):
+            if os.path.exists(path):
+                os.unlink(path)
+    return out_path
