@@ -176,8 +176,10 @@ def _lower_elementwise(L, node, exprs):
 
 
 # Elements below which a loop runs on one thread (GC_PAR_THRESHOLD in gc_runtime.h is the same
-# rule at run time). Waking the OpenMP threads costs ~30 us on this 2-core machine: a 64K-element
-# kernel of the MLP step took 40-50 us in parallel and 15-20 us serially (timed per kernel).
+# rule at run time), and a kernel of known smaller size gets no OpenMP region at all (gcc spends
+# ~20 ms compiling each). A 64K-element loop takes ~10 us on one thread; split over 2 awake
+# threads it would save a few us, less than one region costs to compile. (The 40-50 us once timed
+# for such loops in parallel was mostly gcc running "parallel for simd" as scalar code.)
 PARALLEL_THRESHOLD = 262144
 
 
