@@ -38,15 +38,13 @@ def compile_c(fgraph, checker, name, timings):
     prebuild_in_background()
     t = time.perf_counter()
     program = build_program(fgraph, checker)
-    uses_runtime = bool(gemm_prefixes(program.kernels))
-    if uses_runtime:  # a fresh cache builds it while this program is rendered
-        runtime_lib.prepare_in_background()
     timings["lower"] = time.perf_counter() - t
     t = time.perf_counter()
     sources = render_units(program, name, blas_info()[3], max_parallel_units())
     timings["render"] = time.perf_counter() - t
     t = time.perf_counter()
-    link = [runtime_lib.library_path()] if uses_runtime else []
+    # (graphc.function started finding or building it before optimizing the graph)
+    link = [runtime_lib.library_path()] if gemm_prefixes(program.kernels) else []
     lib_path, hit = cached_library(sources, name, link)
     timings["build"] = time.perf_counter() - t
     timings["cache_hit"] = hit

@@ -4,6 +4,8 @@ Each op family has one lowering function (registered in LOWERINGS by op class). 
 views: they share their input's buffer. Every graph output gets a buffer of its own that only
 the program writes, so the runtime can hand it to the caller.
 """
+import math
+
 import numpy as np
 import sympy
 
@@ -397,45 +399,34 @@ def _slices_tile(L, indices, shape):
     """True when the slices are disjoint boxes that cover the whole shape (every element is then
     written once: no zero fill, plain copies). Axes that every slice takes whole (a symbolic
     batch dim) are left out; any other symbolic bound or a step other than 1 answers False."""
-    boxes = []
-    for index in indices:
-        box = []
-        for axis, d in enumerate(shape):
-            it = index[axis] if axis < len(index) else (0, d, 1)
-            if not isinstance(it, tuple):
-                it = (it, it + 1, 1)
-            start, stop, step = (L.dims.resolve(v) for v in it)
-            box.append((start, sympy.Min(stop, d) if step == 1 else None, step))
-        boxes.append(box)
-    volume, kept = 1, []
+    volume, spans = 1, [[] for _ in indices]
     for axis, d in enumerate(shape):
-        if all(b[axis][0] == 0 and b[axis][1] == d and b[axis][2] == 1 for b in boxes):
-            continue
         d = L.dims.resolve(d)
-        if not (isinstance(d, int) or getattr(d, "is_Integer", False)):
+        ranges = [_axis_range(L, index, axis, d) for index in indices]
+        if all(r == (0, d) for r in ranges):
+            continue
+        if not all(r is not None and _is_int(r[0]) and _is_int(r[1]) for r in ranges) or not _is_int(d):
             return False
         volume *= int(d)
-        kept.append(axis)
-    spans = []
-    for b in boxes:
-        span = []
-        for axis in kept:
-            start, stop, step = b[axis]
-            if step != 1 or not all(getattr(v, "is_Integer", isinstance(v, int)) for v in (start, stop)):
-                return False
-            span.append((int(start), int(stop)))
-        spans.append(span)
-    if sum(_box_volume(s) for s in spans) != volume:
+        for span, (lo, hi) in zip(spans, ranges):
+            span.append((int(lo), int(hi)))
+    if sum(math.prod(max(0, hi - lo) for lo, hi in span) for span in spans) != volume:
         return False
     return all(any(a1 <= b0 or b1 <= a0 for (a0, a1), (b0, b1) in zip(s, t))
                for i, s in enumerate(spans) for t in spans[i + 1:])
 
 
-def _box_volume(span):
-    v = 1
-    for lo, hi in span:
-        v *= max(0, hi - lo)
-    return v
+def _axis_range(L, index, axis, d):
+    """[start, stop) of a basic slice along one axis of size d; None for a step other than 1."""
+    it = index[axis] if axis < len(index) else (0, d, 1)
+    start, stop, step = it if isinstance(it, tuple) else (it, it + 1, 1)
+    if step != 1:
+        return None
+    return L.dims.resolve(start), sympy.Min(L.dims.resolve(stop), d)
+
+
+def _is_int(v):
+    return isinstance(v, int) or getattr(v, "is_Integer", False)
 
 
 @lowers(shape_ops.Concatenate)

@@ -32,6 +32,12 @@ def gemm_prefixes(kernels):
     return sorted({k.params["prefix"] for k in kernels if k.kind == "gemm"})
 
 
+def _blas_context(kernels):
+    """What program_head.j2 needs to know of the kernels' products."""
+    prefixes = gemm_prefixes(kernels)
+    return {"uses_blas": bool(prefixes), "gemm_prefixes": prefixes}
+
+
 def render_program(program, name, blas_prefix, wrapper="jit_wrapper", entry_prefix="gc_entry_",
                    extra=None):
     """The whole program as one C source (one function runs every kernel inline)."""
@@ -44,8 +50,7 @@ def render_program(program, name, blas_prefix, wrapper="jit_wrapper", entry_pref
         dim_names=[s.name for s in program.dim_symbols],
         workspace_bytes=int_to_c(program.workspace_bytes),
         seq_buffers=externals + temps, seq_kernels=list(enumerate(program.kernels)),
-        uses_blas=bool(gemm_prefixes(program.kernels)), gemm_prefixes=gemm_prefixes(program.kernels),
-        blas_prefix=blas_prefix, **(extra or {}))
+        blas_prefix=blas_prefix, **_blas_context(program.kernels), **(extra or {}))
 
 
 # Relative cost of compiling one kernel of each kind with gcc -O3, measured on the MLP train
@@ -102,6 +107,5 @@ def render_units(program, name, blas_prefix, max_units):
             seq_buffers=sorted(used.values(), key=lambda v: v.id),
             dim_names=[s.name for s in program.dim_symbols],
             workspace_bytes=int_to_c(program.workspace_bytes),
-            uses_blas=bool(gemm_prefixes(kernels)), gemm_prefixes=gemm_prefixes(kernels),
-            blas_prefix=blas_prefix))
+            blas_prefix=blas_prefix, **_blas_context(kernels)))
     return sources

@@ -62,14 +62,10 @@ def _start():
         return build
 
 
-def prepare_in_background():
-    """Start building (or finding) the runtime library; library_path() waits for it."""
-    _start()
-
-
 def prepare_for(fgraph):
-    """Start the build before the graph is optimized when its products will need the library:
-    on a fresh cache gcc then works while Python optimizes, lowers and renders (~0.1 s)."""
+    """Start finding or building the library (library_path() waits for it) before the graph is
+    optimized, when its products will need it: on a fresh cache gcc then works while Python
+    optimizes, lowers and renders (~0.1 s)."""
     from ..ir.ops.blas import GemmUpdate, Matmul
     from ..ir.ops.conv import _ConvBase
     if any(isinstance(n.op, (Matmul, GemmUpdate, _ConvBase)) for n in fgraph.nodes):

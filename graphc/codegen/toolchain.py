@@ -5,6 +5,7 @@ import subprocess
 
 from ..config import config
 from ..errors import CompileError
+from . import runtime_build
 from .runtime_build import BASE_CFLAGS, BLAS_SYMBOL_PREFIX
 
 
@@ -21,10 +22,9 @@ def blas_info():
 @functools.lru_cache(maxsize=None)
 def compiler_version():
     try:
-        out = subprocess.run([config.cc, "--version"], capture_output=True, text=True, check=True)
+        return runtime_build.compiler_version(config.cc)
     except (OSError, subprocess.CalledProcessError) as e:
         raise CompileError(f"cannot run the C compiler {config.cc!r}: {e}; install gcc or set CC") from e
-    return out.stdout.splitlines()[0]
 
 
 def cflags():
