@@ -6,6 +6,7 @@ functions. tests/aot/check_api.c drives the C interface directly (bad arguments,
 parameter files, two threads with two contexts), and everything runs under valgrind once.
 """
 import os
+import platform
 import shutil
 import subprocess
 
@@ -226,19 +227,44 @@ VALGRIND = ["valgrind", "--error-exitcode=99", "--leak-check=full", "-q",
             "--errors-for-leak-kinds=definite,possible", "--show-leak-kinds=definite,possible"]
 
 
+# What valgrind runs is built for a baseline x86-64 (SSE4.2, no AVX): valgrind 3.19 has no
+# AVX-512 and dies with SIGILL on a library built with -march=native on such a CPU.
+VALGRIND_MARCH = "x86-64-v2" if platform.machine() in ("x86_64", "AMD64") else None
+
+
+@pytest.fixture(scope="module")
+def mlp_for_valgrind(mlp, tmp_path_factory):
+    m = Model()
+    m.dir = str(tmp_path_factory.mktemp("aot_valgrind") / "mlp")
+    G.aot.export(mlp.functions, m.dir, name="mlp", march=VALGRIND_MARCH)
+    m.main = make_example(m.dir, "mlp")
+    m.work = str(tmp_path_factory.mktemp("aot_valgrind_work"))
+    return m
+
+
+@pytest.mark.skipif(VALGRIND_MARCH is None or shutil.which("objdump") is None,
+                    reason="x86-64 with binutils only")
+def test_valgrind_library_has_no_vector_extensions(mlp_for_valgrind):
+    """The library valgrind runs uses no AVX/AVX-512 registers, whatever CPU built it."""
+    lib = os.path.join(mlp_for_valgrind.dir, "libmlp.so")
+    code = run(["objdump", "-d", "--no-show-raw-insn", lib]).stdout
+    assert "%ymm" not in code and "%zmm" not in code
+
+
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="needs valgrind")
-def test_valgrind_clean(mlp):
+def test_valgrind_clean(mlp_for_valgrind):
+    vg = mlp_for_valgrind
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     X, y = load_mnist_subset("test")
-    X[:24].tofile(os.path.join(mlp.work, "vx.bin"))
-    y[:24].astype("int64").tofile(os.path.join(mlp.work, "vy.bin"))
-    exe = build_check_api(mlp)
-    vdir = os.path.join(mlp.work, "valgrind")
+    X[:24].tofile(os.path.join(vg.work, "vx.bin"))
+    y[:24].astype("int64").tofile(os.path.join(vg.work, "vy.bin"))
+    exe = build_check_api(vg)
+    vdir = os.path.join(vg.work, "valgrind")
     os.makedirs(vdir, exist_ok=True)
-    for cmd in ([mlp.main, "infer", "8", "vx.bin", "vp.bin"],
-                [mlp.main, "-s", "v.params", "train_step", "8", "vx.bin", "vy.bin", "vl.bin"],
+    for cmd in ([vg.main, "infer", "8", "vx.bin", "vp.bin"],
+                [vg.main, "-s", "v.params", "train_step", "8", "vx.bin", "vy.bin", "vl.bin"],
                 [exe, vdir]):
-        proc = run(VALGRIND + cmd, cwd=mlp.work, env=env, check=False)
+        proc = run(VALGRIND + cmd, cwd=vg.work, env=env, check=False)
         assert proc.returncode == 0, f"{cmd}:\n{proc.stderr[-5000:]}"
         assert "definitely lost" not in proc.stderr and "Invalid" not in proc.stderr, proc.stderr
 
