@@ -18,6 +18,10 @@ def grad(cost, wrt, consider_constant=(), disconnected_inputs="raise", known_gra
     return zeros of the variable's shape). consider_constant: variables whose gradient is cut.
     """
     single = isinstance(wrt, Variable)
+    if not single and not isinstance(wrt, (list, tuple)):
+        raise GradError(f"grad: wrt must be a graph variable or a list of them, got "
+                        f"{type(wrt).__name__} {wrt!r}; pass the shared variables or inputs to "
+                        "differentiate with respect to")
     wrt_list = [wrt] if single else list(wrt)
     cost = as_variable(cost)
     if cost.ndim != 0:

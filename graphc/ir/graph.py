@@ -69,7 +69,7 @@ class SharedVariable(Variable):
     """State that lives across calls (weights, optimizer moments). Its shape is fixed."""
 
     def __init__(self, value, name=None):
-        value = np.array(value, copy=True, order="C")
+        value = _native(np.array(value, copy=True, order="C"))
         if value.dtype.name not in ("float32", "float64", "int32", "int64", "bool"):
             raise GraphcTypeError(f"shared {name!r}: unsupported dtype {value.dtype.name}")
         super().__init__(TensorType(value.dtype.name, value.shape), None, 0, name)
@@ -86,10 +86,19 @@ class SharedVariable(Variable):
         if value.shape != self.type.shape:
             raise GraphcShapeError(f"shared {self.label()}: expected shape {self.type.shape}, got "
                                    f"{value.shape}; a shared variable keeps the shape it was created with")
-        self._value = value if (borrow and value.flags.c_contiguous) else np.array(value, order="C")
+        # borrow is a hint: compiled updates write into the value in place, so a read-only or
+        # byte-swapped array (a read-only memmap, a view of bytes, big-endian data) is copied.
+        keep = borrow and value.flags.c_contiguous and value.flags.writeable and \
+            value.dtype.isnative
+        self._value = value if keep else _native(np.array(value, order="C"))
 
     def label(self):
         return self.name or f"shared{self.id}"
+
+
+def _native(value):
+    """value in this machine's byte order (compiled code reads memory as native numbers)."""
+    return value if value.dtype.isnative else value.astype(value.dtype.newbyteorder("="))
 
 
 class ShapeContext:

@@ -1,0 +1,65 @@
+"""Regression tests for misuse that once crashed or gave raw errors (issue: hardening)."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import graphc as G
+
+
+def test_invalid_compile_jobs_setting_does_not_break_import():
+    env = dict(os.environ, GRAPHC_COMPILE_JOBS="abc")
+    proc = subprocess.run([sys.executable, "-c", "import graphc; print(graphc.config.compile_jobs)"],
+                          env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "0"
+    assert "GRAPHC_COMPILE_JOBS='abc'" in proc.stderr
+
+
+def test_grad_wrt_a_number_is_a_clear_error():
+    x = G.vector("x")
+    with pytest.raises(G.GradError, match="wrt must be a graph variable"):
+        G.grad((x * x).sum(), 3.0)
+
+
+def _in_place_step(w):
+    f = G.function([], [], updates={w: w + 1})
+    return f
+
+
+def test_shared_value_from_read_only_memory_is_copied(tmp_path):
+    path = tmp_path / "w.npy"
+    np.save(path, np.zeros(8, "float32"))
+    ro = np.load(path, mmap_mode="r")
+    w = G.shared(np.zeros(8, "float32"), name="w")
+    w.set_value(ro, borrow=True)
+    frozen = bytes(8 * 4)
+    over_bytes = np.frombuffer(frozen, "float32")
+    _in_place_step(w)()
+    np.testing.assert_array_equal(w.get_value(), np.ones(8, "float32"))
+    w.set_value(over_bytes, borrow=True)
+    _in_place_step(w)()
+    np.testing.assert_array_equal(w.get_value(), np.ones(8, "float32"))
+    assert frozen == bytes(8 * 4)  # the immutable bytes were not written through
+    np.testing.assert_array_equal(np.load(path), np.zeros(8, "float32"))
+
+
+def test_big_endian_values_of_shared_variables_are_read_as_numbers():
+    value = np.arange(6, dtype=">f4").reshape(2, 3)
+    w = G.shared(value, name="w")
+    f = G.function([], w * 2.0)
+    np.testing.assert_array_equal(f(), np.arange(6, dtype="float32").reshape(2, 3) * 2)
+    w.set_value(np.full((2, 3), 1.5, dtype=">f4"), borrow=True)
+    np.testing.assert_array_equal(f(), np.full((2, 3), 3.0, "float32"))
+    assert w.get_value().dtype.isnative
+
+
+def test_output_of_rank_above_sixteen_is_served():
+    shape = (1,) * 17 + (3,)
+    x = G.tensor("x", shape)
+    f = G.function([x], x * 2.0)
+    value = np.arange(3, dtype="float32").reshape(shape)
+    for _ in range(3):  # the fast path serves repeated calls
+        np.testing.assert_array_equal(f(value), value * 2)
