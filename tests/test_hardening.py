@@ -63,3 +63,33 @@ def test_output_of_rank_above_sixteen_is_served():
     value = np.arange(3, dtype="float32").reshape(shape)
     for _ in range(3):  # the fast path serves repeated calls
         np.testing.assert_array_equal(f(value), value * 2)
+
+
+_FORK_SCRIPT = r"""
+import multiprocessing as mp, os, numpy as np, graphc as G
+x = G.vector("x")
+f = G.function([x], G.tanh(x) * 2.0)
+v = np.ones(1 << 20, "float32")          # large enough for the parallel branch
+f(v)                                     # the parent's OpenMP pool is now running
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if abs(f(v)[0] - 2 * np.tanh(1)) < 1e-5 else 3)
+_, status = os.waitpid(pid, 0)
+assert status == 0, status
+def work(k):
+    return float(f(v * k)[0])
+with mp.get_context("fork").Pool(2) as pool:
+    got = pool.map(work, [0.5, 1.0])
+assert np.allclose(got, 2 * np.tanh([0.5, 1.0]), rtol=1e-5), got
+os.register_at_fork(after_in_child=lambda: f)  # keeps f alive into interpreter shutdown
+print("ok")
+"""
+
+
+def test_fork_after_a_parallel_call_runs_the_child():
+    """fork() after a parallel call: the child computes (on one thread) instead of waiting
+    forever for the parent's OpenMP workers; a function that lives into interpreter shutdown is
+    freed before its library is unloaded."""
+    proc = subprocess.run([sys.executable, "-c", _FORK_SCRIPT], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, OMP_NUM_THREADS="2"))
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]

@@ -8,6 +8,7 @@ import sympy
 from ..config import config
 from ..errors import RuntimeCheckError
 from .ffi_module import load_ffi
+from .omp_fork import protect_children
 
 # The module cffi generated for the entry points (see ffi_module): the package's copy from
 # install time, or one generated into the cache.
@@ -18,8 +19,15 @@ _libs = {}  # path -> loaded library (dlopen once per process)
 def _load(path):
     lib = _libs.get(path)
     if lib is None:
+        protect_children()
         lib = _libs[path] = _ffi.dlopen(path)
     return lib
+
+
+def _context_destructor(lib):
+    """gc_ctx_free of `lib`, holding the library: a context freed late in interpreter shutdown
+    (after the module's table of libraries is gone) must not call into an unmapped library."""
+    return lambda ctx: lib.gc_ctx_free(ctx)
 
 
 def runtime_layout(program, n_inputs):
@@ -62,7 +70,7 @@ class CProgram:
         layout = layout or runtime_layout(program, len(fgraph.inputs))
         self.layout = layout
         self.lib = _load(lib_path)
-        self.ctx = _ffi.gc(self.lib.gc_ctx_new(), self.lib.gc_ctx_free)
+        self.ctx = _ffi.gc(self.lib.gc_ctx_new(), _context_destructor(self.lib))
         self.lock = threading.Lock()
         self.n_inputs = len(fgraph.inputs)
         self.n_shared = len(fgraph.shareds)
