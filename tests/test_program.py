@@ -172,3 +172,11 @@ def test_program_pickles_with_scalar_bodies_intact():
     assert [k.params.get("body") for k in back.kernels] == \
         [k.params.get("body") for k in program.kernels]
     assert render_program(back, "t", "") == render_program(program, "t", "")
+
+
+def test_lowering_modules_do_not_import_each_other():
+    import ast
+    import graphc.codegen.lower_cnn as lower_cnn
+    tree = ast.parse(open(lower_cnn.__file__).read())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "lower" not in imported and "lower_support" in imported

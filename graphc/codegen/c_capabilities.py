@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import sympy
 
+from ..errors import CompileError
+
 # Elements below which a loop runs on one thread (GC_PAR_THRESHOLD in gc_runtime.h is the same
 # rule at run time), and a kernel of known smaller size gets no OpenMP region at all (gcc spends
 # ~20 ms compiling each). A 64K-element loop takes ~10 us on one thread; split over 2 awake
@@ -35,7 +37,7 @@ class CCapabilities:
         try:
             return _BLAS_PRECISION[dtype]
         except KeyError:
-            raise ValueError(f"gemm: no BLAS routine for dtype {dtype!r}; expected float32 or "
+            raise CompileError(f"gemm: no BLAS routine for dtype {dtype!r}; expected float32 or "
                              "float64") from None
 
     @staticmethod
@@ -44,7 +46,8 @@ class CCapabilities:
         at compile time (it is part of the compiled-artifact signature, as every GRAPHC_ setting)."""
         algo = os.environ.get("GRAPHC_CONV_ALGO", "").strip().lower() or "auto"
         if algo not in CONV_ALGORITHMS:
-            raise ValueError(f"GRAPHC_CONV_ALGO must be one of {CONV_ALGORITHMS}, got {algo!r}")
+            raise CompileError(f"GRAPHC_CONV_ALGO must be one of {CONV_ALGORITHMS}, got {algo!r}; "
+                               "unset it to let graphc choose")
         return algo
 
     def conv_algorithm(self, kind, depth, rows):
