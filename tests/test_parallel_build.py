@@ -154,7 +154,7 @@ def test_the_ffi_module_is_generated_into_the_cache_when_not_shipped(tmp_path):
 def test_kernels_above_the_parallel_threshold_agree_with_the_reference(dtype):
     """Every other test uses small arrays, which run on one thread: these sizes take the OpenMP
     branches (elementwise, reductions over rows and over columns, softmax cross-entropy)."""
-    from graphc.codegen.lower import PARALLEL_THRESHOLD
+    from graphc.codegen.c_capabilities import PARALLEL_THRESHOLD
     rows, cols = 700, 520
     assert rows * cols > PARALLEL_THRESHOLD
     x, w = G.matrix("x", dtype), G.vector("w", dtype)

@@ -3,6 +3,7 @@ import time
 
 from ..errors import CompileError
 from .cache import cached_library
+from .c_capabilities import C_CAPABILITIES
 from .lower import lower_program
 from ..config import config
 from .memplan import check_plan, plan_memory
@@ -22,7 +23,7 @@ def build_program(fgraph, checker):
     if unbound:
         raise CompileError(f"the sizes {sorted(map(str, unbound))} cannot be determined from the "
                            "function's inputs; give them a concrete size or tie them to an input")
-    program = lower_program(fgraph, checker.symbols)
+    program = lower_program(fgraph, checker.symbols, C_CAPABILITIES)
     n = fgraph.n_user_outputs
     pairs = [(program.output_buffers[n + j], program.externals[len(fgraph.inputs) + fgraph.shareds.index(sv)])
              for j, sv in enumerate(fgraph.update_targets)]

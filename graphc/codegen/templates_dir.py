@@ -5,6 +5,11 @@ from functools import lru_cache
 
 @lru_cache(maxsize=None)
 def templates_root():
+    # A checkout's own templates first: an editable install maps graphc.templates to the checkout
+    # it was installed from, which is not this one when graphc is imported from a git worktree.
+    checkout = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "templates"))
+    if os.path.isdir(os.path.join(checkout, "c")):
+        return checkout
     try:
         from importlib.resources import files
         root = str(files("graphc.templates"))
