@@ -36,7 +36,7 @@ class BuildWithPrepared(build_ext):
         jinja_env = _load("graphc/codegen/jinja_env.py")
         jinja_env.precompile_templates(os.path.join(ROOT, "templates"),
                                        os.path.join(package_dir, jinja_env.SHIPPED_DIR_NAME))
-        _load("graphc/runtime/ffi_module.py").emit(package_dir)
+        _load("graphc/targets/c/ffi_module.py").emit(package_dir)
         self._build_runtime_library(package_dir)
 
     def _build_runtime_library(self, package_dir):

@@ -9,7 +9,7 @@ import pytest
 import graphc as G
 from graphc.codegen import jinja_env, render_c
 from graphc.codegen.program import Kernel
-from graphc.runtime import ffi_module
+from graphc.targets.c import ffi_module
 
 
 class _Program:

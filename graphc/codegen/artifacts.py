@@ -23,8 +23,8 @@ _FRESH = re.compile(r"\b_d\d+\b")
 def _compiler_fingerprint():
     h = hashlib.sha256()
     pkg = os.path.dirname(os.path.dirname(__file__))
-    roots = [os.path.join(pkg, d) for d in ("ir", "passes", "codegen", "runtime")]
-    roots += [os.path.join(pkg, "grad.py"), templates_root()]
+    roots = [os.path.join(pkg, d) for d in ("ir", "passes", "codegen", "targets", "runtime")]
+    roots += [os.path.join(pkg, "grad.py"), os.path.join(pkg, "compiler.py"), templates_root()]
     for root in roots:
         if os.path.isfile(root):
             with open(root, "rb") as fh:
