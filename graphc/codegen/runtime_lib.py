@@ -14,6 +14,8 @@ import subprocess
 import threading
 
 from ..config import config
+from ..ir.ops.blas import GemmUpdate, Matmul
+from ..ir.ops.conv import _ConvBase
 from . import runtime_build
 from .cache import cached_library
 from .templates_dir import templates_root
@@ -66,8 +68,6 @@ def prepare_for(fgraph):
     """Start finding or building the library (library_path() waits for it) before the graph is
     optimized, when its products will need it: on a fresh cache gcc then works while Python
     optimizes, lowers and renders (~0.1 s)."""
-    from ..ir.ops.blas import GemmUpdate, Matmul
-    from ..ir.ops.conv import _ConvBase
     if any(isinstance(n.op, (Matmul, GemmUpdate, _ConvBase)) for n in fgraph.nodes):
         _start()
 
