@@ -18,6 +18,10 @@ def register(target):
     return target
 
 
+def unregister(name):
+    _registered.pop(name, None)
+
+
 def registered_names():
     return sorted(set(_BUILTIN) | set(_registered))
 

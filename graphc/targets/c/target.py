@@ -1,10 +1,12 @@
 """The C target's steps for the compiler driver: render, build, load, and the artifact cache."""
 import pickle
+import shutil
 
 from ...codegen import artifacts, runtime_lib
 from ...codegen.cache import cached_library
 from ...codegen.render_c import gemm_prefixes, render_units
 from ...codegen.toolchain import blas_info, max_parallel_units
+from ...config import config
 from ..base import Built, Capabilities, Target
 from .fastcall import prebuild_in_background
 from .loader import CProgram
@@ -13,6 +15,9 @@ from .loader import CProgram
 class CTarget(Target):
     name = "c"
     capabilities = Capabilities(artifact_cache=True)
+
+    def available(self):
+        return shutil.which(config.cc) is not None
 
     def prepare(self, fgraph):
         # Both run gcc while Python optimizes, lowers and renders: the runtime library (when the
