@@ -35,6 +35,9 @@ KNOWN_UPWARD = {
     ("graphc.ir.graph", "graphc.ir.methods"): "Variable's operators come from the tensor API",
     ("graphc.ir.graph", "graphc.ir.constructors"): "Op.make_node converts Python values",
     ("graphc.grad", "graphc.passes.stabilize"): "the stabilized cost is differentiated",
+    # lowering prints C until the Program is typed data (typed-program branch)
+    ("graphc.codegen.lower", "graphc.targets.c.cprinter"): "C types and sizes printed in lowering",
+    ("graphc.codegen.lower_cnn", "graphc.targets.c.cprinter"): "C printed in lowering",
 }
 KNOWN_CYCLES = {
     frozenset({"graphc.codegen.lower", "graphc.codegen.lower_cnn"}):

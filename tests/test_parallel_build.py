@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import graphc as G
-from graphc.codegen import jinja_env, render_c
+from graphc.targets.c import jinja_env, render_c
 from graphc.codegen.program import Kernel
 from graphc.targets.c import ffi_module
 
@@ -100,7 +100,7 @@ def test_a_split_build_computes_what_the_one_unit_build_and_the_reference_comput
 
 
 def test_a_failed_split_build_raises_and_leaves_no_objects(force_units, monkeypatch, tmp_path):
-    from graphc.codegen import toolchain
+    from graphc.targets.c import toolchain
     toolchain.compiler_version()  # the cache key needs the real compiler's version
     monkeypatch.setattr(G.config, "cache_dir", str(tmp_path))
     force_units(2)

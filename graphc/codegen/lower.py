@@ -14,7 +14,7 @@ from ..ir.graph import Constant, SharedVariable
 from ..ir.ops import blas, elemwise, indexing, nn, reduce, shape as shape_ops
 from ..ir.types import size_of
 from ..passes.fuse_siblings import MultiElemwise
-from .cprinter import C_TYPES, int_to_c, scalar_to_c, scalars_to_c
+from ..targets.c.cprinter import C_TYPES, int_to_c, scalar_to_c, scalars_to_c
 from .program import Buffer, Kernel, Program
 
 LOWERINGS = {}

@@ -13,7 +13,7 @@ the gemm would be tiny.
 import sympy
 
 from ..ir.ops import conv, normalization, pool, random
-from .cprinter import C_TYPES, int_to_c
+from ..targets.c.cprinter import C_TYPES, int_to_c
 from .lower import _contig_strides, _emit_strided_copy, lowers
 
 
@@ -213,7 +213,7 @@ def lower_avg_pool_grad(L, node):
 # --- local response normalization ----------------------------------------------------------------
 
 def _lrn_params(op, shape, dtype):
-    from .cprinter import ScalarPrinter
+    from ..targets.c.cprinter import ScalarPrinter
     pr = ScalarPrinter(dtype)
     f = lambda v: pr.doprint(sympy.Float(v, 17))  # noqa: E731
     sfx = "f" if dtype == "float32" else ""

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
-from ...codegen.cprinter import C_TYPES, int_to_c
+from .cprinter import C_TYPES, int_to_c
 from ...codegen.plan import build_program
-from ...codegen.render_c import environment, gemm_prefixes, render_program
-from ...codegen.toolchain import blas_info, cflags
+from .render_c import environment, gemm_prefixes, render_program
+from .toolchain import blas_info, cflags
 from ...config import config
 from ...errors import CompileError, GraphcTypeError
 from ...ir.types import size_of

@@ -18,7 +18,7 @@ import numpy as np
 import sympy
 
 from ...config import config
-from ...codegen.templates_dir import templates_root
+from .templates_dir import templates_root
 
 
 _build_lock = threading.Lock()

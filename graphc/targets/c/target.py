@@ -2,10 +2,10 @@
 import pickle
 import shutil
 
-from ...codegen import artifacts, runtime_lib
-from ...codegen.cache import cached_library
-from ...codegen.render_c import gemm_prefixes, render_units
-from ...codegen.toolchain import blas_info, max_parallel_units
+from . import artifacts, runtime_lib
+from .cache import cached_library
+from .render_c import gemm_prefixes, render_units
+from .toolchain import blas_info, max_parallel_units
 from ...config import config
 from ..base import Built, Capabilities, Target
 from .fastcall import prebuild_in_background

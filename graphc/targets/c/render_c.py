@@ -3,7 +3,7 @@ units for a parallel build (render_units)."""
 import os
 from functools import lru_cache
 
-from ..config import config
+from ...config import config
 
 from .cprinter import C_TYPES, int_to_c
 from .jinja_env import SHIPPED_DIR_NAME, make_environment
@@ -14,7 +14,8 @@ from .templates_dir import templates_root
 def environment():
     # Compiled templates come from the user's cache or from the copy compiled at install
     # (setup.py), so a new process skips jinja's parse (~0.1 s).
-    shipped = os.path.join(os.path.dirname(os.path.dirname(__file__)), SHIPPED_DIR_NAME)
+    shipped = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+                           SHIPPED_DIR_NAME)
     return make_environment(templates_root(), os.path.join(config.cache_dir, "jinja"), shipped)
 
 

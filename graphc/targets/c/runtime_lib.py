@@ -13,15 +13,15 @@ import os
 import subprocess
 import threading
 
-from ..config import config
-from ..ir.ops.blas import GemmUpdate, Matmul
-from ..ir.ops.conv import _ConvBase
+from ...config import config
+from ...ir.ops.blas import GemmUpdate, Matmul
+from ...ir.ops.conv import _ConvBase
 from . import runtime_build
 from .cache import cached_library
 from .templates_dir import templates_root
 from .toolchain import blas_info
 
-SHIPPED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+SHIPPED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                            runtime_build.SHIPPED_DIR_NAME)
 
 _lock = threading.Lock()

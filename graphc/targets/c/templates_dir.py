@@ -12,5 +12,5 @@ def templates_root():
             return root
     except (ModuleNotFoundError, TypeError):
         pass
-    root = os.path.join(os.path.dirname(__file__), "..", "..", "templates")
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "..", "templates")
     return os.path.abspath(root)
