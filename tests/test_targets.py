@@ -1,4 +1,6 @@
 """The target registry and the driver's use of it (graph-level: no compile unless named)."""
+import os
+
 import numpy as np
 import pytest
 
@@ -45,3 +47,10 @@ def test_a_registered_target_is_what_backend_names():
     assert Traced.seen == ["prepare", "load_graph"]
     assert f.program.source == "" and f.program.describe() == ""
     assert set(f.timings) >= {"build_graph", "optimize", "total"}
+
+
+def test_a_checkout_renders_with_its_own_templates():
+    # (an editable install of another checkout maps graphc.templates to that checkout's files)
+    from graphc.targets.c.templates_dir import templates_root
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(G.__file__)))
+    assert templates_root() == os.path.join(checkout, "templates")
