@@ -18,7 +18,7 @@ Measured on the 2-core dev box (float32, ms, best of 50-60; medians within 10%):
              direct       1.26       7.01           9.93     114
              torch 2.13   0.88      10.65           3.29      10.33
              numpy        1.22       2.95           4.84      17.7
-so graphc.codegen.c_capabilities (conv_algorithm) picks gemm except for tiny gemms (depthwise
+so graphc.targets.c.capabilities (conv_algorithm) picks gemm except for tiny gemms (depthwise
 convolutions, C/groups*kh*kw <= 4). On a loaded machine multi-threaded timings swing 10x (every
 OpenMP/OpenBLAS barrier waits for a descheduled thread); compare single-threaded there.
 """

@@ -9,10 +9,10 @@ def dump_text(fn):
     notes = getattr(getattr(fn, "fgraph", None), "fusion_notes", None)
     if notes:
         parts.append("==== fusion decisions ====\n" + "\n".join(notes))
-    program = getattr(fn.program, "describe", None)
+    program = fn.program.describe()  # '' for a target with no kernel program
     if program:
-        parts.append("==== kernel program ====\n" + program())
-    source = getattr(fn.program, "source", None)
+        parts.append("==== kernel program ====\n" + program)
+    source = fn.program.source
     if source:
         parts.append("==== generated C ====\n" + source)
     return "\n\n".join(parts) + "\n"
@@ -41,10 +41,10 @@ def dump_to_dir(fn, directory):
         if dot:
             with open(f"{base}.{k:02d}.{name}.dot", "w") as fh:
                 fh.write(dot)
-    describe = getattr(fn.program, "describe", None)
-    if describe:
+    program = fn.program.describe()
+    if program:
         with open(f"{base}.program.txt", "w") as fh:
-            fh.write(describe() + "\n")
-    if getattr(fn.program, "source", None):
+            fh.write(program + "\n")
+    if fn.program.source:
         with open(f"{base}.c", "w") as fh:
             fh.write(fn.program.source)

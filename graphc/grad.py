@@ -6,7 +6,7 @@ import numpy as np
 
 from .errors import GradError
 from .ir.constructors import as_variable, constant
-from .ir.graph import Variable, toposort
+from .ir.graph import Node, Variable, toposort
 from .ir.ops.elemwise import add_op, cast, second_op
 from .ir.types import FLOAT_DTYPES
 
@@ -101,7 +101,6 @@ def _stabilized(cost, keep):
 
 def _replace(outputs, mapping):
     """`outputs` with each variable in `mapping` replaced, the nodes above them rebuilt."""
-    from .ir.graph import Node
     replaced = dict(mapping)
     for node in toposort(outputs):
         inputs = [replaced.get(i, i) for i in node.inputs]

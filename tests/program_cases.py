@@ -1,19 +1,20 @@
 """Graphs lowered to a Program without compiling (the py backend optimizes exactly as the C
-backend does; codegen.compile.build_program then lowers and plans): for program-level tests."""
+backend does; codegen.plan.build_program then lowers and plans): for program-level tests."""
 import os
 import sys
 
 import numpy as np
 
 import graphc as G
-from graphc.codegen.compile import build_program
+from graphc.codegen.plan import build_program
+from graphc.targets.c.capabilities import C_CAPABILITIES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def program_of(inputs, outputs, updates=None, name="t"):
     fn = G.function(inputs, outputs, updates=updates, backend="py", name=name)
-    return build_program(fn.fgraph, fn.checker)
+    return build_program(fn.fgraph, fn.checker, C_CAPABILITIES)
 
 
 def bench_step_program(builder_name):
@@ -38,7 +39,7 @@ def bench_step_program(builder_name):
     # (the plan checker proves symbolic offsets disjoint with sympy: a minute for LeNet's)
     check, G.config.check_plans = G.config.check_plans, False
     try:
-        return build_program(fn.fgraph, fn.checker)
+        return build_program(fn.fgraph, fn.checker, C_CAPABILITIES)
     finally:
         G.config.check_plans = check
 

@@ -25,7 +25,7 @@ F64_TOL = dict(rtol=1e-12, atol=1e-12)
 def no_artifact_hits(monkeypatch):
     """Compile every graph through the passes: a warm artifact-cache hit gives a Function whose
     fgraph has no nodes or fusion notes to look at (the gcc library cache still applies)."""
-    from graphc.codegen import artifacts
+    from graphc.targets.c import artifacts
     monkeypatch.setattr(artifacts, "load", lambda key: None)
 
 

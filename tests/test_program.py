@@ -15,13 +15,13 @@ import sympy
 
 import graphc as G
 from graphc.codegen import kernels as K
-from graphc.codegen.c_capabilities import C_CAPABILITIES, CCapabilities
-from graphc.codegen.cprinter import C_TYPES
+from graphc.targets.c.capabilities import C_CAPABILITIES, CCapabilities
+from graphc.targets.c.cprinter import C_TYPES
 from graphc.codegen.lower import lower_program
 from graphc.codegen.memplan import plan_in_place
 from graphc.codegen.program import Buffer, Kernel, Program, ScalarBody
-from graphc.codegen.render_c import render_program
-from graphc.codegen.templates_dir import templates_root
+from graphc.targets.c.render_c import render_program
+from graphc.targets.c.templates_dir import templates_root
 from graphc.ir.ops.conv import Conv2d
 
 from op_cases import CASES

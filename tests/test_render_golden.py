@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import graphc as G
-from graphc.codegen.render_c import render_program
+from graphc.targets.c.render_c import render_program
 
 from program_cases import program_of
 

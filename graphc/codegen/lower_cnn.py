@@ -1,7 +1,7 @@
 """Lowering of the convolutional-net ops (conv, pooling, LRN, random numbers) to kernels.
 
 Convolution has two algorithms, chosen per kernel by the target's capabilities
-(c_capabilities.CCapabilities.conv_algorithm; GRAPHC_CONV_ALGO forces one):
+(graphc.targets.c.capabilities.CCapabilities.conv_algorithm; GRAPHC_CONV_ALGO forces one):
   gemm:   im2col of the whole batch into a (G, K, N*P) workspace matrix (K = C/G*kh*kw,
           P = Ho*Wo), then ONE gemm per group (OpenBLAS threads it; no gemm runs inside an OpenMP
           region), then a transpose of the (C_out, N, P) result into NCHW. The weight gradient is

@@ -5,14 +5,14 @@ import numpy as np
 import sympy
 
 from ..errors import GraphcShapeError, GraphcTypeError
-from .methods import TensorMethods
 from .types import dims_equal, TensorType, is_fresh
 
 _ids = itertools.count()
 
 
-class Variable(TensorMethods):
-    """A symbolic tensor: the output `index` of node `owner`, or a leaf when owner is None."""
+class Variable:
+    """A symbolic tensor: the output `index` of node `owner`, or a leaf when owner is None.
+    Its numpy-like operators and methods come from the tensor API (ir/methods.py)."""
     __array_priority__ = 1000  # so `ndarray * var` defers to our __rmul__
 
     def __init__(self, type, owner=None, index=0, name=None):
@@ -159,9 +159,12 @@ class Op:
         node = self.make_node(*inputs)
         return node.outputs[0] if self.nout == 1 else node.outputs
 
+    # How make_node turns a Python value (number, array, sympy dim) into a variable: the tensor
+    # API installs its as_variable here (ir/constructors.py); the core imports nothing above it.
+    as_variable = None
+
     def make_node(self, *inputs):
-        from .constructors import as_variable
-        inputs = [as_variable(i) for i in inputs]
+        inputs = [Op.as_variable(i) for i in inputs]
         ctx = ShapeContext(str(self))
         out_types = self.infer([i.type for i in inputs], ctx)
         return Node(self, inputs, out_types, ctx.constraints)

@@ -63,7 +63,7 @@ def _is_int(*ds):
 
 class _ConvBase(Op):
     """A convolution is its geometry only: how a target computes it (the C target: im2col + gemm
-    or direct loops) is the target's choice (graphc.codegen.c_capabilities), not the op's."""
+    or direct loops) is the target's choice (graphc.targets.c.capabilities), not the op's."""
     __props__ = ("stride", "padding", "dilation", "groups")
 
     def __init__(self, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):

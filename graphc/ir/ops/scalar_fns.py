@@ -2,7 +2,7 @@
 
 Elementwise ops are sympy expressions over these plus sympy's own Add/Mul/Pow/exp/log/tanh.
 The same expression gives the numpy reference (lambdify with NUMPY_IMPLS), the C code
-(graphc.codegen.cprinter) and, through `fdiff`, the gradient.
+(graphc.targets.c.cprinter) and, through `fdiff`, the gradient.
 """
 import numpy as np
 import sympy

@@ -2,14 +2,15 @@
 gets threads, which convolution algorithm runs, which BLAS routine a precision calls.
 
 Lowering consults `conv_algorithm` (the choice changes the kernel sequence); the C renderer
-consults the rest. Nothing here prints C. (To move under graphc/targets/c/ with the C target.)
+consults the rest. Nothing here prints C.
 """
 import os
 from dataclasses import dataclass
 
 import sympy
 
-from ..errors import CompileError
+from ...errors import CompileError
+from ..base import Capabilities
 
 # Elements below which a loop runs on one thread (GC_PAR_THRESHOLD in gc_runtime.h is the same
 # rule at run time), and a kernel of known smaller size gets no OpenMP region at all (gcc spends
@@ -23,7 +24,7 @@ _BLAS_PRECISION = {"float32": "s", "float64": "d"}
 
 
 @dataclass(frozen=True)
-class CCapabilities:
+class CCapabilities(Capabilities):
     parallel_threshold: int = PARALLEL_THRESHOLD
 
     def may_parallelize(self, n):
@@ -70,4 +71,4 @@ class CCapabilities:
         return "gemm"
 
 
-C_CAPABILITIES = CCapabilities()
+C_CAPABILITIES = CCapabilities(artifact_cache=True)

@@ -4,15 +4,15 @@ units for a parallel build (render_units).
 All C printing of the typed Program happens here, through the jinja filters in C_FILTERS: sizes
 (`| c_int`), dtypes (`| c_type`), float literals (`| c_float(dtype)`), libm names
 (`| c_libm(dtype)`), scalar bodies (`| c_scalar_code`: sympy.cse + the ScalarPrinter, once per
-kernel), and the C target's policy (`| may_thread`, `| blas_precision`: c_capabilities)."""
+kernel), and the C target's policy (`| may_thread`, `| blas_precision`: capabilities.py)."""
 import os
 from functools import lru_cache
 
 import sympy
 
-from ..config import config
+from ...config import config
 
-from .c_capabilities import C_CAPABILITIES
+from .capabilities import C_CAPABILITIES
 from .cprinter import C_TYPES, ScalarPrinter, int_to_c, scalars_to_c
 from .jinja_env import C_FILTER_NAMES, SHIPPED_DIR_NAME, make_environment
 from .templates_dir import templates_root
@@ -52,7 +52,8 @@ assert set(C_FILTERS) == set(C_FILTER_NAMES), "jinja_env.C_FILTER_NAMES is out o
 def environment():
     # Compiled templates come from the user's cache or from the copy compiled at install
     # (setup.py), so a new process skips jinja's parse (~0.1 s).
-    shipped = os.path.join(os.path.dirname(os.path.dirname(__file__)), SHIPPED_DIR_NAME)
+    shipped = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+                           SHIPPED_DIR_NAME)
     return make_environment(templates_root(), os.path.join(config.cache_dir, "jinja"), shipped,
                             filters=C_FILTERS)
 

@@ -12,8 +12,8 @@ import os
 import pickle
 import re
 
-from ..config import config
-from ..ir.graph import Constant, SharedVariable
+from ...config import config
+from ...ir.graph import Constant, SharedVariable
 from .templates_dir import templates_root
 
 _FRESH = re.compile(r"\b_d\d+\b")
@@ -22,9 +22,9 @@ _FRESH = re.compile(r"\b_d\d+\b")
 @functools.lru_cache(maxsize=None)
 def _compiler_fingerprint():
     h = hashlib.sha256()
-    pkg = os.path.dirname(os.path.dirname(__file__))
-    roots = [os.path.join(pkg, d) for d in ("ir", "passes", "codegen", "runtime")]
-    roots += [os.path.join(pkg, "grad.py"), templates_root()]
+    pkg = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    roots = [os.path.join(pkg, d) for d in ("ir", "passes", "codegen", "targets", "runtime")]
+    roots += [os.path.join(pkg, "grad.py"), os.path.join(pkg, "compiler.py"), templates_root()]
     for root in roots:
         if os.path.isfile(root):
             with open(root, "rb") as fh:

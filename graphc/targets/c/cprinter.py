@@ -6,7 +6,7 @@ import functools
 import sympy
 from sympy.printing.c import C99CodePrinter
 
-from ..ir.ops import scalar_fns as sf
+from ...ir.ops import scalar_fns as sf
 
 _MATH = {"exp": "exp", "log": "log", "tanh": "tanh", "sin": "sin", "cos": "cos", "log1p": "log1p",
          "expm1": "expm1"}
