@@ -35,6 +35,11 @@ class Config:
     opt_level: str = os.environ.get("GRAPHC_OPT", "O3")
     # Validate every memory plan with the independent checker (the tests turn this on).
     check_plans: bool = os.environ.get("GRAPHC_CHECK_PLANS", "") not in ("", "0")
+    # Check the graph after every optimization pass (graphc.ir.verify; the tests turn this on).
+    verify_graphs: bool = os.environ.get("GRAPHC_VERIFY_GRAPHS", "") not in ("", "0")
+    # Passes left out of every pipeline, by name (GRAPHC_DISABLE_PASSES=fuse_gemm,fuse_siblings).
+    disabled_passes: list = field(default_factory=lambda: [
+        p.strip() for p in os.environ.get("GRAPHC_DISABLE_PASSES", "").split(",") if p.strip()])
     cc: str = os.environ.get("CC", "gcc")
     # Translation units compiled at once (0: as many as this process has CPUs).
     compile_jobs: int = _env_count("GRAPHC_COMPILE_JOBS")

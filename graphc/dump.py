@@ -4,8 +4,9 @@ import os
 
 def dump_text(fn):
     parts = []
-    for k, (name, seconds, text) in enumerate(getattr(fn, "pass_log", [])):
-        parts.append(f"==== graph after pass {k:02d} {name} ({seconds * 1e3:.1f} ms) ====\n{text}")
+    for k, (name, seconds, text, changed) in enumerate(getattr(fn, "pass_log", [])):
+        what = "changed" if changed else "unchanged"
+        parts.append(f"==== graph after pass {k:02d} {name} ({seconds * 1e3:.1f} ms, {what}) ====\n{text}")
     notes = getattr(getattr(fn, "fgraph", None), "fusion_notes", None)
     if notes:
         parts.append("==== fusion decisions ====\n" + "\n".join(notes))
@@ -33,7 +34,7 @@ def dump_to_dir(fn, directory):
     """Write one file per stage into `directory` (what GRAPHC_DUMP=dir does for every function)."""
     os.makedirs(directory, exist_ok=True)
     base = os.path.join(directory, fn.name)
-    for k, (name, _, text) in enumerate(getattr(fn, "pass_log", [])):
+    for k, (name, _, text, _) in enumerate(getattr(fn, "pass_log", [])):
         with open(f"{base}.{k:02d}.{name}.txt", "w") as fh:
             fh.write(text + "\n")
         dots = getattr(getattr(fn, "fgraph", None), "pass_dots", None) or []

@@ -10,9 +10,11 @@ if "GRAPHC_CACHE_DIR" not in os.environ:
     import graphc
     graphc.config.cache_dir = os.environ["GRAPHC_CACHE_DIR"]
 os.environ["GRAPHC_CHECK_PLANS"] = "1"  # subprocesses too
+os.environ["GRAPHC_VERIFY_GRAPHS"] = "1"  # the graph verifier between passes
 import graphc  # noqa: E402
 from graphc.targets import available_targets  # noqa: E402
 graphc.config.check_plans = True
+graphc.config.verify_graphs = True
 
 
 @pytest.fixture(params=["float32", "float64"])

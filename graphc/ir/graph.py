@@ -126,12 +126,25 @@ class Op:
     """An operation. Subclasses set __props__ (the parameters that make two ops equal)."""
     __props__ = ()
     nout = 1
+    # The props holding an InnerGraph (graphc.ir.inner_graph): the pass manager optimizes each,
+    # and rebuilds the op as type(op)(**props) with the optimized graphs.
+    inner_graph_props = ()
 
     def _props(self):
         return tuple(getattr(self, p) for p in self.__props__)
 
     def __eq__(self, other):
-        return type(self) is type(other) and self._props() == other._props()
+        # Prop by prop, so that ops of one class with different first props (names) differ fast:
+        # rewrites compare every node's op with the ones they look for.
+        if self is other:
+            return True
+        if type(self) is not type(other):
+            return False
+        for p in self.__props__:
+            a, b = getattr(self, p), getattr(other, p)
+            if a is not b and not a == b:
+                return False
+        return True
 
     def __hash__(self):
         return hash((type(self).__name__,) + tuple(_hashable(p) for p in self._props()))
