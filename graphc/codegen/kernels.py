@@ -25,13 +25,19 @@ _INDEX = ("nidx", "inner", "dims", "idx_strides", "axis_sizes", "axis_strides", 
 class KernelSpec:
     kind: str
     params: tuple
-    fallible: bool = False  # can fail at run time (an index or label out of range)
+    # Can fail at run time (an index or label out of range): always (True), or when this param is.
+    fallible: object = False
     # Each output element depends only on the input elements at the same index, so an output may
     # overwrite a full-size input (the params' `full_inputs`) that dies at this kernel.
     elementwise: bool = False
     copies_input: bool = False  # the output is a copy of the one input
     # Adds into what its output already holds: always (True), or when this param is nonzero.
     accumulates: object = False
+
+    def can_fail(self, kernel):
+        if isinstance(self.fallible, str):
+            return bool(kernel.params[self.fallible])
+        return bool(self.fallible)
 
     def accumulates_into_output(self, kernel):
         if isinstance(self.accumulates, str):
@@ -69,6 +75,14 @@ SPECS = {s.kind: s for s in [
     KernelSpec("pool_max_gather", ("planes", "HW", "P", "dtype")),
     KernelSpec("lrn", _LRN),
     KernelSpec("lrn_grad", _LRN),
+    # Runs its body program `trip` times: inputs are (sequences, initial states, non-sequences,
+    # the body's constants), outputs (final states, stacked per-step outputs); scratch is (body
+    # workspace, then two buffers per state). `bindings`, one per body external in slot order:
+    # (kind, index, stride) with kind slice (inputs[index] + it*stride elements), whole
+    # (inputs[index]), state_in / state_out (state index's previous / next value), slice_out
+    # (outputs[index] + it*stride). `state_sizes`: elements per state.
+    KernelSpec("loop", ("trip", "n_seqs", "n_states", "state_sizes", "bindings", "body",
+                        "body_fallible"), fallible="body_fallible"),
     KernelSpec("random_uniform", ("n", "single", "k0", "k1", "m0", "m1", "w0", "w1")),
 ]}
 

@@ -6,6 +6,7 @@ share their input's buffer. Every graph output gets a buffer of its own that onl
 writes, so the runtime can hand it to the caller. Kernel params are typed data (kernels.py); the
 target's capabilities are consulted only where they change the kernel sequence (conv algorithm).
 """
+import itertools
 import math
 
 import sympy
@@ -16,6 +17,7 @@ from ..ir.ops import blas, elemwise, indexing, nn, reduce, shape as shape_ops
 from ..ir.types import size_of
 from ..passes.fuse_siblings import MultiElemwise
 from . import lower_cnn  # noqa: F401  (registers the convolutional-net lowerings)
+from . import lower_loop  # noqa: F401  (registers the loop lowering)
 from .kernels import check_params
 from .lower_support import contig_strides as _contig_strides
 from .lower_support import emit_strided_copy as _emit_strided_copy
@@ -24,20 +26,27 @@ from .program import Buffer, Kernel, Program, ScalarBody
 
 
 class Lowerer:
-    def __init__(self, fgraph, dim_symbols, capabilities):
+    def __init__(self, fgraph, dim_symbols, capabilities, dims=None, buffer_ids=None):
         self.fg = fgraph
         self.caps = capabilities
-        self.dims = fgraph.dims
+        self.dims = dims or fgraph.dims
         self.buffers, self.kernels = [], []
         self.buf_of = {}  # variable -> Buffer
         self.dim_symbols = list(dim_symbols)
+        # Buffer ids are unique across a program and the bodies of its loops (a body's buffers
+        # are locals in the same C function as the outer ones).
+        self.buffer_ids = buffer_ids or itertools.count()
+
+    def body_lowerer(self, fgraph, dims):
+        """A Lowerer for a loop body: the same dims, target and buffer numbering."""
+        return type(self)(fgraph, self.dim_symbols, self.caps, dims, self.buffer_ids)
 
     # --- buffers --------------------------------------------------------------------------
     def shape(self, v):
         return self.dims.shape(v)
 
     def new_buffer(self, dtype, shape, role, name=""):
-        b = Buffer(len(self.buffers), dtype, tuple(shape), role, name=name)
+        b = Buffer(next(self.buffer_ids), dtype, tuple(shape), role, name=name)
         self.buffers.append(b)
         return b
 

@@ -8,19 +8,33 @@
    shared variable as it was, and every update still reads the values from before the call).
 3. Sharing: temporaries that never live at once share workspace slots (best fit); sizes stay
    symbolic until the dims are bound, so slot sizes and offsets are sympy expressions.
-`check_plan` is a separate validator: no two temporaries live at the same time may overlap.
+4. Loops: a loop kernel's body Program is planned first, on its own: its temporaries share the
+   body's workspace region, which every iteration reuses. That region and the two buffers of
+   each loop-carried state are the loop kernel's scratch, temporaries live at that kernel only,
+   so they never alias the loop's inputs and outputs (live there too) and may share storage
+   with temporaries elsewhere. A buffer the body reads on every iteration is an input of the
+   loop kernel: it lives across the whole loop.
+`check_plan` is a separate validator: no two temporaries live at the same time may overlap,
+recursively through loop bodies.
 """
 import sympy
 
 from ..ir.types import dims_equal, simplify_dim
 from .kernels import spec_of
+from .program import DTYPE_BYTES, Program
+
+
+def loop_bodies(program):
+    """(kernel, body Program) for each loop kernel of the program (not recursing)."""
+    return [(k, k.params["body"]) for k in program.kernels
+            if isinstance(k.params.get("body"), Program)]
 
 
 def liveness(program):
     for b in program.buffers:
         b.first, b.last = -1, -1
     for k, kern in enumerate(program.kernels):
-        for b in kern.inputs + kern.outputs:
+        for b in kern.buffers:
             if b.first < 0:
                 b.first = k
             b.last = k
@@ -41,7 +55,7 @@ def plan_in_place(program, update_pairs):
     """update_pairs: [(output buffer, shared buffer)] for the updated shared variables."""
     notes = []
     liveness(program)
-    last_fallible = max((k for k, kern in enumerate(program.kernels) if spec_of(kern.kind).fallible),
+    last_fallible = max((k for k, kern in enumerate(program.kernels) if spec_of(kern.kind).can_fail(kern)),
                         default=-1)
     for out_buf, shared_buf in update_pairs:
         k = out_buf.first
@@ -160,7 +174,17 @@ def _smaller(a, b):
 
 
 def check_plan(program):
-    """Raise AssertionError if two temporaries that are live at the same time overlap."""
+    """Raise AssertionError if two temporaries that are live at the same time overlap, or a loop's
+    body does not fit its workspace region, or a loop's scratch aliases what it reads or writes."""
+    for kern, body in loop_bodies(program):
+        check_plan(body)
+        region = kern.scratch[0]
+        assert sympy.simplify(region.nbytes - body.workspace_bytes) == 0, \
+            f"loop {kern.label}: body workspace {body.workspace_bytes} bytes, region {region.nbytes}"
+        assert not set(map(id, kern.scratch)) & set(map(id, kern.inputs + kern.outputs)), \
+            f"loop {kern.label}: a scratch buffer is also an input or output"
+        assert len(set(map(id, kern.scratch))) == len(kern.scratch), \
+            f"loop {kern.label}: two scratch buffers are one"
     liveness(program)
     temps = [b for b in program.buffers if b.role == "temp" and b.first >= 0]
     for i, a in enumerate(temps):
@@ -191,6 +215,10 @@ def _disjoint(a0, a1, b0, b1):
 
 
 def plan_memory(program, update_pairs=()):
+    for kern, body in loop_bodies(program):
+        plan_memory(body)
+        region = kern.scratch[0]  # float64 elements: the body's workspace is whole 64-byte lines
+        region.shape = (simplify_dim(body.workspace_bytes / DTYPE_BYTES[region.dtype]),)
     notes = plan_in_place(program, update_pairs)
     planned, naive = plan_slots(program)
     program.plan_notes = notes + [f"memory plan: peak workspace {planned} bytes vs {naive} bytes "

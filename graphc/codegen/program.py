@@ -91,6 +91,13 @@ class Kernel:
     params: dict = field(default_factory=dict)
     label: str = ""
     in_place: bool = False
+    # Buffers only this kernel uses, for its own working memory (a loop's body workspace and its
+    # double-buffered states): temporaries live at this kernel alone.
+    scratch: list = field(default_factory=list)
+
+    @property
+    def buffers(self):
+        return self.inputs + self.outputs + self.scratch
 
     @property
     def dims_used(self):
@@ -138,4 +145,18 @@ class Program:
             ins = ", ".join(repr(b) for b in kern.inputs)
             outs = ", ".join(repr(b) for b in kern.outputs)
             lines.append(f"  k{k:<3} {kern.kind:<12} {outs} <- {ins}{' (in place)' if kern.in_place else ''}   # {kern.label}")
+            if kern.kind == "loop":
+                lines.extend("      " + line for line in _describe_loop(kern).splitlines())
         return "\n".join(lines)
+
+
+def _describe_loop(kern):
+    p = kern.params
+    scratch = ", ".join(repr(b) for b in kern.scratch)
+    lines = [f"for it in range({p['trip']}): body workspace and states in {scratch}"]
+    for b, (kind, index, stride) in zip(p["body"].externals, p["bindings"]):
+        outer = {"slice": kern.inputs, "whole": kern.inputs, "slice_out": kern.outputs}.get(kind)
+        where = f"{outer[index]!r}" if outer is not None else f"state {index}"
+        step = f" + it*{stride}" if kind in ("slice", "slice_out") else ""
+        lines.append(f"  {b!r} = {kind} {where}{step}")
+    return "\n".join(lines + [p["body"].describe()])

@@ -1,0 +1,80 @@
+"""Lowering of ir.ops.loop.Loop to a `loop` kernel: the body's inner graph becomes a Program of
+its own (its buffers numbered with the outer ones, its sizes over the outer dims), and the
+bindings say where each of the body's external buffers points on iteration `it`.
+
+Loop-carried states are double-buffered: iteration it reads `cur` and writes `nxt`, two
+distinct buffers (iteration 0 reads the initial state in place), then they swap; after the last
+iteration `cur` is copied to the final-state output. The memory planner (memplan.py) gives the
+body its own workspace region, one scratch buffer of the loop kernel.
+"""
+import sympy
+
+from ..ir.ops.loop import Loop
+from ..ir.types import size_of
+from .kernels import spec_of
+from .lower_support import lowers
+
+
+class _BodyDims:
+    """The body graph's dim resolution, in the outer graph's dims (sizes of the body's kernels
+    are then expressions over the dims the outer program binds)."""
+
+    def __init__(self, inner, outer_of):
+        self.inner, self.outer_of = inner, outer_of
+
+    def resolve(self, d):
+        r = self.inner.resolve(d)
+        return r if isinstance(r, int) else sympy.sympify(r).xreplace(self.outer_of)
+
+    def shape(self, var):
+        return tuple(self.resolve(d) for d in var.type.shape)
+
+
+def _body_dims(L, node, fg):
+    """Tie each dim of the body's inputs to the outer size it takes on every iteration."""
+    op, outer_of = node.op, {}
+    for k, (v, bv) in enumerate(zip(node.inputs, op.body.inputs)):
+        shape = L.shape(v)[1:] if k < op.n_seqs else L.shape(v)
+        for d_outer, d_body in zip(shape, bv.type.shape):
+            r = fg.dims.resolve(d_body)
+            if isinstance(r, sympy.Symbol):
+                outer_of.setdefault(r, d_outer)
+    return _BodyDims(fg.dims, outer_of)
+
+
+@lowers(Loop)
+def lower_loop(L, node):
+    op = node.op
+    fg = op.body.function_graph()
+    body = L.body_lowerer(fg, _body_dims(L, node, fg)).run()
+    inputs = [L.buffer(v) for v in node.inputs]
+    outputs = [L.out_buffer(o) for o in node.outputs]
+    bindings = []
+    for k, b in enumerate(body.externals):
+        if b.role == "input":
+            if k < op.n_seqs:
+                bindings.append(("slice", k, size_of(b.shape)))
+            elif k < op.n_seqs + op.n_carry:
+                bindings.append(("state_in", k - op.n_seqs, 0))
+            else:
+                bindings.append(("whole", k, 0))
+        elif b.role == "const":  # the body's constants become the outer program's
+            c = L.new_buffer(b.dtype, b.shape, "const", b.name)
+            c.value = b.value
+            bindings.append(("whole", len(inputs), 0))
+            inputs.append(c)
+        else:  # the body's outputs: new states, then per-step outputs
+            j = b.slot_index
+            bindings.append(("state_out", j, 0) if j < op.n_carry else
+                            ("slice_out", j, size_of(b.shape)))
+    trip = L.shape(node.inputs[0])[0] if op.n_seqs else L.dims.resolve(op.n_steps)
+    # The body's workspace (sized by the memory planner), then cur/nxt for each state.
+    scratch = [L.new_buffer("float64", (0,), "temp", f"{op} body workspace")]
+    for j, o in enumerate(node.outputs[:op.n_carry]):
+        scratch += [L.new_buffer(o.dtype, L.shape(o), "temp", f"loop state {j} ({half})")
+                    for half in ("a", "b")]
+    L.emit("loop", outputs, inputs, str(op), trip=trip, n_seqs=op.n_seqs, n_states=op.n_carry,
+           state_sizes=[size_of(L.shape(o)) for o in node.outputs[:op.n_carry]],
+           bindings=bindings, body=body,
+           body_fallible=any(spec_of(k.kind).can_fail(k) for k in body.kernels))
+    L.kernels[-1].scratch = scratch
