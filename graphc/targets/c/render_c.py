@@ -70,7 +70,15 @@ class _BufView:
 def gemm_prefixes(kernels):
     """BLAS precisions ('s', 'd') the kernels' products use: the gemm helpers to emit."""
     return sorted({C_CAPABILITIES.blas_precision(k.params["dtype"])
-                   for k in kernels if k.kind == "gemm"})
+                   for k in _all_kernels(kernels) if k.kind == "gemm"})
+
+
+def _all_kernels(kernels):
+    """The kernels and, recursively, those of loop bodies (rendered inline in the same C)."""
+    for k in kernels:
+        yield k
+        if k.kind == "loop":
+            yield from _all_kernels(k.params["body"].kernels)
 
 
 def _blas_context(kernels):
@@ -82,7 +90,7 @@ def _blas_context(kernels):
 def render_program(program, name, blas_prefix, wrapper="jit_wrapper", entry_prefix="gc_entry_",
                    extra=None):
     """The whole program as one C source (one function runs every kernel inline)."""
-    used = {b.id for k in program.kernels for b in k.inputs + k.outputs}
+    used = {b.id for k in program.kernels for b in k.buffers}
     externals = [_BufView(b) for b in program.externals]
     temps = [_BufView(b) for b in program.buffers if b.role == "temp" and b.id in used]
     template = environment().get_template("c/program.c.j2")
@@ -105,6 +113,8 @@ MIN_UNIT_COST = 20
 
 
 def kernel_compile_cost(kernel):
+    if kernel.kind == "loop":
+        return sum(kernel_compile_cost(k) for k in kernel.params["body"].kernels)
     if kernel.kind == "elemwise" and all(all(d == 1 for d in b.shape) for b in kernel.outputs):
         return 1  # a scalar expression: no loop to vectorize
     return _COMPILE_COST.get(kernel.kind, 6)
@@ -141,7 +151,7 @@ def render_units(program, name, blas_prefix, max_units):
     sources = []
     for u, seg in enumerate(segments):
         kernels = [program.kernels[ki] for ki in seg]
-        used = {b.id: views[b.id] for k in kernels for b in k.inputs + k.outputs}
+        used = {b.id: views[b.id] for k in kernels for b in k.buffers}
         sources.append(template.render(
             name=name, prefix="gc_entry_", wrapper="jit_wrapper", unit=u, n_units=len(segments),
             seq_kernels=[(ki, program.kernels[ki]) for ki in seg],
