@@ -52,7 +52,21 @@ def _bad_values(value, dims, where):
         return [b for k, v in enumerate(value) for b in _bad_values(v, dims, f"{where}[{k}]")]
     if value is None:
         return []
+    if isinstance(value, Program):  # a loop's body: its kernels follow the same rule
+        return _program_bad(value, dims, where)
     return [f"{where}: {type(value).__name__} {value!r}"]
+
+
+def _program_bad(program, dims, label):
+    bad = []
+    for k, kern in enumerate(program.kernels):
+        if set(kern.params) != set(K.spec_of(kern.kind).params):
+            bad.append(f"{label} k{k} {kern.kind}: params are not its spec's")
+        for name, value in kern.params.items():
+            bad += _bad_values(value, dims, f"{label} k{k} {kern.kind}.{name}")
+            if name.endswith("dtype") and value not in DTYPES:
+                bad.append(f"{label} k{k} {kern.kind}.{name} = {value!r}")
+    return bad
 
 
 def _check_program(program, label):
@@ -152,8 +166,9 @@ def _update_then(kind):
 
 
 def test_memory_planner_reads_kernel_traits():
-    assert {k for k, s in K.SPECS.items() if s.fallible} == {"gather", "scatter_add",
-                                                            "softmax_xent"}
+    assert {k for k, s in K.SPECS.items() if s.fallible is True} == {"gather", "scatter_add",
+                                                                    "softmax_xent"}
+    assert K.SPECS["loop"].fallible == "body_fallible"  # a loop fails where its body can
     assert [k for k, s in K.SPECS.items() if s.elementwise] == ["elemwise"]
     # an update stays out of place when a later kernel can fail (a failed call changes nothing)
     program, out, s = _update_then("gather")

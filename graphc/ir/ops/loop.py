@@ -83,23 +83,26 @@ class Loop(Op):
         rest = arrays[self.n_seqs + self.n_carry:]
         steps = len(seqs[0]) if seqs else int(self.n_steps)
         per_step = [[] for _ in range(self.n_stacked)]
-        body_dims = self._body_dims([s[0] for s in seqs] + state + list(rest)) if steps else {}
+        fg = self.body.function_graph()
+        body_dims = self._body_dims(fg, [np.shape(s)[1:] for s in seqs] +
+                                    [np.shape(a) for a in state + list(rest)])
         for t in range(steps):
             res = self.body.evaluate(*[s[t] for s in seqs], *state, *rest, dims=body_dims)
             state = [np.asarray(r, dtype=a.dtype) for r, a in zip(res[:self.n_carry], state)]
             for acc, r in zip(per_step, res[self.n_carry:]):
                 acc.append(r)
-        stacked = [np.stack(acc) if acc else np.zeros((0,) + o.type.shape, o.dtype)
+        stacked = [np.stack(acc) if acc else np.zeros(
+                       (0,) + tuple(int(sympy.sympify(fg.dims.resolve(d)).subs(body_dims))
+                                    for d in o.type.shape), o.dtype)
                    for acc, o in zip(per_step, self.body.outputs[self.n_carry:])]
         out = tuple(state) + tuple(stacked)
         return out if self.nout > 1 else out[0]
 
-    def _body_dims(self, body_args):
-        """The values of the body's dim symbols, bound from the arrays of one iteration."""
-        fg = self.body.function_graph()
+    def _body_dims(self, fg, shapes):
+        """The values of the body's dim symbols, bound from the shapes of one iteration's inputs."""
         bound = {}
-        for v, a in zip(self.body.inputs, body_args):
-            for d, n in zip(v.type.shape, np.shape(a)):
+        for v, shape in zip(self.body.inputs, shapes):
+            for d, n in zip(v.type.shape, shape):
                 r = fg.dims.resolve(d)
                 if isinstance(r, sympy.Symbol):
                     bound[r] = n

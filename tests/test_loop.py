@@ -1,0 +1,146 @@
+"""The Loop op (graphc.ir.ops.loop) and the loop kernel: an RNN recurrence and a cumulative sum
+as loops, compiled on the C target and compared with the py target and numpy; the memory plan
+of a loop (liveness, the body's region, double-buffered states) and the rule that the loop
+kernel's params, its body included, hold no C text."""
+import numpy as np
+import pytest
+import sympy
+
+import graphc as G
+from graphc.codegen.memplan import check_plan
+from graphc.errors import GradError
+from graphc.ir.inner_graph import InnerGraph
+from graphc.ir.ops.loop import Loop, loop
+
+from program_cases import program_of
+from test_program import _program_bad
+
+
+def rnn(dtype, steps):
+    """h_t = tanh(x_t @ W + h_{t-1} @ U): returns (inputs, [final h, every h])."""
+    x = G.tensor("x", (steps, None, 3), dtype)
+    h0, W, U = G.matrix("h0", dtype), G.matrix("W", dtype), G.matrix("U", dtype)
+    xt, h, w, u = (G.matrix(n, dtype) for n in ("xt", "h", "w", "u"))
+    h_new = G.tanh(G.dot(xt, w) + G.dot(h, u))
+    return [x, h0, W, U], loop(InnerGraph([xt, h, w, u], [h_new, h_new]), [x], [h0], [W, U])
+
+
+def rnn_numpy(x, h0, W, U):
+    h, hist = h0, []
+    for xt in x:
+        h = np.tanh(xt @ W + h @ U)
+        hist.append(h)
+    return [h, np.stack(hist) if hist else np.zeros((0,) + h0.shape, h0.dtype)]
+
+
+def cumsum(dtype, steps):
+    """acc_t = acc_{t-1} + x_t, scaled by a non-sequence: returns (inputs, [total, running])."""
+    x = G.tensor("x", (steps, 4), dtype)
+    acc0, scale = G.vector("acc0", dtype), G.scalar("scale", dtype)
+    xt, acc, s = G.vector("xt", dtype), G.vector("acc", dtype), G.scalar("s", dtype)
+    new = acc + xt * s
+    return [x, acc0, scale], loop(InnerGraph([xt, acc, s], [new, new * 1.0]), [x], [acc0], [scale])
+
+
+def cumsum_numpy(x, acc0, scale):
+    running = acc0 + np.cumsum(x * scale, axis=0)
+    return [running[-1] if len(x) else acc0, running]
+
+
+CASES = {"rnn": (rnn, rnn_numpy, lambda r, T, dt: [r.standard_normal((T, 2, 3)),
+                                                    r.standard_normal((2, 5)),
+                                                    r.standard_normal((3, 5)) * 0.5,
+                                                    r.standard_normal((5, 5)) * 0.5]),
+         "cumsum": (cumsum, cumsum_numpy, lambda r, T, dt: [r.standard_normal((T, 4)),
+                                                            r.standard_normal(4),
+                                                            np.array(0.5)])}
+
+
+@pytest.mark.parametrize("steps", ["symbolic", "static"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_loop_on_c_matches_py_and_numpy(case, steps, dtype):
+    build, oracle, draw = CASES[case]
+    T = G.dim("T") if steps == "symbolic" else 6
+    inputs, outputs = build(dtype, T)
+    fc = G.function(inputs, outputs, backend="c", name=f"loop_{case}_{steps}")
+    fp = G.function(inputs, outputs, backend="py")
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
+    for n in ([6, 1, 0] if steps == "symbolic" else [6]):
+        args = [a.astype(dtype) for a in draw(np.random.default_rng(n), n, dtype)]
+        got_c, got_py = fc(*args), fp(*args)
+        for c, p, want in zip(got_c, got_py, oracle(*args)):
+            assert c.dtype == dtype and c.shape == want.shape
+            np.testing.assert_allclose(c, want, **tol)
+            np.testing.assert_allclose(p, want, **tol)
+
+
+def test_loop_types_follow_the_outer_dims():
+    T = G.dim("T")
+    inputs, (h_final, h_all) = rnn("float32", T)
+    assert h_final.ndim == 2 and h_all.ndim == 3 and h_all.type.shape[0] == T
+    assert h_final.type.shape == h_all.type.shape[1:]  # the body's dims, in the outer ones
+    xt, acc = G.vector("xt", "float64"), G.matrix("acc", "float64")
+    with pytest.raises(G.GraphcError, match="state 0 starts as .* keeps its type"):
+        loop(InnerGraph([xt, acc], [acc.sum(axis=0)]), [G.matrix("x", "float64")],
+             [G.matrix("a0", "float64")])
+
+
+def test_loop_has_no_gradient_yet():
+    inputs, (total, _) = cumsum("float64", 5)
+    with pytest.raises(GradError, match="no gradient yet.*unrolled"):
+        G.grad(total.sum(), [inputs[0]])
+
+
+def _rnn_program():
+    inputs, outputs = rnn("float64", G.dim("T"))
+    # a temporary before and after the loop, so the plan has something to share with
+    pre = inputs[2] * 2.0
+    inputs2, (h_final, h_all) = inputs, loop(outputs[0].owner.op.body, [inputs[0]],
+                                             [inputs[1]], [pre, inputs[3]])
+    return program_of(inputs2, [G.tanh(h_final) + 1.0, h_all])
+
+
+def test_loop_plan_liveness_and_regions():
+    program = _rnn_program()
+    (k,) = [i for i, kern in enumerate(program.kernels) if kern.kind == "loop"]
+    kern = program.kernels[k]
+    body = kern.params["body"]
+    region, state_a, state_b = kern.scratch
+    # the loop's inputs (read on every iteration) and its scratch live at the loop kernel
+    for b in kern.inputs + kern.scratch:
+        assert b.first <= k <= b.last
+    for b in kern.scratch:
+        assert b.role == "temp" and b.first == b.last == k
+    # the body's temporaries live in the body's own region, which is exactly its workspace
+    temps = [b for b in body.buffers if b.role == "temp" and b.first >= 0]
+    assert temps and sympy.simplify(region.nbytes - body.workspace_bytes) == 0
+    # double buffering: the two halves of a state are distinct and do not overlap
+    assert state_a is not state_b and state_a.offset != state_b.offset
+    assert check_plan(program)
+    # the checker sees a plan that breaks the loop's rules
+    state_b.offset = state_a.offset
+    with pytest.raises(AssertionError, match="overlap"):
+        check_plan(program)
+    state_b.offset, body.workspace_bytes = None, body.workspace_bytes * 2
+    with pytest.raises(AssertionError, match="body workspace"):
+        check_plan(program)
+
+
+def test_loop_kernel_params_hold_no_c_text_and_describe_shows_the_body():
+    program = _rnn_program()
+    kern = next(k for k in program.kernels if k.kind == "loop")
+    assert kern.params["trip"] == sympy.Symbol("T", positive=True, integer=True) or \
+        kern.params["trip"].name == "T"
+    assert not _program_bad(program, program.dim_symbols, "rnn")
+    kinds = {k.kind for k in kern.params["body"].kernels}
+    assert {"gemm", "elemwise"} <= kinds
+    text = program.describe()
+    assert "for it in range(T)" in text and "\n        k0   gemm" in text
+    # a loop inside a body param would be checked the same way
+    assert _program_bad(program, [], "no dims")  # T and the batch are not dims there
+
+
+def test_loop_op_is_rebuilt_by_its_props():
+    inputs, outputs = cumsum("float64", 3)
+    op = outputs[0].owner.op
+    assert isinstance(op, Loop) and Loop(**{p: getattr(op, p) for p in op.__props__}) == op
