@@ -144,3 +144,27 @@ def test_loop_op_is_rebuilt_by_its_props():
     inputs, outputs = cumsum("float64", 3)
     op = outputs[0].owner.op
     assert isinstance(op, Loop) and Loop(**{p: getattr(op, p) for p in op.__props__}) == op
+
+
+def test_nested_loop_with_a_constant_in_the_body_on_c():
+    """A loop in a loop's body, and a body constant that is not a scalar (it becomes a constant
+    of the outer program): rows summed inside, plus an offset, carried outside."""
+    dt = "float64"
+    row, acc = G.vector("row", dt), G.vector("acc", dt)
+    inner = InnerGraph([row, acc], [acc + row + G.constant(np.arange(4.0))])
+    block, total = G.matrix("block", dt), G.vector("total", dt)
+    (block_sum,) = loop(inner, [block], [total])
+    outer = InnerGraph([block, total], [block_sum, block_sum])
+    x, t0 = G.tensor("x", (G.dim("T"), 3, 4), dt), G.vector("t0", dt)
+    outputs = loop(outer, [x], [t0])
+    program = program_of([x, t0], outputs)
+    kern = next(k for k in program.kernels if k.kind == "loop")
+    assert [k.kind for k in kern.params["body"].kernels].count("loop") == 1
+    assert program.dim_symbols[0] in kern.dims_used  # T, the trip count
+    assert check_plan(program)
+    f = G.function([x, t0], outputs, backend="c", name="nested_loop")
+    xv, t0v = np.random.default_rng(3).standard_normal((5, 3, 4)), np.ones(4)
+    steps = t0v + np.cumsum(xv.sum(axis=1) + 3 * np.arange(4.0), axis=0)
+    final, history = f(xv, t0v)
+    np.testing.assert_allclose(final, steps[-1], rtol=1e-12)
+    np.testing.assert_allclose(history, steps, rtol=1e-12)

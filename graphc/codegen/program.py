@@ -116,6 +116,9 @@ def _collect_dims(value, found):
     elif isinstance(value, (list, tuple)):
         for v in value:
             _collect_dims(v, found)
+    elif isinstance(value, Program):  # a loop's body: the dims its kernels use
+        for kern in value.kernels:
+            _collect_dims(kern.params, found)
     # ScalarBody: its symbols name operands, not dims
 
 
