@@ -168,3 +168,23 @@ def test_nested_loop_with_a_constant_in_the_body_on_c():
     final, history = f(xv, t0v)
     np.testing.assert_allclose(final, steps[-1], rtol=1e-12)
     np.testing.assert_allclose(history, steps, rtol=1e-12)
+
+
+def test_loop_without_sequences_runs_n_steps():
+    """h <- tanh(h @ U) n_steps times: no sequence, the trip count is the op's."""
+    dt = "float64"
+    h, u = G.matrix("h", dt), G.matrix("u", dt)
+    body = InnerGraph([h, u], [G.tanh(G.dot(h, u))])
+    h0, U = G.matrix("h0", dt), G.matrix("U", dt)
+    (final,) = loop(body, [], [h0], [U], n_steps=3)
+    rng = np.random.default_rng(4)
+    h0v, Uv = rng.standard_normal((2, 3)), rng.standard_normal((3, 3))
+    want = h0v
+    for _ in range(3):
+        want = np.tanh(want @ Uv)
+    for backend in ("py", "c"):
+        f = G.function([h0, U], final, backend=backend, name="loop_n_steps")
+        np.testing.assert_allclose(f(h0v, Uv), want, rtol=1e-12)
+    (never_bound,) = loop(body, [], [h0], [U], n_steps=G.dim("N"))
+    with pytest.raises(G.GraphcError, match="trip count N .*no input's shape gives"):
+        G.function([h0, U], never_bound, backend="c")

@@ -9,6 +9,7 @@ body its own workspace region, one scratch buffer of the loop kernel.
 """
 import sympy
 
+from ..errors import CompileError
 from ..ir.ops.loop import Loop
 from ..ir.types import size_of
 from .kernels import spec_of
@@ -68,6 +69,11 @@ def lower_loop(L, node):
             bindings.append(("state_out", j, 0) if j < op.n_carry else
                             ("slice_out", j, size_of(b.shape)))
     trip = L.shape(node.inputs[0])[0] if op.n_seqs else L.dims.resolve(op.n_steps)
+    unbound = sympy.sympify(trip).free_symbols - set(L.dim_symbols)
+    if unbound:
+        raise CompileError(f"{op}: the trip count {trip} uses {sorted(map(str, unbound))}, which "
+                           "no input's shape gives; pass a sequence of that length, or make "
+                           "n_steps an int or a dim of an input")
     # The body's workspace (sized by the memory planner), then cur/nxt for each state.
     scratch = [L.new_buffer("float64", (0,), "temp", f"{op} body workspace")]
     for j, o in enumerate(node.outputs[:op.n_carry]):

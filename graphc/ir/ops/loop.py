@@ -81,7 +81,7 @@ class Loop(Op):
         seqs = arrays[:self.n_seqs]
         state = list(arrays[self.n_seqs:self.n_seqs + self.n_carry])
         rest = arrays[self.n_seqs + self.n_carry:]
-        steps = len(seqs[0]) if seqs else int(self.n_steps)
+        steps = len(seqs[0]) if seqs else int(sympy.sympify(self.n_steps).subs(dims or {}))
         per_step = [[] for _ in range(self.n_stacked)]
         fg = self.body.function_graph()
         body_dims = self._body_dims(fg, [np.shape(s)[1:] for s in seqs] +
