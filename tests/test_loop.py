@@ -188,3 +188,18 @@ def test_loop_without_sequences_runs_n_steps():
     (never_bound,) = loop(body, [], [h0], [U], n_steps=G.dim("N"))
     with pytest.raises(G.GraphcError, match="trip count N .*no input's shape gives"):
         G.function([h0, U], never_bound, backend="c")
+
+
+def test_loop_state_kept_in_a_shared_variable_across_calls():
+    """A stateful recurrence: the state starts from a shared variable that the call updates with
+    the final state (its old value read on every iteration 0, the new one written after)."""
+    dt = "float64"
+    acc = G.shared(np.zeros(4), name="acc")
+    x = G.tensor("x", (G.dim("T"), 4), dt)
+    xt, a = G.vector("xt", dt), G.vector("a", dt)
+    total, running = loop(InnerGraph([xt, a], [a + xt, a + xt]), [x], [acc])
+    f = G.function([x], running, updates={acc: total}, backend="c", name="loop_shared_state")
+    xv = np.random.default_rng(5).standard_normal((3, 4))
+    np.testing.assert_allclose(f(xv), np.cumsum(xv, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(f(xv), xv.sum(axis=0) + np.cumsum(xv, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(acc.get_value(), 2 * xv.sum(axis=0), rtol=1e-12)
