@@ -1,16 +1,14 @@
-"""Where the jinja2 templates are: inside the installed package, or templates/ in a checkout."""
+"""Where the jinja2 templates are: templates/ in a checkout, or inside the installed package."""
 import os
 from functools import lru_cache
 
 
 @lru_cache(maxsize=None)
 def templates_root():
-    try:
-        from importlib.resources import files
-        root = str(files("graphc.templates"))
-        if os.path.isdir(os.path.join(root, "c")):
-            return root
-    except (ModuleNotFoundError, TypeError):
-        pass
-    root = os.path.join(os.path.dirname(__file__), "..", "..", "templates")
-    return os.path.abspath(root)
+    # The checkout's own templates first: with an editable install of another checkout (a git
+    # worktree), "graphc.templates" resolves to that other checkout's templates.
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "templates"))
+    if os.path.isdir(os.path.join(root, "c")):
+        return root
+    from importlib.resources import files
+    return str(files("graphc.templates"))

@@ -98,11 +98,7 @@ def reshape_chain(node):
     return None
 
 
-@local_rewrite("canonicalize")
-def sub_self(node):
-    if getattr(node.op, "name", "") == "sub" and node.inputs[0] is node.inputs[1]:
-        return E.second_op(node.inputs[0], Constant(np.zeros((), node.outputs[0].dtype)))
-    return None
+# No x - x -> 0: it is nan for x = +-inf or nan (a result the optimization level must not change).
 
 
 def merge_common(outputs):
