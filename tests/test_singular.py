@@ -138,3 +138,72 @@ def test_expressions_are_never_simplified():
     with pytest.raises(TypeError, match="scalar table"):
         sf.freeze(sympy.gamma(a))
     assert se.depth(sf.freeze(sf.tanh(sf.tanh(a)) + 1)) == 3
+
+
+# --- issue 13: integer edge cases, NaN through max/min/relu/pooling, deep expressions ----------
+
+def test_int64_floordiv_and_mod_by_minus_one_do_not_trap():
+    """INT64_MIN // -1 overflows: C's division traps (SIGFPE); numpy wraps to INT64_MIN, mod 0."""
+    a, b = G.vector("a", "int64"), G.vector("b", "int64")
+    av = np.array([np.iinfo(np.int64).min, 7, -7, 0, 5], dtype="int64")
+    bv = np.array([-1, -1, 2, -1, 0], dtype="int64")
+    with np.errstate(all="ignore"):
+        want = [av // bv, av % bv]
+    for backend in ("py", "c"):
+        got = G.function([a, b], [a // b, a % b], backend=backend)(av, bv)
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
+
+
+def test_integer_power_agrees_on_both_backends():
+    """A negative exponent: numpy raises, graphc gives the truncated 1 / a**-b on both backends
+    (1 for a = 1, +-1 for a = -1, else 0); otherwise exact, wrapping as numpy does."""
+    a, b = G.vector("a", "int64"), G.vector("b", "int64")
+    av = np.array([2, 1, -1, -1, 0, 3, 2, 3, -2], dtype="int64")
+    bv = np.array([-1, -3, -3, -2, -1, 4, 62, 41, 63], dtype="int64")
+    want = np.array([0, 1, -1, 1, 0, 81, 2 ** 62, 3 ** 41 % 2 ** 64 - 2 ** 64, -2 ** 63], dtype="int64")
+    for backend in ("py", "c"):
+        np.testing.assert_array_equal(G.function([a, b], a ** b, backend=backend)(av, bv), want)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_nan_propagates_through_max_min_relu_and_pooling(dtype):
+    x = G.tensor4("x", dtype)
+    xv = np.arange(2 * 2 * 4 * 4, dtype=dtype).reshape(2, 2, 4, 4) - 10
+    xv[0, 1, 2, 3] = np.nan
+    xv[1, 0, 0, 0] = np.nan
+    outs = [x.max(axis=3), x.min(axis=(2, 3)), x.max(), x.min(), G.relu(x), G.maximum(x, 0.5),
+            G.minimum(0.5, x), G.max_pool2d(x, 2)]
+    with np.errstate(all="ignore"):
+        want = [xv.max(axis=3), xv.min(axis=(2, 3)), xv.max(), xv.min(), np.maximum(xv, 0),
+                np.maximum(xv, 0.5), np.minimum(0.5, xv),
+                xv.reshape(2, 2, 2, 2, 2, 2).max(axis=(3, 5))]
+    for backend in ("py", "c"):
+        got = G.function([x], outs, backend=backend)(xv)
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
+
+
+def test_deep_elementwise_chains_compile_quickly():
+    """12 nested tanh took minutes (sympy's time grew ~3x per level) and a 300-step recurrence
+    overflowed the stack: fused expressions are unevaluated and bounded in depth."""
+    import time
+    x = G.vector("x", "float64")
+    y = x
+    for _ in range(12):
+        y = G.tanh(y)
+    h = x
+    for _ in range(300):
+        h = h * 0.5 + G.sin(h)
+    start = time.perf_counter()
+    f = G.function([x], [y, G.grad(y.sum(), x), h], backend="py", opt_level="O3")
+    assert time.perf_counter() - start < 30
+    xv = np.linspace(-2, 2, 5)
+    want_y, want_h = xv.copy(), xv.copy()
+    for _ in range(12):
+        want_y = np.tanh(want_y)
+    for _ in range(300):
+        want_h = want_h * 0.5 + np.sin(want_h)
+    got = f(xv)
+    np.testing.assert_allclose(got[0], want_y, rtol=1e-12)
+    np.testing.assert_allclose(got[2], want_h, rtol=1e-9)

@@ -19,7 +19,7 @@ from ..ir.graph import Constant, Node
 from ..ir.ops.elemwise import ARGS, Elemwise
 from ..ir.ops.reduce import Reduce
 from ..ir.ops import scalar_fns as sf
-from ..ir.ops.scalar_expr import depth
+from ..ir.ops.scalar_expr import depth, tree_size
 from .manager import register
 
 @functools.lru_cache(maxsize=4096)
@@ -45,6 +45,9 @@ MAX_RECOMPUTED_OPS = 8
 # so its time and stack grow with depth; without a bound, 12 nested tanh took minutes and a
 # 300-step recurrence overflowed Python's stack. Deeper chains are cut into several kernels.
 MAX_FUSED_DEPTH = 24
+# ... and the largest, counted as a tree: a recurrence that reads its state twice (h*a + sin(h))
+# doubles its tree at every fused step while staying shallow enough for the depth bound.
+MAX_FUSED_TREE = 400
 
 
 @functools.lru_cache(maxsize=4096)
@@ -198,6 +201,10 @@ def _decline_reason(fgraph, producer, consumer, clients, outputs_set):
         return "too many inputs for one kernel"
     if depth(consumer.op.expr) + depth(producer.op.expr) > MAX_FUSED_DEPTH:
         return f"the fused expression would be more than {MAX_FUSED_DEPTH} operations deep"
+    k = consumer.inputs.index(out)
+    uses = consumer.op.expr.count(ARGS[k])
+    if tree_size(consumer.op.expr) + uses * tree_size(producer.op.expr) > MAX_FUSED_TREE:
+        return f"the fused expression would have more than {MAX_FUSED_TREE} operations as a tree"
     return None
 
 

@@ -107,3 +107,10 @@ def depth(expr):
     if not expr.args:
         return 0
     return 1 + max(depth(a) for a in expr.args)
+
+
+@functools.lru_cache(maxsize=65536)
+def tree_size(expr):
+    """Nodes of `expr` counted as a tree (a shared subexpression once per use): what recursive
+    walks (substitution, printing) cost. Computed over the shared form, so never exponential."""
+    return 1 + sum(tree_size(a) for a in expr.args)
