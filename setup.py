@@ -33,16 +33,16 @@ class BuildWithPrepared(build_ext):
         # The package directory the extension went to: graphc/ in place (editable installs) or
         # build/lib*/graphc/ (wheels).
         package_dir = os.path.dirname(self.get_ext_fullpath("graphc.gc_dispatch"))
-        jinja_env = _load("graphc/codegen/jinja_env.py")
+        jinja_env = _load("graphc/targets/c/jinja_env.py")
         jinja_env.precompile_templates(os.path.join(ROOT, "templates"),
                                        os.path.join(package_dir, jinja_env.SHIPPED_DIR_NAME))
-        _load("graphc/runtime/ffi_module.py").emit(package_dir)
+        _load("graphc/targets/c/ffi_module.py").emit(package_dir)
         self._build_runtime_library(package_dir)
 
     def _build_runtime_library(self, package_dir):
         """graphc's runtime library (the parallel gemm), which a first compile would otherwise
         build. Optional: on failure graphc builds it into its cache when first needed."""
-        build = _load("graphc/codegen/runtime_build.py")
+        build = _load("graphc/targets/c/runtime_build.py")
         try:
             import scipy_openblas32  # a build requirement: its headers
             source = build.render_source(os.path.join(ROOT, "templates"))

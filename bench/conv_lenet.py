@@ -18,7 +18,7 @@ Measured on the 2-core dev box (float32, ms, best of 50-60; medians within 10%):
              direct       1.26       7.01           9.93     114
              torch 2.13   0.88      10.65           3.29      10.33
              numpy        1.22       2.95           4.84      17.7
-so graphc.codegen.lower_cnn.conv_algorithm picks gemm except for tiny gemms (depthwise
+so graphc.targets.c.capabilities (conv_algorithm) picks gemm except for tiny gemms (depthwise
 convolutions, C/groups*kh*kw <= 4). On a loaded machine multi-threaded timings swing 10x (every
 OpenMP/OpenBLAS barrier waits for a descheduled thread); compare single-threaded there.
 """
@@ -50,11 +50,19 @@ def _graphc(algo, xs, ws):
     import graphc as G
     from graphc.ir.ops.conv import Conv2dGradInput, Conv2dGradWeights
     x, w = G.tensor("x", xs, "float32"), G.tensor("w", ws, "float32")
-    y = G.conv2d(x, w, algorithm=algo)
+    y = G.conv2d(x, w)
     gy = G.tensor("gy", y.type.shape, "float32")
-    fwd = G.function([x, w], y)
-    bwd = G.function([x, w, gy], [Conv2dGradInput(algorithm=algo, input_hw=xs[2:])(gy, w),
-                                   Conv2dGradWeights(algorithm=algo, kernel_hw=ws[2:])(x, gy)])
+    saved = os.environ.get("GRAPHC_CONV_ALGO")
+    os.environ["GRAPHC_CONV_ALGO"] = algo  # read by the C target when it compiles
+    try:
+        fwd = G.function([x, w], y)
+        bwd = G.function([x, w, gy], [Conv2dGradInput(input_hw=xs[2:])(gy, w),
+                                       Conv2dGradWeights(kernel_hw=ws[2:])(x, gy)])
+    finally:
+        if saved is None:
+            del os.environ["GRAPHC_CONV_ALGO"]
+        else:
+            os.environ["GRAPHC_CONV_ALGO"] = saved
     return (lambda xv, wv, gyv: fwd(xv, wv)), (lambda xv, wv, gyv: bwd(xv, wv, gyv))
 
 

@@ -214,13 +214,14 @@ def run_compile(peer, res, timeout=600):
     kw = dict(next(k for n, _, k in PEERS if n == peer))
     if kw.get("compile") is False:
         return None  # eager torch: nothing to compile
-    try:
-        mod, _ = load_peer(peer)
-    except PeerUnavailable as ex:
-        log(f"  {peer:14s} skipped: {ex}")
-        return res.add(H.Entry(row, peer, "skipped", message=str(ex)))
-    if not hasattr(mod, "cold_compile_mlp"):
-        return None  # not a compiling peer (numpy)
+    if peer != "graphc-base":  # (another checkout's graphc can only be imported in a child)
+        try:
+            mod, _ = load_peer(peer)
+        except PeerUnavailable as ex:
+            log(f"  {peer:14s} skipped: {ex}")
+            return res.add(H.Entry(row, peer, "skipped", message=str(ex)))
+        if not hasattr(mod, "cold_compile_mlp"):
+            return None  # not a compiling peer (numpy)
     cache = tempfile.mkdtemp(prefix="graphc-bench-cold-")
     try:
         env = _child_env(cache)
@@ -316,6 +317,9 @@ def median_round(rounds):
 def peer_versions():
     out = {}
     for name in PEER_NAMES:
+        if name == "graphc-base":
+            out[name] = BASE_ENV.get("GRAPHC_BENCH_BASELINE", "unavailable: no --baseline")
+            continue
         try:
             mod, _ = load_peer(name)
             info = getattr(mod, "info", None)
@@ -332,6 +336,9 @@ def _byte_compile_graphc():
     import compileall
     import graphc
     compileall.compile_dir(os.path.dirname(graphc.__file__), quiet=1)
+    baseline = BASE_ENV.get("GRAPHC_BENCH_BASELINE")
+    if baseline:
+        compileall.compile_dir(os.path.join(baseline, "graphc"), quiet=1)
 
 
 def main(argv=None):
@@ -359,6 +366,9 @@ def main(argv=None):
                     help="measure everything N times, the peers interleaved (A B C, A B C, ...), "
                          "and report per cell the median round: on a shared machine whose speed "
                          "drifts, every peer then sees the same drift")
+    ap.add_argument("--baseline", default="", metavar="PATH",
+                    help="also time the graphc of another checkout at PATH as peer graphc-base "
+                         "(the commit before a change), interleaved with this one")
     ap.add_argument("--worker", help=argparse.SUPPRESS)       # internal: run one peer
     ap.add_argument("--worker-out", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -370,7 +380,12 @@ def main(argv=None):
             print(f"  {k}: {v}")
         return 0
     workloads = [w.strip() for w in args.only.split(",") if w.strip()] or list(WORKLOADS)
-    peers = [p.strip() for p in args.peers.split(",") if p.strip()] or list(PEER_NAMES)
+    peers = [p.strip() for p in args.peers.split(",") if p.strip()] or \
+        [p for p in PEER_NAMES if p != "graphc-base"]
+    if args.baseline:
+        BASE_ENV["GRAPHC_BENCH_BASELINE"] = os.path.abspath(args.baseline)
+        if "graphc-base" not in peers:
+            peers.append("graphc-base")
     for w in workloads:
         if w not in WORKLOADS:
             ap.error(f"unknown workload {w!r}; choose from {', '.join(WORKLOADS)}")

@@ -37,9 +37,19 @@ from .ir.ops.random import RandomStreams, dropout, random_uniform
 from .ir.printing import debugprint
 from .ir.types import dim
 from .math import *  # noqa: F401,F403  (elementwise functions: exp, log, tanh, ...)
-from .runtime.function import Function, function
+from .compiler import function
+from .runtime.function import Function
 from .dump import dump
 from . import testing, nnet  # noqa: F401
-from . import aot  # noqa: F401,E402  (graphc.aot.export: ship functions as a C library)
+
+
+def __getattr__(name):
+    # graphc.aot (ship functions as a C library) loads the C target's toolchain modules (jinja2,
+    # the compiler probe): imported when first used, not by `import graphc`.
+    if name == "aot":
+        import importlib
+        return importlib.import_module(".aot", __name__)
+    raise AttributeError(f"module 'graphc' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"

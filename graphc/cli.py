@@ -38,7 +38,7 @@ def _load_builder(target):
 
 
 def _aot(args):
-    from .aot import export
+    from .aot import export  # (deferred: the C toolchain modules, only for this command)
     builder = _load_builder(args.target)
     functions = builder()
     if not isinstance(functions, dict) or not functions:

@@ -4,15 +4,16 @@ import os
 
 def dump_text(fn):
     parts = []
-    for k, (name, seconds, text) in enumerate(getattr(fn, "pass_log", [])):
-        parts.append(f"==== graph after pass {k:02d} {name} ({seconds * 1e3:.1f} ms) ====\n{text}")
+    for k, (name, seconds, text, changed) in enumerate(getattr(fn, "pass_log", [])):
+        what = "changed" if changed else "unchanged"
+        parts.append(f"==== graph after pass {k:02d} {name} ({seconds * 1e3:.1f} ms, {what}) ====\n{text}")
     notes = getattr(getattr(fn, "fgraph", None), "fusion_notes", None)
     if notes:
         parts.append("==== fusion decisions ====\n" + "\n".join(notes))
-    program = getattr(fn.program, "describe", None)
+    program = fn.program.describe()  # '' for a target with no kernel program
     if program:
-        parts.append("==== kernel program ====\n" + program())
-    source = getattr(fn.program, "source", None)
+        parts.append("==== kernel program ====\n" + program)
+    source = fn.program.source
     if source:
         parts.append("==== generated C ====\n" + source)
     return "\n\n".join(parts) + "\n"
@@ -33,7 +34,7 @@ def dump_to_dir(fn, directory):
     """Write one file per stage into `directory` (what GRAPHC_DUMP=dir does for every function)."""
     os.makedirs(directory, exist_ok=True)
     base = os.path.join(directory, fn.name)
-    for k, (name, _, text) in enumerate(getattr(fn, "pass_log", [])):
+    for k, (name, _, text, _) in enumerate(getattr(fn, "pass_log", [])):
         with open(f"{base}.{k:02d}.{name}.txt", "w") as fh:
             fh.write(text + "\n")
         dots = getattr(getattr(fn, "fgraph", None), "pass_dots", None) or []
@@ -41,10 +42,10 @@ def dump_to_dir(fn, directory):
         if dot:
             with open(f"{base}.{k:02d}.{name}.dot", "w") as fh:
                 fh.write(dot)
-    describe = getattr(fn.program, "describe", None)
-    if describe:
+    program = fn.program.describe()
+    if program:
         with open(f"{base}.program.txt", "w") as fh:
-            fh.write(describe() + "\n")
-    if getattr(fn.program, "source", None):
+            fh.write(program + "\n")
+    if fn.program.source:
         with open(f"{base}.c", "w") as fh:
             fh.write(fn.program.source)

@@ -27,3 +27,12 @@ class CompileError(GraphcError, RuntimeError):
 
 class RuntimeCheckError(GraphcError, RuntimeError):
     """The compiled program reported an error at run time (bad index, ...)."""
+
+
+class PipelineError(GraphcError, ValueError):
+    """An optimization level or pass name that the pass manager does not know."""
+
+
+class GraphVerifyError(GraphcError, RuntimeError):
+    """A pass left a malformed graph (the verifier, GRAPHC_VERIFY_GRAPHS=1, found it): a bug in
+    that pass, named in the message."""

@@ -6,7 +6,7 @@ import numpy as np
 
 from .errors import GradError
 from .ir.constructors import as_variable, constant
-from .ir.graph import Variable, toposort
+from .ir.graph import Node, Variable, toposort
 from .ir.ops.elemwise import add_op, cast, second_op
 from .ir.types import FLOAT_DTYPES
 
@@ -18,6 +18,10 @@ def grad(cost, wrt, consider_constant=(), disconnected_inputs="raise", known_gra
     return zeros of the variable's shape). consider_constant: variables whose gradient is cut.
     """
     single = isinstance(wrt, Variable)
+    if not single and not isinstance(wrt, (list, tuple)):
+        raise GradError(f"grad: wrt must be a graph variable or a list of them, got "
+                        f"{type(wrt).__name__} {wrt!r}; pass the shared variables or inputs to "
+                        "differentiate with respect to")
     wrt_list = [wrt] if single else list(wrt)
     cost = as_variable(cost)
     if cost.ndim != 0:
@@ -97,7 +101,6 @@ def _stabilized(cost, keep):
 
 def _replace(outputs, mapping):
     """`outputs` with each variable in `mapping` replaced, the nodes above them rebuilt."""
-    from .ir.graph import Node
     replaced = dict(mapping)
     for node in toposort(outputs):
         inputs = [replaced.get(i, i) for i in node.inputs]

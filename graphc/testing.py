@@ -1,7 +1,11 @@
 """Public testing helpers: verify_grad compares graphc.grad with finite differences."""
 import numpy as np
 
+from .compiler import function
 from .errors import GraphcError
+from .grad import grad
+from .ir.constructors import shared, tensor
+from .math import sum as gsum
 
 
 class GradientMismatch(GraphcError, AssertionError):
@@ -15,9 +19,6 @@ def verify_grad(fn, point, eps=None, rtol=None, atol=None, rng=None, backend=Non
     scalar checked is sum(fn(...) * R) for a fixed random R, as Theano's verify_grad does.
     The directional derivative along random directions is compared (cheap for big inputs).
     """
-    from . import function, grad, shared
-    from .ir.constructors import tensor
-    from .math import sum as gsum
     rng = rng or np.random.RandomState(42)
     point = [np.asarray(p) for p in point]
     dtype = point[0].dtype

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import graphc as G
-from graphc.codegen import cache, toolchain
+from graphc.targets.c import cache, toolchain
 
 # The same graph, built here and in child processes. Fresh dims (None) and unnamed variables
 # get process-wide counters in their names, which must not change the cache key.

@@ -229,15 +229,15 @@ def _raised_in(e, function):
 KNOWN_BUGS = []  # all fixed; add a matcher here for a new bug while it is open
 
 
-def compile_c(xs, outputs, level):
+def compile_c(xs, outputs, level, target="c"):
     try:
-        return G.function(xs, outputs, backend="c", opt_level=level)
+        return G.function(xs, outputs, backend=target, opt_level=level)
     except Exception as e:  # noqa: BLE001 - re-raised unless it is a known bug
         assume(not any(known(e) for known in KNOWN_BUGS))
         raise
 
 
-def check(spec, dtype):
+def check(spec, dtype, target="c"):
     xs, float_inputs, used, out, values, rng = build(spec, dtype)
     # The gradient is taken against a float input the output reads.
     candidates = [k for k in float_inputs if k in used]
@@ -248,7 +248,7 @@ def check(spec, dtype):
     outputs = [out, grad] if spec.mode == "both" else [grad]
     want = G.function(xs, outputs, backend="py", opt_level="O0")(*values)
     for level in ("O0", "O3"):
-        got = compile_c(xs, outputs, level)(*values)
+        got = compile_c(xs, outputs, level, target)(*values)
         assert len(got) == len(want)
         for k, (g, w) in enumerate(zip(got, want)):
             what = "gradient" if k == len(want) - 1 else "output"
@@ -299,8 +299,8 @@ def with_examples(test):
 @SETTINGS
 @with_examples
 @given(spec=specs())
-def test_random_graph_matches_reference(dtype, spec):
-    check(spec, dtype)
+def test_random_graph_matches_reference(dtype, spec, target):
+    check(spec, dtype, target)
 
 
 # --- bugs found by the differential tests, kept as regression tests ----------------------------------------------------------------------

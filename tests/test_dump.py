@@ -62,7 +62,11 @@ def test_dump_has_the_graph_one_line_per_node(fn):
     assert re.search(r"^output 0: ", final, re.M)
     assert re.search(r"^update w <- %\d+", final, re.M)
     # One section per pass that ran, in order.
-    assert [g.split()[4] for g in graphs] == [name for name, _, _ in fn.pass_log]
+    assert [g.split()[4] for g in graphs] == [record.name for record in fn.pass_log]
+    # Each says whether its pass changed the graph.
+    assert [g.rstrip(")").split(", ")[-1] for g in graphs] == \
+        ["changed" if record.changed else "unchanged" for record in fn.pass_log]
+    assert any(record.changed for record in fn.pass_log)
 
 
 def test_dump_has_the_kernel_program(fn):

@@ -284,7 +284,7 @@ def _batch_reference(W, X, Y):
 
 @pytest.mark.parametrize("first_dim", [G.dim("batch"), None], ids=["named_dim", "none_dim"])
 def test_one_library_serves_every_batch_size(first_dim, tmp_path, monkeypatch):
-    from graphc.codegen import cache, toolchain
+    from graphc.targets.c import cache, toolchain
     tag = "named" if first_dim is not None else "none"
     builds = []
     real_build = toolchain.build_shared_library

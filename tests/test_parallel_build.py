@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import graphc as G
-from graphc.codegen import jinja_env, render_c
+from graphc.targets.c import jinja_env, render_c
 from graphc.codegen.program import Kernel
-from graphc.runtime import ffi_module
+from graphc.targets.c import ffi_module
 
 
 class _Program:
@@ -100,7 +100,7 @@ def test_a_split_build_computes_what_the_one_unit_build_and_the_reference_comput
 
 
 def test_a_failed_split_build_raises_and_leaves_no_objects(force_units, monkeypatch, tmp_path):
-    from graphc.codegen import toolchain
+    from graphc.targets.c import toolchain
     toolchain.compiler_version()  # the cache key needs the real compiler's version
     monkeypatch.setattr(G.config, "cache_dir", str(tmp_path))
     force_units(2)
@@ -154,7 +154,7 @@ def test_the_ffi_module_is_generated_into_the_cache_when_not_shipped(tmp_path):
 def test_kernels_above_the_parallel_threshold_agree_with_the_reference(dtype):
     """Every other test uses small arrays, which run on one thread: these sizes take the OpenMP
     branches (elementwise, reductions over rows and over columns, softmax cross-entropy)."""
-    from graphc.codegen.lower import PARALLEL_THRESHOLD
+    from graphc.targets.c.capabilities import PARALLEL_THRESHOLD
     rows, cols = 700, 520
     assert rows * cols > PARALLEL_THRESHOLD
     x, w = G.matrix("x", dtype), G.vector("w", dtype)

@@ -1,10 +1,11 @@
 """One group of tests per optimization pass (canonicalize, stabilize, fuse_elemwise,
 fuse_reductions) and for the memory plan made over the final kernel program.
 
-Each test looks at what the pass left behind (f.fgraph.nodes, the kernels of
-f.program.program, f.fgraph.fusion_notes) and checks the values against the numpy reference
-(backend="py", opt_level="O0"), so a rewrite that changes the result fails as well as one that
-stops firing.
+Each test looks at what the pass left behind (f.fgraph.nodes, f.fgraph.fusion_notes, and the
+kernels of f.program.program where lowering is the point) and checks the values against the
+numpy reference (backend="py", opt_level="O0"), so a rewrite that changes the result fails as
+well as one that stops firing. Most compile with `graph_level` (the passes, then each op's numpy
+reference: no C compiler); the C backend is used where the kernels or the C numerics are checked.
 """
 import re
 
@@ -25,8 +26,13 @@ F64_TOL = dict(rtol=1e-12, atol=1e-12)
 def no_artifact_hits(monkeypatch):
     """Compile every graph through the passes: a warm artifact-cache hit gives a Function whose
     fgraph has no nodes or fusion notes to look at (the gcc library cache still applies)."""
-    from graphc.codegen import artifacts
+    from graphc.targets.c import artifacts
     monkeypatch.setattr(artifacts, "load", lambda key: None)
+
+
+def graph_level(inputs, outputs, opt_level="O3", updates=None):
+    """The optimized graph (f.fgraph), run by the numpy reference of each op: no C compiler."""
+    return G.function(inputs, outputs, updates=updates, backend="py", opt_level=opt_level)
 
 
 def ref(inputs, outputs, *values):
@@ -76,12 +82,11 @@ def test_constant_folding_elemwise_reduce_concat(level):
     out = G.concatenate([(G.exp(c) * 2.0 + 1.0).sum(axis=0), G.tanh(d) - d * d], axis=0) * 0.5
     expected = 0.5 * np.concatenate([(np.exp(np.arange(12.0).reshape(3, 4)) * 2 + 1).sum(0),
                                      np.tanh(np.linspace(-1, 1, 4)) - np.linspace(-1, 1, 4) ** 2])
-    f0 = G.function([], out, opt_level="O0")
+    f0 = graph_level([], out, opt_level="O0")
     assert len(f0.fgraph.nodes) >= 6
-    f = G.function([], out, opt_level=level)
+    f = graph_level([], out, opt_level=level)
     assert f.fgraph.nodes == [], op_names(f)
     assert isinstance(f.fgraph.outputs[0], Constant)
-    assert [k.kind for k in kernels(f)] == ["copy"]  # the folded constant copied to the caller
     np.testing.assert_allclose(f(), expected, **F64_TOL)
     np.testing.assert_allclose(f0(), expected, **F64_TOL)
 
@@ -90,7 +95,7 @@ def test_constant_subgraph_next_to_an_input_folds_to_one_constant():
     x = G.matrix("x", "float64", shape=(3, 4))
     c = G.constant(np.arange(12.0).reshape(3, 4))
     out = x + (G.exp(c) * 2.0 + G.constant(1.0)).sum(axis=0)
-    f = G.function([x], out, opt_level="O1")
+    f = graph_level([x], out, opt_level="O1")
     assert op_names(f) == ["add"]
     (node,) = f.fgraph.nodes
     assert node.inputs[0] is x and isinstance(node.inputs[1], Constant)
@@ -101,7 +106,7 @@ def test_constant_subgraph_next_to_an_input_folds_to_one_constant():
 
 def test_transpose_of_a_constant_folds():
     c = G.constant(np.arange(6.0).reshape(2, 3))
-    f = G.function([], c.T + 1.0, opt_level="O1")
+    f = graph_level([], c.T + 1.0, opt_level="O1")
     assert f.fgraph.nodes == [], op_names(f)
     np.testing.assert_array_equal(f(), np.arange(6.0).reshape(2, 3).T + 1)
 
@@ -118,7 +123,7 @@ _SHAPE_OP_CONSTANTS = {
 @pytest.mark.parametrize("case", sorted(_SHAPE_OP_CONSTANTS))
 def test_constant_folding_through_static_shape_ops(case):
     build, numpy_fn = _SHAPE_OP_CONSTANTS[case]
-    f = G.function([], build(G.constant(np.arange(6.0))), opt_level="O1")
+    f = graph_level([], build(G.constant(np.arange(6.0))), opt_level="O1")
     np.testing.assert_allclose(f(), numpy_fn(np.arange(6.0)), **F64_TOL)  # right either way
     assert f.fgraph.nodes == [], op_names(f)
 
@@ -127,7 +132,7 @@ def test_constant_folding_through_static_shape_ops_keeps_values():
     """The values are right whether or not the fold happens (the xfail above is about work)."""
     for case, (build, numpy_fn) in sorted(_SHAPE_OP_CONSTANTS.items()):
         for level in ("O1", "O3"):
-            f = G.function([], build(G.constant(np.arange(6.0))), opt_level=level)
+            f = graph_level([], build(G.constant(np.arange(6.0))), opt_level=level)
             np.testing.assert_allclose(f(), numpy_fn(np.arange(6.0)), **F64_TOL, err_msg=case)
 
 
@@ -135,9 +140,9 @@ def test_multiply_by_one_and_add_zero_are_removed(dtype):
     x = G.matrix("x", dtype, shape=(3, 4))
     out = ((1.0 * (x * 1.0 + 0.0) - 0.0) / 1.0) ** 1
     out = 0.0 + out
-    f0 = G.function([x], out, opt_level="O0")
+    f0 = graph_level([x], out, opt_level="O0")
     assert len(f0.fgraph.nodes) >= 5
-    f = G.function([x], out, opt_level="O1")
+    f = G.function([x], out, opt_level="O1")  # C: the result must be a copy, not x itself
     assert f.fgraph.nodes == [] and f.fgraph.outputs[0] is x, op_names(f)
     xv = np.random.RandomState(1).randn(3, 4).astype(dtype)
     got = f(xv)
@@ -149,7 +154,7 @@ def test_multiply_by_one_and_add_zero_are_removed(dtype):
 def test_neutral_elements_inside_a_graph():
     x = G.vector("x", "float64")
     out = G.exp(x * 1.0) + 0.0
-    f = G.function([x], out, opt_level="O1")
+    f = graph_level([x], out, opt_level="O1")
     assert op_names(f) == ["exp"]
     assert f.fgraph.nodes[0].inputs == [x]
 
@@ -158,7 +163,7 @@ def test_neutral_element_that_broadcasts_is_kept():
     """x * ones and x + zeros change the shape when they broadcast: not an identity."""
     x = G.matrix("x", "float64", shape=(3, 1))
     outs = [x * G.constant(np.ones((1, 4))), G.constant(np.zeros((2, 3, 1))) + x]
-    f = G.function([x], outs, opt_level="O1")
+    f = graph_level([x], outs, opt_level="O1")
     xv = np.arange(3.0).reshape(3, 1)
     a, b = f(xv)
     assert a.shape == (3, 4) and b.shape == (2, 3, 1)
@@ -168,7 +173,7 @@ def test_neutral_element_that_broadcasts_is_kept():
 
 def test_transpose_of_transpose_is_removed():
     x = G.matrix("x", "float64", shape=(3, 4))
-    f = G.function([x], x.T.T * 2.0, opt_level="O1")
+    f = graph_level([x], x.T.T * 2.0, opt_level="O1")
     assert op_names(f) == ["mul"]
     assert "Transpose" not in " ".join(op_names(f))
     xv = np.random.RandomState(2).randn(3, 4)
@@ -179,11 +184,11 @@ def test_transposes_compose_into_one():
     x = G.tensor("x", (2, 3, 4), "float64")
     xv = np.random.RandomState(3).randn(2, 3, 4)
     two = x.transpose(1, 2, 0).transpose(1, 2, 0)
-    f = G.function([x], two, opt_level="O1")
+    f = graph_level([x], two, opt_level="O1")
     assert op_names(f) == ["Transpose"] and f.fgraph.nodes[0].op.perm == (2, 0, 1)
     np.testing.assert_array_equal(f(xv), xv.transpose(1, 2, 0).transpose(1, 2, 0))
     three = two.transpose(1, 2, 0)  # a full cycle: nothing left
-    f = G.function([x], three, opt_level="O1")
+    f = graph_level([x], three, opt_level="O1")
     assert f.fgraph.nodes == [] and f.fgraph.outputs[0] is x
     np.testing.assert_array_equal(f(xv), xv)
 
@@ -192,12 +197,12 @@ def test_reshape_chain_collapses():
     x = G.tensor("x", (2, 3, 4), "float64")
     xv = np.random.RandomState(4).randn(2, 3, 4)
     out = x.reshape((6, 4)).reshape((24,)).reshape((4, 6))
-    assert len(G.function([x], out, opt_level="O0").fgraph.nodes) == 3
-    f = G.function([x], out, opt_level="O1")
+    assert len(graph_level([x], out, opt_level="O0").fgraph.nodes) == 3
+    f = graph_level([x], out, opt_level="O1")
     assert op_names(f) == ["Reshape"] and f.fgraph.nodes[0].inputs == [x]
     np.testing.assert_array_equal(f(xv), xv.reshape(4, 6))
     # Back to the shape it started from: no reshape at all.
-    f = G.function([x], x.reshape((6, 4)).reshape((24,)).reshape((2, 3, 4)) * 3.0, opt_level="O1")
+    f = graph_level([x], x.reshape((6, 4)).reshape((24,)).reshape((2, 3, 4)) * 3.0, opt_level="O1")
     assert op_names(f) == ["mul"] and f.fgraph.nodes[0].inputs[0] is x
     np.testing.assert_array_equal(f(xv), xv * 3)
 
@@ -205,10 +210,10 @@ def test_reshape_chain_collapses():
 def test_common_subexpressions_are_merged():
     x = G.matrix("x", "float64", shape=(5, 6))
     out = G.exp(x * 2.0) + G.exp(x * 2.0)  # two separate builds of the same expression
-    f0 = G.function([x], out, opt_level="O0")
-    f1 = G.function([x], out, opt_level="O1")
-    assert len(f0.fgraph.nodes) == 5 and len(kernels(f0)) == 5
-    assert sorted(op_names(f1)) == ["add", "exp", "mul"] and len(kernels(f1)) == 3
+    f0 = graph_level([x], out, opt_level="O0")
+    f1 = graph_level([x], out, opt_level="O1")
+    assert len(f0.fgraph.nodes) == 5
+    assert sorted(op_names(f1)) == ["add", "exp", "mul"]
     xv = np.random.RandomState(5).randn(5, 6)
     np.testing.assert_allclose(f1(xv), 2 * np.exp(2 * xv), **F64_TOL)
 
@@ -216,7 +221,7 @@ def test_common_subexpressions_are_merged():
 def test_common_subexpressions_are_merged_across_outputs():
     x = G.vector("x", "float64")
     outs = [G.tanh(x) + 1.0, G.tanh(x) * 2.0, G.tanh(x)]
-    f = G.function([x], outs, opt_level="O1")
+    f = graph_level([x], outs, opt_level="O1")
     assert op_names(f).count("tanh") == 1
     xv = np.linspace(-2, 2, 7)
     for got, want in zip(f(xv), [np.tanh(xv) + 1, np.tanh(xv) * 2, np.tanh(xv)]):
@@ -319,7 +324,7 @@ def test_log_of_one_plus_tiny_x_is_log1p(dtype):
     out = G.log(1 + x)
     want = np.log1p(xv.astype("float64"))
     naive = ref([x], out, xv)
-    f = G.function([x], out)
+    f = graph_level([x], out)
     assert op_names(f) == ["log1p"]
     got = f(xv)
     if dtype == "float32":
@@ -338,7 +343,7 @@ def test_log_sigmoid_and_log_one_minus_sigmoid(dtype):
              (G.log(1 - G.sigmoid(x)), -np.logaddexp(0.0, x64))]     # log(1 - sigmoid(x))
     for out, want in cases:
         assert not np.isfinite(ref([x], out, xv)).all()
-        f = G.function([x], out)
+        f = graph_level([x], out)
         assert "log" not in primitives(f) and "softplus" in primitives(f), op_names(f)
         got = f(xv)
         assert np.isfinite(got).all(), got
@@ -355,7 +360,7 @@ def test_one_over_one_plus_exp_is_sigmoid(dtype):
     x = G.vector("x", dtype)
     xv = np.array([-1000.0, -100.0, -10.0, 0.0, 10.0, 100.0, 1000.0], dtype)
     out = 1 / (1 + G.exp(-x))
-    f = G.function([x], out)
+    f = graph_level([x], out)
     assert op_names(f) == ["sigmoid"]
     # Values: exact where representable (float32 may flush exp(-100) to 0, hence atol).
     np.testing.assert_allclose(f(xv), _sigmoid64(xv), rtol=2e-6 if dtype == "float32" else 1e-15,
@@ -363,12 +368,12 @@ def test_one_over_one_plus_exp_is_sigmoid(dtype):
     # log of it: -inf as written, exactly -softplus(-x) once rewritten.
     lg = G.log(out)
     assert not np.isfinite(ref([x], lg, xv)).all()
-    got = G.function([x], lg)(xv)
+    got = graph_level([x], lg)(xv)
     np.testing.assert_allclose(got, -np.logaddexp(0.0, -xv.astype("float64")), **_stable_tol(dtype))
     # Gradient: exp(-x) / (1 + exp(-x))**2 as written is inf/inf = nan at x = -1000.
     naive_grad = G.exp(-x) / (1 + G.exp(-x)) ** 2
     assert np.isnan(ref([x], naive_grad, xv)).any()
-    g = G.function([x], G.grad(out.sum(), x))(xv)
+    g = graph_level([x], G.grad(out.sum(), x))(xv)
     s = _sigmoid64(xv)
     assert np.isfinite(g).all(), g
     # Absolute accuracy: the gradient is s * (1 - s), rounded near s = 1 (see the xfail below).
@@ -409,7 +414,8 @@ def test_categorical_crossentropy_of_softmax_large_logits(dtype, target):
     gz = G.grad(loss, z)
     naive = ref([z, t], loss, zv, tv)
     assert not np.isfinite(naive)
-    f = G.function([z, t], [loss, gz])
+    # C for the labels (the stable kernel's numbers), the graph level for the one-hot targets.
+    f = G.function([z, t], [loss, gz], backend="c" if target == "labels" else "py")
     names = op_names(f)
     assert "Softmax" not in names and "log" not in names, names
     got_loss, got_grad = f(zv, tv)
@@ -427,7 +433,7 @@ def test_stabilized_gradient_at_O0_and_O1_too(dtype):
     gz = G.grad(G.categorical_crossentropy(G.softmax(z), y).mean(), z)
     tol = dict(rtol=1e-5, atol=1e-6) if dtype == "float32" else dict(rtol=1e-12, atol=1e-15)
     for level in ("O0", "O1"):
-        np.testing.assert_allclose(G.function([z, y], gz, opt_level=level)(zv, yv), want_grad, **tol)
+        np.testing.assert_allclose(graph_level([z, y], gz, opt_level=level)(zv, yv), want_grad, **tol)
 
 
 # === fuse_elemwise ==========================================================================
@@ -440,10 +446,10 @@ def _fusable(dtype):
 
 def test_elementwise_expression_is_one_kernel_at_O3(dtype):
     ins, out = _fusable(dtype)
-    f0 = G.function(ins, out, opt_level="O0")
-    f3 = G.function(ins, out, opt_level="O3")
-    assert len(kernels(f3)) == 1 and kernels(f3)[0].kind == "elemwise"
-    assert len(kernels(f0)) >= 5
+    f0 = graph_level(ins, out, opt_level="O0")
+    f3 = graph_level(ins, out, opt_level="O3")
+    assert [type(n.op).__name__ for n in f3.fgraph.nodes] == ["FusedElemwise"]
+    assert len(f0.fgraph.nodes) >= 5
     rng = np.random.RandomState(9)
     vals = [rng.randn(7, 33).astype(dtype), np.asarray(0.7, dtype), np.asarray(-0.3, dtype)]
     tol = 2e-5 if dtype == "float32" else 1e-12
@@ -472,8 +478,8 @@ def test_expensive_producer_with_readers_of_different_shapes_is_kept():
     z = G.matrix("z", "float64")
     e = G.exp(x * y)
     outs = [e * y + 1.0, e.dimshuffle(0, "x") * z]
-    f = G.function([x, y, z], outs, opt_level="O3")
-    labels = [k.label for k in kernels(f)]
+    f = graph_level([x, y, z], outs, opt_level="O3")
+    labels = [str(n.op) for n in f.fgraph.nodes if type(n.op).__name__ != "Reshape"]  # (a view)
     assert len(labels) == 3, labels
     assert sum("exp" in lb for lb in labels) == 1, labels  # computed once, not per consumer
     assert any(n.startswith("not fusing fused(mul,exp)") for n in f.fgraph.fusion_notes), \
@@ -488,8 +494,8 @@ def test_two_consumers_of_a_cheap_producer_share_one_loop():
     x, y = G.vector("x", "float64"), G.vector("y", "float64")
     p = x * y + 2.0
     outs = [p * y, p - x]
-    f = G.function([x, y], outs, opt_level="O3")
-    assert len(kernels(f)) == 1, [k.label for k in kernels(f)]
+    f = graph_level([x, y], outs, opt_level="O3")
+    assert [type(n.op).__name__ for n in f.fgraph.nodes] == ["MultiElemwise"], op_names(f)
     xv, yv = np.linspace(-1, 1, 9), np.linspace(2, -2, 9)
     for got, want in zip(f(xv, yv), ref([x, y], outs, xv, yv)):
         np.testing.assert_allclose(got, want, **F64_TOL)
@@ -499,8 +505,8 @@ def test_siblings_where_one_reads_the_other_stay_apart(dtype):
     x = G.vector("x", dtype)
     a = G.exp(x)  # an output, so it stays a kernel of its own
     b = a * x + x  # reads x (like a) and a: merging them would be a cycle
-    f = G.function([x], [a, b], opt_level="O3")
-    assert len(kernels(f)) == 2, [k.label for k in kernels(f)]
+    f = graph_level([x], [a, b], opt_level="O3")
+    assert len(f.fgraph.nodes) == 2, op_names(f)
     xv = np.linspace(-2, 2, 11).astype(dtype)
     for got, want in zip(f(xv), ref([x], [a, b], xv)):
         np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == "float32" else 1e-12)
@@ -522,8 +528,8 @@ def test_sibling_outputs_may_overwrite_dying_inputs_and_stay_correct(dtype):
 def test_producer_that_is_an_output_is_not_fused_away():
     x = G.vector("x", "float64")
     t = G.tanh(x)
-    f = G.function([x], [t, t * 2.0 + 1.0], opt_level="O3")
-    assert len(kernels(f)) == 2
+    f = graph_level([x], [t, t * 2.0 + 1.0], opt_level="O3")
+    assert len(f.fgraph.nodes) == 2
     assert any("function output" in n for n in f.fgraph.fusion_notes), f.fgraph.fusion_notes
     xv = np.linspace(-2, 2, 5)
     a, b = f(xv)
@@ -599,9 +605,9 @@ def test_mlp_train_step_same_result_at_O1_O3_and_reference(mlp_steps):
 def test_sum_of_squared_difference_is_one_reduce_kernel(dtype):
     x, y = G.matrix("x", dtype), G.matrix("y", dtype)
     out = ((x - y) ** 2).sum()
-    f3 = G.function([x, y], out, opt_level="O3")
-    assert [k.kind for k in kernels(f3)] == ["reduce"]
-    assert len(kernels(G.function([x, y], out, opt_level="O1"))) == 3
+    f3 = graph_level([x, y], out, opt_level="O3")
+    assert [type(n.op).__name__ for n in f3.fgraph.nodes] == ["FusedReduce"]
+    assert len(graph_level([x, y], out, opt_level="O1").fgraph.nodes) == 3
     rng = np.random.RandomState(10)
     xv, yv = rng.randn(37, 53).astype(dtype), rng.randn(37, 53).astype(dtype)
     want = ((xv.astype("float64") - yv) ** 2).sum()
@@ -611,7 +617,7 @@ def test_sum_of_squared_difference_is_one_reduce_kernel(dtype):
 def test_row_sums_of_squared_difference_is_one_reduce_kernel():
     x, y = G.matrix("x", "float64"), G.matrix("y", "float64")
     out = ((x - y) ** 2).sum(axis=1)
-    f = G.function([x, y], out, opt_level="O3")
+    f = G.function([x, y], out, opt_level="O3")  # C: the fused reduction's kernel
     assert [k.kind for k in kernels(f)] == ["reduce"]
     rng = np.random.RandomState(11)
     xv, yv = rng.randn(6, 5), rng.randn(6, 5)
@@ -622,7 +628,7 @@ def test_reduction_input_with_another_reader_is_not_fused():
     x, y = G.matrix("x", "float64"), G.matrix("y", "float64")
     sq = (x - y) ** 2
     outs = [sq.sum(), sq * 3.0]
-    f = G.function([x, y], outs, opt_level="O3")
+    f = graph_level([x, y], outs, opt_level="O3")
     assert any("other readers" in n for n in f.fgraph.fusion_notes), f.fgraph.fusion_notes
     rng = np.random.RandomState(12)
     xv, yv = rng.randn(4, 5), rng.randn(4, 5)
@@ -764,18 +770,26 @@ def _sliced_sum_grad(dtype, n_steps=6, width=4):
     return x, G.grad(cost, x)
 
 
-def test_summed_slice_gradients_become_one_buffer_without_zero_fills(dtype):
+def test_summed_slice_gradients_become_one_increment_op(dtype):
     x, g = _sliced_sum_grad(dtype)
-    f = G.function([x], g)
+    f = graph_level([x], g)
     xv = np.random.RandomState(3).randn(6, 3, 16).astype(dtype)
     tol = 1e-5 if dtype == "float32" else 1e-12
     np.testing.assert_allclose(f(xv), ref([x], g, xv), rtol=tol, atol=tol)
     assert [n.op.__class__.__name__ for n in f.fgraph.nodes].count("IncSubtensorSum") == 7
     assert not any(n.op.__class__.__name__ == "IncSubtensor" for n in f.fgraph.nodes)
+    assert graph_level([x], g, opt_level="O0").fgraph.nodes  # (as written: 30 IncSubtensor)
+    assert [n.op.__class__.__name__ for n in graph_level([x], g, opt_level="O0").fgraph.nodes
+            ].count("IncSubtensor") == 6 * 4 + 6
+
+
+def test_summed_slice_gradients_write_one_buffer_without_zero_fills():
+    x, g = _sliced_sum_grad("float32", n_steps=2)
+    f = G.function([x], g)  # C: what lowering makes of the merged increments
     # the slices tile their tensors: every element is written once, nothing is zero-filled
     assert "fill" not in [k.kind for k in kernels(f)]
-    f1 = G.function([x], g, opt_level="O0")
-    assert [k.kind for k in kernels(f1)].count("fill") == 6 * 4 + 6
+    xv = np.random.RandomState(3).randn(2, 3, 16).astype("float32")
+    np.testing.assert_allclose(f(xv), ref([x], g, xv), rtol=1e-5, atol=1e-5)
 
 
 def test_overlapping_or_partial_slices_are_zero_filled_and_added(dtype):
@@ -783,12 +797,13 @@ def test_overlapping_or_partial_slices_are_zero_filled_and_added(dtype):
     cost = (G.exp(x[:, :3]).sum() + x[1:3, 2:5].sum() * x[0, 1:4].sum()
             + (x[1:4, :3] ** 2).sum())
     g = G.grad(cost, x)
-    f = G.function([x], g)
+    f = G.function([x], g) if dtype == "float32" else graph_level([x], g)  # C: the fill kernel
     xv = np.random.RandomState(4).randn(5, 9).astype(dtype)
     tol = 1e-5 if dtype == "float32" else 1e-12
     np.testing.assert_allclose(f(xv), ref([x], g, xv), rtol=tol, atol=tol)
     assert [n.op.__class__.__name__ for n in f.fgraph.nodes].count("IncSubtensorSum") == 1
-    assert [k.kind for k in kernels(f)].count("fill") == 1
+    if dtype == "float32":
+        assert [k.kind for k in kernels(f)].count("fill") == 1
 
 
 def test_slice_gradients_of_different_tensors_are_not_merged():
@@ -796,7 +811,7 @@ def test_slice_gradients_of_different_tensors_are_not_merged():
     y = G.tensor("y", (4, 3))
     # a[:, :3] and b[:, 3:] both meet y, but their gradients belong to different tensors
     ga, gb = G.grad((a[:, :3] * y + b[:, 3:] * y).sum(), [a, b])
-    f = G.function([a, b, y], [ga, gb])
+    f = graph_level([a, b, y], [ga, gb])
     assert not any(n.op.__class__.__name__ == "IncSubtensorSum" for n in f.fgraph.nodes)
     av, bv, yv = (np.random.RandomState(5).randn(*s).astype("float32") for s in [(4, 6), (4, 6), (4, 3)])
     got = f(av, bv, yv)
@@ -814,28 +829,29 @@ def test_sum_of_products_becomes_one_product_of_concatenations(dtype):
     for x, g in zip(xs[1:], gs[1:]):
         total = total + G.dot(x.T, g)  # as back-propagation through unrolled steps sums them
     total = total + G.dot(xs[0][:2].T, gs[0][:2])  # a term of another depth joins too
-    f = G.function(xs + gs, total)
+    f = G.function(xs + gs, total) if dtype == "float32" else graph_level(xs + gs, total)
     rng = np.random.RandomState(6)
     values = [rng.randn(4, 6).astype(dtype) for _ in xs] + [rng.randn(4, 3).astype(dtype) for _ in gs]
     tol = 1e-5 if dtype == "float32" else 1e-12
     np.testing.assert_allclose(f(*values), ref(xs + gs, total, *values), rtol=tol, atol=tol)
     names = op_names(f)
     assert names.count("Matmul") == 1 and not any(n.startswith("add") for n in names)
-    assert [k.kind for k in kernels(f)].count("gemm") == 1
+    if dtype == "float32":  # C: the one product is one gemm kernel
+        assert [k.kind for k in kernels(f)].count("gemm") == 1
 
 
 def test_products_with_a_transposed_operand_merge_and_batched_ones_do_not(dtype):
     a, b = G.tensor("a", (4, 6), dtype), G.tensor("b", (6, 3), dtype)
     c, d = G.tensor("c", (5, 4), dtype), G.tensor("d", (5, 3), dtype)
     out = G.dot(a, b) + G.dot(c.T, d)  # a @ b sums over a's columns, c.T @ d over c's rows
-    f = G.function([a, b, c, d], out)
+    f = graph_level([a, b, c, d], out)
     rng = np.random.RandomState(7)
     values = [rng.randn(*s).astype(dtype) for s in [(4, 6), (6, 3), (5, 4), (5, 3)]]
     tol = 1e-5 if dtype == "float32" else 1e-12
     np.testing.assert_allclose(f(*values), ref([a, b, c, d], out, *values), rtol=tol, atol=tol)
     assert op_names(f).count("Matmul") == 1
     p, q = G.tensor3("p", dtype), G.tensor3("q", dtype)
-    batched = G.function([p, q], G.matmul(p, q) + G.matmul(q, p))
+    batched = graph_level([p, q], G.matmul(p, q) + G.matmul(q, p))
     assert "Concatenate" not in op_names(batched)
     pv, qv = rng.randn(2, 3, 3).astype(dtype), rng.randn(2, 3, 3).astype(dtype)
     np.testing.assert_allclose(batched(pv, qv), pv @ qv + qv @ pv, rtol=tol, atol=tol)
@@ -844,8 +860,8 @@ def test_products_with_a_transposed_operand_merge_and_batched_ones_do_not(dtype)
 def test_products_are_merged_at_O2_and_O3_only():
     xs = [G.tensor(f"x{t}", (4, 6)) for t in range(3)]
     total = G.dot(xs[0].T, xs[0]) + G.dot(xs[1].T, xs[1]) + G.dot(xs[2].T, xs[2])
-    assert op_names(G.function(xs, total, opt_level="O1")).count("Matmul") == 3
-    assert op_names(G.function(xs, total, opt_level="O2")).count("Matmul") == 1
+    assert op_names(graph_level(xs, total, opt_level="O1")).count("Matmul") == 3
+    assert op_names(graph_level(xs, total, opt_level="O2")).count("Matmul") == 1
 
 
 def test_a_fused_recurrence_does_not_recompute_its_history(dtype):
@@ -857,7 +873,7 @@ def test_a_fused_recurrence_does_not_recompute_its_history(dtype):
     for t in range(20):
         c = a[t] * c + b[t]
         total = total + c * c
-    f = G.function(a + b, total)
+    f = graph_level(a + b, total)
     rng = np.random.RandomState(8)
     values = [rng.uniform(0.5, 1.0, 7).astype(dtype) for _ in a + b]
     tol = 1e-5 if dtype == "float32" else 1e-12

@@ -103,7 +103,7 @@ def test_issue_examples():
 
 def test_every_table_row_prints_in_both_precisions():
     """A row whose C form the printer cannot spell fails here, not in a user's compile."""
-    from graphc.codegen.cprinter import ScalarPrinter
+    from graphc.targets.c.cprinter import ScalarPrinter
     args = E.ARGS[:3]
     for row in sf.TABLE:
         for ctx in ("float32", "float64"):
@@ -114,7 +114,7 @@ def test_every_table_row_prints_in_both_precisions():
 def test_runtime_header_matches_the_table():
     """gc_runtime.h defines every helper the table names and declares exactly its SIMD rows."""
     import re
-    from graphc.codegen.templates_dir import templates_root
+    from graphc.targets.c.templates_dir import templates_root
     with open(f"{templates_root()}/c/gc_runtime.h") as fh:
         header = fh.read()
     for row in sf.TABLE:

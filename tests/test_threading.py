@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import graphc as G
-from graphc.codegen import runtime_lib
+from graphc.targets.c import runtime_lib
 
 # Every product below has at least this many multiply-adds, so it takes a threaded branch.
 PAR_MIN = 1 << 20

@@ -34,6 +34,7 @@ PEERS = [
     ("pytensor", "bench.peers.pytensor_peer", {"mode": "NUMBA"}),
     ("pytensor.c", "bench.peers.pytensor_peer", {"mode": "CVM"}),
     ("graphc", "bench.graphc_impl", {}),
+    ("graphc-base", "bench.graphc_base", {}),  # another checkout: run.py --baseline PATH
 ]
 
 PEER_NAMES = [p[0] for p in PEERS]

@@ -1,36 +1,32 @@
 """Lowering: an optimized FunctionGraph becomes a Program of kernels over buffers.
 
-Each op family has one lowering function (registered in LOWERINGS by op class). Reshapes are
-views: they share their input's buffer. Every graph output gets a buffer of its own that only
-the program writes, so the runtime can hand it to the caller.
+Each op family has one lowering function (registered by op class in lower_support.LOWERINGS;
+this module holds the core ops, lower_cnn.py the convolutional ones). Reshapes are views: they
+share their input's buffer. Every graph output gets a buffer of its own that only the program
+writes, so the runtime can hand it to the caller. Kernel params are typed data (kernels.py); the
+target's capabilities are consulted only where they change the kernel sequence (conv algorithm).
 """
 import math
 
-import numpy as np
 import sympy
 
 from ..errors import CompileError
-from ..ir.graph import Constant, SharedVariable
+from ..ir.graph import Constant
 from ..ir.ops import blas, elemwise, indexing, nn, reduce, shape as shape_ops
 from ..ir.types import size_of
 from ..passes.fuse_siblings import MultiElemwise
-from .cprinter import C_TYPES, int_to_c, scalar_to_c, scalars_to_c
-from .program import Buffer, Kernel, Program
-
-LOWERINGS = {}
-
-
-def lowers(*op_classes):
-    def deco(fn):
-        for c in op_classes:
-            LOWERINGS[c] = fn
-        return fn
-    return deco
+from . import lower_cnn  # noqa: F401  (registers the convolutional-net lowerings)
+from .kernels import check_params
+from .lower_support import contig_strides as _contig_strides
+from .lower_support import emit_strided_copy as _emit_strided_copy
+from .lower_support import lowering_for, lowers
+from .program import Buffer, Kernel, Program, ScalarBody
 
 
 class Lowerer:
-    def __init__(self, fgraph, dim_symbols):
+    def __init__(self, fgraph, dim_symbols, capabilities):
         self.fg = fgraph
+        self.caps = capabilities
         self.dims = fgraph.dims
         self.buffers, self.kernels = [], []
         self.buf_of = {}  # variable -> Buffer
@@ -61,6 +57,7 @@ class Lowerer:
         return self.buf_of[v]
 
     def emit(self, kernel_kind, outputs, inputs, label="", **params):
+        check_params(kernel_kind, params)
         self.kernels.append(Kernel(kernel_kind, list(outputs), list(inputs), params, label))
 
     # --- driver ---------------------------------------------------------------------------
@@ -84,7 +81,7 @@ class Lowerer:
                 self._claim(v, b)
                 claimed.add(v)
         for node in fg.nodes:
-            fn = next((LOWERINGS[c] for c in type(node.op).__mro__ if c in LOWERINGS), None)
+            fn = lowering_for(node.op)
             if fn is None:
                 raise CompileError(f"the C backend cannot lower {node.op} yet (use backend='py')")
             fn(self, node)
@@ -92,7 +89,7 @@ class Lowerer:
         for v, b in zip(fg.outputs, out_bufs):
             if self.buf_of.get(v) is not b:
                 src = self.buffer(v) if v.owner is None else self.buf_of[v]
-                self.emit("copy", [b], [src], "output copy", n=int_to_c(size_of(self.shape(v))))
+                self.emit("copy", [b], [src], "output copy", n=size_of(self.shape(v)))
         consts = [b for b in self.buffers if b.role == "const"]
         externals += consts + out_bufs
         for slot, b in enumerate(externals):
@@ -118,17 +115,9 @@ class Lowerer:
 
 # --- elementwise ------------------------------------------------------------------------------
 
-def scalar_body(L, inputs, expr, out_dtype):
-    """Inline size-1 constants into `expr`, name the remaining inputs v0.., print it as C.
-
-    Returns (operand variables, loads [(name, ctype)], statements, result expression)."""
-    operands, loads, stmts, (result,) = scalar_bodies(L, inputs, [expr], out_dtype)
-    return operands, loads, stmts, result
-
-
-def scalar_bodies(L, inputs, exprs, out_dtype):
-    """scalar_body for several expressions of the same inputs: one set of loads and shared
-    statements, one result per expression."""
+def scalar_body(L, inputs, exprs, out_dtype):
+    """Inline size-1 constants into `exprs`, name the remaining inputs v0.. Returns (operand
+    variables, ScalarBody): one set of loads for all the expressions, one result each."""
     subs, operands = {}, []
     used = set().union(*(e.free_symbols for e in exprs))
     for k, v in enumerate(inputs):
@@ -146,9 +135,8 @@ def scalar_bodies(L, inputs, exprs, out_dtype):
     exprs = [e.xreplace(subs) for e in exprs]
     ctx = next((d for d in [out_dtype] + [v.dtype for v, _ in operands] if d.startswith("float")),
                "float64")
-    stmts, results = scalars_to_c(exprs, ctx)
-    loads = [(str(name), C_TYPES[v.dtype]) for v, name in operands]
-    return [v for v, _ in operands], loads, stmts, results
+    loads = tuple((name.name, v.dtype) for v, name in operands)
+    return [v for v, _ in operands], ScalarBody(loads, tuple(exprs), ctx)
 
 
 @lowers(elemwise.Elemwise, elemwise.Second)
@@ -165,29 +153,13 @@ def _lower_elementwise(L, node, exprs):
     """One loop over the output shape computing every output of `node` (all of one shape)."""
     outs = node.outputs
     oshape = L.shape(outs[0])
-    operands, loads, stmts, results = scalar_bodies(L, node.inputs, exprs, outs[0].dtype)
+    operands, body = scalar_body(L, node.inputs, exprs, outs[0].dtype)
     obs = [L.out_buffer(o) for o in outs]
     dims, strides = collapse_broadcast(oshape, [L.shape(v) for v in operands])
     full = [k for k, v in enumerate(operands) if tuple(L.shape(v)) == tuple(oshape)]
     L.emit("elemwise", obs, [L.buffer(v) for v in operands], str(node.op), full_inputs=full,
-           dims=[int_to_c(d) for d in dims],
-           strides=[[int_to_c(s) for s in st] for st in strides],
-           n=int_to_c(size_of(oshape)), loads=loads, stmts=stmts,
-           results=[(r, C_TYPES[o.dtype]) for r, o in zip(results, outs)],
-           parallel=_may_parallelize(size_of(oshape)))
-
-
-# Elements below which a loop runs on one thread (GC_PAR_THRESHOLD in gc_runtime.h is the same
-# rule at run time), and a kernel of known smaller size gets no OpenMP region at all (gcc spends
-# ~20 ms compiling each). A 64K-element loop takes ~10 us on one thread; split over 2 awake
-# threads it would save a few us, less than one region costs to compile. (The 40-50 us once timed
-# for such loops in parallel was mostly gcc running "parallel for simd" as scalar code.)
-PARALLEL_THRESHOLD = 262144
-
-
-def _may_parallelize(n):
-    """False when the size is known to be too small for threads (no OpenMP region at all)."""
-    return not (isinstance(n, int) and n <= PARALLEL_THRESHOLD)
+           dims=dims, strides=strides, n=size_of(oshape), body=body,
+           out_dtypes=[o.dtype for o in outs])
 
 
 def collapse_broadcast(oshape, in_shapes):
@@ -239,26 +211,26 @@ def lower_reduce(L, node):
     x = None if fused else node.inputs[0]
     if fused:  # elementwise producer folded into the reduction: inputs are full-size or scalars
         shape, axes = L.shape(node.op.value_type(node)), node.op.axes
-        operands, loads, stmts, result = scalar_body(L, node.inputs, node.op.expr, node.op.value_dtype)
+        operands, body = scalar_body(L, node.inputs, [node.op.expr], node.op.value_dtype)
         inputs = [L.buffer(v) for v in operands]
         scalar = [size_of(L.shape(v)) == 1 for v in operands]
         in_dtype = node.op.value_dtype
     else:
         xb, shape, axes = _contiguous_view(L, x, node.op.axes, str(node.op))
-        inputs, loads, stmts, result, scalar, in_dtype = [xb], [], [], "", [], x.dtype
+        inputs, body, scalar, in_dtype = [xb], None, [], x.dtype
     a, r, b = _arb(shape, axes)
-    acc = "double" if in_dtype.startswith("float") and node.op.kind in ("sum", "prod") else C_TYPES[out.dtype]
+    # sums and products accumulate in double (floats) or int64 (integers and bools)
+    acc = "float64" if in_dtype.startswith("float") and node.op.kind in ("sum", "prod") else out.dtype
     if node.op.kind in ("sum", "prod") and not in_dtype.startswith("float"):
-        acc = "int64_t"
+        acc = "int64"
     L.emit("reduce", [L.out_buffer(out)], inputs, str(node.op), kind=node.op.kind,
-           A=_num(a), R=int_to_c(r), B=_num(b), acc_ctype=acc,
-           in_ctype=C_TYPES[in_dtype], out_ctype=C_TYPES[out.dtype], fused=fused,
-           loads=loads, stmts=stmts, result=result, scalar_inputs=scalar)
+           A=_num(a), R=r, B=_num(b), acc_dtype=acc, in_dtype=in_dtype, out_dtype=out.dtype,
+           fused=fused, body=body, scalar_inputs=scalar)
 
 
 def _num(n):
-    """An int when the size is static (templates can then specialize), else its C text."""
-    return int(n) if isinstance(n, int) or sympy.sympify(n).is_Integer else int_to_c(n)
+    """An int when the size is static (templates can then specialize), else the expression."""
+    return int(n) if isinstance(n, int) or sympy.sympify(n).is_Integer else n
 
 
 def _arb(shape, axes):
@@ -273,8 +245,8 @@ def lower_argmax(L, node):
     x, out = node.inputs[0], node.outputs[0]
     shape = L.shape(x)
     a, r, b = (1, size_of(shape), 1) if node.op.axis is None else _arb(shape, (node.op.axis,))
-    L.emit("argmax", [L.out_buffer(out)], [L.buffer(x)], str(node.op), A=int_to_c(a),
-           R=int_to_c(r), B=int_to_c(b), in_ctype=C_TYPES[x.dtype])
+    L.emit("argmax", [L.out_buffer(out)], [L.buffer(x)], str(node.op), A=a, R=r, B=b,
+           in_dtype=x.dtype)
 
 
 # --- gemm -------------------------------------------------------------------------------------
@@ -285,7 +257,7 @@ def lower_matmul(L, node):
     if update:  # out = c, then the gemm adds alpha * a @ b (the copy vanishes when in place)
         c, a, b = node.inputs
         L.emit("copy", [L.out_buffer(node.outputs[0])], [L.buffer(c)], "gemm update: start from c",
-               n=int_to_c(size_of(L.shape(c))))
+               n=size_of(L.shape(c)))
     else:
         a, b = node.inputs
     out = node.outputs[0]
@@ -294,45 +266,20 @@ def lower_matmul(L, node):
     k = ash[-2] if node.op.trans_a else ash[-1]
     batch = osh[0] if len(osh) == 3 else 1
     L.emit("gemm", [L.out_buffer(out)], [L.buffer(a), L.buffer(b)], str(node.op),
-           M=int_to_c(m), N=int_to_c(n), K=int_to_c(k), batch=int_to_c(batch),
-           lda=int_to_c(ash[-1]), ldb=int_to_c(bsh[-1]), ldc=int_to_c(n),
-           stride_a=int_to_c(size_of(ash[-2:])), stride_b=int_to_c(size_of(bsh[-2:])),
-           stride_c=int_to_c(size_of(osh[-2:])),
-           trans_a=node.op.trans_a, trans_b=node.op.trans_b,
-           prefix="s" if out.dtype == "float32" else "d", ctype=C_TYPES[out.dtype],
-           alpha=repr(node.op.alpha) if update else 1.0, beta=1.0 if update else 0.0)
+           M=m, N=n, K=k, batch=batch, lda=ash[-1], ldb=bsh[-1], ldc=n,
+           stride_a=size_of(ash[-2:]), stride_b=size_of(bsh[-2:]), stride_c=size_of(osh[-2:]),
+           trans_a=node.op.trans_a, trans_b=node.op.trans_b, dtype=out.dtype,
+           alpha=float(node.op.alpha) if update else 1.0, beta=1.0 if update else 0.0)
 
 
 # --- data movement -----------------------------------------------------------------------------
-
-def _contig_strides(shape):
-    st, acc = [], sympy.Integer(1)
-    for d in reversed(shape):
-        st.append(acc)
-        acc = acc * d
-    return list(reversed(st))
-
-
-def _emit_strided_copy(L, dst, src, shape, src_strides, src_offset, dst_strides, dst_offset, label,
-                       accumulate=False):
-    """dst[dst_offset + sum(i*dst_strides)] = src[src_offset + sum(i*src_strides)] over shape."""
-    keep = [k for k, d in enumerate(shape) if d != 1] or []
-    shape = [shape[k] for k in keep]
-    src_strides = [src_strides[k] for k in keep]
-    dst_strides = [dst_strides[k] for k in keep]
-    L.emit("strided_copy", [dst], [src], label, rank=len(shape),
-           shape=[int_to_c(d) for d in shape], src_strides=[int_to_c(s) for s in src_strides],
-           dst_strides=[int_to_c(s) for s in dst_strides], src_offset=int_to_c(src_offset),
-           dst_offset=int_to_c(dst_offset), n=int_to_c(size_of(shape)), ctype=C_TYPES[dst.dtype],
-           accumulate=accumulate)
-
 
 @lowers(shape_ops.Reshape)
 def lower_reshape(L, node):
     out, x = node.outputs[0], node.inputs[0]
     if out in L.buf_of and L.buf_of[out] is not L.buffer(x):  # claimed by an output: copy
         L.emit("copy", [L.buf_of[out]], [L.buffer(x)], "reshape into output",
-               n=int_to_c(size_of(L.shape(out))))
+               n=size_of(L.shape(out)))
     else:
         L.buf_of[out] = L.buffer(x)
 
@@ -374,7 +321,7 @@ def lower_subtensor(L, node):
 def lower_incsubtensor(L, node):
     g, out = node.inputs[0], node.outputs[0]
     ob = L.out_buffer(out)
-    L.emit("fill", [ob], [], "zeros", n=int_to_c(size_of(L.shape(out))), value="0")
+    L.emit("fill", [ob], [], "zeros", n=size_of(L.shape(out)), value=0)
     offset, strides = _slice_geometry(L, node.op.index, L.shape(out))
     gshape = L.shape(g)
     _emit_strided_copy(L, ob, L.buffer(g), gshape, _contig_strides(gshape), 0, strides, offset,
@@ -387,7 +334,7 @@ def lower_incsubtensor_sum(L, node):
     ob, oshape = L.out_buffer(out), L.shape(out)
     tiled = _slices_tile(L, node.op.indices, oshape)
     if not tiled:  # gaps stay zero; overlaps add up
-        L.emit("fill", [ob], [], "zeros", n=int_to_c(size_of(oshape)), value="0")
+        L.emit("fill", [ob], [], "zeros", n=size_of(oshape), value=0)
     for index, g in zip(node.op.indices, node.inputs):
         offset, strides = _slice_geometry(L, index, oshape)
         gshape = L.shape(g)
@@ -445,15 +392,15 @@ def lower_concatenate(L, node):
 
 @lowers(shape_ops.DimValue)
 def lower_dim_value(L, node):
-    L.emit("fill", [L.out_buffer(node.outputs[0])], [], str(node.op), n="1",
-           value=int_to_c(L.dims.resolve(node.op.expr)))
+    L.emit("fill", [L.out_buffer(node.outputs[0])], [], str(node.op), n=1,
+           value=L.dims.resolve(node.op.expr))
 
 
 @lowers(shape_ops.Arange)
 def lower_arange(L, node):
     out = node.outputs[0]
-    L.emit("arange", [L.out_buffer(out)], [], str(node.op), n=int_to_c(L.dims.resolve(node.op.n)),
-           ctype=C_TYPES[out.dtype])
+    L.emit("arange", [L.out_buffer(out)], [], str(node.op), n=L.dims.resolve(node.op.n),
+           dtype=out.dtype)
 
 
 # --- indexing ---------------------------------------------------------------------------------
@@ -486,19 +433,16 @@ def lower_scatter_add(L, node):
     oshape = L.shape(out)
     ishape, dims, strides = _index_operands(L, idx)
     ob = L.out_buffer(out)
-    L.emit("fill", [ob], [], "zeros", n=int_to_c(size_of(oshape)), value="0")
+    L.emit("fill", [ob], [], "zeros", n=size_of(oshape), value=0)
     L.emit("scatter_add", [ob], [L.buffer(g)] + [L.buffer(i) for i in idx], "scatter-add",
            **_index_params(L, out, idx, ishape, dims, strides, oshape, _contig_strides(oshape)))
 
 
 def _index_params(L, x, idx, ishape, dims, strides, xshape, xst):
     k = len(idx)
-    return dict(nidx=int_to_c(size_of(ishape)), inner=int_to_c(size_of(xshape[k:])),
-                dims=[int_to_c(d) for d in dims],
-                idx_strides=[[int_to_c(s) for s in st] for st in strides],
-                axis_sizes=[int_to_c(d) for d in xshape[:k]],
-                axis_strides=[int_to_c(s) for s in xst[:k]],
-                idx_ctypes=[C_TYPES[i.dtype] for i in idx], ctype=C_TYPES[x.dtype])
+    return dict(nidx=size_of(ishape), inner=size_of(xshape[k:]), dims=dims, idx_strides=strides,
+                axis_sizes=list(xshape[:k]), axis_strides=xst[:k],
+                idx_dtypes=[i.dtype for i in idx], dtype=x.dtype)
 
 
 # --- nn ----------------------------------------------------------------------------------------
@@ -508,9 +452,8 @@ def lower_softmax(L, node):
     x, out = node.inputs[0], node.outputs[0]
     shape = L.shape(x)
     L.emit("softmax", [L.out_buffer(out)], [L.buffer(x)], str(node.op),
-           rows=int_to_c(size_of(shape[:-1])), cols=int_to_c(shape[-1]),
-           log=isinstance(node.op, nn.LogSoftmax), ctype=C_TYPES[x.dtype],
-           f="f" if x.dtype == "float32" else "")
+           rows=size_of(shape[:-1]), cols=shape[-1], log=isinstance(node.op, nn.LogSoftmax),
+           dtype=x.dtype)
 
 
 @lowers(nn.SoftmaxCrossEntropy, nn.SoftmaxCrossEntropyGrad)
@@ -519,10 +462,9 @@ def lower_softmax_xent(L, node):
     shape = L.shape(x)
     grad = isinstance(node.op, nn.SoftmaxCrossEntropyGrad)
     L.emit("softmax_xent", [L.out_buffer(out)], [L.buffer(v) for v in node.inputs], str(node.op),
-           rows=int_to_c(shape[0]), cols=int_to_c(shape[1]), grad=grad, ctype=C_TYPES[x.dtype],
-           f="f" if x.dtype == "float32" else "")
+           rows=shape[0], cols=shape[1], grad=grad, dtype=x.dtype)
 
 
-def lower_program(fgraph, dim_symbols):
-    return Lowerer(fgraph, dim_symbols).run()
-from . import lower_cnn  # noqa: E402,F401
+def lower_program(fgraph, dim_symbols, capabilities):
+    """The Program of an optimized graph; `capabilities` is the target's (conv algorithm)."""
+    return Lowerer(fgraph, dim_symbols, capabilities).run()

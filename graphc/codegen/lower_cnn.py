@@ -1,7 +1,7 @@
 """Lowering of the convolutional-net ops (conv, pooling, LRN, random numbers) to kernels.
 
-Convolution has two algorithms, chosen per op by `conv_algorithm` (the op's `algorithm` prop,
-set by conv2d(algorithm=...) or GRAPHC_CONV_ALGO, forces one):
+Convolution has two algorithms, chosen per kernel by the target's capabilities
+(graphc.targets.c.capabilities.CCapabilities.conv_algorithm; GRAPHC_CONV_ALGO forces one):
   gemm:   im2col of the whole batch into a (G, K, N*P) workspace matrix (K = C/G*kh*kw,
           P = Ho*Wo), then ONE gemm per group (OpenBLAS threads it; no gemm runs inside an OpenMP
           region), then a transpose of the (C_out, N, P) result into NCHW. The weight gradient is
@@ -13,13 +13,9 @@ the gemm would be tiny.
 import sympy
 
 from ..ir.ops import conv, normalization, pool, random
-from .cprinter import C_TYPES, int_to_c
-from .lower import _contig_strides, _emit_strided_copy, lowers
-
-
-def _c(d):
-    """C text of a size (no sympy.simplify: nested floor/ceiling sizes make it very slow)."""
-    return str(d) if isinstance(d, int) else int_to_c(sympy.sympify(d))
+from .lower_support import contig_strides as _contig_strides
+from .lower_support import emit_strided_copy as _emit_strided_copy
+from .lower_support import lowers
 
 
 def _mul(*ds):
@@ -47,46 +43,32 @@ class _Geom:
 
     def params(self, dtype, **extra):
         op = self.op
-        out = dict(N=_c(self.n), G=str(self.g), CG=_c(self.cg), MG=_c(self.mg), C=_c(self.ct),
-                   H=_c(self.h), W=_c(self.w), KH=_c(self.kh), KW=_c(self.kw),
-                   SH=str(op.stride[0]), SW=str(op.stride[1]), PH=str(op.padding[0]),
-                   PW=str(op.padding[1]), DH=str(op.dilation[0]), DW=str(op.dilation[1]),
-                   HO=_c(self.ho), WO=_c(self.wo), ctype=C_TYPES[dtype],
-                   acc_ctype=C_TYPES[dtype])
+        out = dict(N=self.n, G=self.g, CG=self.cg, MG=self.mg, C=self.ct, H=self.h, W=self.w,
+                   KH=self.kh, KW=self.kw, SH=op.stride[0], SW=op.stride[1], PH=op.padding[0],
+                   PW=op.padding[1], DH=op.dilation[0], DW=op.dilation[1], HO=self.ho,
+                   WO=self.wo, dtype=dtype, acc_dtype=dtype)
         out.update(extra)
         return out
 
 
-def conv_algorithm(kind, geom):
-    """'gemm' or 'direct' for one of the three conv kernels (kind: fwd, grad_input, grad_weights)."""
-    if geom.op.algorithm in ("gemm", "direct"):
-        return geom.op.algorithm
-    k = geom.k if isinstance(geom.k, int) else 1 << 30
-    mg = geom.mg if isinstance(geom.mg, int) else 1 << 30
-    # Measured (float32, batch 64, 1 and 2 threads): a gemm with M = C_out/groups <= 2 rows
-    # (depthwise convolution: 5x faster direct) or a depth K = C/groups*kh*kw <= 4 (a 1x1
-    # convolution of 3 channels: 2x faster direct) does not pay for the im2col copy. Everywhere
-    # else im2col + gemm wins: 2.4x on LeNet's conv2 forward, 5-30x on the weight gradient.
-    if mg <= 2:
-        return "direct"
-    if k <= 4 and kind in ("fwd", "grad_input"):
-        return "direct"
-    return "gemm"
+def conv_algorithm(L, kind, geom):
+    """'gemm' or 'direct' for one of the three conv kernels (kind: fwd, grad_input, grad_weights),
+    as the target's capabilities decide."""
+    return L.caps.conv_algorithm(kind, geom.k, geom.mg)
 
 
 def _emit_gemm(L, out_buf, a_buf, b_buf, M, N, K, batch, lda, ldb, ldc, sa, sb, sc, ta, tb, dtype,
                label):
-    L.emit("gemm", [out_buf], [a_buf, b_buf], label, M=_c(M), N=_c(N), K=_c(K), batch=_c(batch),
-           lda=_c(lda), ldb=_c(ldb), ldc=_c(ldc), stride_a=_c(sa), stride_b=_c(sb),
-           stride_c=_c(sc), trans_a=ta, trans_b=tb,
-           prefix="s" if dtype == "float32" else "d", ctype=C_TYPES[dtype])
+    L.emit("gemm", [out_buf], [a_buf, b_buf], label, M=M, N=N, K=K, batch=batch, lda=lda, ldb=ldb,
+           ldc=ldc, stride_a=sa, stride_b=sb, stride_c=sc, trans_a=ta, trans_b=tb, dtype=dtype,
+           alpha=1.0, beta=0.0)
 
 
 def _emit_im2col(L, geom, x_buf, dtype, label):
     """The (G*K, N*P) im2col matrix of x in a workspace buffer."""
     col = L.new_buffer(dtype, (_mul(geom.g, geom.k), geom.np), "temp", f"{label} im2col")
     L.emit("conv_im2col", [col], [x_buf], f"{label} im2col",
-           **geom.params(dtype, RS=_c(geom.np), NS=_c(geom.p)))
+           **geom.params(dtype, RS=geom.np, NS=geom.p))
     return col
 
 
@@ -108,7 +90,7 @@ def lower_conv2d(L, node):
     geom = _Geom(node.op, L.shape(x), L.shape(w), L.shape(y))
     dtype, label = y.dtype, str(node.op)
     yb = L.out_buffer(y)
-    if conv_algorithm("fwd", geom) == "direct":
+    if conv_algorithm(L, "fwd", geom) == "direct":
         L.emit("conv_direct", [yb], [L.buffer(x), L.buffer(w)], label + " (direct)",
                **geom.params(dtype))
         return
@@ -131,7 +113,7 @@ def lower_conv2d_grad_input(L, node):
     geom = _Geom(node.op, L.shape(gx), L.shape(w), L.shape(gy))
     dtype, label = gx.dtype, str(node.op)
     gxb = L.out_buffer(gx)
-    if conv_algorithm("grad_input", geom) == "direct":
+    if conv_algorithm(L, "grad_input", geom) == "direct":
         L.emit("conv_direct_grad_input", [gxb], [L.buffer(gy), L.buffer(w)], label + " (direct)",
                **geom.params(dtype))
         return
@@ -142,7 +124,7 @@ def lower_conv2d_grad_input(L, node):
                geom.k, geom.np, geom.np, _mul(geom.mg, geom.k), _mul(geom.mg, geom.np),
                _mul(geom.k, geom.np), True, False, dtype, label + " gemm")
     L.emit("conv_col2im", [gxb], [col], label + " col2im",
-           **geom.params(dtype, RS=_c(geom.np), NS=_c(geom.p)))
+           **geom.params(dtype, RS=geom.np, NS=geom.p))
 
 
 @lowers(conv.Conv2dGradWeights)
@@ -151,9 +133,9 @@ def lower_conv2d_grad_weights(L, node):
     geom = _Geom(node.op, L.shape(x), L.shape(gw), L.shape(gy))
     dtype, label = gw.dtype, str(node.op)
     gwb = L.out_buffer(gw)
-    if conv_algorithm("grad_weights", geom) == "direct":
+    if conv_algorithm(L, "grad_weights", geom) == "direct":
         L.emit("conv_direct_grad_weights", [gwb], [L.buffer(x), L.buffer(gy)],
-               label + " (direct)", **geom.params(dtype, acc_ctype="double" if dtype == "float64" else "float"))
+               label + " (direct)", **geom.params(dtype))
         return
     col = _emit_im2col(L, geom, L.buffer(x), dtype, label)
     gyt = _nchw_to_cnp(L, geom, L.buffer(gy), geom.cout, dtype, label)
@@ -167,10 +149,9 @@ def lower_conv2d_grad_weights(L, node):
 
 def _pool_params(L, op, x_shape, y_shape, dtype):
     n, c, h, w = x_shape
-    return dict(planes=_c(_mul(n, c)), H=_c(h), W=_c(w), HO=_c(y_shape[2]), WO=_c(y_shape[3]),
-                KH=str(op.kernel[0]), KW=str(op.kernel[1]), SH=str(op.stride[0]),
-                SW=str(op.stride[1]), PH=str(op.padding[0]), PW=str(op.padding[1]),
-                HW=_c(_mul(h, w)), P=_c(_mul(*y_shape[2:])), ctype=C_TYPES[dtype])
+    return dict(planes=_mul(n, c), H=h, W=w, HO=y_shape[2], WO=y_shape[3], KH=op.kernel[0],
+                KW=op.kernel[1], SH=op.stride[0], SW=op.stride[1], PH=op.padding[0],
+                PW=op.padding[1], HW=_mul(h, w), P=_mul(*y_shape[2:]), dtype=dtype)
 
 
 @lowers(pool.MaxPool2d)
@@ -192,8 +173,7 @@ def lower_max_pool_gather(L, node):
     (g, arg), out = node.inputs, node.outputs[0]
     n, c, h, w = L.shape(g)
     L.emit("pool_max_gather", [L.out_buffer(out)], [L.buffer(g), L.buffer(arg)], str(node.op),
-           planes=_c(_mul(n, c)), HW=_c(_mul(h, w)), P=_c(_mul(*L.shape(out)[2:])),
-           ctype=C_TYPES[out.dtype])
+           planes=_mul(n, c), HW=_mul(h, w), P=_mul(*L.shape(out)[2:]), dtype=out.dtype)
 
 
 @lowers(pool.AvgPool2d)
@@ -213,18 +193,10 @@ def lower_avg_pool_grad(L, node):
 # --- local response normalization ----------------------------------------------------------------
 
 def _lrn_params(op, shape, dtype):
-    from .cprinter import ScalarPrinter
-    pr = ScalarPrinter(dtype)
-    f = lambda v: pr.doprint(sympy.Float(v, 17))  # noqa: E731
-    sfx = "f" if dtype == "float32" else ""
-    one = f(1.0)
-    # scale^-beta, as a C expression in @S@: sqrt forms for the usual betas (exact to an ulp or
-    # two, and they vectorize), else exp(-beta * log(S)) through libmvec (powf does not vectorize).
-    negpow = {0.75: f"({one} / sqrt{sfx}(@S@ * sqrt{sfx}(@S@)))", 0.5: f"({one} / sqrt{sfx}(@S@))",
-              1.0: f"({one} / (@S@))"}.get(op.beta, f"exp{sfx}({f(-op.beta)} * log{sfx}(@S@))")
-    return dict(N=_c(shape[0]), C=_c(shape[1]), P=_c(_mul(*shape[2:])), half=str((op.size - 1) // 2),
-                k=f(op.k), alpha_n=f(op.alpha / op.size), coef=f(2.0 * op.alpha * op.beta / op.size),
-                ctype=C_TYPES[dtype], negpow=negpow)
+    # (the renderer writes scale^-beta: see _lrn_negpow.j2)
+    return dict(N=shape[0], C=shape[1], P=_mul(*shape[2:]), half=(op.size - 1) // 2,
+                k=float(op.k), alpha_n=float(op.alpha / op.size),
+                coef=float(2.0 * op.alpha * op.beta / op.size), beta=float(op.beta), dtype=dtype)
 
 
 @lowers(normalization.LRN)
@@ -250,7 +222,6 @@ def lower_lrn_grad(L, node):
 def lower_random_uniform(L, node):
     out, op = node.outputs[0], node.op
     L.emit("random_uniform", [L.out_buffer(out)], [L.buffer(node.inputs[0])], str(op),
-           n=_c(_mul(*L.shape(out))), single=out.dtype == "float32",
-           k0=str(op.key & 0xFFFFFFFF), k1=str(op.key >> 32),
-           m0=str(random.PHILOX_M0), m1=str(random.PHILOX_M1),
-           w0=str(random.PHILOX_W0), w1=str(random.PHILOX_W1))
+           n=_mul(*L.shape(out)), single=out.dtype == "float32",
+           k0=op.key & 0xFFFFFFFF, k1=op.key >> 32, m0=random.PHILOX_M0, m1=random.PHILOX_M1,
+           w0=random.PHILOX_W0, w1=random.PHILOX_W1)

@@ -1,7 +1,8 @@
 """Memory planning over the final kernel schedule.
 
 1. Liveness: each buffer lives from the first to the last kernel that touches it.
-2. In place: an elementwise kernel writes over a full-size input that dies there (same dtype and
+2. In place (what a kernel allows is its spec's traits, codegen/kernels.py): an elementwise
+   kernel writes over a full-size input that dies there (same dtype and
    size), and a parameter update writes straight into its shared variable when that kernel is the
    last reader of the old value and nothing after it can fail (so a failed call still leaves every
    shared variable as it was, and every update still reads the values from before the call).
@@ -12,8 +13,7 @@
 import sympy
 
 from ..ir.types import dims_equal, simplify_dim
-
-FALLIBLE = ("gather", "scatter_add", "softmax_xent")
+from .kernels import spec_of
 
 
 def liveness(program):
@@ -41,7 +41,7 @@ def plan_in_place(program, update_pairs):
     """update_pairs: [(output buffer, shared buffer)] for the updated shared variables."""
     notes = []
     liveness(program)
-    last_fallible = max((k for k, kern in enumerate(program.kernels) if kern.kind in FALLIBLE),
+    last_fallible = max((k for k, kern in enumerate(program.kernels) if spec_of(kern.kind).fallible),
                         default=-1)
     for out_buf, shared_buf in update_pairs:
         k = out_buf.first
@@ -51,7 +51,7 @@ def plan_in_place(program, update_pairs):
             program.in_place_updates[out_buf.slot_index] = shared_buf
             liveness(program)
             continue
-        if kern is None or kern.kind != "elemwise" or out_buf not in kern.outputs:
+        if kern is None or not spec_of(kern.kind).elementwise or out_buf not in kern.outputs:
             notes.append(f"update of {shared_buf.name}: not in place (not made by an elementwise kernel)")
             continue
         if shared_buf not in _full_inputs(kern) or shared_buf.last != k:
@@ -70,7 +70,7 @@ def plan_in_place(program, update_pairs):
     # Temporaries: an elementwise kernel overwrites a full-size input temp that dies with it
     # (each input at most once: two outputs never share a buffer).
     for k, kern in enumerate(program.kernels):
-        if kern.kind != "elemwise":
+        if not spec_of(kern.kind).elementwise:
             continue
         for out in list(kern.outputs):
             if out.role != "temp" or out.first != k:
@@ -86,13 +86,14 @@ def plan_in_place(program, update_pairs):
 
 
 def _gemm_update_in_place(program, k, out_buf, shared_buf, last_fallible):
-    """copy(shared -> out); gemm(out += alpha a b): drop the copy, accumulate into shared."""
+    """copy(shared -> out); gemm(out += alpha a b) (or any kernel that accumulates into its one
+    output): drop the copy, accumulate into shared."""
     kerns = program.kernels
     if k < 0 or k + 1 >= len(kerns):
         return False
     copy, gemm = kerns[k], kerns[k + 1]
-    if copy.kind != "copy" or copy.inputs != [shared_buf] or gemm.kind != "gemm" or \
-            gemm.outputs != [out_buf] or not gemm.params.get("beta"):
+    if not spec_of(copy.kind).copies_input or copy.inputs != [shared_buf] or \
+            gemm.outputs != [out_buf] or not spec_of(gemm.kind).accumulates_into_output(gemm):
         return False
     if shared_buf.last != k or out_buf.last != k + 1 or k + 1 <= last_fallible:
         return False

@@ -1,12 +1,14 @@
 """The target-independent kernel program: an ordered list of kernels over a table of buffers.
 
-Sizes are sympy expressions over the bound dims until the program is rendered; a renderer for a
-new target (CUDA) consumes the same Program with its own templates.
+Typed data, no target text: sizes are ints or sympy expressions over the bound dims, dtypes are
+names, scalar bodies are sympy expressions (ScalarBody); each kernel kind's params are listed in
+codegen/kernels.py. A renderer (C today, CUDA next) prints them with its own templates.
 """
 from dataclasses import dataclass, field
 
 import sympy
 
+from ..ir.ops.scalar_fns import make_cast
 from ..ir.types import size_of
 
 DTYPE_BYTES = {"float32": 4, "float64": 8, "int32": 4, "int64": 8, "bool": 1}
@@ -41,14 +43,73 @@ class Buffer:
         return f"b{self.id}"
 
 
+@dataclass(frozen=True)
+class ScalarBody:
+    """The per-element computation of an elementwise kernel (or of a reduction's fused producer):
+    each operand is loaded as `name` of `dtype` (the kernel's inputs in order), then `exprs`, one
+    per result, are sympy expressions over those names. A renderer runs sympy.cse over them and
+    prints them in `ctx_dtype` precision (the float type of literals and math functions)."""
+    loads: tuple  # ((name, dtype), ...)
+    exprs: tuple
+    ctx_dtype: str
+
+    def __reduce__(self):
+        # A compiled program is pickled for warm loads; the cast functions are classes made per
+        # dtype (no module attribute pickle could find), and sympy's own unpickling re-evaluates.
+        return _rebuild_body, (self.loads, tuple(_to_tree(e) for e in self.exprs), self.ctx_dtype)
+
+
+def _to_tree(e):
+    if not e.args:
+        return e
+    f = e.func
+    ref = ("cast", f.dtype) if f.__name__.startswith("cast_") and hasattr(f, "dtype") else f
+    return ref, tuple(_to_tree(a) for a in e.args)
+
+
+def _from_tree(t):
+    if not isinstance(t, tuple):
+        return t
+    ref, args = t
+    f = make_cast(ref[1]) if isinstance(ref, tuple) else ref
+    args = [_from_tree(a) for a in args]
+    try:
+        return f(*args, evaluate=False)
+    except TypeError:
+        return f(*args)
+
+
+def _rebuild_body(loads, trees, ctx_dtype):
+    return ScalarBody(loads, tuple(_from_tree(t) for t in trees), ctx_dtype)
+
+
 @dataclass(eq=False)
 class Kernel:
-    kind: str  # the template that renders it: templates/<target>/<kind>.j2
+    kind: str  # its spec (codegen/kernels.py) and template: templates/<target>/<kind>.j2
     outputs: list
     inputs: list
     params: dict = field(default_factory=dict)
     label: str = ""
     in_place: bool = False
+
+    @property
+    def dims_used(self):
+        """The dim symbols the params mention (sorted by name): what a kernel needs passed in."""
+        found = set()
+        _collect_dims(self.params, found)
+        return tuple(sorted(found, key=lambda s: s.name))
+
+
+def _collect_dims(value, found):
+    if isinstance(value, sympy.Basic):
+        found.update(value.free_symbols)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _collect_dims(v, found)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _collect_dims(v, found)
+    # ScalarBody: its symbols name operands, not dims
 
 
 @dataclass(eq=False)

@@ -4,7 +4,8 @@ import sympy
 
 from ..config import config
 from ..errors import GraphcTypeError
-from .graph import Constant, SharedVariable, Variable
+from .graph import Constant, Op, SharedVariable, Variable
+from .ops.shape import dim_value
 from .types import TensorType, check_dtype, numpy_dtype_for_python_scalar
 
 
@@ -90,6 +91,8 @@ def as_variable(x):
                 raise GraphcTypeError(f"cannot make a graph constant from dtype {arr.dtype}")
         return Constant(arr)
     if isinstance(x, sympy.Basic):
-        from .ops.shape import dim_value
         return dim_value(x)
     raise GraphcTypeError(f"cannot use {type(x).__name__} {x!r} as a graph variable")
+
+
+Op.as_variable = staticmethod(as_variable)  # how every op converts its Python-valued inputs

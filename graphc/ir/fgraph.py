@@ -17,6 +17,84 @@ class FunctionGraph:
         self.base_constraints = list(base_constraints)
         self.refresh()
 
+    # --- readers and rewiring -------------------------------------------------------------
+    # Passes rewire the graph through `replace` only; it keeps an index of who reads what (built
+    # on first use, dropped by `refresh`). With cascade=True (the default) the index stays equal
+    # to one built from scratch: a node left unread is dropped, and what only it read, and so on.
+
+    def _index(self):
+        if self._readers is None:
+            readers = {}
+            for n in self.nodes:
+                for v in n.inputs:
+                    counts = readers.setdefault(v, {})
+                    counts[n] = counts.get(n, 0) + 1
+            self._readers = readers
+            self._output_set = set(self.outputs)
+        return self._readers
+
+    def readers(self, v):
+        """The live nodes that read v (each once, however many of its inputs v is)."""
+        return self._index().get(v, {}).keys()
+
+    def n_reads(self, v):
+        """How many node inputs read v."""
+        return sum(self._index().get(v, {}).values())
+
+    def is_output(self, v):
+        self._index()
+        return v in self._output_set
+
+    def replace(self, old, new, cascade=True):
+        """Every reader of `old` (and the outputs list) reads `new` instead. The node that made
+        `old`, left with no reader and no output, is dead: its reads are dropped from the index,
+        and (cascade) so are those of the nodes only it read, up the graph."""
+        if old is new:
+            return
+        readers = self._index()
+        self._add_reads(new)
+        counts = readers.pop(old, {})
+        for node in counts:
+            node.inputs = [new if v is old else v for v in node.inputs]
+            into = readers.setdefault(new, {})
+            into[node] = into.get(node, 0) + counts[node]
+        if old in self._output_set:
+            self.outputs = [new if o is old else o for o in self.outputs]
+            self._output_set.discard(old)
+            self._output_set.add(new)
+        self.drop_if_dead(old.owner, cascade)
+
+    def _add_reads(self, v):
+        """Index the reads of v's producer and of the new nodes above it (a fresh subgraph)."""
+        readers = self._readers
+        stack = [v.owner] if v.owner is not None else []
+        while stack:
+            node = stack.pop()
+            if not node.inputs or any(node in readers.get(i, ()) for i in node.inputs):
+                continue  # nothing to index, or already indexed (a node's reads go all at once)
+            for i in node.inputs:
+                counts = readers.setdefault(i, {})
+                counts[node] = counts.get(node, 0) + 1
+                if i.owner is not None:
+                    stack.append(i.owner)
+
+    def drop_if_dead(self, node, cascade=True):
+        """Drop the reads of `node` from the index if nothing reads its outputs (and, with
+        cascade, those of the nodes that then go unread)."""
+        readers = self._index()
+        stack = [node] if node is not None else []
+        while stack:
+            node = stack.pop()
+            if any(readers.get(o) or o in self._output_set for o in node.outputs):
+                continue
+            for o in node.outputs:
+                readers.pop(o, None)
+            for i in set(node.inputs):
+                counts = readers.get(i)
+                if counts and counts.pop(node, None) is not None and i.owner is not None \
+                        and cascade:
+                    stack.append(i.owner)
+
     @property
     def n_user_outputs(self):
         return len(self.outputs) - len(self.update_targets)
@@ -38,6 +116,7 @@ class FunctionGraph:
         """Recompute the node order, the leaves and (unless the rewrite kept every shape, as
         fusion does) the dim resolution after a rewrite."""
         self.nodes = toposort(self.outputs)
+        self._readers = None  # rebuilt on next use, from the node list
         if not dims:
             return self
         all_leaves = leaves(self.outputs)

@@ -5,14 +5,14 @@ import numpy as np
 import sympy
 
 from ..errors import GraphcShapeError, GraphcTypeError
-from .methods import TensorMethods
 from .types import dims_equal, TensorType, is_fresh
 
 _ids = itertools.count()
 
 
-class Variable(TensorMethods):
-    """A symbolic tensor: the output `index` of node `owner`, or a leaf when owner is None."""
+class Variable:
+    """A symbolic tensor: the output `index` of node `owner`, or a leaf when owner is None.
+    Its numpy-like operators and methods come from the tensor API (ir/methods.py)."""
     __array_priority__ = 1000  # so `ndarray * var` defers to our __rmul__
 
     def __init__(self, type, owner=None, index=0, name=None):
@@ -69,7 +69,7 @@ class SharedVariable(Variable):
     """State that lives across calls (weights, optimizer moments). Its shape is fixed."""
 
     def __init__(self, value, name=None):
-        value = np.array(value, copy=True, order="C")
+        value = _native(np.array(value, copy=True, order="C"))
         if value.dtype.name not in ("float32", "float64", "int32", "int64", "bool"):
             raise GraphcTypeError(f"shared {name!r}: unsupported dtype {value.dtype.name}")
         super().__init__(TensorType(value.dtype.name, value.shape), None, 0, name)
@@ -86,10 +86,19 @@ class SharedVariable(Variable):
         if value.shape != self.type.shape:
             raise GraphcShapeError(f"shared {self.label()}: expected shape {self.type.shape}, got "
                                    f"{value.shape}; a shared variable keeps the shape it was created with")
-        self._value = value if (borrow and value.flags.c_contiguous) else np.array(value, order="C")
+        # borrow is a hint: compiled updates write into the value in place, so a read-only or
+        # byte-swapped array (a read-only memmap, a view of bytes, big-endian data) is copied.
+        keep = borrow and value.flags.c_contiguous and value.flags.writeable and \
+            value.dtype.isnative
+        self._value = value if keep else _native(np.array(value, order="C"))
 
     def label(self):
         return self.name or f"shared{self.id}"
+
+
+def _native(value):
+    """value in this machine's byte order (compiled code reads memory as native numbers)."""
+    return value if value.dtype.isnative else value.astype(value.dtype.newbyteorder("="))
 
 
 class ShapeContext:
@@ -117,12 +126,25 @@ class Op:
     """An operation. Subclasses set __props__ (the parameters that make two ops equal)."""
     __props__ = ()
     nout = 1
+    # The props holding an InnerGraph (graphc.ir.inner_graph): the pass manager optimizes each,
+    # and rebuilds the op as type(op)(**props) with the optimized graphs.
+    inner_graph_props = ()
 
     def _props(self):
         return tuple(getattr(self, p) for p in self.__props__)
 
     def __eq__(self, other):
-        return type(self) is type(other) and self._props() == other._props()
+        # Prop by prop, so that ops of one class with different first props (names) differ fast:
+        # rewrites compare every node's op with the ones they look for.
+        if self is other:
+            return True
+        if type(self) is not type(other):
+            return False
+        for p in self.__props__:
+            a, b = getattr(self, p), getattr(other, p)
+            if a is not b and not a == b:
+                return False
+        return True
 
     def __hash__(self):
         return hash((type(self).__name__,) + tuple(_hashable(p) for p in self._props()))
@@ -150,9 +172,12 @@ class Op:
         node = self.make_node(*inputs)
         return node.outputs[0] if self.nout == 1 else node.outputs
 
+    # How make_node turns a Python value (number, array, sympy dim) into a variable: the tensor
+    # API installs its as_variable here (ir/constructors.py); the core imports nothing above it.
+    as_variable = None
+
     def make_node(self, *inputs):
-        from .constructors import as_variable
-        inputs = [as_variable(i) for i in inputs]
+        inputs = [Op.as_variable(i) for i in inputs]
         ctx = ShapeContext(str(self))
         out_types = self.infer([i.type for i in inputs], ctx)
         return Node(self, inputs, out_types, ctx.constraints)

@@ -2,13 +2,13 @@
 import numpy as np
 
 from ..errors import GraphcTypeError
+from .constructors import as_variable
 from .graph import Variable
+from .ops.indexing import AdvancedSubtensor, take
+from .ops.shape import Subtensor, reshape, resolve_slice
 
 
 def getitem(x, index):
-    from .constructors import as_variable
-    from .ops.indexing import AdvancedSubtensor, take
-    from .ops.shape import Subtensor, reshape, resolve_slice
     if not isinstance(index, tuple):
         index = (index,)
     index = tuple(as_variable(i) if isinstance(i, (list, np.ndarray)) else i for i in index)

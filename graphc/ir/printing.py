@@ -1,4 +1,5 @@
 """Text form of a graph: one line per node, like Theano's debugprint, in execution order."""
+from .fgraph import FunctionGraph
 from .graph import Constant, SharedVariable
 
 
@@ -44,7 +45,6 @@ def _t(fgraph, v):
 def debugprint(obj, file=None):
     """Print a graph (a Function, or one or more variables) as text."""
     import sys
-    from .fgraph import FunctionGraph
     if hasattr(obj, "pass_log"):
         text = obj.pass_log[-1][2]  # the graph as compiled (after the last pass)
     else:

@@ -9,6 +9,7 @@ import itertools
 import numpy as np
 import sympy
 
+from ..config import config
 from ..errors import GraphcTypeError
 
 DTYPES = ("float32", "float64", "int32", "int64", "bool")
@@ -134,7 +135,6 @@ def result_dtype(dtypes, weak_kinds=()):
     A weak float scalar turns an all-integer/bool expression into floatX; otherwise weak scalars
     never change the dtype (so ``x * 0.5`` keeps float32), as in JAX and PyTensor's floatX mode.
     """
-    from ..config import config
     if not dtypes:
         if "float" in weak_kinds:
             return config.floatX

@@ -27,6 +27,7 @@ import numpy as np
 
 import graphc as G
 
+from ..train import atomic_savez
 from .fillers import get_filler, rng_for
 
 __all__ = ["Net", "ParamSpec", "LoadReport", "format_shape"]
@@ -165,7 +166,6 @@ class Net:
     def add(self, layer, bottom=None, top=None):
         """Add a layer (bottoms: names of blobs, or symbolic variables; default: the previous
         layer's first top). Builds it for both phases; returns its TRAIN (or only) output."""
-        from .layers import Layer
         if not isinstance(layer, Layer):
             raise TypeError(f"net {self.name}: add() takes a layer, got {layer!r}")
         if layer.name in self.layers:
@@ -459,7 +459,6 @@ class Net:
 
     def save(self, path):
         """Write parameters and buffers to an .npz atomically (tmp file + os.replace)."""
-        from ..train import atomic_savez
         atomic_savez(path, {f"param/{k}": v for k, v in self.state_dict().items()})
 
     def freeze(self, *layer_names):
@@ -487,3 +486,60 @@ class Net:
 
     def __repr__(self):
         return f"Net({self.name!r}, layers={list(self.layers)})"
+
+
+# --- the base class of layers: here with Net, which builds them and in which a layer used alone
+# runs -------------------------------------------------------------------------------------------
+
+class Layer:
+    """Base class. Subclasses set ``type``, ``n_bottoms``, ``n_tops`` and implement ``build``."""
+    type = "Layer"
+    n_bottoms = 1          # None: any number
+    n_tops = 1
+    phase_dependent = False
+    is_output = False      # a net output that is not a loss (Accuracy)
+    default_loss_weight = 0.0
+
+    def __init__(self, name, bottom=None, top=None, param=None, loss_weight=None, phase=None):
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a layer needs a non-empty string name, got {name!r}")
+        self.name = name
+        self.bottom = [bottom] if isinstance(bottom, str) else bottom
+        self.top = [top] if isinstance(top, str) else top
+        self.param = list(param) if param is not None else None
+        self.loss_weight = loss_weight
+        self.phase = phase.lower() if isinstance(phase, str) else phase
+        self._net = None
+
+    def loss_weights(self):
+        w = self.loss_weight if self.loss_weight is not None else self.default_loss_weight
+        if isinstance(w, (int, float)):
+            w = [float(w)] + [0.0] * (len(self.top or [None]) - 1)
+        return [float(x) for x in w]
+
+    def build(self, ctx, *inputs):
+        raise NotImplementedError
+
+    def _fail(self, msg):
+        return ValueError(f"layer {self.name!r} ({self.type}): {msg}")
+
+    # Standalone use (outside a Net): y = layer(x). The layer gets a private one-layer net;
+    # its parameters are then in layer.params.
+    def __call__(self, *inputs, phase="train", seed=0):
+        if self._net is None:
+            self._net = Net(self.name, seed=seed)
+            self._net.add(self, bottom=list(inputs))
+        elif list(inputs) != [b for b in self.bottom]:
+            raise ValueError(f"layer {self.name!r} was already applied to other inputs; make a new "
+                             "layer, or put layers in a Net and share parameters by name")
+        return self._net.layer_output(self.name, phase)
+
+    @property
+    def params(self):
+        if self._net is None:
+            return {}
+        net = self._net
+        return {n: net.params[n] for n in net.layer_params.get(self.name, [])}
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.name!r})"

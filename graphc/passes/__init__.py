@@ -1,7 +1,5 @@
-"""Graph-to-graph optimizations, run by the pass manager in graphc.passes.manager.
-
-Importing a pass module registers it; the order of the imports is the order of the pipeline.
-"""
+"""Graph-to-graph optimizations. The pipeline of each optimization level is an explicit list in
+graphc.passes.manager; importing a pass module registers its pass by name."""
 from . import (canonicalize, merge_increments, merge_products, stabilize, fuse_elemwise,  # noqa: F401
                fuse_gemm, fuse_siblings)  # (registration)
-from .manager import optimize  # noqa: F401
+from .manager import PIPELINES, optimize, pipeline  # noqa: F401

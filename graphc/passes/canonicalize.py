@@ -5,7 +5,8 @@ from ..ir.graph import Constant, Node, toposort
 from ..ir.ops import elemwise as E
 from ..ir.ops.shape import Reshape, Transpose
 from .manager import register
-from .rewriting import is_constant, local_rewrite, op_name, rebuild, rewrite_fgraph
+from .rewriting import (applies, is_cast, is_constant, local_rewrite, outputs_changed, rebuild,
+                        rewrite_fgraph)
 
 _FOLD_LIMIT = 1 << 16  # elements: larger constants stay computed at run time
 
@@ -34,17 +35,24 @@ def fold_constants(node):
 @local_rewrite("canonicalize")
 def neutral_elements(node):
     """x * 1, x + 0, x - 0, x / 1 -> x (when that keeps the shape and dtype)."""
-    name = getattr(node.op, "name", "")
+    if type(node.op) is not E.Elemwise or node.op.nin != 2:  # (a quick no for most nodes)
+        return None
     out = node.outputs[0]
-    if name in ("mul", "add", "sub", "true_div") and len(node.inputs) == 2:
-        a, b = node.inputs
-        unit = 1 if name in ("mul", "true_div") else 0
-        for keep, other, ok in ((a, b, True), (b, a, name in ("mul", "add"))):
-            if ok and is_constant(other, unit) and _same(keep, out):
-                return keep
-    if name == "pow" and is_constant(node.inputs[1], 1) and _same(node.inputs[0], out):
+    for op, unit, commutes in _NEUTRAL:
+        if applies(node, op):
+            a, b = node.inputs
+            for keep, other, ok in ((a, b, True), (b, a, commutes)):
+                if ok and is_constant(other, unit) and _same(keep, out):
+                    return keep
+            return None
+    if applies(node, E.pow_op) and is_constant(node.inputs[1], 1) and _same(node.inputs[0], out):
         return node.inputs[0]
     return None
+
+
+# (op, its neutral element on the right, whether it is also neutral on the left)
+_NEUTRAL = ((E.mul_op, 1, True), (E.add_op, 0, True), (E.sub_op, 0, False),
+            (E.div_op, 1, False))
 
 
 def _same(v, out):
@@ -65,8 +73,7 @@ def elementwise_identity(node):
 
 @local_rewrite("canonicalize")
 def cast_noop(node):
-    name = getattr(node.op, "name", "")
-    if name.startswith("cast_") and node.inputs[0].dtype == node.outputs[0].dtype:
+    if is_cast(node.op) and node.inputs[0].dtype == node.outputs[0].dtype:
         return node.inputs[0]
     return None
 
@@ -127,7 +134,8 @@ def merge_common(outputs):
 
 @register("canonicalize")
 def canonicalize(fgraph):
+    before = list(fgraph.outputs)
     fgraph.outputs = merge_common(fgraph.outputs)
     rewrite_fgraph(fgraph, "canonicalize")
     fgraph.outputs = merge_common(fgraph.outputs)
-    return fgraph
+    return fgraph, outputs_changed(before, fgraph.outputs)

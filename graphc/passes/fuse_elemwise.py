@@ -15,7 +15,7 @@ import functools
 import numpy as np
 import sympy
 
-from ..ir.graph import Constant, Node
+from ..ir.graph import Constant, Node, toposort
 from ..ir.ops.elemwise import ARGS, Elemwise
 from ..ir.ops.reduce import Reduce
 from ..ir.ops import scalar_fns as sf
@@ -123,31 +123,15 @@ def _names(op):
 
 def fuse_outputs(fgraph):
     """One sweep in execution order: each elementwise node absorbs what it can of its producers
-    (so a chain collapses into its last op); readers are tracked incrementally, so the cost grows
-    with the graph, not with its square."""
+    (so a chain collapses into its last op); the graph's reader index follows each replacement,
+    so the cost grows with the graph, not with its square. Returns whether anything changed.
+
+    A replaced node's reads leave the index, and an absorbed producer's, but not (cascade=False)
+    those of nodes further up that went unread with them: the fusion decisions, and so the
+    programs, were made that way (cascading fuses more, e.g. exp into its own gradient where
+    the forward product of exp(x)*exp(x) is dropped, and the C changes)."""
     notes = []
-    outputs_set = set(fgraph.outputs)
-    clients = {}  # variable -> set of nodes that read it
-    for node in fgraph.nodes:
-        for i in node.inputs:
-            clients.setdefault(i, set()).add(node)
-
-    def replace(old_node, new_out):
-        old_out = old_node.outputs[0]
-        for i in old_node.inputs:
-            clients.get(i, set()).discard(old_node)
-        if new_out.owner is not None:
-            for i in new_out.owner.inputs:
-                clients.setdefault(i, set()).add(new_out.owner)
-        for reader in clients.pop(old_out, set()):
-            reader.inputs = [new_out if v is old_out else v for v in reader.inputs]
-            clients.setdefault(new_out, set()).add(reader)
-        if old_out in outputs_set:
-            fgraph.outputs = [new_out if o is old_out else o for o in fgraph.outputs]
-            outputs_set.discard(old_out)
-            outputs_set.add(new_out)
-        return new_out.owner
-
+    changed = False
     for node in list(fgraph.nodes):  # drop inputs read only for their shape
         if isinstance(node.op, Elemwise) and \
                 len({k for k in range(len(node.inputs)) if ARGS[k] in node.op.expr.free_symbols}) < len(node.inputs):
@@ -155,37 +139,37 @@ def fuse_outputs(fgraph):
             out = new.outputs[0]
             if not new.inputs and out.type.is_static:  # nothing left to read: a constant
                 out = Constant(new.op.reference(dims={}))
-            replace(node, out)
-    fgraph.refresh(dims=False)
+            fgraph.replace(node.outputs[0], out, cascade=False)
+            changed = True
     declined = set()
-    for node in list(fgraph.nodes):
+    for node in toposort(fgraph.outputs):  # (refresh would rebuild the reader index)
         while node is not None and isinstance(node.op, Elemwise):
             for k, inp in enumerate(node.inputs):
                 p = inp.owner
                 if p is None or not isinstance(p.op, Elemwise) or (p, node.op) in declined:
                     continue
-                reason = _decline_reason(fgraph, p, node, clients, outputs_set)
+                reason = _decline_reason(fgraph, p, node)
                 if reason:
                     declined.add((p, node.op))
                     notes.append(f"not fusing {p.op} into {node.op}: {reason}")
                     continue
-                node = replace(node, fuse_into(node, k, p).outputs[0])
-                if not clients.get(p.outputs[0]):  # the producer is gone: forget its reads
-                    for i in p.inputs:
-                        clients.get(i, set()).discard(p)
+                fused = fuse_into(node, k, p).outputs[0]
+                fgraph.replace(node.outputs[0], fused, cascade=False)
+                fgraph.drop_if_dead(p, cascade=False)
+                node, changed = fused.owner, True
                 break
             else:
                 node = None
     fgraph.refresh(dims=False)
     fgraph.fusion_notes = notes
-    return fgraph
+    return changed
 
 
-def _decline_reason(fgraph, producer, consumer, clients, outputs_set):
+def _decline_reason(fgraph, producer, consumer):
     out = producer.outputs[0]
-    if out in outputs_set:
+    if fgraph.is_output(out):
         return "its value is a function output"
-    readers = clients.get(out, ())
+    readers = fgraph.readers(out)
     if any(not isinstance(n.op, Elemwise) for n in readers):
         return "another reader is not elementwise"
     expensive = is_expensive(producer.op.expr)
@@ -208,17 +192,10 @@ def _decline_reason(fgraph, producer, consumer, clients, outputs_set):
     return None
 
 
-def _replace_output(fgraph, old, new):
-    """Point every reader (and the outputs list) of `old` at `new`, then refresh the order."""
-    for node in fgraph.nodes:
-        node.inputs = [new if i is old else i for i in node.inputs]
-    fgraph.outputs = [new if o is old else o for o in fgraph.outputs]
-    fgraph.refresh(dims=False)
-
-
-@register("fuse_elemwise", levels=("O2", "O3"))
+@register("fuse_elemwise")
 def fuse_elemwise(fgraph):
-    return fuse_outputs(fgraph)
+    changed = fuse_outputs(fgraph)
+    return fgraph, changed
 
 
 class FusedReduce(Reduce):
@@ -259,16 +236,17 @@ class FusedReduce(Reduce):
 
 
 def fuse_reductions(fgraph):
-    clients = fgraph.clients()
-    outputs_set = set(fgraph.outputs)
+    """Each plain reduction absorbs the elementwise op that makes its input, where that op has
+    no other reader. Returns whether anything changed."""
+    changed = False
     for node in list(fgraph.nodes):
         if type(node.op) is not Reduce:
             continue
         x = node.inputs[0]
         p = x.owner
-        if p is None or not isinstance(p.op, Elemwise) or x in outputs_set:
+        if p is None or not isinstance(p.op, Elemwise) or fgraph.is_output(x):
             continue
-        if len(clients.get(x, [])) != 1:
+        if fgraph.n_reads(x) != 1:
             fgraph.fusion_notes.append(f"not fusing {p.op} into {node.op}: its value has other readers")
             continue
         axes = node.op.axes
@@ -281,9 +259,10 @@ def fuse_reductions(fgraph):
         op = FusedReduce(node.op.kind, axes, node.op.keepdims, p.op.expr, len(p.inputs), x.dtype,
                          x.type.shape)
         new = Node(op, list(p.inputs), [node.outputs[0].type], node.constraints + p.constraints)
-        _replace_output(fgraph, node.outputs[0], new.outputs[0])
-        clients = fgraph.clients()
-    return fgraph
+        fgraph.replace(node.outputs[0], new.outputs[0])
+        changed = True
+    fgraph.refresh(dims=False)
+    return changed
 
 
 def _size1(fgraph, v):
@@ -291,8 +270,9 @@ def _size1(fgraph, v):
     return size_of(fgraph.dims.shape(v)) == 1
 
 
-@register("fuse_reductions", levels=("O2", "O3"))
+@register("fuse_reductions")
 def fuse_reductions_pass(fgraph):
     if not hasattr(fgraph, "fusion_notes"):
         fgraph.fusion_notes = []
-    return fuse_reductions(fgraph)
+    changed = fuse_reductions(fgraph)
+    return fgraph, changed

@@ -84,7 +84,7 @@ def _prune(inputs, exprs):
 
 
 class _Graph:
-    """Readers and a topological index, kept current as nodes are merged."""
+    """A topological index, kept current as nodes are merged (readers come from the graph)."""
 
     def __init__(self, fgraph):
         self.fgraph = fgraph
@@ -93,10 +93,9 @@ class _Graph:
     def reindex(self):
         self.fgraph.refresh(dims=False)
         self.order = {n: i for i, n in enumerate(self.fgraph.nodes)}
-        self.readers = {}
-        for n in self.fgraph.nodes:
-            for v in n.inputs:
-                self.readers.setdefault(v, set()).add(n)
+
+    def readers(self, v):
+        return self.fgraph.readers(v)
 
     def reaches(self, a, b):
         """Is there a path from node a to node b? (Only nodes between them in order can be on it.)"""
@@ -106,7 +105,7 @@ class _Graph:
         while stack:
             n = stack.pop()
             for out in n.outputs:
-                for r in self.readers.get(out, ()):
+                for r in self.readers(out):
                     if r is b:
                         return True
                     if r not in seen and self.order[r] < limit:
@@ -117,11 +116,8 @@ class _Graph:
     def replace_outputs(self, old_nodes, new_node):
         """Rewire every reader (and the function outputs) of old_nodes' outputs to new_node's."""
         old_outs = [o for n in old_nodes for o in n.outputs]
-        mapping = dict(zip(old_outs, new_node.outputs))
-        for v in old_outs:
-            for r in self.readers.get(v, ()):
-                r.inputs = [mapping.get(i, i) for i in r.inputs]
-        self.fgraph.outputs = [mapping.get(o, o) for o in self.fgraph.outputs]
+        for old, new in zip(old_outs, new_node.outputs):
+            self.fgraph.replace(old, new)
         self.reindex()
 
 
@@ -143,7 +139,7 @@ def _absorb_producers(g, node, outputs_set, notes):
             p = v.owner
             if p is None or not _is_single_elemwise(p) or v in outputs_set:
                 continue
-            if g.readers.get(v, set()) != {node}:
+            if set(g.readers(v)) != {node}:
                 continue
             same = g.fgraph.dims.shape(v) == node.op.out_shape
             if not same and is_expensive(p.op.expr):
@@ -167,15 +163,16 @@ def _absorb_producers(g, node, outputs_set, notes):
 
 
 def fuse_siblings(fgraph):
+    """Returns whether any siblings now share a loop."""
     notes = getattr(fgraph, "fusion_notes", [])
     outputs_set = set(fgraph.outputs)
     g = _Graph(fgraph)
     merged = []
-    for v in list(g.readers):
+    for v in _read_values(fgraph):
         if isinstance(v, Constant):
             continue  # a shared constant (a learning rate) saves nothing: it is not a read
         # Siblings read v at full size: what merging saves is reading it once.
-        readers = sorted((n for n in g.readers.get(v, ()) if _is_single_elemwise(n)
+        readers = sorted((n for n in g.readers(v) if _is_single_elemwise(n)
                           and fgraph.dims.shape(n.outputs[0]) == fgraph.dims.shape(v)),
                          key=g.order.get)
         shape = fgraph.dims.shape(v)
@@ -197,13 +194,24 @@ def fuse_siblings(fgraph):
             readers = [r for r in rest if r not in group]
             if len(group) >= 2:
                 merged.append(_merge(g, group, shape, dtype))
+    changed = bool(merged)
     for node in merged:
         if node in g.order:
             _absorb_producers(g, node, outputs_set, notes)
     fgraph.fusion_notes = notes
-    return fgraph
+    return changed
 
 
-@register("fuse_siblings", levels=("O2", "O3"))
+def _read_values(fgraph):
+    """Every value some node reads, in the order the nodes first read them."""
+    seen = {}
+    for n in fgraph.nodes:
+        for v in n.inputs:
+            seen.setdefault(v, None)
+    return list(seen)
+
+
+@register("fuse_siblings")
 def fuse_siblings_pass(fgraph):
-    return fuse_siblings(fgraph)
+    changed = fuse_siblings(fgraph)
+    return fgraph, changed

@@ -1,39 +1,161 @@
-"""The pass manager: named passes, a pipeline per optimization level, timing and a log."""
-import time
+"""The pass manager: a registry of named passes, an explicit pipeline per optimization level,
+and a run that times each pass, records whether it changed the graph, verifies the graph after
+each pass (config.verify_graphs) and optimizes the inner graphs of ops that carry them.
 
-PIPELINES = {"O0": []}
+A pass is a function FunctionGraph -> (FunctionGraph, changed), registered by name with
+`@register(name)`; it rewires the graph only through FunctionGraph.replace (or rebuilds it, as
+the local rewrites do) and says whether it changed anything.
+"""
+import time
+from collections import namedtuple
+
+from ..errors import PipelineError
+
+# The levels, as run. Stabilize follows canonicalize (which folds what it would match) and the
+# merges (whose patterns it would hide); chain fusion precedes reduction fusion (a reduction
+# absorbs a fused chain); the gemm update goes before sibling fusion, which would hide its
+# elementwise `w - lr * g` inside a multi-output loop.
+PIPELINES = {
+    "O0": [],
+    "O1": ["canonicalize", "merge_increments", "stabilize"],
+    "O2": ["canonicalize", "merge_increments", "merge_products", "stabilize",
+           "fuse_elemwise", "fuse_reductions", "fuse_siblings"],
+    "O3": ["canonicalize", "merge_increments", "merge_products", "stabilize",
+           "fuse_elemwise", "fuse_reductions", "fuse_gemm", "fuse_siblings"],
+}
 _REGISTRY = {}
 
+# One line of the pass log: the graph after the pass, as text, and whether the pass changed it.
+PassRecord = namedtuple("PassRecord", "name seconds text changed")
 
-def register(name, levels=("O1", "O2", "O3")):
-    """Decorator: add a pass (FunctionGraph -> FunctionGraph) to the pipelines of `levels`."""
+
+def register(name):
+    """Decorator: make a pass (FunctionGraph -> (FunctionGraph, changed)) known by `name`."""
     def deco(fn):
+        if name in _REGISTRY and _REGISTRY[name] is not fn:
+            raise PipelineError(f"pass {name!r} is registered twice")
         _REGISTRY[name] = fn
-        for lvl in levels:
-            PIPELINES.setdefault(lvl, []).append(name)
         return fn
     return deco
 
 
+def pipeline(level, disabled=()):
+    """The pass names to run for `level` ("O0".."O3", or a list of pass names), less `disabled`."""
+    if isinstance(level, str):
+        if level not in PIPELINES:
+            raise PipelineError(f"unknown optimization level {level!r}: expected one of "
+                                f"{', '.join(PIPELINES)}, or a list of pass names ({_known()})")
+        names = PIPELINES[level]
+    else:
+        names = list(level)
+    for what, given in (("opt_level", names), ("disabled passes (GRAPHC_DISABLE_PASSES)", disabled)):
+        unknown = [n for n in given if n not in _REGISTRY]
+        if unknown:
+            raise PipelineError(f"{what}: unknown pass {unknown[0]!r}; the passes are {_known()}")
+    return [n for n in names if n not in disabled]
+
+
+def _known():
+    return ", ".join(sorted(_REGISTRY))
+
+
 def optimize(fgraph, level="O3", enabled=True):
-    """Run the pipeline for `level`; returns the new graph and [(pass, seconds, graph_text)]."""
+    """Run the pipeline for `level`; returns the new graph and a list of PassRecord."""
     from ..config import config
     from ..ir.printing import graph_dot, graph_text
     dots = [] if config.dump_dir else None  # DOT only when dumping: it costs compile time
-    log = [("input", 0.0, graph_text(fgraph))]
+    log = [PassRecord("input", 0.0, graph_text(fgraph), False)]
     if dots is not None:
         dots.append(graph_dot(fgraph))
     if not enabled:
         return fgraph, log
-    if level not in PIPELINES and level not in ("O1", "O2", "O3"):
-        raise ValueError(f"unknown optimization level {level!r} (O0..O3)")
+    names = pipeline(level, config.disabled_passes)
     fgraph = fgraph.clone()  # passes may edit nodes in place; the user's graph stays as built
-    for name in PIPELINES.get(level, []):
+    if config.verify_graphs:
+        _verify(fgraph, "input")
+    run = _Run(names, config.verify_graphs)
+    if any(n.op.inner_graph_props for n in fgraph.nodes):
         t = time.perf_counter()
-        fgraph = _REGISTRY[name](fgraph)
-        fgraph.refresh()
-        log.append((name, time.perf_counter() - t, graph_text(fgraph)))
+        changed = run.inner_graphs(fgraph)
+        log.append(PassRecord("inner_graphs", time.perf_counter() - t, graph_text(fgraph), changed))
+        if dots is not None:
+            dots.append(graph_dot(fgraph))
+    for name in names:
+        t = time.perf_counter()
+        fgraph, changed = run.one(name, fgraph)
+        log.append(PassRecord(name, time.perf_counter() - t, graph_text(fgraph), changed))
         if dots is not None:
             dots.append(graph_dot(fgraph))
     fgraph.pass_dots = dots
     return fgraph, log
+
+
+class _Run:
+    """One optimization: the passes to run, whether to verify, and the inner graphs optimized so
+    far (equal inner graphs are optimized once)."""
+
+    def __init__(self, names, verify):
+        self.names, self.verify = names, verify
+        self.done = {}
+
+    def one(self, name, fgraph):
+        before = _snapshot(fgraph) if self.verify else None
+        result = _REGISTRY[name](fgraph)
+        if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], bool)):
+            raise PipelineError(f"pass {name!r} returned {type(result).__name__}; a pass returns "
+                                "(graph, changed)")
+        fgraph, changed = result
+        fgraph.refresh()
+        if self.verify:
+            _verify(fgraph, name)
+            if not changed and _snapshot(fgraph)[:2] != before[:2]:
+                from ..errors import GraphVerifyError
+                raise GraphVerifyError(f"pass {name!r} reported no change but changed the graph")
+        return fgraph, changed
+
+    def all(self, fgraph):
+        changed = self.inner_graphs(fgraph)
+        for name in self.names:
+            fgraph, c = self.one(name, fgraph)
+            changed = changed or c
+        return fgraph, changed
+
+    def inner_graphs(self, fgraph):
+        """Optimize the inner graphs of every op that carries some; returns whether any changed."""
+        changed = False
+        for node in list(fgraph.nodes):
+            props = node.op.inner_graph_props
+            if not props:
+                continue
+            values = dict(zip(node.op.__props__, node.op._props()))
+            new = {p: self.inner(values[p]) for p in props}
+            if all(new[p] is values[p] for p in props):
+                continue
+            op = type(node.op)(**{**values, **new})
+            rebuilt = op.make_node(*node.inputs)
+            for old, out in zip(node.outputs, rebuilt.outputs):
+                fgraph.replace(old, out)
+            changed = True
+        if changed:
+            fgraph.refresh()
+            if self.verify:
+                _verify(fgraph, "inner_graphs")
+        return changed
+
+    def inner(self, graph):
+        if graph not in self.done:
+            from ..ir.inner_graph import InnerGraph
+            fgraph, changed = self.all(graph.function_graph())
+            self.done[graph] = InnerGraph(fgraph.inputs, fgraph.outputs) if changed else graph
+        return self.done[graph]
+
+
+def _verify(fgraph, after):
+    from ..ir.verify import verify_graph
+    verify_graph(fgraph, after)
+
+
+def _snapshot(fgraph):
+    """The graph's wiring by object identity (the objects are kept alive, so no id is reused)."""
+    return ([(n, n.op, tuple(map(id, n.inputs))) for n in fgraph.nodes], list(map(id, fgraph.outputs)),
+            list(fgraph.nodes) + list(fgraph.outputs) + [i for n in fgraph.nodes for i in n.inputs])

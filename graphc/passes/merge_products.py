@@ -8,10 +8,11 @@ of the batch size, 32), which a BLAS runs far below its speed, and the partial s
 one by one. One deep product instead: unrolled LSTM step, 31 products of depth 32 and their
 sum (~20 ms) become one product of depth 992 plus two copies.
 """
+from ..ir.ops import elemwise as E
 from ..ir.ops.blas import Matmul
 from ..ir.ops.shape import Concatenate
 from .manager import register
-from .rewriting import local_rewrite, op_name, rewrite_fgraph
+from .rewriting import local_rewrite, made_by, rewrite_fgraph
 
 
 def _inner_axes(op):
@@ -29,7 +30,7 @@ def _parts(v, axis):
 @local_rewrite("merge_products")
 def add_of_products(node):
     """add(op(a) @ op(b), op(c) @ op(d)) -> op(concat(a, c)) @ op(concat(b, d))."""
-    if op_name(node.outputs[0]) != "add" or len(node.inputs) != 2:
+    if not made_by(node.outputs[0], E.add_op):
         return None
     left, right = (v.owner for v in node.inputs)
     if left is None or right is None or type(left.op) is not Matmul or left.op != right.op:
@@ -44,6 +45,6 @@ def add_of_products(node):
     return Matmul(left.op.trans_a, left.op.trans_b)(Concatenate(axis_a)(*a), Concatenate(axis_b)(*b))
 
 
-@register("merge_products", levels=("O2", "O3"))
+@register("merge_products")
 def merge_products(fgraph):
     return rewrite_fgraph(fgraph, "merge_products")

@@ -6,6 +6,9 @@ applies (a fixpoint). Rewrites are registered into groups with the `local_rewrit
 import numpy as np
 
 from ..ir.graph import Constant, Node, toposort
+from ..ir.ops import scalar_fns as sf
+from ..ir.ops.elemwise import Elemwise
+from ..ir.types import DTYPES
 
 GROUPS = {}
 
@@ -25,6 +28,14 @@ def rebuild(node, new_inputs):
 
 def rewrite_outputs(outputs, rewrites, max_rounds=8, log=None):
     """Apply `rewrites` everywhere under `outputs`; returns the new output variables."""
+    return rewrite_outputs_changed(outputs, rewrites, max_rounds, log)[0]
+
+
+def rewrite_outputs_changed(outputs, rewrites, max_rounds=8, log=None):
+    """rewrite_outputs, and whether any rewrite fired. The graph is rebuilt, not edited: the
+    nodes above a replacement are new, so this also serves graphs that are not a pass's own
+    (the stabilized cost that grad differentiates)."""
+    fired = False
     for _ in range(max_rounds):
         replaced = {}
         changed = False
@@ -44,21 +55,49 @@ def rewrite_outputs(outputs, rewrites, max_rounds=8, log=None):
                         changed = True
                         break
         outputs = [replaced.get(o, o) for o in outputs]
+        fired = fired or changed
         if not changed:
             break
-    return outputs
+    return outputs, fired
 
 
 def rewrite_fgraph(fgraph, group, log=None):
-    fgraph.outputs = rewrite_outputs(fgraph.outputs, GROUPS.get(group, []), log=log)
-    return fgraph
+    """Run the rewrites of `group` over the graph: returns (fgraph, changed)."""
+    fgraph.outputs, changed = rewrite_outputs_changed(fgraph.outputs, GROUPS.get(group, []), log=log)
+    return fgraph, changed
+
+
+def outputs_changed(before, after):
+    """Whether a rebuilt graph differs: a rebuild makes new nodes up to every output above a
+    change, so the outputs' identities tell."""
+    return len(before) != len(after) or any(a is not b for a, b in zip(before, after))
 
 
 # --- matching helpers ---------------------------------------------------------------------
+# Rewrites match ops by identity (the op objects of graphc.ir.ops: E.add_op, E.log_op, ...) or
+# by class, never by name: names are for people, and a fused op may carry any name. This is the
+# one place that decides what "is an add" means.
 
-def op_name(v):
-    """Name of the elementwise op that produced v ('' for anything else)."""
-    return getattr(v.owner.op, "name", "") if v.owner is not None else ""
+def applies(node, op):
+    """Whether `node` applies `op` (an op object: the same one, or one with equal props)."""
+    mine = node.op
+    return mine is op or (type(mine) is type(op) and mine == op)
+
+
+def made_by(v, op):
+    """Whether variable v is the output of a node applying `op` (False for leaves)."""
+    node = v.owner
+    if node is None:
+        return False
+    mine = node.op
+    return mine is op or (type(mine) is type(op) and mine == op)
+
+
+def is_cast(op):
+    """A dtype conversion: the Elemwise that applies the cast function of its dtype rule
+    (comparisons also have the rule "bool", but another expression)."""
+    return type(op) is Elemwise and op.dtype_rule in DTYPES and \
+        op.expr.func is sf.make_cast(op.dtype_rule)
 
 
 def is_constant(v, value=None):

@@ -7,26 +7,26 @@ from ..ir.ops.indexing import AdvancedSubtensor
 from ..ir.ops.nn import LogSoftmax, Softmax, SoftmaxCrossEntropy
 from ..ir.ops.shape import Arange
 from .manager import register
-from .rewriting import is_constant, local_rewrite, op_name, rewrite_fgraph
+from .rewriting import applies, is_constant, local_rewrite, made_by, outputs_changed, rewrite_fgraph
 
 
 @local_rewrite("stabilize")
 def sigmoid_from_exp(node):
     """1 / (1 + exp(u)) -> sigmoid(-u)."""
-    if getattr(node.op, "name", "") != "true_div" or not is_constant(node.inputs[0], 1):
+    if not applies(node, E.div_op) or not is_constant(node.inputs[0], 1):
         return None
     den = node.inputs[1]
-    if op_name(den) != "add":
+    if not made_by(den, E.add_op):
         return None
     a, b = den.owner.inputs
     e = b if is_constant(a, 1) else a if is_constant(b, 1) else None
-    if e is None or op_name(e) != "exp" or e.type.shape != node.outputs[0].type.shape:
+    if e is None or not made_by(e, E.exp_op) or e.type.shape != node.outputs[0].type.shape:
         return None
     return E.sigmoid_op(_negate(e.owner.inputs[0]))
 
 
 def _negate(v):
-    if op_name(v) == "neg":
+    if made_by(v, E.neg_op):
         return v.owner.inputs[0]
     return E.neg_op(v)
 
@@ -34,12 +34,13 @@ def _negate(v):
 @local_rewrite("stabilize")
 def log_sigmoid(node):
     """log(sigmoid(x)) -> -softplus(-x); log(1 - sigmoid(x)) -> -softplus(x)."""
-    if getattr(node.op, "name", "") != "log":
+    if not applies(node, E.log_op):
         return None
     (arg,) = node.inputs
-    if op_name(arg) == "sigmoid":
+    if made_by(arg, E.sigmoid_op):
         return E.neg_op(E.softplus_op(_negate(arg.owner.inputs[0])))
-    if op_name(arg) == "sub" and is_constant(arg.owner.inputs[0], 1) and op_name(arg.owner.inputs[1]) == "sigmoid":
+    if made_by(arg, E.sub_op) and is_constant(arg.owner.inputs[0], 1) \
+            and made_by(arg.owner.inputs[1], E.sigmoid_op):
         return E.neg_op(E.softplus_op(arg.owner.inputs[1].owner.inputs[0]))
     return None
 
@@ -47,8 +48,8 @@ def log_sigmoid(node):
 @local_rewrite("stabilize")
 def one_minus_sigmoid(node):
     """1 - sigmoid(x) -> sigmoid(-x) (exact, and keeps precision near 1)."""
-    if getattr(node.op, "name", "") == "sub" and is_constant(node.inputs[0], 1) \
-            and op_name(node.inputs[1]) == "sigmoid" \
+    if applies(node, E.sub_op) and is_constant(node.inputs[0], 1) \
+            and made_by(node.inputs[1], E.sigmoid_op) \
             and node.inputs[1].type.shape == node.outputs[0].type.shape:
         return E.sigmoid_op(_negate(node.inputs[1].owner.inputs[0]))
     return None
@@ -57,7 +58,7 @@ def one_minus_sigmoid(node):
 @local_rewrite("stabilize")
 def log1p_from_log(node):
     """log(1 + x) -> log1p(x)."""
-    if getattr(node.op, "name", "") != "log" or op_name(node.inputs[0]) != "add":
+    if not applies(node, E.log_op) or not made_by(node.inputs[0], E.add_op):
         return None
     a, b = node.inputs[0].owner.inputs
     x = b if is_constant(a, 1) else a if is_constant(b, 1) else None
@@ -69,7 +70,7 @@ def log1p_from_log(node):
 @local_rewrite("stabilize")
 def log_softmax_from_log(node):
     """log(softmax(x)) -> log_softmax(x)."""
-    if getattr(node.op, "name", "") == "log" and node.inputs[0].owner is not None \
+    if applies(node, E.log_op) and node.inputs[0].owner is not None \
             and isinstance(node.inputs[0].owner.op, Softmax):
         return LogSoftmax()(node.inputs[0].owner.inputs[0])
     return None
@@ -78,10 +79,10 @@ def log_softmax_from_log(node):
 @local_rewrite("stabilize")
 def softmax_cross_entropy(node):
     """-log(softmax(x)[arange(N), y]) and -log_softmax(x)[arange(N), y] -> one stable op."""
-    if getattr(node.op, "name", "") != "neg":
+    if not applies(node, E.neg_op):
         return None
     v = node.inputs[0]
-    if op_name(v) == "log":
+    if made_by(v, E.log_op):
         v = v.owner.inputs[0]
         want = Softmax
     else:
@@ -100,7 +101,7 @@ def softmax_cross_entropy(node):
 
 @local_rewrite("stabilize")
 def double_negation(node):
-    if getattr(node.op, "name", "") == "neg" and op_name(node.inputs[0]) == "neg":
+    if applies(node, E.neg_op) and made_by(node.inputs[0], E.neg_op):
         return node.inputs[0].owner.inputs[0]
     return None
 
@@ -113,7 +114,8 @@ def stabilize_outputs(outputs):
 @register("stabilize")
 def stabilize(fgraph):
     from .canonicalize import merge_common
+    before = list(fgraph.outputs)
     rewrite_fgraph(fgraph, "stabilize")
     # The forward outputs and the gradient were stabilized separately: merge what they share.
     fgraph.outputs = merge_common(fgraph.outputs)
-    return fgraph
+    return fgraph, outputs_changed(before, fgraph.outputs)

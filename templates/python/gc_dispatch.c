@@ -63,6 +63,14 @@ static PyObject *call(PyObject *self, PyObject *args) {
     }
     for (int64_t k = 0; k < n_dims; k++)
         if (!bound[k]) Py_RETURN_NOTIMPLEMENTED;
+    /* An output of rank above GC_MAX_RANK goes to the checked path: its shape would not fit. */
+    {
+        const int64_t *t = s;
+        for (int64_t o = 0; o < n_out; o++) {
+            if (t[2] > GC_MAX_RANK) Py_RETURN_NOTIMPLEMENTED;
+            t += 3 + t[2];
+        }
+    }
     /* Shared values: the current array of each shared variable. */
     PyObject *values[GC_MAX_ARGS];
     for (int64_t j = 0; j < n_sh; j++) {

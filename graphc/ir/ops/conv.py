@@ -7,7 +7,6 @@ The gradients are ops of their own: Conv2dGradInput(gy, w) and Conv2dGradWeights
 three are linear in each argument, so their own gradients are again these three ops (second
 derivatives work). The C lowering (graphc.codegen.lower_cnn) picks im2col + gemm or direct loops.
 """
-import os
 
 import numpy as np
 import sympy
@@ -62,22 +61,17 @@ def _is_int(*ds):
     return all(isinstance(d, int) for d in ds)
 
 
-ALGORITHMS = ("auto", "gemm", "direct")
-
-
 class _ConvBase(Op):
-    """`algorithm` picks the C kernels: "gemm" (im2col + BLAS), "direct" (loops) or "auto" (by
-    the sizes, see graphc.codegen.lower_cnn.conv_algorithm). It is a prop, so it is part of the
-    graph's identity (and of the compiled-artifact signature)."""
-    __props__ = ("stride", "padding", "dilation", "groups", "algorithm")
+    """A convolution is its geometry only: how a target computes it (the C target: im2col + gemm
+    or direct loops) is the target's choice (graphc.targets.c.capabilities), not the op's."""
+    __props__ = ("stride", "padding", "dilation", "groups")
 
-    def __init__(self, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, algorithm="auto"):
+    def __init__(self, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
         self.stride, self.padding = tuple(stride), tuple(padding)
         self.dilation, self.groups = tuple(dilation), int(groups)
-        self.algorithm = algorithm
 
     def base_props(self):
-        return (self.stride, self.padding, self.dilation, self.groups, self.algorithm)
+        return (self.stride, self.padding, self.dilation, self.groups)
 
     def _desc(self):
         return (f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
@@ -164,9 +158,8 @@ class Conv2dGradInput(_ConvBase):
     recoverable from Ho when the stride does not divide evenly)."""
     __props__ = _ConvBase.__props__ + ("input_hw",)
 
-    def __init__(self, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, algorithm="auto",
-                 input_hw=None):
-        super().__init__(stride, padding, dilation, groups, algorithm)
+    def __init__(self, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, input_hw=None):
+        super().__init__(stride, padding, dilation, groups)
         self.input_hw = tuple(input_hw)
 
     def infer(self, input_types, ctx):
@@ -208,9 +201,8 @@ class Conv2dGradWeights(_ConvBase):
     """d conv2d / d w: (x, gy) -> (C_out, C/groups, kh, kw)."""
     __props__ = _ConvBase.__props__ + ("kernel_hw",)
 
-    def __init__(self, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, algorithm="auto",
-                 kernel_hw=None):
-        super().__init__(stride, padding, dilation, groups, algorithm)
+    def __init__(self, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, kernel_hw=None):
+        super().__init__(stride, padding, dilation, groups)
         self.kernel_hw = tuple(kernel_hw)
 
     def infer(self, input_types, ctx):
@@ -252,11 +244,11 @@ class Conv2dGradWeights(_ConvBase):
         return [Conv2dGradInput(*p, input_hw=x.type.shape[2:])(gy, b), Conv2d(*p)(x, b)]
 
 
-def conv2d(x, w, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, algorithm=None):
+def conv2d(x, w, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
     """Cross-correlation of x (N, C, H, W) with filters w (C_out, C/groups, kh, kw) (no bias:
-    add one with `+ b.dimshuffle('x', 0, 'x', 'x')`). algorithm: "auto" (default, or the
-    GRAPHC_CONV_ALGO environment variable when set), "gemm" or "direct"; the gradients use the
-    same choice."""
+    add one with `+ b.dimshuffle('x', 0, 'x', 'x')`). The C target picks im2col + gemm or direct
+    loops by the sizes; GRAPHC_CONV_ALGO=gemm|direct, set when the function is compiled, forces
+    one."""
     from ..constructors import as_variable
     from .elemwise import cast
     x, w = as_variable(x), as_variable(w)
@@ -269,8 +261,4 @@ def conv2d(x, w, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, algor
     dilation = pair(dilation, "dilation", where, 1)
     if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
         raise GraphcTypeError(f"{where}: groups must be a positive int, got {groups!r}")
-    if algorithm is None:
-        algorithm = os.environ.get("GRAPHC_CONV_ALGO", "").strip().lower() or "auto"
-    if algorithm not in ALGORITHMS:
-        raise GraphcTypeError(f"{where}: algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
-    return Conv2d(stride, padding, dilation, int(groups), algorithm)(x, w)
+    return Conv2d(stride, padding, dilation, int(groups))(x, w)

@@ -1,25 +1,37 @@
 """Load a built C program with cffi and run it: pointers in, numpy arrays out."""
 import os
+import pickle
 import threading
 
 import numpy as np
 import sympy
 
-from ..config import config
-from ..errors import RuntimeCheckError
+from ...config import config
+from ...errors import RuntimeCheckError
+from ..base import FastPath
+from .fastcall import build_spec, dispatch_module
 from .ffi_module import load_ffi
+from .omp_fork import protect_children
 
 # The module cffi generated for the entry points (see ffi_module): the package's copy from
 # install time, or one generated into the cache.
-_ffi = load_ffi(os.path.dirname(os.path.dirname(__file__)), os.path.join(config.cache_dir, "ffi"))
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_ffi = load_ffi(_PACKAGE_DIR, os.path.join(config.cache_dir, "ffi"))
 _libs = {}  # path -> loaded library (dlopen once per process)
 
 
 def _load(path):
     lib = _libs.get(path)
     if lib is None:
+        protect_children()
         lib = _libs[path] = _ffi.dlopen(path)
     return lib
+
+
+def _context_destructor(lib):
+    """gc_ctx_free of `lib`, holding the library: a context freed late in interpreter shutdown
+    (after the module's table of libraries is gone) must not call into an unmapped library."""
+    return lambda ctx: lib.gc_ctx_free(ctx)
 
 
 def runtime_layout(program, n_inputs):
@@ -62,7 +74,7 @@ class CProgram:
         layout = layout or runtime_layout(program, len(fgraph.inputs))
         self.layout = layout
         self.lib = _load(lib_path)
-        self.ctx = _ffi.gc(self.lib.gc_ctx_new(), self.lib.gc_ctx_free)
+        self.ctx = _ffi.gc(self.lib.gc_ctx_new(), _context_destructor(self.lib))
         self.lock = threading.Lock()
         self.n_inputs = len(fgraph.inputs)
         self.n_shared = len(fgraph.shareds)
@@ -86,21 +98,19 @@ class CProgram:
     @property
     def program(self):
         if self._program is None:
-            import pickle
             self._program = pickle.loads(self._program_bytes)
         return self._program
 
-    def fast_path(self, fn):
-        """Give Function `fn` the C call path when this program qualifies for it."""
-        from .fastcall import build_spec, dispatch_module
+    def fast_path(self, checker, graph, single_output):
+        """The C call path (gc_dispatch), when this program qualifies for it; else None."""
         module = dispatch_module()
-        spec = build_spec(self, fn.checker, fn.fgraph, fn.single_output) if module else None
+        spec = build_spec(self, checker, graph, single_output) if module else None
         if spec is None:
-            return
-        fn._spec, fn._fast, fn._lock = spec, module.call, self.lock
-        fn._fn_addr = int(_ffi.cast("uintptr_t", self.lib.gc_run))
-        fn._ctx_addr = int(_ffi.cast("uintptr_t", self.ctx))
-        fn._consts = list(self.const_values)
+            return None
+        return FastPath(call=module.call, spec=spec, lock=self.lock,
+                        fn_addr=int(_ffi.cast("uintptr_t", self.lib.gc_run)),
+                        ctx_addr=int(_ffi.cast("uintptr_t", self.ctx)),
+                        consts=list(self.const_values))
 
     def raise_error(self):
         msg = _ffi.string(self.lib.gc_ctx_error(self.ctx)).decode(errors="replace")

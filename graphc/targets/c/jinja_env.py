@@ -10,6 +10,10 @@ import jinja2
 
 # Where setup.py writes the compiled templates, inside the installed package.
 SHIPPED_DIR_NAME = "_compiled_templates"
+# The filters the C templates use (render_c.C_FILTERS implements them). jinja checks filter names
+# when it compiles a template, so compiling at install time needs the names, not the code.
+C_FILTER_NAMES = ("c_int", "c_type", "c_float", "c_libm", "c_scalar_code", "may_thread",
+                  "blas_precision")
 
 
 class LayeredBytecodeCache(jinja2.FileSystemBytecodeCache):
@@ -37,17 +41,24 @@ class LayeredBytecodeCache(jinja2.FileSystemBytecodeCache):
                 pass
 
 
-def make_environment(templates_root, bytecode_dir, shipped_dir=None):
+def make_environment(templates_root, bytecode_dir, shipped_dir=None, filters=None):
     os.makedirs(bytecode_dir, exist_ok=True)
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(templates_root),
-                              bytecode_cache=LayeredBytecodeCache(bytecode_dir, shipped_dir),
-                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-                              undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_root),
+                             bytecode_cache=LayeredBytecodeCache(bytecode_dir, shipped_dir),
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                             undefined=jinja2.StrictUndefined)
+    env.filters.update(filters or {})
+    return env
+
+
+def _compile_only(*args, **kwargs):
+    raise RuntimeError("this environment only compiles templates")
 
 
 def precompile_templates(templates_root, out_dir):
     """Compile every C template into `out_dir` (jinja bytecode). Returns how many."""
-    env = make_environment(templates_root, out_dir)
+    env = make_environment(templates_root, out_dir,
+                           filters=dict.fromkeys(C_FILTER_NAMES, _compile_only))
     names = env.list_templates(filter_func=lambda n: n.startswith("c/") and n.endswith((".j2", ".h")))
     for name in names:
         env.get_template(name)

@@ -1,21 +1,61 @@
 """Render a Program as C from templates/c/ (jinja2): one source file, or several translation
-units for a parallel build (render_units)."""
+units for a parallel build (render_units).
+
+All C printing of the typed Program happens here, through the jinja filters in C_FILTERS: sizes
+(`| c_int`), dtypes (`| c_type`), float literals (`| c_float(dtype)`), libm names
+(`| c_libm(dtype)`), scalar bodies (`| c_scalar_code`: sympy.cse + the ScalarPrinter, once per
+kernel), and the C target's policy (`| may_thread`, `| blas_precision`: capabilities.py)."""
 import os
 from functools import lru_cache
 
-from ..config import config
+import sympy
 
-from .cprinter import C_TYPES, int_to_c
-from .jinja_env import SHIPPED_DIR_NAME, make_environment
+from ...config import config
+
+from .capabilities import C_CAPABILITIES
+from .cprinter import C_TYPES, ScalarPrinter, int_to_c, scalars_to_c
+from .jinja_env import C_FILTER_NAMES, SHIPPED_DIR_NAME, make_environment
 from .templates_dir import templates_root
+
+
+class _ScalarCode:
+    """A ScalarBody as C: loads [(name, C type)], statements [(temp, C)], results [C]."""
+
+    def __init__(self, body):
+        self.loads = [(name, C_TYPES[dtype]) for name, dtype in body.loads]
+        self.stmts, self.results = scalars_to_c(body.exprs, body.ctx_dtype)
+
+
+def c_float(value, dtype):
+    """A float constant as a C literal of `dtype`'s precision."""
+    return ScalarPrinter(dtype).doprint(sympy.Float(value, 17))
+
+
+def c_libm(name, dtype):
+    """The libm function `name` in `dtype`'s precision (expf for float32)."""
+    return name + ("f" if dtype == "float32" else "")
+
+
+C_FILTERS = {
+    "c_int": int_to_c,
+    "c_type": C_TYPES.__getitem__,
+    "c_float": c_float,
+    "c_libm": c_libm,
+    "c_scalar_code": _ScalarCode,
+    "may_thread": C_CAPABILITIES.may_parallelize,
+    "blas_precision": C_CAPABILITIES.blas_precision,
+}
+assert set(C_FILTERS) == set(C_FILTER_NAMES), "jinja_env.C_FILTER_NAMES is out of date"
 
 
 @lru_cache(maxsize=None)
 def environment():
     # Compiled templates come from the user's cache or from the copy compiled at install
     # (setup.py), so a new process skips jinja's parse (~0.1 s).
-    shipped = os.path.join(os.path.dirname(os.path.dirname(__file__)), SHIPPED_DIR_NAME)
-    return make_environment(templates_root(), os.path.join(config.cache_dir, "jinja"), shipped)
+    shipped = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+                           SHIPPED_DIR_NAME)
+    return make_environment(templates_root(), os.path.join(config.cache_dir, "jinja"), shipped,
+                            filters=C_FILTERS)
 
 
 class _BufView:
@@ -29,7 +69,8 @@ class _BufView:
 
 def gemm_prefixes(kernels):
     """BLAS precisions ('s', 'd') the kernels' products use: the gemm helpers to emit."""
-    return sorted({k.params["prefix"] for k in kernels if k.kind == "gemm"})
+    return sorted({C_CAPABILITIES.blas_precision(k.params["dtype"])
+                   for k in kernels if k.kind == "gemm"})
 
 
 def _blas_context(kernels):

@@ -13,13 +13,15 @@ import os
 import subprocess
 import threading
 
-from ..config import config
+from ...config import config
+from ...ir.ops.blas import GemmUpdate, Matmul
+from ...ir.ops.conv import _ConvBase
 from . import runtime_build
 from .cache import cached_library
 from .templates_dir import templates_root
 from .toolchain import blas_info
 
-SHIPPED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+SHIPPED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                            runtime_build.SHIPPED_DIR_NAME)
 
 _lock = threading.Lock()
@@ -66,8 +68,6 @@ def prepare_for(fgraph):
     """Start finding or building the library (library_path() waits for it) before the graph is
     optimized, when its products will need it: on a fresh cache gcc then works while Python
     optimizes, lowers and renders (~0.1 s)."""
-    from ..ir.ops.blas import GemmUpdate, Matmul
-    from ..ir.ops.conv import _ConvBase
     if any(isinstance(n.op, (Matmul, GemmUpdate, _ConvBase)) for n in fgraph.nodes):
         _start()
 

@@ -10,7 +10,7 @@ import os
 import re
 import tempfile
 
-from ..config import config
+from ...config import config
 from .runtime_build import host_cpu
 from .toolchain import build_shared_library, cache_key_material
 

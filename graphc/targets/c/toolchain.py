@@ -3,8 +3,8 @@ import functools
 import os
 import subprocess
 
-from ..config import config
-from ..errors import CompileError
+from ...config import config
+from ...errors import CompileError
 from . import runtime_build
 from .runtime_build import BASE_CFLAGS, BLAS_SYMBOL_PREFIX
 

@@ -17,8 +17,8 @@ import threading
 import numpy as np
 import sympy
 
-from ..config import config
-from ..codegen.templates_dir import templates_root
+from ...config import config
+from .templates_dir import templates_root
 
 
 _build_lock = threading.Lock()
@@ -47,7 +47,7 @@ dispatch_module.cache_info = _dispatch_module_locked.cache_info
 def _build_dispatch():
     src = os.path.join(templates_root(), "python", "gc_dispatch.c")
     try:  # built when graphc was installed (setup.py), unless the source changed since
-        from .. import gc_dispatch
+        from ... import gc_dispatch  # (a compiled extension: may be missing)
         if os.path.getmtime(gc_dispatch.__file__) >= os.path.getmtime(src):
             return gc_dispatch
     except (ImportError, OSError):

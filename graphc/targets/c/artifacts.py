@@ -12,8 +12,10 @@ import os
 import pickle
 import re
 
-from ..config import config
-from ..ir.graph import Constant, SharedVariable
+from ...config import config
+from ...ir.graph import Constant, SharedVariable
+from ...ir.inner_graph import InnerGraph
+from ...passes.manager import pipeline
 from .templates_dir import templates_root
 
 _FRESH = re.compile(r"\b_d\d+\b")
@@ -22,9 +24,9 @@ _FRESH = re.compile(r"\b_d\d+\b")
 @functools.lru_cache(maxsize=None)
 def _compiler_fingerprint():
     h = hashlib.sha256()
-    pkg = os.path.dirname(os.path.dirname(__file__))
-    roots = [os.path.join(pkg, d) for d in ("ir", "passes", "codegen", "runtime")]
-    roots += [os.path.join(pkg, "grad.py"), templates_root()]
+    pkg = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    roots = [os.path.join(pkg, d) for d in ("ir", "passes", "codegen", "targets", "runtime")]
+    roots += [os.path.join(pkg, "grad.py"), os.path.join(pkg, "compiler.py"), templates_root()]
     for root in roots:
         if os.path.isfile(root):
             with open(root, "rb") as fh:
@@ -73,6 +75,7 @@ def signature_text(fgraph, backend, opt_level):
     lines.append("outputs " + ",".join(ref(o) for o in fgraph.outputs))
     lines.append("updates " + ",".join(ref(s) for s in fgraph.update_targets))
     lines.append(f"{backend} {opt_level} {config.floatX} {' '.join(config.extra_cflags)} {config.cc}")
+    lines.append("passes " + ",".join(pipeline(opt_level, config.disabled_passes)))
     # Settings read from the environment can steer code generation (GRAPHC_CONV_ALGO, ...).
     lines.append(" ".join(f"{k}={v}" for k, v in sorted(os.environ.items())
                           if k.startswith("GRAPHC_") and k not in ("GRAPHC_DUMP", "GRAPHC_CACHE_DIR")))
@@ -86,6 +89,8 @@ def _key(value):
     """A stable text for op parameters. sympy objects are walked by hand: their printers are
     slow to load and the signature is on the warm-compile path."""
     import sympy
+    if isinstance(value, InnerGraph):  # by structure: names and object identities differ
+        return f"InnerGraph:{value.signature()}"
     if isinstance(value, sympy.Basic):
         if value.is_Symbol or value.is_Number:
             return f"{type(value).__name__}:{value}" if value.is_Number else value.name

@@ -1,9 +1,9 @@
-"""The `py` backend: runs each op's numpy reference in order. The oracle for every test of the
-compiled code, and a debugging mode (no compiler needed)."""
+"""The `py` target's executable: runs each op's numpy reference in order. The oracle for every
+test of the compiled code, and a debugging mode (no compiler needed)."""
 import numpy as np
 
-from ..errors import RuntimeCheckError
-from ..ir.graph import Constant
+from ...errors import RuntimeCheckError
+from ...ir.graph import Constant
 
 
 class PyProgram:
@@ -11,6 +11,13 @@ class PyProgram:
         self.fgraph = fgraph
         self.symbols = checker.symbols
         self.nodes = fgraph.nodes
+        self.source = ""  # nothing is rendered
+
+    def describe(self):
+        return ""  # no kernel program
+
+    def fast_path(self, checker, graph, single_output):
+        return None
 
     def run(self, arrays, shared_values, dims):
         fg = self.fgraph

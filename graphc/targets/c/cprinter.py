@@ -1,11 +1,13 @@
 """Print sympy expressions as C: scalar bodies of elementwise kernels, and integer size
 expressions over the bound dims. The only place graphc turns expressions into C text; every
 statement around them comes from templates/."""
+import functools
+
 import sympy
 from sympy.printing.c import C99CodePrinter
 
-from ..ir.ops import scalar_expr as se
-from ..ir.ops import scalar_fns as sf
+from ...ir.ops import scalar_expr as se
+from ...ir.ops import scalar_fns as sf
 
 C_TYPES = {"float32": "float", "float64": "double", "int32": "int32_t", "int64": "int64_t",
            "bool": "uint8_t"}
@@ -141,7 +143,13 @@ def int_to_c(expr):
     """An integer size expression over dims (Symbols print as d_<name>)."""
     if isinstance(expr, int):
         return str(expr)
-    e = sympy.sympify(expr)
+    return _size_to_c(sympy.sympify(expr))
+
+
+@functools.lru_cache(maxsize=4096)
+def _size_to_c(e):
+    # Memoized: a program's offsets and sizes repeat the same sub-expressions many times over
+    # (LeNet's workspace offsets are sums of a few ceiling terms), and sympy.together is slow.
     if e.is_Integer:
         return str(int(e))
     if e.is_Symbol:

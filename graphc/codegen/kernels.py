@@ -1,0 +1,92 @@
+"""One spec per kernel kind: the params a kernel of that kind carries, and the traits the memory
+planner reads (instead of asking for kind names).
+
+Param values are typed data, never C text (tests/test_program.py checks it):
+  sizes, strides, offsets   int or sympy expression over the bound dims
+  dtypes                    dtype names ("float32", ...; params named *dtype or *dtypes)
+  scalar bodies             program.ScalarBody (sympy expressions over named operands)
+  flags, counts, constants  bool, int, float
+  names                     a plain identifier (a reduction's kind "sum", an operand's "v0")
+A renderer turns them into its language (the C renderer: jinja filters in render_c.py).
+"""
+from dataclasses import dataclass
+
+from ..errors import CompileError
+
+_CONV = ("N", "G", "CG", "MG", "C", "H", "W", "KH", "KW", "SH", "SW", "PH", "PW", "DH", "DW",
+         "HO", "WO", "dtype", "acc_dtype")
+_POOL = ("planes", "H", "W", "HO", "WO", "KH", "KW", "SH", "SW", "PH", "PW", "HW", "P", "dtype")
+_LRN = ("N", "C", "P", "half", "k", "alpha_n", "coef", "beta", "dtype")
+_INDEX = ("nidx", "inner", "dims", "idx_strides", "axis_sizes", "axis_strides", "idx_dtypes",
+          "dtype")
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    kind: str
+    params: tuple
+    fallible: bool = False  # can fail at run time (an index or label out of range)
+    # Each output element depends only on the input elements at the same index, so an output may
+    # overwrite a full-size input (the params' `full_inputs`) that dies at this kernel.
+    elementwise: bool = False
+    copies_input: bool = False  # the output is a copy of the one input
+    # Adds into what its output already holds: always (True), or when this param is nonzero.
+    accumulates: object = False
+
+    def accumulates_into_output(self, kernel):
+        if isinstance(self.accumulates, str):
+            return bool(kernel.params[self.accumulates])
+        return bool(self.accumulates)
+
+
+SPECS = {s.kind: s for s in [
+    KernelSpec("elemwise", ("full_inputs", "dims", "strides", "n", "body", "out_dtypes"),
+               elementwise=True),
+    KernelSpec("reduce", ("kind", "A", "R", "B", "acc_dtype", "in_dtype", "out_dtype", "fused",
+                          "body", "scalar_inputs")),
+    KernelSpec("argmax", ("A", "R", "B", "in_dtype")),
+    KernelSpec("gemm", ("M", "N", "K", "batch", "lda", "ldb", "ldc", "stride_a", "stride_b",
+                        "stride_c", "trans_a", "trans_b", "dtype", "alpha", "beta"),
+               accumulates="beta"),
+    KernelSpec("copy", ("n",), copies_input=True),
+    KernelSpec("strided_copy", ("rank", "shape", "src_strides", "dst_strides", "src_offset",
+                                "dst_offset", "n", "dtype", "accumulate"), accumulates="accumulate"),
+    KernelSpec("fill", ("n", "value")),
+    KernelSpec("arange", ("n", "dtype")),
+    KernelSpec("gather", _INDEX, fallible=True),
+    KernelSpec("scatter_add", _INDEX, fallible=True, accumulates=True),
+    KernelSpec("softmax", ("rows", "cols", "log", "dtype")),
+    KernelSpec("softmax_xent", ("rows", "cols", "grad", "dtype"), fallible=True),
+    KernelSpec("conv_im2col", _CONV + ("RS", "NS")),
+    KernelSpec("conv_col2im", _CONV + ("RS", "NS")),
+    KernelSpec("conv_direct", _CONV),
+    KernelSpec("conv_direct_grad_input", _CONV),
+    KernelSpec("conv_direct_grad_weights", _CONV),
+    KernelSpec("pool_max", _POOL),
+    KernelSpec("pool_max_grad", _POOL),
+    KernelSpec("pool_avg", _POOL),
+    KernelSpec("pool_avg_grad", _POOL),
+    KernelSpec("pool_max_gather", ("planes", "HW", "P", "dtype")),
+    KernelSpec("lrn", _LRN),
+    KernelSpec("lrn_grad", _LRN),
+    KernelSpec("random_uniform", ("n", "single", "k0", "k1", "m0", "m1", "w0", "w1")),
+]}
+
+
+def spec_of(kind):
+    try:
+        return SPECS[kind]
+    except KeyError:
+        raise CompileError(f"no kernel spec for kind {kind!r}; expected one of {sorted(SPECS)}") \
+            from None
+
+
+def check_params(kind, params):
+    """A kernel's params must be exactly its spec's (a typo would otherwise surface as a jinja
+    error at render time, far from the lowering that made it)."""
+    expected = spec_of(kind).params
+    if set(params) != set(expected):
+        missing = sorted(set(expected) - set(params))
+        extra = sorted(set(params) - set(expected))
+        raise CompileError(f"kernel {kind!r}: params missing {missing}, unexpected {extra}; "
+                           f"expected {list(expected)}")

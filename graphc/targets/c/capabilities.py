@@ -1,0 +1,74 @@
+"""What the C target decides about a Program that the Program itself leaves open: when a loop
+gets threads, which convolution algorithm runs, which BLAS routine a precision calls.
+
+Lowering consults `conv_algorithm` (the choice changes the kernel sequence); the C renderer
+consults the rest. Nothing here prints C.
+"""
+import os
+from dataclasses import dataclass
+
+import sympy
+
+from ...errors import CompileError
+from ..base import Capabilities
+
+# Elements below which a loop runs on one thread (GC_PAR_THRESHOLD in gc_runtime.h is the same
+# rule at run time), and a kernel of known smaller size gets no OpenMP region at all (gcc spends
+# ~20 ms compiling each). A 64K-element loop takes ~10 us on one thread; split over 2 awake
+# threads it would save a few us, less than one region costs to compile. (The 40-50 us once timed
+# for such loops in parallel was mostly gcc running "parallel for simd" as scalar code.)
+PARALLEL_THRESHOLD = 262144
+
+CONV_ALGORITHMS = ("auto", "gemm", "direct")
+_BLAS_PRECISION = {"float32": "s", "float64": "d"}
+
+
+@dataclass(frozen=True)
+class CCapabilities(Capabilities):
+    parallel_threshold: int = PARALLEL_THRESHOLD
+
+    def may_parallelize(self, n):
+        """False when the size is known to be too small for threads (no OpenMP region at all)."""
+        n = int(n) if isinstance(n, sympy.Integer) else n
+        return not (isinstance(n, int) and n <= self.parallel_threshold)
+
+    @staticmethod
+    def blas_precision(dtype):
+        """The cblas routine prefix for a product in `dtype` ('s' or 'd')."""
+        try:
+            return _BLAS_PRECISION[dtype]
+        except KeyError:
+            raise CompileError(f"gemm: no BLAS routine for dtype {dtype!r}; expected float32 or "
+                             "float64") from None
+
+    @staticmethod
+    def forced_conv_algorithm():
+        """GRAPHC_CONV_ALGO ("gemm" or "direct") forces one algorithm for every convolution; read
+        at compile time (it is part of the compiled-artifact signature, as every GRAPHC_ setting)."""
+        algo = os.environ.get("GRAPHC_CONV_ALGO", "").strip().lower() or "auto"
+        if algo not in CONV_ALGORITHMS:
+            raise CompileError(f"GRAPHC_CONV_ALGO must be one of {CONV_ALGORITHMS}, got {algo!r}; "
+                               "unset it to let graphc choose")
+        return algo
+
+    def conv_algorithm(self, kind, depth, rows):
+        """'gemm' or 'direct' for one of the three conv kernels (kind: fwd, grad_input,
+        grad_weights); depth = C/groups*kh*kw (the gemm's K), rows = C_out/groups (its M)."""
+        forced = self.forced_conv_algorithm()
+        if forced != "auto":
+            return forced
+        k = depth if isinstance(depth, int) else 1 << 30
+        mg = rows if isinstance(rows, int) else 1 << 30
+        # Measured (float32, batch 64, 1 and 2 threads): a gemm with M = C_out/groups <= 2 rows
+        # (depthwise convolution: 5x faster direct) or a depth K = C/groups*kh*kw <= 4 (a 1x1
+        # convolution of 3 channels: 2x faster direct) does not pay for the im2col copy.
+        # Everywhere else im2col + gemm wins: 2.4x on LeNet's conv2 forward, 5-30x on the weight
+        # gradient (bench/conv_lenet.py).
+        if mg <= 2:
+            return "direct"
+        if k <= 4 and kind in ("fwd", "grad_input"):
+            return "direct"
+        return "gemm"
+
+
+C_CAPABILITIES = CCapabilities(artifact_cache=True)
