@@ -35,7 +35,7 @@ def fold_constants(node):
 @local_rewrite("canonicalize")
 def neutral_elements(node):
     """x * 1, x + 0, x - 0, x / 1 -> x (when that keeps the shape and dtype)."""
-    if type(node.op) is not E.Elemwise or node.op.nin != 2:  # (a quick no for most nodes)
+    if not isinstance(node.op, E.Elemwise) or node.op.nin != 2:  # (a quick no for most nodes)
         return None
     out = node.outputs[0]
     for op, unit, commutes in _NEUTRAL:

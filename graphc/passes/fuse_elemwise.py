@@ -44,7 +44,7 @@ MAX_RECOMPUTED_OPS = 8
 # The deepest fused expression: sympy walks expressions recursively (substitution, cse, printing),
 # so its time and stack grow with depth; without a bound, 12 nested tanh took minutes and a
 # 300-step recurrence overflowed Python's stack. Deeper chains are cut into several kernels.
-MAX_FUSED_DEPTH = 24
+MAX_FUSED_DEPTH = 48
 # ... and the largest, counted as a tree: a recurrence that reads its state twice (h*a + sin(h))
 # doubles its tree at every fused step while staying shallow enough for the depth bound.
 MAX_FUSED_TREE = 400
