@@ -1,24 +1,27 @@
 """Elementwise and reduction functions of the public API (G.exp, G.maximum, G.sum, ...)."""
 from .ir.ops import elemwise as _e
 from .ir.ops import reduce as _r
+from .ir.ops import scalar_fns as _sf
 
-__all__ = ["exp", "expm1", "log", "log1p", "sqrt", "sqr", "square", "abs", "abs_", "sign", "tanh",
-           "sin", "cos", "sigmoid", "softplus", "relu", "maximum", "minimum", "clip", "where",
-           "switch", "eq", "neq", "lt", "le", "gt", "ge", "logical_and", "logical_or",
-           "logical_xor", "logical_not", "pow", "power", "sum", "prod", "max", "min", "add", "sub",
-           "mul", "true_div", "neg", "ones_like", "zeros_like", "floor_div"]
+__all__ = ["sqrt", "sqr", "square", "clip", "eq", "neq", "lt", "le", "gt", "ge", "pow", "power",
+           "sum", "prod", "max", "min", "add", "sub", "mul", "true_div", "neg", "ones_like",
+           "zeros_like"]
 
-exp, expm1, log, log1p, sqrt = _e.exp_op, _e.expm1_op, _e.log_op, _e.log1p_op, _e.sqrt_op
+# Every table function with public names is exported under them (exp, erf, maximum, where, ...).
+for _row in _sf.TABLE:
+    for _name in _row.public:
+        if _row.name not in _e.FUNCTION_OPS:
+            raise ImportError(f"scalar function {_row.name} has public names {_row.public} but no "
+                              "op line in graphc/ir/ops/elemwise.py (_fn_op)")
+        globals()[_name] = _e.FUNCTION_OPS[_row.name]
+        __all__.append(_name)
+
+sqrt = _e.sqrt_op
 sqr = square = _e.square_op
-abs = abs_ = _e.abs_op  # noqa: A001 - numpy-style name on purpose
-sign, tanh, sin, cos = _e.sign_op, _e.tanh_op, _e.sin_op, _e.cos_op
-sigmoid, softplus, relu = _e.sigmoid_op, _e.softplus_op, _e.relu_op
-maximum, minimum, clip = _e.maximum_op, _e.minimum_op, _e.clip_op
-where = switch = _e.where_op
+clip = _e.clip_op
 eq, neq, lt, le, gt, ge = _e.eq_op, _e.neq_op, _e.lt_op, _e.le_op, _e.gt_op, _e.ge_op
-logical_and, logical_or, logical_xor, logical_not = _e.and_op, _e.or_op, _e.xor_op, _e.not_op
 pow = power = _e.pow_op  # noqa: A001
-add, sub, mul, true_div, neg, floor_div = _e.add_op, _e.sub_op, _e.mul_op, _e.div_op, _e.neg_op, _e.floordiv_op
+add, sub, mul, true_div, neg = _e.add_op, _e.sub_op, _e.mul_op, _e.div_op, _e.neg_op
 
 
 def sum(x, axis=None, keepdims=False):  # noqa: A001

@@ -49,6 +49,7 @@ CASES = {
     "sqrt": (G.sqrt, [pos(3, 4)], True),
     "abs": (G.abs, [any_(3, 4)], True),
     "tanh": (G.tanh, [any_(3, 4)], True),
+    "erf": (G.erf, [any_(3, 4)], True),
     "sigmoid": (G.sigmoid, [any_(3, 4)], True),
     "softplus": (G.softplus, [any_(3, 4)], True),
     "relu": (G.relu, [any_(3, 4)], True),

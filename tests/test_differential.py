@@ -36,6 +36,7 @@ SETTINGS = settings(max_examples=int(os.environ.get("GRAPHC_DIFF_EXAMPLES", 25))
 UNARY = ("tanh", "sigmoid", "exp_clip", "sqr", "affine")
 BINARY = ("add", "sub", "mul", "maximum", "where")
 TOL = {"float32": 2e-5, "float64": 1e-12}  # as test_ops, for values and gradients alike
+SINGULAR = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0])
 
 
 @dataclass
@@ -47,6 +48,7 @@ class Spec:
     seed: int = 0
     wrt: int = 0  # which float input the gradient is taken against
     mode: str = "both"  # both: [output, gradient]; grad: the gradient alone
+    singular: bool = False  # some input entries are nan, +-inf, 0 or -0.0
 
 
 # --- drawing a spec -----------------------------------------------------------------------
@@ -125,7 +127,8 @@ def specs(draw):
             break
     n_float = len(leaves) + sum(1 for t in tail if t[0] == "dot")
     return Spec(full, leaves, chain, tail, seed=draw(st.integers(0, 2 ** 31 - 1)),
-                wrt=draw(st.integers(0, n_float - 1)), mode=draw(st.sampled_from(("both", "grad"))))
+                wrt=draw(st.integers(0, n_float - 1)), mode=draw(st.sampled_from(("both", "grad"))),
+                singular=draw(st.integers(0, 3)) == 0)
 
 
 # --- building the graph and its inputs ----------------------------------------------------
@@ -160,6 +163,10 @@ def build(spec, dtype):
     rng = np.random.RandomState(spec.seed)
     xs = [G.tensor(f"x{k}", s, dtype) for k, s in enumerate(spec.leaves)]
     values = [rng.uniform(-1.5, 1.5, s).astype(dtype) for s in spec.leaves]
+    if spec.singular:  # the optimization level must not change a result at these points either
+        for v in values:
+            hit = rng.uniform(size=v.shape) < 0.3
+            v[hit] = rng.choice(SINGULAR, size=int(hit.sum())).astype(dtype)
     float_inputs = list(range(len(xs)))
     used = {0, 1}
     v, history = None, []
@@ -215,7 +222,9 @@ def build(spec, dtype):
 def _close(got, want, tol, what):
     assert got.shape == want.shape and got.dtype == want.dtype, \
         f"{what}: {got.dtype}{got.shape} vs reference {want.dtype}{want.shape}"
-    scale = max(1.0, float(np.max(np.abs(want)))) if want.size else 1.0
+    finite = np.abs(want[np.isfinite(want)])
+    scale = max(1.0, float(np.max(finite))) if finite.size else 1.0
+    # (nan and +-inf must sit in the same places with the same signs)
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol * scale, err_msg=what)
 
 

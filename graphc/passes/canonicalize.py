@@ -35,7 +35,7 @@ def fold_constants(node):
 @local_rewrite("canonicalize")
 def neutral_elements(node):
     """x * 1, x + 0, x - 0, x / 1 -> x (when that keeps the shape and dtype)."""
-    if type(node.op) is not E.Elemwise or node.op.nin != 2:  # (a quick no for most nodes)
+    if not isinstance(node.op, E.Elemwise) or node.op.nin != 2:  # (a quick no for most nodes)
         return None
     out = node.outputs[0]
     for op, unit, commutes in _NEUTRAL:
@@ -105,11 +105,7 @@ def reshape_chain(node):
     return None
 
 
-@local_rewrite("canonicalize")
-def sub_self(node):
-    if applies(node, E.sub_op) and node.inputs[0] is node.inputs[1]:
-        return E.second_op(node.inputs[0], Constant(np.zeros((), node.outputs[0].dtype)))
-    return None
+# No x - x -> 0: it is nan for x = +-inf or nan (a result the optimization level must not change).
 
 
 def merge_common(outputs):

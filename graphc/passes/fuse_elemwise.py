@@ -19,18 +19,17 @@ from ..ir.graph import Constant, Node, toposort
 from ..ir.ops.elemwise import ARGS, Elemwise
 from ..ir.ops.reduce import Reduce
 from ..ir.ops import scalar_fns as sf
+from ..ir.ops.scalar_expr import depth, tree_size
 from .manager import register
-
-_EXPENSIVE = (sympy.exp, sympy.log, sympy.tanh, sympy.sin, sympy.cos, sf.sigmoid, sf.softplus,
-              sf.log1p, sf.expm1, sympy.Pow)
-
 
 @functools.lru_cache(maxsize=4096)
 def is_expensive(expr):
+    """Calls a function the scalar table classes expensive, or a power other than a square,
+    cube or reciprocal."""
     for sub in sympy.preorder_traversal(expr):
         if isinstance(sub, sympy.Pow) and sub.exp in (2, 3, -1, -2):
             continue
-        if isinstance(sub, _EXPENSIVE):
+        if isinstance(sub, sf.EXPENSIVE + (sympy.Pow,)):
             return True
     return False
 
@@ -40,6 +39,15 @@ def is_expensive(expr):
 # bound, an unrolled recurrence (an LSTM's c_t = f*c_{t-1} + i*g) inlined each step's whole
 # history into the next: 48-input kernels, work growing with the square of the steps.
 MAX_RECOMPUTED_OPS = 8
+
+
+# The deepest fused expression: sympy walks expressions recursively (substitution, cse, printing),
+# so its time and stack grow with depth; without a bound, 12 nested tanh took minutes and a
+# 300-step recurrence overflowed Python's stack. Deeper chains are cut into several kernels.
+MAX_FUSED_DEPTH = 48
+# ... and the largest, counted as a tree: a recurrence that reads its state twice (h*a + sin(h))
+# doubles its tree at every fused step while staying shallow enough for the depth bound.
+MAX_FUSED_TREE = 400
 
 
 @functools.lru_cache(maxsize=4096)
@@ -175,6 +183,12 @@ def _decline_reason(fgraph, producer, consumer):
         return "it would be broadcast and recomputed per element"
     if len(consumer.inputs) + len(producer.inputs) > 48:
         return "too many inputs for one kernel"
+    if depth(consumer.op.expr) + depth(producer.op.expr) > MAX_FUSED_DEPTH:
+        return f"the fused expression would be more than {MAX_FUSED_DEPTH} operations deep"
+    k = consumer.inputs.index(out)
+    uses = consumer.op.expr.count(ARGS[k])
+    if tree_size(consumer.op.expr) + uses * tree_size(producer.op.expr) > MAX_FUSED_TREE:
+        return f"the fused expression would have more than {MAX_FUSED_TREE} operations as a tree"
     return None
 
 

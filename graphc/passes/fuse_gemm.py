@@ -6,6 +6,7 @@ import sympy
 from ..ir.graph import Constant, Node
 from ..ir.ops.blas import GemmUpdate, Matmul
 from ..ir.ops.elemwise import ARGS, Elemwise
+from ..ir.ops.scalar_expr import thaw
 from .manager import register
 
 
@@ -15,7 +16,7 @@ def _linear_updates(node):
     expr = node.op.expr
     subs = {ARGS[n]: sympy.Float(float(v.data.reshape(()).item()))
             for n, v in enumerate(node.inputs) if isinstance(v, Constant) and v.data.size == 1}
-    expr = expr.xreplace(subs)
+    expr = thaw(expr.xreplace(subs))  # matching a linear form: sympy's algebra is wanted here
     if not isinstance(expr, sympy.Expr) or node.outputs[0].dtype not in ("float32", "float64"):
         return []
     expr = sympy.expand(expr)

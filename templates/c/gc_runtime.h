@@ -8,18 +8,28 @@
 #include <string.h>
 
 /* glibc's vector math (libmvec) has SIMD versions of these; declaring them lets the vectorizer
-   call 8 lanes at a time without -ffast-math (which would break inf/nan handling). */
+   call 8 lanes at a time without -ffast-math (which would break inf/nan handling). The list is
+   the rows of graphc/ir/ops/scalar_fns.py marked simd (a test holds the two equal). */
 #if defined(__x86_64__) && defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35)) && !defined(GC_NO_MVEC)
 #define GC_SIMD_DECL(ret, name) _Pragma("omp declare simd notinbranch") extern ret name(ret);
 GC_SIMD_DECL(float, expf) GC_SIMD_DECL(float, logf) GC_SIMD_DECL(float, tanhf)
 GC_SIMD_DECL(float, log1pf) GC_SIMD_DECL(float, expm1f) GC_SIMD_DECL(float, sinf) GC_SIMD_DECL(float, cosf)
 GC_SIMD_DECL(double, exp) GC_SIMD_DECL(double, log) GC_SIMD_DECL(double, tanh)
 GC_SIMD_DECL(double, log1p) GC_SIMD_DECL(double, expm1) GC_SIMD_DECL(double, sin) GC_SIMD_DECL(double, cos)
+GC_SIMD_DECL(float, erff) GC_SIMD_DECL(double, erf)
 #endif
 
-#define GC_MAX(a, b) ((a) > (b) ? (a) : (b))
-#define GC_MIN(a, b) ((a) < (b) ? (a) : (b))
+/* numpy's maximum/minimum: a NaN in either argument is the result (a != a only for NaN; for
+   integers the compiler drops it). Still one compare and a blend per lane when vectorized. */
+#define GC_MAX(a, b) (((a) > (b) || (a) != (a)) ? (a) : (b))
+#define GC_MIN(a, b) (((a) < (b) || (a) != (a)) ? (a) : (b))
 #define GC_ABS(a) ((a) < 0 ? -(a) : (a))
+/* Reductions that keep NaN (templates/c/reduce.j2): OpenMP's own max/min combine partial
+   results with a plain comparison, which drops a NaN found by another thread or lane. */
+#pragma omp declare reduction(gc_max : float, double : omp_out = GC_MAX(omp_in, omp_out)) initializer(omp_priv = -INFINITY)
+#pragma omp declare reduction(gc_min : float, double : omp_out = GC_MIN(omp_in, omp_out)) initializer(omp_priv = INFINITY)
+/* numpy's sign: -1, 0 or 1, and NaN for NaN. */
+#define GC_SIGN(a) ((a) != (a) ? (a) : ((a) > 0) - ((a) < 0))
 #ifndef GC_PAR_THRESHOLD
 #define GC_PAR_THRESHOLD 262144
 #endif
@@ -31,25 +41,53 @@ static inline double gc_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 /* softplus(x) = log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(-|x|)). */
 static inline float gc_softplusf(float x) { return (x > 0.0f ? x : 0.0f) + log1pf(expf(-fabsf(x))); }
 static inline double gc_softplus(double x) { return (x > 0.0 ? x : 0.0) + log1p(exp(-fabs(x))); }
-static inline float gc_reluf(float x) { return x > 0.0f ? x : 0.0f; }
-static inline double gc_relu(double x) { return x > 0.0 ? x : 0.0; }
+/* relu keeps NaN (x < 0 is false for it), as numpy's maximum(x, 0) does. */
+static inline float gc_reluf(float x) { return x < 0.0f ? 0.0f : x; }
+static inline double gc_relu(double x) { return x < 0.0 ? 0.0 : x; }
 
-/* Integer floor division and modulo with numpy's sign conventions. */
+/* Integer floor division and modulo with numpy's sign conventions. b == -1 is its own case:
+   INT64_MIN / -1 overflows, which x86 reports with SIGFPE (numpy: INT64_MIN, wrapped, and 0). */
 static inline int64_t gc_floordiv_i64(int64_t a, int64_t b) {
     if (b == 0) return 0;
+    if (b == -1) return (int64_t)(0 - (uint64_t)a);
     int64_t q = a / b;
     return (q * b != a && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
 static inline int64_t gc_mod_i64(int64_t a, int64_t b) {
-    if (b == 0) return 0;
+    if (b == 0 || b == -1) return 0;
     int64_t r = a % b;
     return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
 }
-static inline double gc_floordiv_f64(double a, double b) { return floor(a / b); }
-static inline float gc_floordiv_f32(float a, float b) { return floorf(a / b); }
-static inline double gc_mod_f64(double a, double b) { double r = fmod(a, b); return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; }
-static inline float gc_mod_f32(float a, float b) { float r = fmodf(a, b); return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; }
+/* Float floor division and modulo exactly as numpy's npy_divmod: the quotient from
+   (a - fmod(a, b)) / b snapped to an integer, so inf // x is nan and -0.0 // 1 is -0.0. */
+#define GC_FLOAT_DIVMOD(T, S, FMOD, FLOOR, COPYSIGN)                                        \
+static inline T gc_floordiv_##S(T a, T b) {                                                 \
+    if (!b) return a / b;                                                                   \
+    T mod = FMOD(a, b), div = (a - mod) / b;                                                \
+    if (mod && ((b < 0) != (mod < 0))) div -= 1;                                            \
+    if (!div) return COPYSIGN(0, a / b);                                                    \
+    T fl = FLOOR(div);                                                                      \
+    return div - fl > (T)0.5 ? fl + 1 : fl;                                                 \
+}                                                                                           \
+static inline T gc_mod_##S(T a, T b) {                                                      \
+    T mod = FMOD(a, b);                                                                     \
+    if (!b) return mod;                                                                     \
+    if (!mod) return COPYSIGN(0, b);                                                        \
+    return ((b < 0) != (mod < 0)) ? mod + b : mod;                                          \
+}
+GC_FLOAT_DIVMOD(double, f64, fmod, floor, copysign)
+GC_FLOAT_DIVMOD(float, f32, fmodf, floorf, copysignf)
 #define gc_floordiv(a, b) _Generic((a) + (b), float: gc_floordiv_f32, double: gc_floordiv_f64, default: gc_floordiv_i64)((a), (b))
+/* Integer power by squaring, wrapping on overflow as numpy does. A negative exponent gives the
+   truncated 1 / a**-b: 1 for a = 1, +-1 for a = -1, else 0 (numpy raises; both graphc backends
+   give this, see scalar_fns._np_ipow). */
+static inline int64_t gc_ipow_i64(int64_t a, int64_t b) {
+    if (b < 0) return a == 1 ? 1 : a == -1 ? ((b & 1) ? -1 : 1) : 0;
+    uint64_t r = 1, base = (uint64_t)a;
+    for (; b; b >>= 1, base *= base) if (b & 1) r *= base;
+    return (int64_t)r;
+}
+#define gc_ipow(a, b) gc_ipow_i64((a), (b))
 #define gc_mod(a, b) _Generic((a) + (b), float: gc_mod_f32, double: gc_mod_f64, default: gc_mod_i64)((a), (b))
 
 /* Per-context state: the workspace for intermediates and the last error message. */

@@ -1,7 +1,9 @@
 """Elementwise ops: one class whose behaviour is a sympy scalar expression over a0, a1, ...
 
-Gradients come from sympy.diff, the numpy reference from lambdify, the C code from the printer in
-graphc.codegen; fusion (graphc.passes.fuse_elemwise) substitutes one expression into another.
+Expressions are frozen (scalar_expr): sympy never simplifies them, so substituting one into
+another (fusion, constant inlining) keeps numpy's values at nan, inf and -0. Gradients come from
+sympy.diff, the numpy reference from lambdify, the C code from the printer in graphc.codegen.
+The functions an expression may apply are the rows of scalar_fns.TABLE.
 """
 import functools
 
@@ -11,11 +13,12 @@ import sympy
 from ...errors import GraphcTypeError
 from ..graph import Constant, Op
 from ..types import FLOAT_DTYPES, TensorType, result_dtype
+from . import scalar_expr as se
 from . import scalar_fns as sf
 
 ARGS = sympy.symbols("a0:64", real=True)
-# Functions whose value is cheaper to reuse than to recompute in a gradient.
-_REUSE_OUTPUT = (sympy.exp, sympy.tanh, sf.sigmoid, sympy.Pow)
+# Functions whose value is cheaper to reuse than to recompute in a gradient (thawed forms).
+_REUSE_OUTPUT = sf.REUSE_OUTPUT + (sympy.Pow,)
 
 
 class Elemwise(Op):
@@ -40,7 +43,7 @@ class Elemwise(Op):
         for sub in sympy.preorder_traversal(self.expr):
             if isinstance(sub, sf.where) and sub.args[0] in ARGS:
                 found.add(ARGS.index(sub.args[0]))
-            if isinstance(sub, (sf.logical_and, sf.logical_or, sf.logical_xor, sf.logical_not)):
+            if isinstance(sub, sf.LOGICAL):
                 found.update(ARGS.index(x) for x in sub.args if x in ARGS)
         return tuple(sorted(found))
 
@@ -111,21 +114,23 @@ class Elemwise(Op):
             return [None] * self.nin
         y_sym, g_sym = ARGS[self.nin], ARGS[self.nin + 1]
         grads = []
+        # One op's expression (distinct arguments): the algebra sympy.diff does on it is wanted.
+        expr = se.thaw(self.expr)
         for i, inp in enumerate(node.inputs):
             if inp.dtype not in FLOAT_DTYPES or i in self.cond_inputs:
                 grads.append(None)
                 continue
-            d = sympy.diff(self.expr, ARGS[i])
+            d = sympy.diff(expr, ARGS[i])
             if d == 0:
                 grads.append(None)
                 continue
-            if isinstance(self.expr, _REUSE_OUTPUT):
-                d = d.subs(self.expr, y_sym)
-            elif isinstance(self.expr, sf.relu):
+            if isinstance(expr, _REUSE_OUTPUT):
+                d = d.subs(expr, y_sym)
+            elif isinstance(expr, sf.relu):
                 # relu(x) > 0 exactly where x > 0: reading the output lets x die after forward.
                 d = sf.where(sympy.StrictGreaterThan(y_sym, 0), 1, 0)
             # Named by op, not argument: equal expressions (d(a+b)/da == d(a+b)/db) then merge.
-            op = Elemwise(f"d{self.name}", d * g_sym, self.nin + 2, "promote")
+            op = Elemwise(f"d{self.name}", sf.freeze(d * g_sym), self.nin + 2, "promote")
             gi = op(*node.inputs, out, g)
             grads.append(sum_to_shape(gi, inp.type))
         return grads
@@ -189,7 +194,28 @@ def cast(x, dtype):
 
 
 def _op(name, expr, nin, rule="promote"):
-    return Elemwise(name, expr, nin, rule)
+    return Elemwise(name, sf.freeze(expr), nin, rule)
+
+
+# The op applying each table function on its own: graphc.math exports these by the row's names.
+FUNCTION_OPS = {}
+
+
+def _fn_op(fn, rule="promote", name=None):
+    """The op that applies table function `fn` to its arguments."""
+    row = sf.ROWS[fn]
+    op = FUNCTION_OPS[fn] = _op(name or fn, sf.function(fn)(*ARGS[:row.nargs]), row.nargs, rule)
+    return op
+
+
+class PowOp(Elemwise):
+    """a ** b: integers get the table's ipow (exact, and defined for negative exponents)."""
+
+    def make_node(self, *inputs):
+        node = super().make_node(*inputs)
+        if node.outputs[0].dtype not in FLOAT_DTYPES:
+            return ipow_op.make_node(*node.inputs)
+        return node
 
 
 a, b, c = ARGS[:3]
@@ -197,38 +223,40 @@ add_op = _op("add", a + b, 2)
 sub_op = _op("sub", a - b, 2)
 mul_op = _op("mul", a * b, 2)
 div_op = _op("true_div", a / b, 2, "float")
-floordiv_op = _op("floor_div", sf.floordiv(a, b), 2)
-mod_op = _op("mod", sf.mod(a, b), 2)
-pow_op = _op("pow", a ** b, 2)
+floordiv_op = _fn_op("floordiv", name="floor_div")
+mod_op = _fn_op("mod")
+pow_op = PowOp("pow", sf.freeze(a ** b), 2)
+ipow_op = _fn_op("ipow", name="pow")
 neg_op = _op("neg", -a, 1)
-exp_op = _op("exp", sympy.exp(a), 1, "float")
-expm1_op = _op("expm1", sf.expm1(a), 1, "float")
-log_op = _op("log", sympy.log(a), 1, "float")
-log1p_op = _op("log1p", sf.log1p(a), 1, "float")
+exp_op = _fn_op("exp", "float")
+expm1_op = _fn_op("expm1", "float")
+log_op = _fn_op("log", "float")
+log1p_op = _fn_op("log1p", "float")
 sqrt_op = _op("sqrt", sympy.sqrt(a), 1, "float")
 square_op = _op("sqr", a * a, 1)
-abs_op = _op("abs", sf.absval(a), 1)
-sign_op = _op("sign", sf.sgn(a), 1)
-tanh_op = _op("tanh", sympy.tanh(a), 1, "float")
-sin_op = _op("sin", sympy.sin(a), 1, "float")
-cos_op = _op("cos", sympy.cos(a), 1, "float")
-sigmoid_op = _op("sigmoid", sf.sigmoid(a), 1, "float")
-softplus_op = _op("softplus", sf.softplus(a), 1, "float")
-relu_op = _op("relu", sf.relu(a), 1)
-maximum_op = _op("maximum", sf.maximum(a, b), 2)
-minimum_op = _op("minimum", sf.minimum(a, b), 2)
+abs_op = _fn_op("absval", name="abs")
+sign_op = _fn_op("sgn", name="sign")
+tanh_op = _fn_op("tanh", "float")
+sin_op = _fn_op("sin", "float")
+cos_op = _fn_op("cos", "float")
+erf_op = _fn_op("erf", "float")
+sigmoid_op = _fn_op("sigmoid", "float")
+softplus_op = _fn_op("softplus", "float")
+relu_op = _fn_op("relu")
+maximum_op = _fn_op("maximum")
+minimum_op = _fn_op("minimum")
 clip_op = _op("clip", sf.minimum(sf.maximum(a, b), c), 3)
-where_op = _op("where", sf.where(a, b, c), 3)
+where_op = _fn_op("where")
 eq_op = _op("eq", sympy.Eq(a, b, evaluate=False), 2, "bool")
 neq_op = _op("neq", sympy.Ne(a, b, evaluate=False), 2, "bool")
 lt_op = _op("lt", sympy.StrictLessThan(a, b, evaluate=False), 2, "bool")
 le_op = _op("le", sympy.LessThan(a, b, evaluate=False), 2, "bool")
 gt_op = _op("gt", sympy.StrictGreaterThan(a, b, evaluate=False), 2, "bool")
 ge_op = _op("ge", sympy.GreaterThan(a, b, evaluate=False), 2, "bool")
-and_op = _op("and", sf.logical_and(a, b), 2, "logic")
-or_op = _op("or", sf.logical_or(a, b), 2, "logic")
-xor_op = _op("xor", sf.logical_xor(a, b), 2, "logic")
-not_op = _op("not", sf.logical_not(a), 1, "logic")
+and_op = _fn_op("logical_and", "logic", name="and")
+or_op = _fn_op("logical_or", "logic", name="or")
+xor_op = _fn_op("logical_xor", "logic", name="xor")
+not_op = _fn_op("logical_not", "logic", name="not")
 class Second(Elemwise):
     """second(x, v): v broadcast to the broadcast shape of x and v (x is read for its shape only)."""
 

@@ -6,17 +6,16 @@ import functools
 import sympy
 from sympy.printing.c import C99CodePrinter
 
+from ...ir.ops import scalar_expr as se
 from ...ir.ops import scalar_fns as sf
 
-_MATH = {"exp": "exp", "log": "log", "tanh": "tanh", "sin": "sin", "cos": "cos", "log1p": "log1p",
-         "expm1": "expm1"}
-_HELPERS = {"sigmoid": "gc_sigmoid", "softplus": "gc_softplus", "relu": "gc_relu"}
 C_TYPES = {"float32": "float", "float64": "double", "int32": "int32_t", "int64": "int64_t",
            "bool": "uint8_t"}
 
 
 class ScalarPrinter(C99CodePrinter):
-    """`ctx_dtype` picks single or double precision for literals and libm functions."""
+    """`ctx_dtype` picks single or double precision for literals and libm functions. Functions of
+    the scalar table are called as their row's C form says (scalar_fns.CForm)."""
 
     def __init__(self, ctx_dtype="float32"):
         super().__init__({"strict": False})
@@ -24,6 +23,41 @@ class ScalarPrinter(C99CodePrinter):
 
     def _fn(self, name):
         return name + ("f" if self.single else "")
+
+    def _print(self, expr, **kwargs):
+        # Before sympy's dispatch on the class name: a table function named "exp" is ours.
+        if isinstance(expr, sf.ScalarFn):
+            return self._print_table_function(expr)
+        return super()._print(expr, **kwargs)
+
+    def _print_table_function(self, e):
+        args = [self._print(a) for a in e.args]
+        if isinstance(e, sf.Cast):
+            if e.dtype == "bool":
+                return f"((uint8_t)(({args[0]}) != 0))"
+            return f"(({C_TYPES[e.dtype]})({args[0]}))"
+        form = e.row.c
+        if form.kind in ("libm", "helper"):
+            return f"{self._fn(form.name)}({', '.join(args)})"
+        if form.kind == "generic":
+            return f"{form.name}({', '.join(args)})"
+        return getattr(self, f"_syntax_{form.name}")(*args)
+
+    # C operators for the rows whose C form is "syntax".
+    def _syntax_where(self, c, a, b):
+        return f"(({c}) ? ({a}) : ({b}))"
+
+    def _syntax_logical_and(self, a, b):
+        return f"(({a}) && ({b}))"
+
+    def _syntax_logical_or(self, a, b):
+        return f"(({a}) || ({b}))"
+
+    def _syntax_logical_xor(self, a, b):
+        return f"((!!({a})) != (!!({b})))"
+
+    def _syntax_logical_not(self, a):
+        return f"(!({a}))"
 
     def _print_Float(self, e):
         text = repr(float(e))
@@ -34,6 +68,15 @@ class ScalarPrinter(C99CodePrinter):
         if text == "nan":
             return "NAN"
         return text + ("f" if self.single else "")
+
+    def _print_Infinity(self, e):
+        return "INFINITY"
+
+    def _print_NegativeInfinity(self, e):
+        return "(-INFINITY)"
+
+    def _print_NaN(self, e):
+        return "NAN"
 
     def _print_Rational(self, e):
         return f"({self._print_Float(sympy.Float(e.p))}/{self._print_Float(sympy.Float(e.q))})"
@@ -77,56 +120,21 @@ class ScalarPrinter(C99CodePrinter):
         return f"{self._fn('pow')}({self._print(base)}, {self._print(p)})"
 
     def _print_Function(self, e):
-        name = type(e).__name__
-        args = [self._print(a) for a in e.args]
-        if name in _MATH:
-            return f"{self._fn(_MATH[name])}({args[0]})"
-        if name in _HELPERS:
-            return f"{self._fn(_HELPERS[name])}({args[0]})"
-        if name.startswith("cast_"):
-            dtype = name[5:]
-            if dtype == "bool":
-                return f"((uint8_t)(({args[0]}) != 0))"
-            return f"(({C_TYPES[dtype]})({args[0]}))"
-        simple = {
-            "where": "(({0}) ? ({1}) : ({2}))",
-            "maximum": "GC_MAX({0}, {1})",
-            "minimum": "GC_MIN({0}, {1})",
-            "absval": "GC_ABS({0})",
-            "sgn": "((({0}) > 0) - (({0}) < 0))",
-            "floordiv": "gc_floordiv({0}, {1})",
-            "mod": "gc_mod({0}, {1})",
-            "logical_and": "(({0}) && ({1}))",
-            "logical_or": "(({0}) || ({1}))",
-            "logical_xor": "((!!({0})) != (!!({1})))",
-            "logical_not": "(!({0}))",
-        }
-        if name in simple:
-            return simple[name].format(*args)
-        raise NotImplementedError(f"no C form for scalar function {name}")
-
-    # sympy's C printer has its own methods for the libm functions; route them through ours so
-    # single precision gets expf/tanhf/... (the vectorizable ones).
-    def _print_exp(self, e):
-        return self._print_Function(e)
-
-    _print_log = _print_tanh = _print_sin = _print_cos = _print_log1p = _print_expm1 = _print_exp
-
-    def _print_Abs(self, e):
-        return f"GC_ABS({self._print(e.args[0])})"
+        raise NotImplementedError(f"no C form for scalar function {type(e).__name__}: not a row of "
+                                  "graphc/ir/ops/scalar_fns.py's TABLE")
 
 
 def scalar_to_c(expr, ctx_dtype):
-    """(statements, result): sympy.cse splits `expr` into named temporaries and a final value."""
+    """(statements, result): common subexpressions become named temporaries."""
     stmts, (result,) = scalars_to_c([expr], ctx_dtype)
     return stmts, result
 
 
 def scalars_to_c(exprs, ctx_dtype):
-    """(statements, results): one sympy.cse over several expressions, so what they have in
-    common is computed once."""
+    """(statements, results): one common-subexpression pass over several expressions, so what
+    they have in common is computed once. No algebra (scalar_expr.cse)."""
     printer = ScalarPrinter(ctx_dtype)
-    temps, finals = sympy.cse(list(exprs), symbols=sympy.numbered_symbols("t"), optimizations=None)
+    temps, finals = se.cse(exprs, sympy.numbered_symbols("t"))
     stmts = [(str(sym), printer.doprint(val)) for sym, val in temps]
     return stmts, [printer.doprint(f) for f in finals]
 
