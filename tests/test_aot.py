@@ -14,7 +14,10 @@ import numpy as np
 import pytest
 
 import graphc as G
-from graphc.aot import load_params, save_params
+from graphc.aot import ParamsFileError, load_params, save_params
+from graphc.targets.c.params_file import parse_params
+
+from fuzz_util import _mutate, fuzz_parser
 from graphc.data import load_mnist_subset
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -468,3 +471,75 @@ def test_dims_that_must_agree_and_no_blas(tmp_path):
     assert lib.agree_f(ctx, *args, 2, 3, 2, 2, out.ctypes.data) == 2
     assert b"a*b must equal c*d (6 vs 4)" in lib.agree_last_error(ctx)
     lib.agree_destroy(ctx)
+
+
+def _params_seeds(tmp_path):
+    seeds = []
+    for k, values in enumerate([
+            {"a": np.arange(6, dtype="float32").reshape(2, 3), "b": np.array(7, "int64")},
+            {"w": np.zeros((0, 4), "float64"), "flag": np.array([True, False]),
+             "n\u00e9": np.arange(3, dtype="int32")}]):
+        save_params(tmp_path / f"seed{k}.params", values)
+        seeds.append((tmp_path / f"seed{k}.params").read_bytes())
+    return seeds
+
+
+@pytest.mark.parametrize("cut", [0, 5, 10, 20, 30, 60, 70, 100, 130])
+def test_load_params_truncated_file_says_so(tmp_path, cut):
+    data = _params_seeds(tmp_path)[0]
+    (tmp_path / "t.params").write_bytes(data[:cut])
+    with pytest.raises(ParamsFileError, match="t.params: (the file is truncated|not a graphc)"):
+        load_params(tmp_path / "t.params")
+
+
+def test_load_params_garbage_fields_say_what(tmp_path):
+    data = bytearray(_params_seeds(tmp_path)[0])
+    bad_name = data[:20] + b"\xff" + data[21:]  # entry 0's name "a" -> an invalid UTF-8 byte
+    with pytest.raises(ParamsFileError, match="entry 0: the name is not UTF-8"):
+        parse_params(bytes(bad_name), "x.params")
+    bad_code = data[:21] + (16777216).to_bytes(4, "little") + data[25:]
+    with pytest.raises(ParamsFileError, match="unknown dtype code 16777216"):
+        parse_params(bytes(bad_code), "x.params")
+    bad_rank = data[:25] + (40).to_bytes(4, "little") + data[29:]
+    with pytest.raises(ParamsFileError, match="bad rank 40"):
+        parse_params(bytes(bad_rank), "x.params")
+    bad_size = data[:29] + (2**62).to_bytes(8, "little") + data[37:]
+    with pytest.raises(ParamsFileError, match="does not match its byte count"):
+        parse_params(bytes(bad_size), "x.params")
+    assert isinstance(ParamsFileError("x"), G.GraphcError)
+
+
+def test_save_params_rejects_bad_names_and_values(tmp_path):
+    with pytest.raises(G.GraphcError, match="parameter name 1 must be a non-empty string"):
+        save_params(tmp_path / "p.params", {1: np.zeros(3)})
+    with pytest.raises(G.GraphcError, match="parameter name '' must be"):
+        save_params(tmp_path / "p.params", {"": np.zeros(3)})
+    with pytest.raises(G.GraphcError, match="must be a dict"):
+        save_params(tmp_path / "p.params", [np.zeros(3)])
+    with pytest.raises(G.GraphcError, match="unsupported dtype complex128"):
+        save_params(tmp_path / "p.params", {"z": np.zeros(3, complex)})
+    assert not os.path.exists(tmp_path / "p.params")
+
+
+def test_fuzz_python_params_reader(tmp_path):
+    cases, parsed = fuzz_parser(lambda data: parse_params(data, "fuzz.params"),
+                                _params_seeds(tmp_path), seconds=1.5, tmp_dir=tmp_path)
+    assert cases >= 200 and parsed > 0
+
+
+def test_fuzz_c_params_loader(mlp, tmp_path):
+    """A cheap fuzz of the exported library's loader (the thorough one ran under ASan): 300
+    mutated files, one process; each load succeeds or fails cleanly and changes nothing."""
+    import random
+    rng = random.Random(1)
+    seeds = [open(mlp.export.params, "rb").read()]
+    paths = []
+    for k in range(300):
+        path = tmp_path / f"f{k}.params"
+        path.write_bytes(_mutate(rng, seeds[0], seeds))
+        paths.append(str(path))
+    exe = os.path.join(mlp.work, "fuzz_params")
+    run([CC, "-O1", "-g", "-o", exe, os.path.join(HERE, "aot", "fuzz_params.c"), f"-I{mlp.dir}",
+         f"-L{mlp.dir}", "-lmlp", f"-Wl,-rpath,{mlp.dir}", f"-Wl,-rpath-link,{mlp.dir}", "-lm"])
+    proc = run([exe] + paths, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]

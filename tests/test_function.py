@@ -369,3 +369,16 @@ def test_single_constant_output_that_is_not_a_variable(value):
     got = G.function([], value, backend="py")()
     assert isinstance(got, np.ndarray)
     np.testing.assert_array_equal(got, value)
+
+
+# --- misuse: clear errors ------------------------------------------------------------------
+
+@pytest.mark.parametrize("updates", ["list of a variable", "one-tuple", "triple", "number",
+                                     "string", "variable"])
+def test_malformed_updates_name_the_expected_form(updates):
+    x = G.vector("x")
+    w = G.shared(np.zeros(3, "float32"), name="w")
+    given = {"list of a variable": [w], "one-tuple": [(w,)], "triple": [(w, w + 1, 3)],
+             "number": [1], "string": "abc", "variable": w}[updates]
+    with pytest.raises(G.GraphcError, match=r"\[\(shared, new_value\), \.\.\.\]"):
+        G.function([x], x + w, updates=given, backend="py")

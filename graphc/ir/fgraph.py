@@ -167,9 +167,8 @@ def build_function_graph(inputs, outputs, updates):
     if len(set(inputs)) != len(inputs):
         raise GraphcTypeError("function: an input variable is listed twice")
     outputs = [as_variable(o) for o in outputs]
-    pairs = list(updates.items()) if isinstance(updates, dict) else list(updates or [])
     targets, new_values = [], []
-    for sv, new in pairs:
+    for sv, new in _update_pairs(updates):
         if not isinstance(sv, SharedVariable):
             raise GraphcTypeError(f"updates: the key {sv!r} is not a shared variable")
         if sv in targets:
@@ -197,3 +196,27 @@ def build_function_graph(inputs, outputs, updates):
             raise InputError(f"function: the outputs depend on input {leaf.label()} ({leaf.type}), "
                              "which is not in the inputs list; add it to inputs")
     return fg
+
+
+def _update_pairs(updates):
+    """updates as (shared variable, new value) pairs: a dict, or a list of pairs (Theano's two
+    forms); anything else is a GraphcTypeError that shows the expected form."""
+    if updates is None:
+        return []
+    if isinstance(updates, dict):
+        return list(updates.items())
+    hint = "give updates as {shared: new_value} or [(shared, new_value), ...]"
+    if isinstance(updates, (Variable, str, bytes)) or not hasattr(updates, "__iter__"):
+        raise GraphcTypeError(f"updates: got {_short(updates)}; {hint}")
+    pairs = []
+    for k, item in enumerate(updates):
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise GraphcTypeError(f"updates[{k}] is {_short(item)}, not a (shared, new_value) "
+                                  f"pair; {hint}")
+        pairs.append(tuple(item))
+    return pairs
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -17,7 +17,6 @@ import math
 import os
 import re
 import shutil
-import struct
 import subprocess
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -34,17 +33,13 @@ from ...config import config
 from ...errors import CompileError, GraphcTypeError
 from ...ir.types import size_of
 from ...runtime.function import Function
+from .params_file import (DTYPE_CODES, MAX_NDIM, PARAMS_ALIGN, PARAMS_MAGIC,  # noqa: F401
+                          PARAMS_VERSION, ParamsFileError, load_params, save_params)
 
-__all__ = ["export", "save_params", "load_params", "Export", "PARAMS_MAGIC", "DTYPE_CODES"]
+__all__ = ["export", "save_params", "load_params", "Export", "PARAMS_MAGIC", "DTYPE_CODES",
+           "ParamsFileError"]
 
-PARAMS_MAGIC = b"GCPARAMS"
-PARAMS_VERSION = 1
-PARAMS_ALIGN = 64
-# dtype codes shared by the parameter file and the C header (<NAME>_FLOAT32, ...).
-DTYPE_CODES = {"float32": 1, "float64": 2, "int32": 3, "int64": 4, "bool": 5}
-_CODE_DTYPES = {v: k for k, v in DTYPE_CODES.items()}
 MAX_DIM = 2**31 - 1  # BLAS here takes 32-bit sizes
-MAX_NDIM = 32  # <NAME>_MAX_NDIM in the header
 
 # C names the generated code uses itself; parameter names must not shadow them.
 _C_KEYWORDS = set("""auto break case char const continue default do double else enum extern float
@@ -53,63 +48,6 @@ typedef union unsigned void volatile while _Bool _Complex _Imaginary _Alignas _A
 _Generic _Noreturn _Static_assert _Thread_local bool true false NULL ctx int64_t int32_t uint8_t
 size_t""".split())
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-# --- the parameter file ---------------------------------------------------------------------------
-
-def save_params(path, params):
-    """Write {name: array} in the graphc parameter format (documented in every exported header).
-
-    Little-endian throughout: magic "GCPARAMS", u32 version (1), u32 count, then per entry:
-    u32 name length, the name (UTF-8, no NUL), u32 dtype code, u32 ndim, i64 shape[ndim],
-    u64 nbytes, zero padding up to the next multiple of 64 bytes from the start of the file,
-    then the nbytes of data in C order.
-    """
-    out = bytearray(PARAMS_MAGIC + struct.pack("<II", PARAMS_VERSION, len(params)))
-    for name, value in params.items():
-        a = np.asarray(value, order="C")  # (ascontiguousarray would make a 0-d array 1-d)
-        if a.dtype.name not in DTYPE_CODES:
-            raise GraphcTypeError(f"save_params: {name}: unsupported dtype {a.dtype.name}")
-        a = a.astype(a.dtype.newbyteorder("<"), copy=False)
-        raw = name.encode()
-        out += struct.pack("<I", len(raw)) + raw
-        out += struct.pack("<II", DTYPE_CODES[a.dtype.name], a.ndim)
-        out += struct.pack(f"<{a.ndim}q", *a.shape)
-        out += struct.pack("<Q", a.nbytes)
-        out += b"\0" * (-len(out) % PARAMS_ALIGN)
-        out += a.tobytes()
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as fh:
-        fh.write(out)
-    os.replace(tmp, path)
-
-
-def load_params(path):
-    """Read a graphc parameter file: an OrderedDict name -> numpy array."""
-    with open(path, "rb") as fh:
-        data = fh.read()
-    if data[:8] != PARAMS_MAGIC:
-        raise ValueError(f"{path}: not a graphc parameter file")
-    version, count = struct.unpack_from("<II", data, 8)
-    if version != PARAMS_VERSION:
-        raise ValueError(f"{path}: parameter file version {version}, expected {PARAMS_VERSION}")
-    pos, out = 16, OrderedDict()
-    for _ in range(count):
-        (n,) = struct.unpack_from("<I", data, pos)
-        name = data[pos + 4:pos + 4 + n].decode()
-        pos += 4 + n
-        code, ndim = struct.unpack_from("<II", data, pos)
-        shape = struct.unpack_from(f"<{ndim}q", data, pos + 8)
-        (nbytes,) = struct.unpack_from("<Q", data, pos + 8 + 8 * ndim)
-        pos += 16 + 8 * ndim
-        pos += -pos % PARAMS_ALIGN
-        dtype = np.dtype(_CODE_DTYPES[code]).newbyteorder("<")
-        if pos + nbytes > len(data):
-            raise ValueError(f"{path}: truncated in entry {name!r}")
-        out[name] = np.frombuffer(data, dtype, int(np.prod(shape, dtype=np.int64)),
-                                  pos).reshape(shape).astype(dtype.newbyteorder("="))
-        pos += nbytes
-    return out
 
 
 # --- export ---------------------------------------------------------------------------------------
