@@ -7,6 +7,7 @@ parameter files, two threads with two contexts), and everything runs under valgr
 """
 import os
 import platform
+import re
 import shutil
 import subprocess
 
@@ -543,3 +544,55 @@ def test_fuzz_c_params_loader(mlp, tmp_path):
          f"-L{mlp.dir}", "-lmlp", f"-Wl,-rpath,{mlp.dir}", f"-Wl,-rpath-link,{mlp.dir}", "-lm"])
     proc = run([exe] + paths, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("name", ["m", "c", "pthread", "gomp", "z", "gcc_s"])
+def test_export_refuses_names_of_system_libraries(mlp, tmp_path, name):
+    with pytest.raises(G.GraphcTypeError, match=f"lib{re.escape(name)}.so, which shadows"):
+        G.aot.export({"infer": mlp.functions["infer"]}, str(tmp_path / "x"), name=name)
+    assert not os.path.exists(tmp_path / "x")
+
+
+def _cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as fh:
+            return set(next(line for line in fh if line.startswith("flags")).split(":")[1].split())
+    except (OSError, StopIteration):
+        return None
+
+
+# (-march, an extension it enables that /proc/cpuinfo names the same way)
+_FOREIGN_MARCH = [("x86-64-v4", "avx512f"), ("knl", "avx512er")]
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64" or _cpu_flags() is None, reason="x86-64 Linux")
+def test_create_refuses_a_cpu_without_the_extensions_it_was_built_for(tmp_path):
+    import ctypes
+    import sys
+    flags = _cpu_flags()
+    march, feature = next(((m, f) for m, f in _FOREIGN_MARCH if f not in flags), (None, None))
+    if march is None:
+        pytest.skip("this CPU has every extension the test knows how to miss")
+    w = G.shared(np.ones(3, "float32"), name="w")
+    x = G.vector("x")
+    fn = G.function([x], x * w + 1, updates={w: w * 2}, name="aot_cpu_check")
+    ex = G.aot.export({"step": fn}, str(tmp_path / "foreign"), name="foreign", march=march)
+    # In a child: before create checked the CPU, it died of SIGILL.
+    probe = ("import ctypes, sys; lib = ctypes.CDLL(sys.argv[1]); "
+             "lib.foreign_create_ex.restype = lib.foreign_create.restype = ctypes.c_void_p; "
+             "err = ctypes.create_string_buffer(512); "
+             "print(lib.foreign_create_ex(None, err, 512), lib.foreign_create(None)); "
+             "print(err.value.decode())")
+    proc = run([sys.executable, "-c", probe, ex.library], check=False)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    first, msg = proc.stdout.splitlines()[:2]
+    assert first == "None None", proc.stdout
+    assert "this CPU lacks" in msg and feature in msg and f"-march={march}" in msg, msg
+    # A library for this CPU still creates contexts.
+    ex = G.aot.export({"step": fn}, str(tmp_path / "native"), name="native")
+    lib = ctypes.CDLL(ex.library)
+    err = ctypes.create_string_buffer(512)
+    lib.native_create_ex.restype = ctypes.c_void_p
+    ctx = lib.native_create_ex(None, err, 512)
+    assert ctx, err.value
+    lib.native_destroy(ctypes.c_void_p(ctx))

@@ -48,6 +48,23 @@ typedef union unsigned void volatile while _Bool _Complex _Imaginary _Alignas _A
 _Generic _Noreturn _Static_assert _Thread_local bool true false NULL ctx int64_t int32_t uint8_t
 size_t""".split())
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# lib<name>.so beside the example would shadow these system libraries (-lm finds ./libm.so).
+_SYSTEM_LIBRARIES = set("""c m dl rt pthread util resolv nsl anl crypt gcc gcc_s stdc++ atomic gomp
+omp iomp5 quadmath gfortran ssp asan ubsan tsan lsan z bz2 lzma zstd ffi ssl crypto blas lapack
+cblas openblas mkl_rt python3 mvec BrokenLocale thread_db cuda cudart nvrtc""".split())
+# (gcc's macro for an instruction set extension, its name in __builtin_cpu_supports): the
+# extensions <name>_create checks for when -march enabled them (templates/c/aot_wrapper.j2).
+CPU_FEATURES = [(f"__{m}__", f) for m, f in [
+    ("SSE3", "sse3"), ("SSSE3", "ssse3"), ("SSE4_1", "sse4.1"), ("SSE4_2", "sse4.2"),
+    ("SSE4A", "sse4a"), ("POPCNT", "popcnt"), ("AVX", "avx"), ("AVX2", "avx2"), ("FMA", "fma"),
+    ("F16C", "f16c"), ("BMI", "bmi"), ("BMI2", "bmi2"), ("MOVBE", "movbe"), ("AES", "aes"),
+    ("PCLMUL", "pclmul"), ("GFNI", "gfni"), ("VPCLMULQDQ", "vpclmulqdq"), ("AVXVNNI", "avxvnni"),
+    ("AVX512F", "avx512f"), ("AVX512VL", "avx512vl"), ("AVX512BW", "avx512bw"),
+    ("AVX512DQ", "avx512dq"), ("AVX512CD", "avx512cd"), ("AVX512ER", "avx512er"),
+    ("AVX512PF", "avx512pf"), ("AVX512VBMI", "avx512vbmi"), ("AVX512IFMA", "avx512ifma"),
+    ("AVX512VNNI", "avx512vnni"), ("AVX512VBMI2", "avx512vbmi2"), ("AVX512BITALG", "avx512bitalg"),
+    ("AVX512VPOPCNTDQ", "avx512vpopcntdq"), ("AVX512BF16", "avx512bf16"),
+    ("AVX512FP16", "avx512fp16")]]
 
 
 # --- export ---------------------------------------------------------------------------------------
@@ -247,6 +264,11 @@ def export(functions, out_dir, name=None, march=None, embed_params=True):
     name = name or re.sub(r"\W", "_", os.path.basename(out_dir.rstrip("/")))
     if not _IDENT.match(name or "") or name in _C_KEYWORDS:
         raise GraphcTypeError(f"aot.export: name {name!r} must be a C identifier")
+    inc, lib_dir, blas_lib, _ = blas_info()
+    if name in _SYSTEM_LIBRARIES or name == blas_lib or name.startswith(("python", "std")):
+        raise GraphcTypeError(f"aot.export: name {name!r} would write lib{name}.so, which shadows "
+                              f"the system library of that name (linking with -l{name} would find "
+                              "it); choose another name, e.g. name=\"model\"")
     if not isinstance(functions, dict) or not functions:
         raise GraphcTypeError("aot.export: functions must be a non-empty dict {name: function}")
     for fn_name, fn in functions.items():
@@ -293,7 +315,6 @@ def export(functions, out_dir, name=None, march=None, embed_params=True):
     os.makedirs(os.path.join(out_dir, "src"), exist_ok=True)
     files = {"header": f"{name}.h", "params": f"{name}.params", "library": f"lib{name}.so",
              "example": "main.c", "source": f"src/{name}.c"}
-    inc, lib_dir, blas_lib, _ = blas_info()
     blas_file = f"lib{blas_lib}.so"
     flags = _library_flags(march)
     build_cmd = ([config.cc] + flags + ["-I.", "-Isrc", "-Wa,-I.", "-shared", files["source"], "-o",
@@ -305,7 +326,7 @@ def export(functions, out_dir, name=None, march=None, embed_params=True):
                files=files, blas_file=blas_file, max_dim=MAX_DIM, dtype_codes=DTYPE_CODES,
                march=march or "native", lib_flags=" ".join(flags), blas_lib=blas_lib,
                magic=PARAMS_MAGIC.decode(), version=PARAMS_VERSION, align=PARAMS_ALIGN,
-               fn_names=list(functions))
+               fn_names=list(functions), cpu_features=CPU_FEATURES)
     env = environment()
     rendered = {
         files["source"]: env.get_template("c/aot_wrapper.j2").render(**ctx),
