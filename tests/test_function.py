@@ -382,3 +382,46 @@ def test_malformed_updates_name_the_expected_form(updates):
              "number": [1], "string": "abc", "variable": w}[updates]
     with pytest.raises(G.GraphcError, match=r"\[\(shared, new_value\), \.\.\.\]"):
         G.function([x], x + w, updates=given, backend="py")
+
+
+# --- interrupts (issue 13 item 13) ---------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["checked", "fast"])
+def test_ctrl_c_after_the_program_ran_commits_every_update(backend, path, monkeypatch):
+    """A SIGINT that arrives once the program has run (its in-place update written) but before
+    the other updates landed: all of them land, then KeyboardInterrupt is raised."""
+    import signal
+    x = G.vector("x")
+    w = G.shared(np.zeros(3, "float32"), name="w")
+    a = G.shared(np.ones(2, "float32"), name="a")
+    b = G.shared(np.zeros(2, "float32"), name="b")
+    f = G.function([x], x.sum(), updates={w: w + x, a: b, b: a}, backend=backend)
+    if backend == "c":  # w lands in place, a and b are fresh arrays: the case that tore
+        assert [s[0] is None for s in f.program.out_specs] == [False, True, False, False]
+    if path == "fast":
+        if f._fast is None:
+            pytest.skip("no fast call path")
+        real = f._fast
+
+        def fast_then_sigint(*args):
+            result = real(*args)
+            signal.raise_signal(signal.SIGINT)
+            return result
+        monkeypatch.setattr(f, "_fast", fast_then_sigint)
+    real_run = f.program.run
+
+    def run_then_sigint(*args):
+        results = real_run(*args)
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C as the C call returns
+        return results
+    monkeypatch.setattr(f.program, "run", run_then_sigint)
+    kwargs = {"x": np.ones(3, "float32")}
+    with pytest.raises(KeyboardInterrupt):
+        f(**kwargs) if path == "checked" else f(np.ones(3, "float32"))
+    np.testing.assert_array_equal(w.get_value(), [1, 1, 1])
+    np.testing.assert_array_equal(a.get_value(), [0, 0])
+    np.testing.assert_array_equal(b.get_value(), [1, 1])
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    monkeypatch.undo()
+    f(x=np.ones(3, "float32"))  # and the function still works (no lock left held)
+    np.testing.assert_array_equal(w.get_value(), [2, 2, 2])
