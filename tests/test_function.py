@@ -425,3 +425,36 @@ def test_ctrl_c_after_the_program_ran_commits_every_update(backend, path, monkey
     monkeypatch.undo()
     f(x=np.ones(3, "float32"))  # and the function still works (no lock left held)
     np.testing.assert_array_equal(w.get_value(), [2, 2, 2])
+
+
+# --- pickling (issue 13 item 16) ------------------------------------------------------------
+
+def test_a_compiled_function_pickles_with_its_shared_state(backend):
+    import pickle
+    x = G.vector("x")
+    w = G.shared(np.arange(3, dtype="float32"), name="w")
+    train = G.function([x], (x * w).sum(), updates={w: w + x}, backend=backend, name="train")
+    peek = G.function([], w * 2, backend=backend)
+    train(np.ones(3, "float32"))
+    blob = pickle.dumps((train, peek, w))
+    train2, peek2, w2 = pickle.loads(blob)
+    assert w2 is not w and w2.name == "w" and train2.name == "train"
+    np.testing.assert_array_equal(w2.get_value(), [1, 2, 3])
+    assert train2(x=np.ones(3, "float32")) == train(np.ones(3, "float32")) == 6.0
+    np.testing.assert_array_equal(peek2(), [4, 6, 8])  # the two share the unpickled w
+    np.testing.assert_array_equal(peek(), [4, 6, 8])
+    w2.set_value(np.zeros(3, "float32"))
+    np.testing.assert_array_equal(w.get_value(), [2, 3, 4])  # the original is untouched
+    if backend == "c":
+        assert train2.timings.get("artifact_hit")  # recompiled from the cache
+
+
+def test_a_deep_graph_pickles_without_recursion():
+    import pickle
+    x = G.vector("x")
+    y = x
+    for _ in range(1500):
+        y = y * 1.0001 + 1
+    f = G.function([x], y, backend="py", opt_level="O0")
+    g = pickle.loads(pickle.dumps(f))
+    np.testing.assert_allclose(g(np.zeros(2, "float32")), f(np.zeros(2, "float32")))

@@ -16,7 +16,8 @@ when it returns, never half-way: its in-place updates cannot be taken back.
 import signal
 import threading
 
-from ..errors import InputError
+from ..errors import GraphcTypeError, InputError
+from ..ir.fgraph import graph_from_state, graph_state
 
 
 class Function:
@@ -94,8 +95,35 @@ class Function:
     def inputs(self):
         return self.fgraph.inputs
 
+    # --- pickling: the graph as the user built it, compiled again on load (from the cache) ---
+
+    def remember_source(self, fgraph, backend, opt_level, compile_fn):
+        """What pickling needs: the user's graph and how it was compiled (graphc/compiler.py)."""
+        self._source = (fgraph, backend, opt_level, compile_fn)
+        return self
+
+    def __reduce__(self):
+        source = getattr(self, "_source", None)
+        if source is None:
+            raise GraphcTypeError(f"{self.name}: this function cannot be pickled (it was not "
+                                  "made by graphc.function); pickle the graph and compile it again")
+        fgraph, backend, opt_level, compile_fn = source
+        state = graph_state(fgraph.inputs, fgraph.outputs, fgraph.update_targets)
+        return (_unpickle_function, (state, self.name, backend, opt_level, self.single_output,
+                                     compile_fn))
+
 
 _MISSING = object()
+
+
+def _unpickle_function(state, name, backend, opt_level, single_output, compile_fn):
+    """A pickled Function: its graph rebuilt, then compiled (a warm compile when the build cache
+    has it). Shared variables pickled together stay one object, as pickle keeps identity."""
+    inputs, outputs, targets = graph_from_state(state)
+    n_user = len(outputs) - len(targets)
+    user = outputs[0] if single_output else outputs[:n_user]
+    return compile_fn(inputs, user, updates=list(zip(targets, outputs[n_user:])), name=name,
+                      backend=backend, opt_level=opt_level)
 
 
 class CompiledGraph:
