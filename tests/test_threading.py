@@ -108,7 +108,7 @@ def test_two_functions_updating_one_shared_variable_from_two_threads(backend):
     """Each call holds the lock of every shared variable it touches: no update is lost, and a
     third function reading the variable never sees it half-written."""
     import threading
-    n_calls, size = (150, 1 << 17) if backend == "c" else (40, 1 << 12)
+    n_calls, size = (150, 1 << 17) if backend == "c" else (60, 1 << 17)
     w = G.shared(np.zeros(size, "float32"), name="w")
     v = G.shared(np.zeros(4, "float32"), name="v")
     add1 = G.function([], [], updates={w: w + 1}, backend=backend)                  # in place
@@ -130,12 +130,10 @@ def test_two_functions_updating_one_shared_variable_from_two_threads(backend):
                threading.Thread(target=loop, args=(spread, n_calls))]
     for t in threads:
         t.start()
-    for k in range(n_calls):  # and the main thread reads and writes it too
+    for k in range(n_calls):  # and the main thread reads it too
         value = w.get_value()
         if value.max() != value.min():
             torn.append("get_value")
-        if k % 50 == 0:
-            w.set_value(w.get_value())
     for t in threads:
         t.join()
     assert not errors, errors
