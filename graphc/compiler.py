@@ -35,7 +35,7 @@ def function(inputs, outputs=None, updates=None, name=None, backend=None, opt_le
         key = target.cache_key(fgraph, level)
         fn = _load_cached(target, key, fgraph, name, single, timings, t0)
         if fn is not None:
-            return fn
+            return fn.remember_source(fgraph, target.name, level, function)
     target.prepare(fgraph)
     t = time.perf_counter()
     opt_graph, pass_log = optimize(fgraph, level)
@@ -52,7 +52,7 @@ def function(inputs, outputs=None, updates=None, name=None, backend=None, opt_le
                       fusion_notes=getattr(opt_graph, "fusion_notes", []),
                       shared_index=[fgraph.shareds.index(s) for s in opt_graph.shareds])
         target.save_artifact(key, record)
-    return _finish(fn, t0)
+    return _finish(fn.remember_source(fgraph, target.name, level, function), t0)
 
 
 def _compile(target, fgraph, opt_graph, checker, name, timings):

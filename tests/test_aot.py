@@ -7,6 +7,7 @@ parameter files, two threads with two contexts), and everything runs under valgr
 """
 import os
 import platform
+import re
 import shutil
 import subprocess
 
@@ -14,7 +15,10 @@ import numpy as np
 import pytest
 
 import graphc as G
-from graphc.aot import load_params, save_params
+from graphc.aot import ParamsFileError, load_params, save_params
+from graphc.targets.c.params_file import parse_params
+
+from fuzz_util import _mutate, fuzz_parser
 from graphc.data import load_mnist_subset
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -468,3 +472,127 @@ def test_dims_that_must_agree_and_no_blas(tmp_path):
     assert lib.agree_f(ctx, *args, 2, 3, 2, 2, out.ctypes.data) == 2
     assert b"a*b must equal c*d (6 vs 4)" in lib.agree_last_error(ctx)
     lib.agree_destroy(ctx)
+
+
+def _params_seeds(tmp_path):
+    seeds = []
+    for k, values in enumerate([
+            {"a": np.arange(6, dtype="float32").reshape(2, 3), "b": np.array(7, "int64")},
+            {"w": np.zeros((0, 4), "float64"), "flag": np.array([True, False]),
+             "n\u00e9": np.arange(3, dtype="int32")}]):
+        save_params(tmp_path / f"seed{k}.params", values)
+        seeds.append((tmp_path / f"seed{k}.params").read_bytes())
+    return seeds
+
+
+@pytest.mark.parametrize("cut", [0, 5, 10, 20, 30, 60, 70, 100, 130])
+def test_load_params_truncated_file_says_so(tmp_path, cut):
+    data = _params_seeds(tmp_path)[0]
+    (tmp_path / "t.params").write_bytes(data[:cut])
+    with pytest.raises(ParamsFileError, match="t.params: (the file is truncated|not a graphc)"):
+        load_params(tmp_path / "t.params")
+
+
+def test_load_params_garbage_fields_say_what(tmp_path):
+    data = bytearray(_params_seeds(tmp_path)[0])
+    bad_name = data[:20] + b"\xff" + data[21:]  # entry 0's name "a" -> an invalid UTF-8 byte
+    with pytest.raises(ParamsFileError, match="entry 0: the name is not UTF-8"):
+        parse_params(bytes(bad_name), "x.params")
+    bad_code = data[:21] + (16777216).to_bytes(4, "little") + data[25:]
+    with pytest.raises(ParamsFileError, match="unknown dtype code 16777216"):
+        parse_params(bytes(bad_code), "x.params")
+    bad_rank = data[:25] + (40).to_bytes(4, "little") + data[29:]
+    with pytest.raises(ParamsFileError, match="bad rank 40"):
+        parse_params(bytes(bad_rank), "x.params")
+    bad_size = data[:29] + (2**62).to_bytes(8, "little") + data[37:]
+    with pytest.raises(ParamsFileError, match="does not match its byte count"):
+        parse_params(bytes(bad_size), "x.params")
+    assert isinstance(ParamsFileError("x"), G.GraphcError)
+
+
+def test_save_params_rejects_bad_names_and_values(tmp_path):
+    with pytest.raises(G.GraphcError, match="parameter name 1 must be a non-empty string"):
+        save_params(tmp_path / "p.params", {1: np.zeros(3)})
+    with pytest.raises(G.GraphcError, match="parameter name '' must be"):
+        save_params(tmp_path / "p.params", {"": np.zeros(3)})
+    with pytest.raises(G.GraphcError, match="must be a dict"):
+        save_params(tmp_path / "p.params", [np.zeros(3)])
+    with pytest.raises(G.GraphcError, match="unsupported dtype complex128"):
+        save_params(tmp_path / "p.params", {"z": np.zeros(3, complex)})
+    assert not os.path.exists(tmp_path / "p.params")
+
+
+def test_fuzz_python_params_reader(tmp_path):
+    cases, parsed = fuzz_parser(lambda data: parse_params(data, "fuzz.params"),
+                                _params_seeds(tmp_path), seconds=1.5, tmp_dir=tmp_path)
+    assert cases >= 200 and parsed > 0
+
+
+def test_fuzz_c_params_loader(mlp, tmp_path):
+    """A cheap fuzz of the exported library's loader (the thorough one ran under ASan): 300
+    mutated files, one process; each load succeeds or fails cleanly and changes nothing."""
+    import random
+    rng = random.Random(1)
+    seeds = [open(mlp.export.params, "rb").read()]
+    paths = []
+    for k in range(300):
+        path = tmp_path / f"f{k}.params"
+        path.write_bytes(_mutate(rng, seeds[0], seeds))
+        paths.append(str(path))
+    exe = os.path.join(mlp.work, "fuzz_params")
+    run([CC, "-O1", "-g", "-o", exe, os.path.join(HERE, "aot", "fuzz_params.c"), f"-I{mlp.dir}",
+         f"-L{mlp.dir}", "-lmlp", f"-Wl,-rpath,{mlp.dir}", f"-Wl,-rpath-link,{mlp.dir}", "-lm"])
+    proc = run([exe] + paths, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("name", ["m", "c", "pthread", "gomp", "z", "gcc_s"])
+def test_export_refuses_names_of_system_libraries(mlp, tmp_path, name):
+    with pytest.raises(G.GraphcTypeError, match=f"lib{re.escape(name)}.so, which shadows"):
+        G.aot.export({"infer": mlp.functions["infer"]}, str(tmp_path / "x"), name=name)
+    assert not os.path.exists(tmp_path / "x")
+
+
+def _cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as fh:
+            return set(next(line for line in fh if line.startswith("flags")).split(":")[1].split())
+    except (OSError, StopIteration):
+        return None
+
+
+# (-march, an extension it enables that /proc/cpuinfo names the same way)
+_FOREIGN_MARCH = [("x86-64-v4", "avx512f"), ("knl", "avx512er")]
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64" or _cpu_flags() is None, reason="x86-64 Linux")
+def test_create_refuses_a_cpu_without_the_extensions_it_was_built_for(tmp_path):
+    import ctypes
+    import sys
+    flags = _cpu_flags()
+    march, feature = next(((m, f) for m, f in _FOREIGN_MARCH if f not in flags), (None, None))
+    if march is None:
+        pytest.skip("this CPU has every extension the test knows how to miss")
+    w = G.shared(np.ones(3, "float32"), name="w")
+    x = G.vector("x")
+    fn = G.function([x], x * w + 1, updates={w: w * 2}, name="aot_cpu_check")
+    ex = G.aot.export({"step": fn}, str(tmp_path / "foreign"), name="foreign", march=march)
+    # In a child: before create checked the CPU, it died of SIGILL.
+    probe = ("import ctypes, sys; lib = ctypes.CDLL(sys.argv[1]); "
+             "lib.foreign_create_ex.restype = lib.foreign_create.restype = ctypes.c_void_p; "
+             "err = ctypes.create_string_buffer(512); "
+             "print(lib.foreign_create_ex(None, err, 512), lib.foreign_create(None)); "
+             "print(err.value.decode())")
+    proc = run([sys.executable, "-c", probe, ex.library], check=False)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    first, msg = proc.stdout.splitlines()[:2]
+    assert first == "None None", proc.stdout
+    assert "this CPU lacks" in msg and feature in msg and f"-march={march}" in msg, msg
+    # A library for this CPU still creates contexts.
+    ex = G.aot.export({"step": fn}, str(tmp_path / "native"), name="native")
+    lib = ctypes.CDLL(ex.library)
+    err = ctypes.create_string_buffer(512)
+    lib.native_create_ex.restype = ctypes.c_void_p
+    ctx = lib.native_create_ex(None, err, 512)
+    assert ctx, err.value
+    lib.native_destroy(ctypes.c_void_p(ctx))

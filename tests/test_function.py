@@ -369,3 +369,92 @@ def test_single_constant_output_that_is_not_a_variable(value):
     got = G.function([], value, backend="py")()
     assert isinstance(got, np.ndarray)
     np.testing.assert_array_equal(got, value)
+
+
+# --- misuse: clear errors ------------------------------------------------------------------
+
+@pytest.mark.parametrize("updates", ["list of a variable", "one-tuple", "triple", "number",
+                                     "string", "variable"])
+def test_malformed_updates_name_the_expected_form(updates):
+    x = G.vector("x")
+    w = G.shared(np.zeros(3, "float32"), name="w")
+    given = {"list of a variable": [w], "one-tuple": [(w,)], "triple": [(w, w + 1, 3)],
+             "number": [1], "string": "abc", "variable": w}[updates]
+    with pytest.raises(G.GraphcError, match=r"\[\(shared, new_value\), \.\.\.\]"):
+        G.function([x], x + w, updates=given, backend="py")
+
+
+# --- interrupts (issue 13 item 13) ---------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["checked", "fast"])
+def test_ctrl_c_after_the_program_ran_commits_every_update(backend, path, monkeypatch):
+    """A SIGINT that arrives once the program has run (its in-place update written) but before
+    the other updates landed: all of them land, then KeyboardInterrupt is raised."""
+    import signal
+    x = G.vector("x")
+    w = G.shared(np.zeros(3, "float32"), name="w")
+    a = G.shared(np.ones(2, "float32"), name="a")
+    b = G.shared(np.zeros(2, "float32"), name="b")
+    f = G.function([x], x.sum(), updates={w: w + x, a: b, b: a}, backend=backend)
+    if backend == "c":  # w lands in place, a and b are fresh arrays: the case that tore
+        assert [s[0] is None for s in f.program.out_specs] == [False, True, False, False]
+    if path == "fast":
+        if f._fast is None:
+            pytest.skip("no fast call path")
+        real = f._fast
+
+        def fast_then_sigint(*args):
+            result = real(*args)
+            signal.raise_signal(signal.SIGINT)
+            return result
+        monkeypatch.setattr(f, "_fast", fast_then_sigint)
+    real_run = f.program.run
+
+    def run_then_sigint(*args):
+        results = real_run(*args)
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C as the C call returns
+        return results
+    monkeypatch.setattr(f.program, "run", run_then_sigint)
+    kwargs = {"x": np.ones(3, "float32")}
+    with pytest.raises(KeyboardInterrupt):
+        f(**kwargs) if path == "checked" else f(np.ones(3, "float32"))
+    np.testing.assert_array_equal(w.get_value(), [1, 1, 1])
+    np.testing.assert_array_equal(a.get_value(), [0, 0])
+    np.testing.assert_array_equal(b.get_value(), [1, 1])
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    monkeypatch.undo()
+    f(x=np.ones(3, "float32"))  # and the function still works (no lock left held)
+    np.testing.assert_array_equal(w.get_value(), [2, 2, 2])
+
+
+# --- pickling (issue 13 item 16) ------------------------------------------------------------
+
+def test_a_compiled_function_pickles_with_its_shared_state(backend):
+    import pickle
+    x = G.vector("x")
+    w = G.shared(np.arange(3, dtype="float32"), name="w")
+    train = G.function([x], (x * w).sum(), updates={w: w + x}, backend=backend, name="train")
+    peek = G.function([], w * 2, backend=backend)
+    train(np.ones(3, "float32"))
+    blob = pickle.dumps((train, peek, w))
+    train2, peek2, w2 = pickle.loads(blob)
+    assert w2 is not w and w2.name == "w" and train2.name == "train"
+    np.testing.assert_array_equal(w2.get_value(), [1, 2, 3])
+    assert train2(x=np.ones(3, "float32")) == train(np.ones(3, "float32")) == 6.0
+    np.testing.assert_array_equal(peek2(), [4, 6, 8])  # the two share the unpickled w
+    np.testing.assert_array_equal(peek(), [4, 6, 8])
+    w2.set_value(np.zeros(3, "float32"))
+    np.testing.assert_array_equal(w.get_value(), [2, 3, 4])  # the original is untouched
+    if backend == "c":
+        assert train2.timings.get("artifact_hit")  # recompiled from the cache
+
+
+def test_a_deep_graph_pickles_without_recursion():
+    import pickle
+    x = G.vector("x")
+    y = x
+    for _ in range(1500):
+        y = y * 1.0001 + 1
+    f = G.function([x], y, backend="py", opt_level="O0")
+    g = pickle.loads(pickle.dumps(f))
+    np.testing.assert_allclose(g(np.zeros(2, "float32")), f(np.zeros(2, "float32")))

@@ -99,3 +99,52 @@ def test_other_flags_get_their_own_runtime_library_in_the_cache(tmp_path, monkey
         a, b = rng.randn(m, k).astype(dtype), rng.randn(k, n).astype(dtype)
         x, y = G.matrix("a", dtype), G.matrix("b", dtype)
         np.testing.assert_allclose(G.function([x, y], G.dot(x, y))(a, b), a @ b, **_tol(dtype))
+
+
+# --- shared variables touched from several threads (issue 13 item 14) -----------------------
+
+@pytest.mark.parametrize("backend", ["c", "py"])
+def test_two_functions_updating_one_shared_variable_from_two_threads(backend):
+    """Each call holds the lock of every shared variable it touches: no update is lost, and a
+    third function reading the variable never sees it half-written."""
+    import threading
+    n_calls, size = (150, 1 << 17) if backend == "c" else (60, 1 << 17)
+    w = G.shared(np.zeros(size, "float32"), name="w")
+    v = G.shared(np.zeros(4, "float32"), name="v")
+    add1 = G.function([], [], updates={w: w + 1}, backend=backend)                  # in place
+    add2 = G.function([], [], updates={w: w + 2, v: v + 1}, backend=backend)        # two locks
+    spread = G.function([], w.max() - w.min(), backend=backend)
+    torn, errors = [], []
+
+    def loop(fn, count):
+        try:
+            for _ in range(count):
+                out = fn()
+                if fn is spread and out != 0:
+                    torn.append(float(out))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=loop, args=(add1, n_calls)),
+               threading.Thread(target=loop, args=(add2, n_calls)),
+               threading.Thread(target=loop, args=(spread, n_calls))]
+    for t in threads:
+        t.start()
+    for k in range(n_calls):  # and the main thread reads it too
+        value = w.get_value()
+        if value.max() != value.min():
+            torn.append("get_value")
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert not torn, torn[:5]
+    np.testing.assert_array_equal(w.get_value(), np.full(size, 3.0 * n_calls, "float32"))
+    np.testing.assert_array_equal(v.get_value(), np.full(4, n_calls, "float32"))
+
+
+def test_a_function_without_shared_variables_takes_only_its_program_lock():
+    x = G.vector("x")
+    f = G.function([x], x + 1)
+    if f._fast is None:
+        pytest.skip("no fast call path")
+    assert f._lock is f.program.lock and f._shared_lock is None

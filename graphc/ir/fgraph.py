@@ -1,4 +1,7 @@
 """FunctionGraph: what graphc.function compiles — inputs, shared state, outputs and updates."""
+import copy
+import functools
+
 from ..errors import GraphcShapeError, GraphcTypeError, InputError
 from .constructors import as_variable
 from .graph import Constant, Node, SharedVariable, Variable, leaves, toposort
@@ -167,9 +170,8 @@ def build_function_graph(inputs, outputs, updates):
     if len(set(inputs)) != len(inputs):
         raise GraphcTypeError("function: an input variable is listed twice")
     outputs = [as_variable(o) for o in outputs]
-    pairs = list(updates.items()) if isinstance(updates, dict) else list(updates or [])
     targets, new_values = [], []
-    for sv, new in pairs:
+    for sv, new in _update_pairs(updates):
         if not isinstance(sv, SharedVariable):
             raise GraphcTypeError(f"updates: the key {sv!r} is not a shared variable")
         if sv in targets:
@@ -197,3 +199,84 @@ def build_function_graph(inputs, outputs, updates):
             raise InputError(f"function: the outputs depend on input {leaf.label()} ({leaf.type}), "
                              "which is not in the inputs list; add it to inputs")
     return fg
+
+
+def _update_pairs(updates):
+    """updates as (shared variable, new value) pairs: a dict, or a list of pairs (Theano's two
+    forms); anything else is a GraphcTypeError that shows the expected form."""
+    if updates is None:
+        return []
+    if isinstance(updates, dict):
+        return list(updates.items())
+    hint = "give updates as {shared: new_value} or [(shared, new_value), ...]"
+    if isinstance(updates, (Variable, str, bytes)) or not hasattr(updates, "__iter__"):
+        raise GraphcTypeError(f"updates: got {_short(updates)}; {hint}")
+    pairs = []
+    for k, item in enumerate(updates):
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise GraphcTypeError(f"updates[{k}] is {_short(item)}, not a (shared, new_value) "
+                                  f"pair; {hint}")
+        pairs.append(tuple(item))
+    return pairs
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --- pickling: a graph as flat data ------------------------------------------------------------
+# Pickling Variables directly recurses once per node up the graph (owner -> inputs -> owner ...)
+# and a deep graph exceeds the recursion limit; this form lists the nodes in order instead.
+
+def graph_state(inputs, outputs, update_targets):
+    """Picklable, flat form of a function's graph: leaves, nodes in order, outputs as refs."""
+    leaves_, nodes, ref, ops = [], [], {}, {}
+
+    def ref_of(v):
+        if v not in ref:
+            ref[v] = len(leaves_)
+            leaves_.append(v)
+        return ref[v]
+
+    for v in list(inputs) + list(update_targets):
+        ref_of(v)
+    for node in toposort(outputs):
+        ins = [ref[i] if i in ref else ref_of(i) for i in node.inputs]
+        for k, o in enumerate(node.outputs):
+            ref[o] = ("n", len(nodes), k)
+        op = ops.get(id(node.op)) or ops.setdefault(id(node.op), _without_caches(node.op))
+        nodes.append((op, ins, [o.type for o in node.outputs], node.constraints,
+                       [o.name for o in node.outputs]))
+    return {"leaves": leaves_, "nodes": nodes, "n_inputs": len(inputs),
+            "n_targets": len(update_targets), "outputs": [ref_of(o) if o.owner is None else ref[o]
+                                                          for o in outputs]}
+
+
+def graph_from_state(state):
+    """(inputs, outputs, update_targets) from graph_state's form: new nodes, the pickled leaves."""
+    leaves_ = state["leaves"]
+    built = []
+
+    def get(r):
+        return leaves_[r] if isinstance(r, int) else built[r[1]].outputs[r[2]]
+
+    for op, ins, types, constraints, names in state["nodes"]:
+        node = Node(op, [get(r) for r in ins], types, constraints)
+        for o, name in zip(node.outputs, names):
+            o.name = name
+        built.append(node)
+    n_in, n_t = state["n_inputs"], state["n_targets"]
+    return leaves_[:n_in], [get(r) for r in state["outputs"]], leaves_[n_in:n_in + n_t]
+
+
+def _without_caches(op):
+    """op, or a copy without its functools.cached_property values (a lambdified numpy function
+    cannot be pickled; it is computed again on first use)."""
+    cached = [k for k in vars(op) if isinstance(getattr(type(op), k, None), functools.cached_property)]
+    if not cached:
+        return op
+    clean = copy.copy(op)
+    for k in cached:
+        del clean.__dict__[k]
+    return clean

@@ -1,5 +1,6 @@
 """The graph: Variables produced by Nodes that apply Ops. Leaves are inputs, constants, shareds."""
 import itertools
+import threading
 
 import numpy as np
 import sympy
@@ -8,6 +9,7 @@ from ..errors import GraphcShapeError, GraphcTypeError
 from .types import dims_equal, TensorType, is_fresh
 
 _ids = itertools.count()
+_lock_orders = itertools.count()  # the fixed order in which calls take shared variables' locks
 
 
 class Variable:
@@ -20,6 +22,11 @@ class Variable:
         self.owner = owner
         self.index = index
         self.name = name
+        self.id = next(_ids)
+
+    def __setstate__(self, state):
+        # An unpickled variable is a new one in this process: it gets its own id.
+        self.__dict__.update(state)
         self.id = next(_ids)
 
     @property
@@ -74,9 +81,28 @@ class SharedVariable(Variable):
             raise GraphcTypeError(f"shared {name!r}: unsupported dtype {value.dtype.name}")
         super().__init__(TensorType(value.dtype.name, value.shape), None, 0, name)
         self._value = value
+        self._new_lock()
+
+    def _new_lock(self):
+        # Calls that touch this variable hold its lock (graphc/runtime/function.py), taken in
+        # _lock_order with the others, so two threads never update or read it half-way.
+        self._lock = threading.Lock()
+        self._lock_order = next(_lock_orders)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        del state["_lock"], state["_lock_order"]
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._new_lock()
 
     def get_value(self, borrow=False):
-        return self._value if borrow else self._value.copy()
+        if borrow:
+            return self._value
+        with self._lock:  # not in the middle of a call that updates it in place
+            return self._value.copy()
 
     def set_value(self, value, borrow=False):
         value = np.asarray(value)
@@ -90,7 +116,9 @@ class SharedVariable(Variable):
         # byte-swapped array (a read-only memmap, a view of bytes, big-endian data) is copied.
         keep = borrow and value.flags.c_contiguous and value.flags.writeable and \
             value.dtype.isnative
-        self._value = value if keep else _native(np.array(value, order="C"))
+        value = value if keep else _native(np.array(value, order="C"))
+        with self._lock:  # waits for a call that reads or updates the variable
+            self._value = value
 
     def label(self):
         return self.name or f"shared{self.id}"

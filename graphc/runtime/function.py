@@ -1,6 +1,23 @@
 """Function: a compiled graph called with numpy arrays, Theano semantics. It runs an executable
-a target made (graphc/compiler.py compiles; graphc/targets/ make executables)."""
-from ..errors import InputError
+a target made (graphc/compiler.py compiles; graphc/targets/ make executables).
+
+What is thread-safe: any number of threads may call compiled functions at once. Calls of one
+function run one at a time (its program's lock), and so do calls of functions that touch a
+common shared variable (read or update it): each call holds the lock of every shared variable it
+touches, taken in one fixed order (no deadlock), and get_value()/set_value() take the same lock.
+Functions with no shared variable in common run in parallel.
+
+Interrupts (Ctrl-C): a compiled call is not cut short; updates are all-or-nothing. On the fast
+path the program and every update run in C, where no Python signal handler can run; on the
+checked path a SIGINT that arrives while the program runs or its updates land is held back and
+raised (KeyboardInterrupt) once the call has committed. A long call is therefore interrupted
+when it returns, never half-way: its in-place updates cannot be taken back.
+"""
+import signal
+import threading
+
+from ..errors import GraphcTypeError, InputError
+from ..ir.fgraph import graph_from_state, graph_state
 
 
 class Function:
@@ -20,10 +37,14 @@ class Function:
         self._input_index = {v.name: k for k, v in enumerate(fgraph.inputs) if v.name}
         # The target's native call path, unpacked into attributes: __call__ is the hot path.
         self._fast = None
+        # The locks of the shared variables a call touches, in their fixed order (module doc).
+        self._shared_lock = _lock_of(sorted(self._shareds, key=lambda sv: sv._lock_order))
         fast = program.fast_path(checker, fgraph, single_output)
         if fast is not None:
             self._fast, self._spec, self._lock = fast.call, fast.spec, fast.lock
             self._fn_addr, self._ctx_addr, self._consts = fast.fn_addr, fast.ctx_addr, fast.consts
+            if self._shared_lock is not None:  # (they serialize calls of this function too)
+                self._lock = self._shared_lock
 
     def __call__(self, *args, **kwargs):
         fast = self._fast
@@ -42,11 +63,13 @@ class Function:
         if kwargs:
             args = self._merge_kwargs(args, kwargs)
         arrays, dims = self.checker.check(args)
-        results = self.program.run(arrays, [s._value for s in self._shareds], dims)
-        # Updates land only after the whole program succeeded (every update read the old values).
         n = self._n_out
-        for sv, value in zip(self._targets, results[n:]):
-            sv._value = value
+        with self._shared_lock or _NO_LOCK, _DeferredInterrupt():
+            results = self.program.run(arrays, [s._value for s in self._shareds], dims)
+            # Updates land only after the whole program succeeded (every update read the old
+            # values), and together: an interrupt waits (module doc).
+            for sv, value in zip(self._targets, results[n:]):
+                sv._value = value
         if self.single_output:
             return results[0]
         return results[:n]
@@ -72,8 +95,35 @@ class Function:
     def inputs(self):
         return self.fgraph.inputs
 
+    # --- pickling: the graph as the user built it, compiled again on load (from the cache) ---
+
+    def remember_source(self, fgraph, backend, opt_level, compile_fn):
+        """What pickling needs: the user's graph and how it was compiled (graphc/compiler.py)."""
+        self._source = (fgraph, backend, opt_level, compile_fn)
+        return self
+
+    def __reduce__(self):
+        source = getattr(self, "_source", None)
+        if source is None:
+            raise GraphcTypeError(f"{self.name}: this function cannot be pickled (it was not "
+                                  "made by graphc.function); pickle the graph and compile it again")
+        fgraph, backend, opt_level, compile_fn = source
+        state = graph_state(fgraph.inputs, fgraph.outputs, fgraph.update_targets)
+        return (_unpickle_function, (state, self.name, backend, opt_level, self.single_output,
+                                     compile_fn))
+
 
 _MISSING = object()
+
+
+def _unpickle_function(state, name, backend, opt_level, single_output, compile_fn):
+    """A pickled Function: its graph rebuilt, then compiled (a warm compile when the build cache
+    has it). Shared variables pickled together stay one object, as pickle keeps identity."""
+    inputs, outputs, targets = graph_from_state(state)
+    n_user = len(outputs) - len(targets)
+    user = outputs[0] if single_output else outputs[:n_user]
+    return compile_fn(inputs, user, updates=list(zip(targets, outputs[n_user:])), name=name,
+                      backend=backend, opt_level=opt_level)
 
 
 class CompiledGraph:
@@ -82,3 +132,73 @@ class CompiledGraph:
     def __init__(self, inputs, shareds, update_targets, n_user_outputs):
         self.inputs, self.shareds, self.update_targets = inputs, shareds, update_targets
         self.n_user_outputs = n_user_outputs
+
+
+class _NoLock:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+_NO_LOCK = _NoLock()
+
+
+class _Locks:
+    """Several locks taken in the order given, released in reverse."""
+    __slots__ = ("locks",)
+
+    def __init__(self, locks):
+        self.locks = tuple(locks)
+
+    def __enter__(self):
+        taken = 0
+        try:
+            for lock in self.locks:
+                lock.acquire()
+                taken += 1
+        except BaseException:  # (an interrupt while waiting: give back what was taken)
+            for lock in self.locks[:taken]:
+                lock.release()
+            raise
+
+    def __exit__(self, *exc):
+        for lock in reversed(self.locks):
+            lock.release()
+        return False
+
+
+def _lock_of(shareds):
+    """One lock object for a call touching `shareds`: None, a variable's lock, or a _Locks."""
+    if not shareds:
+        return None
+    if len(shareds) == 1:
+        return shareds[0]._lock
+    return _Locks(sv._lock for sv in shareds)
+
+
+class _DeferredInterrupt:
+    """Holds back SIGINT for the block (main thread, Python-level handler only: the only place
+    KeyboardInterrupt is raised) and delivers it to the handler after the block."""
+    __slots__ = ("handler", "pending")
+
+    def __enter__(self):
+        self.handler = self.pending = None
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):
+            self.handler = handler
+            signal.signal(signal.SIGINT, self._hold)
+        return self
+
+    def _hold(self, signum, frame):
+        self.pending = (signum, frame)
+
+    def __exit__(self, *exc):
+        if self.handler is not None:
+            signal.signal(signal.SIGINT, self.handler)
+            if self.pending is not None:
+                self.handler(*self.pending)
+        return False

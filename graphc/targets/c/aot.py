@@ -17,7 +17,6 @@ import math
 import os
 import re
 import shutil
-import struct
 import subprocess
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -34,17 +33,13 @@ from ...config import config
 from ...errors import CompileError, GraphcTypeError
 from ...ir.types import size_of
 from ...runtime.function import Function
+from .params_file import (DTYPE_CODES, MAX_NDIM, PARAMS_ALIGN, PARAMS_MAGIC,  # noqa: F401
+                          PARAMS_VERSION, ParamsFileError, load_params, save_params)
 
-__all__ = ["export", "save_params", "load_params", "Export", "PARAMS_MAGIC", "DTYPE_CODES"]
+__all__ = ["export", "save_params", "load_params", "Export", "PARAMS_MAGIC", "DTYPE_CODES",
+           "ParamsFileError"]
 
-PARAMS_MAGIC = b"GCPARAMS"
-PARAMS_VERSION = 1
-PARAMS_ALIGN = 64
-# dtype codes shared by the parameter file and the C header (<NAME>_FLOAT32, ...).
-DTYPE_CODES = {"float32": 1, "float64": 2, "int32": 3, "int64": 4, "bool": 5}
-_CODE_DTYPES = {v: k for k, v in DTYPE_CODES.items()}
 MAX_DIM = 2**31 - 1  # BLAS here takes 32-bit sizes
-MAX_NDIM = 32  # <NAME>_MAX_NDIM in the header
 
 # C names the generated code uses itself; parameter names must not shadow them.
 _C_KEYWORDS = set("""auto break case char const continue default do double else enum extern float
@@ -53,63 +48,23 @@ typedef union unsigned void volatile while _Bool _Complex _Imaginary _Alignas _A
 _Generic _Noreturn _Static_assert _Thread_local bool true false NULL ctx int64_t int32_t uint8_t
 size_t""".split())
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-# --- the parameter file ---------------------------------------------------------------------------
-
-def save_params(path, params):
-    """Write {name: array} in the graphc parameter format (documented in every exported header).
-
-    Little-endian throughout: magic "GCPARAMS", u32 version (1), u32 count, then per entry:
-    u32 name length, the name (UTF-8, no NUL), u32 dtype code, u32 ndim, i64 shape[ndim],
-    u64 nbytes, zero padding up to the next multiple of 64 bytes from the start of the file,
-    then the nbytes of data in C order.
-    """
-    out = bytearray(PARAMS_MAGIC + struct.pack("<II", PARAMS_VERSION, len(params)))
-    for name, value in params.items():
-        a = np.asarray(value, order="C")  # (ascontiguousarray would make a 0-d array 1-d)
-        if a.dtype.name not in DTYPE_CODES:
-            raise GraphcTypeError(f"save_params: {name}: unsupported dtype {a.dtype.name}")
-        a = a.astype(a.dtype.newbyteorder("<"), copy=False)
-        raw = name.encode()
-        out += struct.pack("<I", len(raw)) + raw
-        out += struct.pack("<II", DTYPE_CODES[a.dtype.name], a.ndim)
-        out += struct.pack(f"<{a.ndim}q", *a.shape)
-        out += struct.pack("<Q", a.nbytes)
-        out += b"\0" * (-len(out) % PARAMS_ALIGN)
-        out += a.tobytes()
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as fh:
-        fh.write(out)
-    os.replace(tmp, path)
-
-
-def load_params(path):
-    """Read a graphc parameter file: an OrderedDict name -> numpy array."""
-    with open(path, "rb") as fh:
-        data = fh.read()
-    if data[:8] != PARAMS_MAGIC:
-        raise ValueError(f"{path}: not a graphc parameter file")
-    version, count = struct.unpack_from("<II", data, 8)
-    if version != PARAMS_VERSION:
-        raise ValueError(f"{path}: parameter file version {version}, expected {PARAMS_VERSION}")
-    pos, out = 16, OrderedDict()
-    for _ in range(count):
-        (n,) = struct.unpack_from("<I", data, pos)
-        name = data[pos + 4:pos + 4 + n].decode()
-        pos += 4 + n
-        code, ndim = struct.unpack_from("<II", data, pos)
-        shape = struct.unpack_from(f"<{ndim}q", data, pos + 8)
-        (nbytes,) = struct.unpack_from("<Q", data, pos + 8 + 8 * ndim)
-        pos += 16 + 8 * ndim
-        pos += -pos % PARAMS_ALIGN
-        dtype = np.dtype(_CODE_DTYPES[code]).newbyteorder("<")
-        if pos + nbytes > len(data):
-            raise ValueError(f"{path}: truncated in entry {name!r}")
-        out[name] = np.frombuffer(data, dtype, int(np.prod(shape, dtype=np.int64)),
-                                  pos).reshape(shape).astype(dtype.newbyteorder("="))
-        pos += nbytes
-    return out
+# lib<name>.so beside the example would shadow these system libraries (-lm finds ./libm.so).
+_SYSTEM_LIBRARIES = set("""c m dl rt pthread util resolv nsl anl crypt gcc gcc_s stdc++ atomic gomp
+omp iomp5 quadmath gfortran ssp asan ubsan tsan lsan z bz2 lzma zstd ffi ssl crypto blas lapack
+cblas openblas mkl_rt python3 mvec BrokenLocale thread_db cuda cudart nvrtc""".split())
+# (gcc's macro for an instruction set extension, its name in __builtin_cpu_supports): the
+# extensions <name>_create checks for when -march enabled them (templates/c/aot_wrapper.j2).
+CPU_FEATURES = [(f"__{m}__", f) for m, f in [
+    ("SSE3", "sse3"), ("SSSE3", "ssse3"), ("SSE4_1", "sse4.1"), ("SSE4_2", "sse4.2"),
+    ("SSE4A", "sse4a"), ("POPCNT", "popcnt"), ("AVX", "avx"), ("AVX2", "avx2"), ("FMA", "fma"),
+    ("F16C", "f16c"), ("BMI", "bmi"), ("BMI2", "bmi2"), ("MOVBE", "movbe"), ("AES", "aes"),
+    ("PCLMUL", "pclmul"), ("GFNI", "gfni"), ("VPCLMULQDQ", "vpclmulqdq"), ("AVXVNNI", "avxvnni"),
+    ("AVX512F", "avx512f"), ("AVX512VL", "avx512vl"), ("AVX512BW", "avx512bw"),
+    ("AVX512DQ", "avx512dq"), ("AVX512CD", "avx512cd"), ("AVX512ER", "avx512er"),
+    ("AVX512PF", "avx512pf"), ("AVX512VBMI", "avx512vbmi"), ("AVX512IFMA", "avx512ifma"),
+    ("AVX512VNNI", "avx512vnni"), ("AVX512VBMI2", "avx512vbmi2"), ("AVX512BITALG", "avx512bitalg"),
+    ("AVX512VPOPCNTDQ", "avx512vpopcntdq"), ("AVX512BF16", "avx512bf16"),
+    ("AVX512FP16", "avx512fp16")]]
 
 
 # --- export ---------------------------------------------------------------------------------------
@@ -309,6 +264,11 @@ def export(functions, out_dir, name=None, march=None, embed_params=True):
     name = name or re.sub(r"\W", "_", os.path.basename(out_dir.rstrip("/")))
     if not _IDENT.match(name or "") or name in _C_KEYWORDS:
         raise GraphcTypeError(f"aot.export: name {name!r} must be a C identifier")
+    inc, lib_dir, blas_lib, _ = blas_info()
+    if name in _SYSTEM_LIBRARIES or name == blas_lib or name.startswith(("python", "std")):
+        raise GraphcTypeError(f"aot.export: name {name!r} would write lib{name}.so, which shadows "
+                              f"the system library of that name (linking with -l{name} would find "
+                              "it); choose another name, e.g. name=\"model\"")
     if not isinstance(functions, dict) or not functions:
         raise GraphcTypeError("aot.export: functions must be a non-empty dict {name: function}")
     for fn_name, fn in functions.items():
@@ -355,7 +315,6 @@ def export(functions, out_dir, name=None, march=None, embed_params=True):
     os.makedirs(os.path.join(out_dir, "src"), exist_ok=True)
     files = {"header": f"{name}.h", "params": f"{name}.params", "library": f"lib{name}.so",
              "example": "main.c", "source": f"src/{name}.c"}
-    inc, lib_dir, blas_lib, _ = blas_info()
     blas_file = f"lib{blas_lib}.so"
     flags = _library_flags(march)
     build_cmd = ([config.cc] + flags + ["-I.", "-Isrc", "-Wa,-I.", "-shared", files["source"], "-o",
@@ -367,7 +326,7 @@ def export(functions, out_dir, name=None, march=None, embed_params=True):
                files=files, blas_file=blas_file, max_dim=MAX_DIM, dtype_codes=DTYPE_CODES,
                march=march or "native", lib_flags=" ".join(flags), blas_lib=blas_lib,
                magic=PARAMS_MAGIC.decode(), version=PARAMS_VERSION, align=PARAMS_ALIGN,
-               fn_names=list(functions))
+               fn_names=list(functions), cpu_features=CPU_FEATURES)
     env = environment()
     rendered = {
         files["source"]: env.get_template("c/aot_wrapper.j2").render(**ctx),
