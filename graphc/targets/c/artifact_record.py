@@ -8,6 +8,7 @@ names (dumps, the source, AOT export) is rebuilt from the function's own graph w
 """
 import base64
 import json
+import keyword
 import re
 
 import numpy as np
@@ -49,13 +50,17 @@ def decode_expr(tree, depth=0):
     if head in ("int", "rat"):
         _require(len(args) == (1 if head == "int" else 2) and all(_is_int(a) for a in args))
         return sympy.Integer(args[0]) if head == "int" else sympy.Rational(args[0], args[1] or 1)
-    if head == "sym":
-        _require(len(args) == 1 and isinstance(args[0], str))
+    if head == "sym":  # an identifier: sizes are compiled to Python by sympy.lambdify
+        _require(len(args) == 1 and _is_name(args[0]))
         return sympy.Symbol(args[0], integer=True, positive=True)
     _require(head in _HEADS and args)
     if head == "Pow":  # a small exponent: a huge one is work, not a shape
         _require(len(args) == 2 and args[1][:1] == ["int"] and abs(args[1][1]) <= 64)
     return _HEADS[head](*[decode_expr(a, depth + 1) for a in args])
+
+
+def _is_name(value):
+    return isinstance(value, str) and value.isidentifier() and not keyword.iskeyword(value)
 
 
 def _is_int(value):
@@ -121,7 +126,7 @@ def _decode(record):
     layout = record["layout"]
     n_externals, dim_names = layout["n_externals"], layout["dim_names"]
     _require(_is_int(n_externals) and 0 <= n_externals < 1 << 20)
-    _require(isinstance(dim_names, list) and all(isinstance(n, str) for n in dim_names))
+    _require(isinstance(dim_names, list) and all(_is_name(n) for n in dim_names))
     consts = [_decode_const(c) for c in layout["const_values"]]
     specs = [_decode_spec(s, len(dim_names)) for s in layout["out_specs"]]
     return {"lib_key": lib_key, "lib_sha256": lib_sha, "links": [tuple(l) for l in links],

@@ -66,8 +66,10 @@ def private_dir(*parts):
     root = config.cache_dir
     path = os.path.join(root, *parts)
     key = (root,) + parts
-    if key in _checked:
-        _check_dir(path, root)  # one stat: it may have been removed or replaced since
+    if key in _checked:  # a stat or two: it may have been removed or opened up since
+        _check_dir(root, root)
+        if parts:
+            _check_dir(path, root)
         return path
     if "$" in root:
         # The dynamic loader expands $ORIGIN, $LIB and $PLATFORM in the library paths that a

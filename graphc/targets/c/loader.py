@@ -2,7 +2,6 @@
 import ctypes
 import os
 import threading
-import weakref
 
 import numpy as np
 import sympy
@@ -20,39 +19,57 @@ from .toolchain import blas_info
 # install time, or one generated into the (checked) cache.
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _ffi = load_ffi(_PACKAGE_DIR, lambda: private_dir("ffi"), check_file)
-_libs = weakref.WeakValueDictionary()  # path -> Library, while some program uses it
-_libs_lock = threading.Lock()
+_libs = {}  # path -> Library, while some program's context uses it
+_libs_lock = threading.RLock()  # a context freed by gc while held
 _pinned = []
 
 
 class Library:
-    """One dlopen of a compiled program, dlclosed when the last program using it is gone (a
-    notebook or a hyper-parameter search drops thousands of functions)."""
+    """One dlopen of a compiled program, shared by the contexts made from it and dlclosed when
+    the last one is freed (a notebook or a hyper-parameter search drops thousands of functions).
+    Counted, not left to __del__: a finalizer's order in a garbage cycle (or at exit) is
+    arbitrary, and a context must be freed before its library is unmapped."""
 
     def __init__(self, path):
         self.path = path
         self.lib = _ffi.dlopen(path)
+        self.users = 0
 
-    def __del__(self):
-        try:
-            _ffi.dlclose(self.lib)
-        except Exception:  # interpreter shutdown: the process unmaps everything anyway
-            pass
+    def new_context(self):
+        """A gc_ctx of this library that keeps it open until the context is freed."""
+        ctx = _ffi.gc(self.lib.gc_ctx_new(), self._free_context)
+        return ctx
+
+    def _free_context(self, ctx):
+        self.lib.gc_ctx_free(ctx)
+        self.release()
+
+    def release(self):
+        with _libs_lock:
+            self.users -= 1
+            if self.users == 0:
+                del _libs[self.path]
+                _ffi.dlclose(self.lib)
 
 
 def is_loaded(path):
-    return _libs.get(path) is not None
+    return path in _libs
 
 
-def open_library(path):
-    """The loaded library at `path` (dlopen once per process while it is in use)."""
+def new_context(path):
+    """(library, context) for the library at `path`: dlopened once per process while used."""
     with _libs_lock:
-        library = _libs.get(path)
+        library = _libs.get(path)  # (nothing here allocates: a gc-run release cannot interleave)
         if library is None:
             protect_children()
             library = _libs[path] = Library(path)
             _pin_threaded_dependencies()
-    return library
+        library.users += 1
+    try:
+        return library, library.new_context()
+    except BaseException:
+        library.release()
+        raise
 
 
 def _pin_threaded_dependencies():
@@ -76,12 +93,6 @@ def library_matches(path, sha256, links=()):
     if is_loaded(path):
         return True
     return file_digest(path) == sha256 and all(file_digest(p) == h for p, h in links)
-
-
-def _context_destructor(library):
-    """gc_ctx_free of the library, holding it: the library is closed only after the last
-    context made by it is freed."""
-    return lambda ctx: library.lib.gc_ctx_free(ctx)
 
 
 def runtime_layout(program, n_inputs):
@@ -124,9 +135,8 @@ class CProgram:
         self.lib_path = lib_path
         layout = layout or runtime_layout(program, len(fgraph.inputs))
         self.layout = layout
-        self.library = open_library(lib_path)
+        self.library, self.ctx = new_context(lib_path)
         self.lib = self.library.lib
-        self.ctx = _ffi.gc(self.lib.gc_ctx_new(), _context_destructor(self.library))
         self.lock = threading.Lock()
         self.n_inputs = len(fgraph.inputs)
         self.n_shared = len(fgraph.shareds)
