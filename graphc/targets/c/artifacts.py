@@ -16,7 +16,7 @@ from ...ir.graph import Constant, SharedVariable
 from ...ir.inner_graph import InnerGraph
 from ...passes.manager import pipeline
 from . import artifact_record
-from .cache_trust import private_dir, read_trusted, write_private
+from .cache_trust import parse_trusted, private_dir, write_private
 from .templates_dir import templates_root
 
 _FRESH = re.compile(r"\b_d\d+\b")
@@ -114,5 +114,4 @@ def load(key):
     """The record kept under `key` (artifact_record.decode), or None: missing or not a valid
     record (a damaged one is rebuilt and replaced). A record in a place another user could have
     written raises CacheDirError instead of being believed."""
-    data = read_trusted(_path(key))
-    return None if data is None else artifact_record.decode(data)
+    return parse_trusted(_path(key), artifact_record.decode)

@@ -67,9 +67,15 @@ def private_dir(*parts):
     path = os.path.join(root, *parts)
     key = (root,) + parts
     if key in _checked:  # a stat or two: it may have been removed or opened up since
-        _check_dir(root, root)
-        if parts:
-            _check_dir(path, root)
+        for directory in ((root, path) if parts else (root,)):
+            try:
+                st = os.stat(directory)
+            except FileNotFoundError:  # removed since: made again
+                _checked.discard(key)
+                return private_dir(*parts)
+            if not stat.S_ISDIR(st.st_mode):
+                _check_dir(directory, root)  # raises the full message
+            _check_owner(directory, st, root, "directory")
         return path
     if "$" in root:
         # The dynamic loader expands $ORIGIN, $LIB and $PLATFORM in the library paths that a
@@ -133,21 +139,34 @@ def read_trusted(path):
         return fh.read()
 
 
-_digests = {}  # (device, inode, size, mtime, ctime) -> sha256: a file is hashed once per process
+# (what, device, inode, size, mtime, ctime) -> result: a file is hashed or parsed once per
+# process while it stays the same file (ctime cannot be set back by a user).
+_memo = {}
 
 
-def file_digest(path):
-    """sha256 (hex) of the cache file at `path`, or None when it is missing."""
+def _memoized(path, what, compute):
     opened = _open_trusted(path)
     if opened is None:
         return None
     fh, st = opened
     with fh:
-        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        digest = _digests.get(key)
-        if digest is None:
-            digest = _digests[key] = hashlib.sha256(fh.read()).hexdigest()
-    return digest
+        key = (what, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if key not in _memo:
+            if len(_memo) > 4096:
+                _memo.clear()
+            _memo[key] = compute(fh.read())
+        return _memo[key]
+
+
+def file_digest(path):
+    """sha256 (hex) of the cache file at `path`, or None when it is missing."""
+    return _memoized(path, "sha256", lambda data: hashlib.sha256(data).hexdigest())
+
+
+def parse_trusted(path, parse):
+    """parse(bytes of the cache file at `path`), or None when it is missing; checked as
+    read_trusted does, and parsed once per process while the file stays the same."""
+    return _memoized(path, parse, parse)
 
 
 def write_private(path, data):
