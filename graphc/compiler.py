@@ -6,6 +6,8 @@ for whichever target was asked (graphc/targets/). Each stage's seconds go into
 Function.timings under the keys tests and benchmarks read: build_graph, optimize, lower,
 render, build, cache_hit, load, total (and artifact_hit on a warm compile).
 """
+import json
+import threading
 import time
 
 from .codegen.plan import build_program, note_naive_bytes
@@ -33,7 +35,7 @@ def function(inputs, outputs=None, updates=None, name=None, backend=None, opt_le
     key = None
     if target.capabilities.artifact_cache:
         key = target.cache_key(fgraph, level)
-        fn = _load_cached(target, key, fgraph, name, single, timings, t0)
+        fn = _load_cached(target, key, fgraph, name, single, timings, t0, level)
         if fn is not None:
             return fn.remember_source(fgraph, target.name, level, function)
     target.prepare(fgraph)
@@ -47,9 +49,10 @@ def function(inputs, outputs=None, updates=None, name=None, backend=None, opt_le
         executable = _compile(target, fgraph, opt_graph, checker, name, timings)
     fn = Function(opt_graph, executable, checker, name, single, timings, pass_log)
     if key is not None:
+        # Structure only: names (pass log, fusion notes, program, source) are this function's
+        # and are rebuilt from the graph of whoever loads the record.
         record = target.artifact_record(executable)
-        record.update(arg_layout=_layout(checker), pass_log=pass_log,
-                      fusion_notes=getattr(opt_graph, "fusion_notes", []),
+        record.update(arg_layout=_as_data(_layout(checker)),
                       shared_index=[fgraph.shareds.index(s) for s in opt_graph.shareds])
         target.save_artifact(key, record)
     return _finish(fn.remember_source(fgraph, target.name, level, function), t0)
@@ -81,21 +84,61 @@ def _layout(checker):
             len(checker.runtime_checks))
 
 
-def _load_cached(target, key, fgraph, name, single, timings, t0):
-    """A Function from the artifact cache, or None (miss, or the inputs bind dims differently)."""
+def _as_data(value):
+    """`value` as a record holds it (JSON: tuples become lists), to compare with one."""
+    return json.loads(json.dumps(value))
+
+
+def _load_cached(target, key, fgraph, name, single, timings, t0, level):
+    """A Function from the artifact cache, or None (miss, the inputs bind dims differently, or the
+    library is missing or damaged)."""
     record = target.load_artifact(key)
     if record is None:
         return None
     checker = ArgumentChecker(fgraph.inputs, fgraph.dims)
-    if _layout(checker) != record["arg_layout"]:
+    if _as_data(_layout(checker)) != record["arg_layout"]:
+        return None
+    if any(i >= len(fgraph.shareds) for i in record["shared_index"]):
         return None
     graph = CompiledGraph(fgraph.inputs, [fgraph.shareds[i] for i in record["shared_index"]],
                           fgraph.update_targets, fgraph.n_user_outputs)
-    graph.fusion_notes = record.get("fusion_notes", [])
-    executable = target.from_artifact(record, graph)
+    graph.fusion_notes = []
+    rebuild = _Rebuild(target, fgraph, graph, level, name)
+    executable = target.from_artifact(record, graph, rebuild.program_and_source)
+    if executable is None:
+        return None
     timings.update(cache_hit=True, artifact_hit=True)
-    fn = Function(graph, executable, checker, name, single, timings, record["pass_log"])
+    fn = Function(graph, executable, checker, name, single, timings, rebuild.pass_log)
     return _finish(fn, t0)
+
+
+class _Rebuild:
+    """What a warm compile skipped, redone from this function's own graph when a dump, the source
+    or an AOT export asks for it: the pass log, fusion notes, kernel Program and C source, with
+    this function's names (the cached library serves the structure only). No C compiler runs."""
+
+    def __init__(self, target, fgraph, graph, level, name):
+        self.target, self.fgraph, self.graph, self.level, self.name = target, fgraph, graph, level, name
+        self._lock = threading.Lock()
+        self._result = None
+
+    def _run(self):
+        with self._lock:
+            if self._result is None:
+                opt_graph, pass_log = optimize(self.fgraph, self.level)
+                checker = ArgumentChecker(opt_graph.inputs, opt_graph.dims)
+                program = build_program(opt_graph, checker, self.target.capabilities)
+                note_naive_bytes(program, self.fgraph)
+                source = "\n".join(self.target.render(program, self.name))
+                self.graph.fusion_notes = getattr(opt_graph, "fusion_notes", [])
+                self._result = (pass_log, program, source)
+        return self._result
+
+    def pass_log(self):
+        return self._run()[0]
+
+    def program_and_source(self):
+        return self._run()[1:]
 
 
 def _finish(fn, t0):

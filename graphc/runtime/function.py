@@ -30,7 +30,9 @@ class Function:
         self.name = name
         self.single_output = single_output
         self.timings = timings  # seconds per compile stage, for users and benchmarks
-        self.pass_log = list(pass_log)  # (pass name, seconds, graph text) per pass, for dumps
+        # (pass name, seconds, graph text) per pass, for dumps; or a function that makes them
+        # (a warm compile rebuilds them from this graph, with its names, when asked)
+        self._pass_log = pass_log if callable(pass_log) else list(pass_log)
         self._n_out = fgraph.n_user_outputs
         self._targets = fgraph.update_targets
         self._shareds = fgraph.shareds
@@ -45,6 +47,12 @@ class Function:
             self._fn_addr, self._ctx_addr, self._consts = fast.fn_addr, fast.ctx_addr, fast.consts
             if self._shared_lock is not None:  # (they serialize calls of this function too)
                 self._lock = self._shared_lock
+
+    @property
+    def pass_log(self):
+        if callable(self._pass_log):
+            self._pass_log = list(self._pass_log())
+        return self._pass_log
 
     def __call__(self, *args, **kwargs):
         fast = self._fast

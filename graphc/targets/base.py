@@ -67,7 +67,10 @@ class Target:
         """The target's part of an artifact: what from_artifact needs to load it again."""
         raise NotImplementedError
 
-    def from_artifact(self, record, graph):
+    def from_artifact(self, record, graph, rebuild):
+        """The executable a record describes, or None (its library is missing or damaged: the
+        driver compiles). `rebuild()` gives (program, source) from this function's own graph,
+        for what shows names (dumps, AOT export)."""
         raise NotImplementedError
 
     # -- graph-running targets --

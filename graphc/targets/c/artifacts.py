@@ -1,6 +1,6 @@
 """Warm compiles: the compiled result of a graph is cached under a signature of the graph as the
 user built it, so compiling the same graph again (in any process) skips optimization, lowering
-and rendering and only loads the library.
+and rendering and only loads the library. Records are JSON (artifact_record.py).
 
 The signature covers the ops and their parameters, the graph structure, the input types, shared
 and constant types and values' hashes, the settings that change code, and a hash of graphc's
@@ -9,13 +9,14 @@ own compiler sources and templates (a new graphc never reuses an old artifact).
 import functools
 import hashlib
 import os
-import pickle
 import re
 
 from ...config import config
 from ...ir.graph import Constant, SharedVariable
 from ...ir.inner_graph import InnerGraph
 from ...passes.manager import pipeline
+from . import artifact_record
+from .cache_trust import parse_trusted, private_dir, write_private
 from .templates_dir import templates_root
 
 _FRESH = re.compile(r"\b_d\d+\b")
@@ -101,24 +102,16 @@ def _key(value):
 
 
 def _path(key):
-    return os.path.join(config.cache_dir, "artifacts", key[:2], f"{key}.pkl")
+    return os.path.join(private_dir("artifacts", key[:2]), f"{key}.json")
 
 
-def save(key, artifact):
-    path = _path(key)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as fh:
-        pickle.dump(artifact, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, path)
+def save(key, text):
+    """Keep the record `text` (artifact_record.encode) under the graph signature `key`."""
+    write_private(_path(key), text.encode())
 
 
 def load(key):
-    try:
-        with open(_path(key), "rb") as fh:
-            artifact = pickle.load(fh)
-    except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError):
-        return None
-    if not os.path.exists(artifact.get("lib_path", "")):
-        return None
-    return artifact
+    """The record kept under `key` (artifact_record.decode), or None: missing or not a valid
+    record (a damaged one is rebuilt and replaced). A record in a place another user could have
+    written raises CacheDirError instead of being believed."""
+    return parse_trusted(_path(key), artifact_record.decode)

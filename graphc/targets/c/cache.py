@@ -10,7 +10,7 @@ import os
 import re
 import tempfile
 
-from ...config import config
+from .cache_trust import file_digest, private_dir, read_trusted, write_private
 from .runtime_build import host_cpu
 from .toolchain import build_shared_library, cache_key_material
 
@@ -41,37 +41,59 @@ def source_key(sources, link=()):
     return h.hexdigest()[:32]
 
 
-def cached_library(sources, name="graphc", link=(), root=None):
+def cached_library(sources, name="graphc", link=(), area=()):
     """Path of the library built from `sources` (a list of translation units) and linked with the
-    libraries at the paths `link`, building it if needed, under `root` (default: the cache
-    directory). Returns (path, hit)."""
+    libraries at the paths `link`, building it if needed, in the cache directory `area` (a tuple of
+    names below GRAPHC_CACHE_DIR). Returns (path, hit, sha256 of the library).
+
+    Each library has its hash beside it ({key}.sha256): a library that does not match it (damaged,
+    truncated, or left by a graphc before hashes) is rebuilt, never loaded."""
     key = source_key(sources, link)
-    directory = os.path.join(root or config.cache_dir, key[:2])
-    os.makedirs(directory, exist_ok=True)
+    directory = private_dir(*area, key[:2])
     lib_path = os.path.join(directory, f"{key}.so")
-    if os.path.exists(lib_path):
-        return lib_path, True
+    digest = _verified_digest(lib_path)
+    if digest is not None:
+        return lib_path, True, digest
     with open(os.path.join(directory, f"{key}.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            if os.path.exists(lib_path):  # another process built it while we waited
-                return lib_path, True
+            digest = _verified_digest(lib_path)
+            if digest is not None:  # another process built it while we waited
+                return lib_path, True, digest
             src_paths = [os.path.join(directory, f"{key}.c" if len(sources) == 1 else f"{key}.{i}.c")
                          for i in range(len(sources))]
             for path, source in zip(src_paths, sources):
-                with open(path, "w") as fh:
-                    fh.write(source)
+                write_private(path, source.encode())
             fd, tmp = tempfile.mkstemp(dir=directory, suffix=".so.tmp")
             os.close(fd)
             try:
                 build_shared_library(src_paths, tmp, link)
-                # mkstemp made the file private (0600); the library is as readable as the
-                # cache directory it lives in.
+                # The linker made the file as the umask says; the library is as readable as the
+                # cache directory it lives in and writable by this user alone.
                 os.chmod(tmp, 0o755 & os.stat(directory).st_mode)
+                with open(tmp, "rb") as fh:
+                    digest = hashlib.sha256(fh.read()).hexdigest()
+                # The hash first: a reader that sees the new library also sees its hash (a reader
+                # between the two sees a mismatch, takes the lock and waits for us).
+                write_private(_digest_path(lib_path), digest.encode())
                 os.replace(tmp, lib_path)
             finally:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-    return lib_path, False
+    return lib_path, False, digest
+
+
+def _digest_path(lib_path):
+    return lib_path[:-len(".so")] + ".sha256"
+
+
+def _verified_digest(lib_path):
+    """The library's hash when the file exists and matches the hash recorded beside it, else
+    None (missing or damaged: to be built)."""
+    recorded = read_trusted(_digest_path(lib_path))
+    if recorded is None:
+        return None
+    recorded = recorded.decode("ascii", "replace").strip()
+    return recorded if file_digest(lib_path) == recorded else None

@@ -18,6 +18,7 @@ import numpy as np
 import sympy
 
 from ...config import config
+from .cache_trust import check_file, private_dir
 from .templates_dir import templates_root
 
 
@@ -57,10 +58,9 @@ def _build_dispatch():
     inc_py = sysconfig.get_paths()["include"]
     key = hashlib.sha256(text + inc_py.encode() + np.__version__.encode()).hexdigest()[:16]
     suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
-    directory = os.path.join(config.cache_dir, "dispatch")
-    os.makedirs(directory, exist_ok=True)
+    directory = private_dir("dispatch")
     path = os.path.join(directory, f"gc_dispatch_{key}{suffix}")
-    if not os.path.exists(path):
+    if not check_file(path):
         fd, tmp = tempfile.mkstemp(dir=directory, suffix=suffix)
         os.close(fd)
         cmd = [config.cc, "-O2", "-shared", "-fPIC", f"-I{inc_py}", f"-I{np.get_include()}",
@@ -69,6 +69,7 @@ def _build_dispatch():
         if proc.returncode != 0:
             os.unlink(tmp)
             return None
+        os.chmod(tmp, 0o700)
         os.replace(tmp, path)
     loader = importlib.machinery.ExtensionFileLoader("gc_dispatch", path)
     spec = importlib.util.spec_from_file_location("gc_dispatch", path, loader=loader)

@@ -30,16 +30,20 @@ def emit(directory):
     builder.set_source(MODULE_NAME, None)
     tmp = f"{path}.{os.getpid()}.tmp"
     builder.emit_python_code(tmp)
+    os.chmod(tmp, 0o600)  # run by every process that uses this cache: this user's alone
     os.replace(tmp, path)
     return path
 
 
-def load_ffi(shipped_dir, cache_dir):
-    """The cffi FFI object: from the module shipped in the package, else from (or into) the cache."""
+def load_ffi(shipped_dir, cache_dir, check_file=None):
+    """The cffi FFI object: from the module shipped in the package, else from (or into) the cache.
+    `cache_dir` may be a function that returns it (made and checked only when needed);
+    `check_file(path)` vets a module found there before it is run."""
     path = os.path.join(shipped_dir, MODULE_NAME + ".py")
     if not os.path.exists(path):
+        cache_dir = cache_dir() if callable(cache_dir) else cache_dir
         path = os.path.join(cache_dir, MODULE_NAME + ".py")
-        if not os.path.exists(path):
+        if not (check_file(path) if check_file else os.path.exists(path)):
             emit(cache_dir)
     spec = importlib.util.spec_from_file_location(MODULE_NAME, path)
     module = importlib.util.module_from_spec(spec)

@@ -21,9 +21,10 @@ class LayeredBytecodeCache(jinja2.FileSystemBytecodeCache):
     compiled at install; written only to the user's cache. Each entry carries a checksum of its
     template's source, so an edited template is recompiled, never served stale."""
 
-    def __init__(self, directory, shipped_dir=None):
+    def __init__(self, directory, shipped_dir=None, check_file=None):
         super().__init__(directory)
         self.shipped_dir = shipped_dir
+        self.check_file = check_file  # vets a user-cache entry before it is unmarshalled
 
     def get_cache_key(self, name, filename=None):
         # Keyed by the template name only (not its absolute path): the install-time copy is
@@ -31,6 +32,8 @@ class LayeredBytecodeCache(jinja2.FileSystemBytecodeCache):
         return hashlib.sha1(name.encode("utf-8")).hexdigest()
 
     def load_bytecode(self, bucket):
+        if self.check_file is not None:
+            self.check_file(self._get_cache_filename(bucket))
         super().load_bytecode(bucket)
         if bucket.code is None and self.shipped_dir:
             path = os.path.join(self.shipped_dir, self.pattern % bucket.key)
@@ -41,10 +44,11 @@ class LayeredBytecodeCache(jinja2.FileSystemBytecodeCache):
                 pass
 
 
-def make_environment(templates_root, bytecode_dir, shipped_dir=None, filters=None):
+def make_environment(templates_root, bytecode_dir, shipped_dir=None, filters=None,
+                     check_file=None):
     os.makedirs(bytecode_dir, exist_ok=True)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_root),
-                             bytecode_cache=LayeredBytecodeCache(bytecode_dir, shipped_dir),
+    cache = LayeredBytecodeCache(bytecode_dir, shipped_dir, check_file)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_root), bytecode_cache=cache,
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
                              undefined=jinja2.StrictUndefined)
     env.filters.update(filters or {})

@@ -1,6 +1,6 @@
 """Load a built C program with cffi and run it: pointers in, numpy arrays out."""
+import ctypes
 import os
-import pickle
 import threading
 
 import numpy as np
@@ -9,34 +9,95 @@ import sympy
 from ...config import config
 from ...errors import RuntimeCheckError
 from ..base import FastPath
+from .cache_trust import check_file, file_digest, private_dir
 from .fastcall import build_spec, dispatch_module
 from .ffi_module import load_ffi
 from .omp_fork import protect_children
+from .toolchain import blas_info
 
 # The module cffi generated for the entry points (see ffi_module): the package's copy from
-# install time, or one generated into the cache.
+# install time, or one generated into the (checked) cache.
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_ffi = load_ffi(_PACKAGE_DIR, os.path.join(config.cache_dir, "ffi"))
-_libs = {}  # path -> loaded library (dlopen once per process)
+_ffi = load_ffi(_PACKAGE_DIR, lambda: private_dir("ffi"), check_file)
+_libs = {}  # path -> Library, while some program's context uses it
+_libs_lock = threading.RLock()  # a context freed by gc while held
+_pinned = []
 
 
-def _load(path):
-    lib = _libs.get(path)
-    if lib is None:
-        protect_children()
-        lib = _libs[path] = _ffi.dlopen(path)
-    return lib
+class Library:
+    """One dlopen of a compiled program, shared by the contexts made from it and dlclosed when
+    the last one is freed (a notebook or a hyper-parameter search drops thousands of functions).
+    Counted, not left to __del__: a finalizer's order in a garbage cycle (or at exit) is
+    arbitrary, and a context must be freed before its library is unmapped."""
+
+    def __init__(self, path):
+        self.path = path
+        self.lib = _ffi.dlopen(path)
+        self.users = 0
+
+    def new_context(self):
+        """A gc_ctx of this library that keeps it open until the context is freed."""
+        ctx = _ffi.gc(self.lib.gc_ctx_new(), self._free_context)
+        return ctx
+
+    def _free_context(self, ctx):
+        self.lib.gc_ctx_free(ctx)
+        self.release()
+
+    def release(self):
+        with _libs_lock:
+            self.users -= 1
+            if self.users == 0:
+                del _libs[self.path]
+                _ffi.dlclose(self.lib)
 
 
-def _context_destructor(lib):
-    """gc_ctx_free of `lib`, holding the library: a context freed late in interpreter shutdown
-    (after the module's table of libraries is gone) must not call into an unmapped library."""
-    return lambda ctx: lib.gc_ctx_free(ctx)
+def is_loaded(path):
+    return path in _libs
+
+
+def new_context(path):
+    """(library, context) for the library at `path`: dlopened once per process while used."""
+    with _libs_lock:
+        library = _libs.get(path)  # (nothing here allocates: a gc-run release cannot interleave)
+        if library is None:
+            protect_children()
+            library = _libs[path] = Library(path)
+            _pin_threaded_dependencies()
+        library.users += 1
+    try:
+        return library, library.new_context()
+    except BaseException:
+        library.release()
+        raise
+
+
+def _pin_threaded_dependencies():
+    """Keep OpenMP and the BLAS loaded for good: their worker threads outlive any one program,
+    and unmapping a library whose threads still run crashes the process."""
+    if _pinned:
+        return
+    mode = os.RTLD_NOW | getattr(os, "RTLD_NOLOAD", 0)
+    for name in ("libgomp.so.1", os.path.join(blas_info()[1], f"lib{blas_info()[2]}.so")):
+        try:
+            _pinned.append(ctypes.CDLL(name, mode=mode))  # ctypes never dlcloses
+        except OSError:
+            pass
+    _pinned.append(None)  # tried
+
+
+def library_matches(path, sha256, links=()):
+    """Whether the library at `path` (and each linked (path, sha256)) is the one a record
+    describes: a damaged or replaced file is rebuilt, never loaded. One already loaded here is
+    what runs, whatever the file holds now."""
+    if is_loaded(path):
+        return True
+    return file_digest(path) == sha256 and all(file_digest(p) == h for p, h in links)
 
 
 def runtime_layout(program, n_inputs):
     """What running a program needs, in plain Python values (no sympy): cheap to unpickle on a
-    warm compile. Output sizes are ints, dim positions, or expressions kept as text."""
+    warm compile. Output sizes are ints, dim positions, or sympy expressions of the dims."""
     syms = program.dim_symbols
     specs = []
     for j, b in enumerate(program.output_buffers):
@@ -50,7 +111,7 @@ def runtime_layout(program, n_inputs):
             elif d in syms:
                 spec.append(("dim", syms.index(d)))
             else:
-                spec.append(("expr", str(d)))
+                spec.append(("expr", d))
         specs.append((b.dtype, tuple(spec)))
     return {"n_externals": len(program.externals), "dim_names": [s.name for s in syms],
             "const_values": [b.value for b in program.externals if b.role == "const"],
@@ -58,23 +119,24 @@ def runtime_layout(program, n_inputs):
 
 
 def _size_fn(entry, dim_names):
-    expr = sympy.sympify(entry[1], locals={n: sympy.Symbol(n, integer=True, positive=True)
-                                           for n in dim_names})
-    syms = [sympy.Symbol(n, integer=True, positive=True) for n in dim_names]
+    expr = sympy.sympify(entry[1])
+    by_name = {s.name: s for s in expr.free_symbols}
+    syms = [by_name.get(n, sympy.Symbol(n)) for n in dim_names]
     return ("expr", sympy.lambdify(syms, expr, "math"))
 
 
 class CProgram:
-    """A loaded library and what it takes to call it. `program` (the kernel Program) is kept,
-    or for a warm compile unpickled only when asked for (dumps, AOT export)."""
+    """A loaded library and what it takes to call it. `program` (the kernel Program) and
+    `source` are kept, or for a warm compile rebuilt from this function's own graph when asked
+    for (dumps, AOT export): `rebuild` returns (program, source)."""
 
-    def __init__(self, program, source, lib_path, fgraph, layout=None, program_bytes=None):
-        self._program, self._program_bytes = program, program_bytes
-        self.source, self.lib_path = source, lib_path
+    def __init__(self, program, source, lib_path, fgraph, layout=None, rebuild=None):
+        self._program, self._source, self._rebuild = program, source, rebuild
+        self.lib_path = lib_path
         layout = layout or runtime_layout(program, len(fgraph.inputs))
         self.layout = layout
-        self.lib = _load(lib_path)
-        self.ctx = _ffi.gc(self.lib.gc_ctx_new(), _context_destructor(self.lib))
+        self.library, self.ctx = new_context(lib_path)
+        self.lib = self.library.lib
         self.lock = threading.Lock()
         self.n_inputs = len(fgraph.inputs)
         self.n_shared = len(fgraph.shareds)
@@ -98,8 +160,14 @@ class CProgram:
     @property
     def program(self):
         if self._program is None:
-            self._program = pickle.loads(self._program_bytes)
+            self._program, self._source = self._rebuild()
         return self._program
+
+    @property
+    def source(self):
+        if self._source is None:
+            self._program, self._source = self._rebuild()
+        return self._source
 
     def fast_path(self, checker, graph, single_output):
         """The C call path (gc_dispatch), when this program qualifies for it; else None."""

@@ -14,6 +14,7 @@ from ...config import config
 
 from .capabilities import C_CAPABILITIES
 from .cprinter import C_TYPES, ScalarPrinter, int_to_c, scalars_to_c
+from .cache_trust import check_file, private_dir
 from .jinja_env import C_FILTER_NAMES, SHIPPED_DIR_NAME, make_environment
 from .templates_dir import templates_root
 
@@ -54,8 +55,8 @@ def environment():
     # (setup.py), so a new process skips jinja's parse (~0.1 s).
     shipped = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
                            SHIPPED_DIR_NAME)
-    return make_environment(templates_root(), os.path.join(config.cache_dir, "jinja"), shipped,
-                            filters=C_FILTERS)
+    return make_environment(templates_root(), private_dir("jinja"), shipped, filters=C_FILTERS,
+                            check_file=check_file)
 
 
 class _BufView:

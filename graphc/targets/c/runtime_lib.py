@@ -46,8 +46,7 @@ class _Build:
                 self.path = shipped
                 return
             blas_info()  # a clear error when the BLAS is missing
-            self.path, _ = cached_library([source], "graphc_rt",
-                                          root=os.path.join(config.cache_dir, "runtime"))
+            self.path, _, _ = cached_library([source], "graphc_rt", area=("runtime",))
         except BaseException as e:  # re-raised in the thread that needs the library
             self.error = e
         finally:

@@ -1,8 +1,8 @@
 """The C target's steps for the compiler driver: render, build, load, and the artifact cache."""
-import pickle
+import os
 import shutil
 
-from . import artifacts, runtime_lib
+from . import artifact_record, artifacts, runtime_lib
 from .cache import cached_library
 from .render_c import gemm_prefixes, render_units
 from .toolchain import blas_info, max_parallel_units
@@ -10,7 +10,8 @@ from ...config import config
 from ..base import Built, Target
 from .capabilities import C_CAPABILITIES
 from .fastcall import prebuild_in_background
-from .loader import CProgram
+from .cache_trust import file_digest, private_dir
+from .loader import CProgram, library_matches
 
 
 class CTarget(Target):
@@ -33,16 +34,23 @@ class CTarget(Target):
         return artifacts.load(key)
 
     def save_artifact(self, key, record):
-        artifacts.save(key, record)
+        try:
+            text = artifact_record.encode(**record)
+        except artifact_record.Unencodable:  # an output size the record cannot hold as data
+            return
+        artifacts.save(key, text)
 
     def artifact_record(self, executable):
-        return {"program_bytes": pickle.dumps(executable.program, protocol=pickle.HIGHEST_PROTOCOL),
-                "layout": executable.layout, "source": executable.source,
-                "lib_path": executable.lib_path}
+        return {"layout": executable.layout,
+                "lib_key": os.path.basename(executable.lib_path)[:-len(".so")],
+                "lib_sha256": executable.lib_sha256, "links": executable.links}
 
-    def from_artifact(self, record, graph):
-        return CProgram(None, record["source"], record["lib_path"], graph,
-                        layout=record["layout"], program_bytes=record["program_bytes"])
+    def from_artifact(self, record, graph, rebuild):
+        key = record["lib_key"]
+        lib_path = os.path.join(private_dir(key[:2]), f"{key}.so")
+        if not library_matches(lib_path, record["lib_sha256"], record["links"]):
+            return None
+        return CProgram(None, None, lib_path, graph, layout=record["layout"], rebuild=rebuild)
 
     def render(self, program, name):
         return render_units(program, name, blas_info()[3], max_parallel_units())
@@ -50,9 +58,17 @@ class CTarget(Target):
     def build(self, sources, program, name):
         # (prepare() started finding or building the runtime library before optimizing)
         link = [runtime_lib.library_path()] if gemm_prefixes(program.kernels) else []
-        lib_path, hit = cached_library(sources, name, link)
-        return Built(lib_path, hit)
+        lib_path, hit, digest = cached_library(sources, name, link)
+        built = Built(lib_path, hit)
+        built.sha256 = digest
+        # A record checks the runtime library too when it is in the cache (the package's copy is
+        # trusted as the package is).
+        built.links = [(path, file_digest(path)) for path in link
+                       if os.path.abspath(path).startswith(os.path.abspath(config.cache_dir) + os.sep)]
+        return built
 
     def load(self, program, sources, built, fgraph):
         source = "\n".join(sources)  # for inspection (dump, G.debugprint): units one after another
-        return CProgram(program, source, built.path, fgraph)
+        executable = CProgram(program, source, built.path, fgraph)
+        executable.lib_sha256, executable.links = built.sha256, built.links
+        return executable
