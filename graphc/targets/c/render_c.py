@@ -12,6 +12,7 @@ import sympy
 
 from ...config import config
 
+from .c_escape import c_comment, c_string
 from .capabilities import C_CAPABILITIES
 from .cprinter import C_TYPES, ScalarPrinter, int_to_c, scalars_to_c
 from .jinja_env import C_FILTER_NAMES, SHIPPED_DIR_NAME, make_environment
@@ -44,6 +45,8 @@ C_FILTERS = {
     "c_scalar_code": _ScalarCode,
     "may_thread": C_CAPABILITIES.may_parallelize,
     "blas_precision": C_CAPABILITIES.blas_precision,
+    "c_comment": c_comment,
+    "c_string": c_string,
 }
 assert set(C_FILTERS) == set(C_FILTER_NAMES), "jinja_env.C_FILTER_NAMES is out of date"
 
