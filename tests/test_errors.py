@@ -374,3 +374,23 @@ def test_non_native_byte_order_is_rejected_c(fresh_cache):
     except G.InputError:
         return
     np.testing.assert_array_equal(out, [2, 4, 6])  # converting would be fine too
+
+
+# --- numeric edge cases: every target means the same (issue 13) ---------------------------------
+
+@pytest.mark.parametrize("backend", ["py", "c"])
+@pytest.mark.parametrize("reduction", ["max", "min", "argmax"])
+def test_max_over_an_empty_axis_raises(backend, reduction):
+    """numpy raises for max/min/argmax over an axis of length 0 (no identity); the C target used
+    to return -inf / +inf / index 0. A failing call leaves the shared variable as it was."""
+    x = G.matrix("x")
+    w = G.shared(np.zeros(3, "float32"), name="w")
+    out = getattr(G, reduction)(x, axis=1)
+    f = G.function([x], out, updates=[(w, w + 1)], backend=backend)
+    with pytest.raises(G.RuntimeCheckError, match=f"{reduction} over an empty axis"):
+        f(np.zeros((3, 0), "float32"))
+    np.testing.assert_array_equal(w.get_value(), 0)
+    # an empty output over a non-empty axis is fine, as in numpy
+    assert f(np.zeros((0, 4), "float32")).shape == (0,)
+    np.testing.assert_array_equal(f(np.arange(6, dtype="float32").reshape(2, 3)),
+                                  getattr(np, reduction)(np.arange(6).reshape(2, 3), axis=1))

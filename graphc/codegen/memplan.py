@@ -41,7 +41,7 @@ def plan_in_place(program, update_pairs):
     """update_pairs: [(output buffer, shared buffer)] for the updated shared variables."""
     notes = []
     liveness(program)
-    last_fallible = max((k for k, kern in enumerate(program.kernels) if spec_of(kern.kind).fallible),
+    last_fallible = max((k for k, kern in enumerate(program.kernels) if spec_of(kern.kind).can_fail(kern)),
                         default=-1)
     for out_buf, shared_buf in update_pairs:
         k = out_buf.first
