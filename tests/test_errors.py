@@ -394,3 +394,34 @@ def test_max_over_an_empty_axis_raises(backend, reduction):
     assert f(np.zeros((0, 4), "float32")).shape == (0,)
     np.testing.assert_array_equal(f(np.arange(6, dtype="float32").reshape(2, 3)),
                                   getattr(np, reduction)(np.arange(6).reshape(2, 3), axis=1))
+
+
+@pytest.mark.parametrize("backend", ["py", "c"])
+@pytest.mark.parametrize("level", ["O0", "O3"])
+def test_categorical_crossentropy_label_out_of_range_is_an_error(backend, level):
+    """Class labels mean one thing at every level and target: -1 is an error (it used to pick the
+    last class at O0, through numpy-style indexing, and raise at O3)."""
+    x, y = G.matrix("x"), G.tensor("y", (None,), "int64")
+    f = G.function([x, y], G.categorical_crossentropy(G.softmax(x), y), backend=backend,
+                   opt_level=level)
+    logits = np.arange(6, dtype="float32").reshape(2, 3)
+    for labels in ([0, -1], [0, 3]):
+        with pytest.raises(G.RuntimeCheckError, match="out of range"):
+            f(logits, np.array(labels))
+    np.testing.assert_allclose(f(logits, np.array([0, 2])), [2.4076061, 0.407606], rtol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["py", "c"])
+@pytest.mark.parametrize("level", ["O0", "O3"])
+def test_explicit_log_softmax_indexing_counts_from_the_end_at_every_level(backend, level):
+    """-log_softmax(x)[arange(n), y] is numpy indexing (-1: the last class) at O0, and stays so
+    when stabilization turns it into SoftmaxCrossEntropy at O3."""
+    x, y = G.matrix("x"), G.tensor("y", (None,), "int64")
+    f = G.function([x, y], -G.log_softmax(x)[G.arange(x.shape[0]), y], backend=backend,
+                   opt_level=level)
+    logits = np.arange(6, dtype="float32").reshape(2, 3)
+    np.testing.assert_allclose(f(logits, np.array([0, -1])), [2.4076061, 0.407606], rtol=1e-5)
+    np.testing.assert_allclose(f(logits, np.array([-3, 2])), [2.4076061, 0.407606], rtol=1e-5)
+    for labels in ([0, -4], [0, 3]):
+        with pytest.raises(G.RuntimeCheckError, match="out of range"):
+            f(logits, np.array(labels))

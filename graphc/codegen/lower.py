@@ -424,7 +424,7 @@ def lower_gather(L, node):
     ishape, dims, strides = _index_operands(L, idx)
     xst = _contig_strides(xshape)
     L.emit("gather", [L.out_buffer(out)], [L.buffer(x)] + [L.buffer(i) for i in idx], "gather",
-           **_index_params(L, x, idx, ishape, dims, strides, xshape, xst))
+           strict=node.op.strict, **_index_params(L, x, idx, ishape, dims, strides, xshape, xst))
 
 
 @lowers(indexing.AdvancedIncSubtensor)
@@ -434,7 +434,7 @@ def lower_scatter_add(L, node):
     ishape, dims, strides = _index_operands(L, idx)
     ob = L.out_buffer(out)
     L.emit("fill", [ob], [], "zeros", n=size_of(oshape), value=0)
-    L.emit("scatter_add", [ob], [L.buffer(g)] + [L.buffer(i) for i in idx], "scatter-add",
+    L.emit("scatter_add", [ob], [L.buffer(g)] + [L.buffer(i) for i in idx], "scatter-add", strict=False,
            **_index_params(L, out, idx, ishape, dims, strides, oshape, _contig_strides(oshape)))
 
 

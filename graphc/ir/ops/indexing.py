@@ -11,8 +11,12 @@ class AdvancedSubtensor(Op):
     """x[i0, i1, ..., ik-1] with k integer index arrays (broadcast together) on the leading axes.
 
     Negative indices count from the end, as in numpy; out-of-range indices raise at run time.
+    strict: every index must lie in [0, size) (class labels: -1 is an error, not the last class).
     """
-    __props__ = ()
+    __props__ = ("strict",)
+
+    def __init__(self, strict=False):
+        self.strict = bool(strict)
 
     def infer(self, input_types, ctx):
         x, idx = input_types[0], input_types[1:]
@@ -27,7 +31,7 @@ class AdvancedSubtensor(Op):
     def reference(self, x, *idx):
         for axis, i in enumerate(idx):
             n = x.shape[axis]
-            if i.size and (i.max() >= n or i.min() < -n):
+            if i.size and (i.max() >= n or i.min() < (0 if self.strict else -n)):
                 raise IndexError(f"index out of range for axis {axis} of size {n}")
         return np.asarray(x[tuple(idx)], order="C")
 
