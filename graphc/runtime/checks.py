@@ -150,6 +150,10 @@ class ArgumentChecker:
             va, vb = (int(sympy.sympify(x).subs(env)) for x in (a, b))
             if va != vb:
                 used = sympy.sympify(a).free_symbols | sympy.sympify(b).free_symbols
+                if isinstance(a, sympy.Min) and b == 0:  # `Min(room, 0) == 0`: room >= 0
+                    raise InputError(f"{msg}; it does not for these inputs "
+                                     f"({self._bindings(dims, used)}): give a larger input or a "
+                                     "smaller filter (or more padding)")
                 raise InputError(f"{msg}: {a} = {va} but {b} = {vb} for these inputs "
                                  f"({self._bindings(dims, used)})")
 

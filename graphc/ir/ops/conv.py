@@ -103,6 +103,13 @@ class _ConvBase(Op):
                     f"{where}: the {axis} of the filters {shape_str(w_shape)} (extent {d * (k - 1) + 1} "
                     f"with dilation {d}) is larger than the padded input {axis} {size} + 2*{p} "
                     f"= {size + 2 * p} (input {shape_str(x_shape)}, {self._desc()})")
+            if not _is_int(size, k) and ctx is not None:
+                # Known only at the call: the argument checks test it (an output dim < 1 would
+                # otherwise reach numpy or the kernels); `Min(room, 0) == 0` reads `room >= 0`.
+                room = sympy.sympify(size) + 2 * p - d * (sympy.sympify(k) - 1) - 1
+                ctx.equal(simplify_dim(sympy.Min(room, 0)), 0,
+                          f"the filters' {axis} (extent {d}*(k - 1) + 1 with dilation {d}) must "
+                          f"fit in the input's {axis} + 2*{p} padding")
         return conv_out_dim(h, kh, sh, ph, dh), conv_out_dim(wd, kw, sw, pw, dw)
 
     # --- numpy building blocks --------------------------------------------------------------
