@@ -425,3 +425,25 @@ def test_explicit_log_softmax_indexing_counts_from_the_end_at_every_level(backen
     for labels in ([0, -4], [0, 3]):
         with pytest.raises(G.RuntimeCheckError, match="out of range"):
             f(logits, np.array(labels))
+
+
+@pytest.mark.parametrize("backend", ["py", "c"])
+def test_index_errors_name_the_value_position_and_users_axis(backend):
+    """Issue 13: the C target said 'index out of range on axis 0 in gather' for a[:, i] (the
+    user's axis 1; take() transposes). Now: the bad value, its position in the index array, the
+    user's axis and its size, and (C) the indexing as written."""
+    a, i, j = G.matrix("a"), G.tensor("i", (None,), "int64"), G.tensor("j", (None,), "int64")
+    x = np.ones((2, 3), "float32")
+    named = r" in a\[:, i\]" if backend == "c" else ""
+    f = G.function([a, i], a[:, i], backend=backend)
+    with pytest.raises(G.RuntimeCheckError,
+                       match=r"index 7 at position 1 is out of range for axis 1 of size 3" + named):
+        f(x, np.array([0, 7]))
+    f = G.function([a, i, j], a[i, j], backend=backend)
+    with pytest.raises(G.RuntimeCheckError, match=r"index -4 at position 1 of index array 1 is "
+                                                  r"out of range for axis 1 of size 3"):
+        f(x, np.array([0, 1]), np.array([2, -4]))
+    g = G.function([a, i], G.grad(a[i].sum(), a), backend=backend)
+    with pytest.raises(G.RuntimeCheckError, match=r"index 4 at position 1 is out of range for "
+                                                  r"axis 0 of size 2"):
+        g(x, np.array([0, 4]))

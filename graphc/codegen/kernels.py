@@ -20,7 +20,7 @@ _CONV = ("N", "G", "CG", "MG", "C", "H", "W", "KH", "KW", "SH", "SW", "PH", "PW"
 _POOL = ("planes", "H", "W", "HO", "WO", "KH", "KW", "SH", "SW", "PH", "PW", "HW", "P", "dtype")
 _LRN = ("N", "C", "P", "half", "k", "alpha_n", "coef", "beta", "dtype")
 _INDEX = ("nidx", "inner", "dims", "idx_strides", "axis_sizes", "axis_strides", "idx_dtypes",
-          "dtype", "strict")
+          "dtype", "strict", "axes")
 
 
 @dataclass(frozen=True)
