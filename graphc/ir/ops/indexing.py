@@ -10,7 +10,7 @@ from .elemwise import broadcast_shapes
 def index_error_text(value, position, array, n_arrays, axis, size):
     """What a bad index reads as (the C kernels print the same words)."""
     which = f" of index array {array}" if n_arrays > 1 else ""
-    return (f"index {value} at position {position}{which} is out of range for axis {axis} of "
+    return (f"index out of range: {value} at position {position}{which}, for axis {axis} of "
             f"size {size}")
 
 

@@ -15,6 +15,7 @@ from ...config import config
 from .c_escape import c_comment, c_string
 from .capabilities import C_CAPABILITIES
 from .cprinter import C_TYPES, ScalarPrinter, int_to_c, scalars_to_c
+from .size_bound import size_checks
 from .jinja_env import C_FILTER_NAMES, SHIPPED_DIR_NAME, make_environment
 from .templates_dir import templates_root
 
@@ -94,6 +95,7 @@ def render_program(program, name, blas_prefix, wrapper="jit_wrapper", entry_pref
         dim_names=[s.name for s in program.dim_symbols],
         workspace_bytes=int_to_c(program.workspace_bytes),
         seq_buffers=externals + temps, seq_kernels=list(enumerate(program.kernels)),
+        size_checks=size_checks(program, program.kernels),
         blas_prefix=blas_prefix, **_blas_context(program.kernels), **(extra or {}))
 
 
@@ -149,6 +151,7 @@ def render_units(program, name, blas_prefix, max_units):
             name=name, prefix="gc_entry_", wrapper="jit_wrapper", unit=u, n_units=len(segments),
             seq_kernels=[(ki, program.kernels[ki]) for ki in seg],
             seq_buffers=sorted(used.values(), key=lambda v: v.id),
+            size_checks=size_checks(program, kernels),
             dim_names=[s.name for s in program.dim_symbols],
             workspace_bytes=int_to_c(program.workspace_bytes),
             blas_prefix=blas_prefix, **_blas_context(kernels)))

@@ -1,0 +1,113 @@
+"""The size check at the top of every generated program (issue 13, item 3): each size, offset
+and stride the kernels compute from the dims, evaluated once per call in double precision (which
+cannot wrap), must stay below 2^62, else the call fails before any kernel runs. int64 arithmetic
+would wrap silently: three 8 MiB inputs broadcast together need 2^63 elements, the workspace size
+wrapped and the call crashed.
+
+A double is exact to 53 bits, and the bound is loose by far more than that error (2^62 against
+int64's 2^63), so the check never lets a wrapping size through. A size that stays under 2^62 for
+every dim up to 2^47 (each dim is an axis of an input in memory, and user space on x86-64 and
+arm64 is 2^47 bytes) cannot fail and is not checked: `4 * batch` needs no check, `x * y * z` does."""
+import functools
+
+import sympy
+
+_LIMIT_TEXT = "0x1p62"
+
+
+def size_bound_to_c(expr):
+    """A C double expression at least about as large as the integer size expression `expr`
+    (floor(x) <= x, ceiling(x) <= x + 1), or None when it has a form this does not know."""
+    try:
+        return _bound(sympy.sympify(expr))
+    except NotImplementedError:
+        return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _bound(e):
+    if e.is_Integer:
+        return f"{int(e)}.0"
+    if e.is_Rational:
+        return f"({e.p}.0 / {e.q}.0)"
+    if e.is_Symbol:
+        return f"(double)d_{e.name}"
+    if e.is_Add:
+        return "(" + " + ".join(_bound(a) for a in e.args) + ")"
+    if e.is_Mul:
+        return "(" + " * ".join(_bound(a) for a in e.args) + ")"
+    if e.is_Pow and e.args[1].is_Integer and e.args[1] > 0:
+        return "(" + " * ".join([_bound(e.args[0])] * int(e.args[1])) + ")"
+    if isinstance(e, sympy.floor):
+        return _bound(e.args[0])
+    if isinstance(e, sympy.ceiling):
+        return f"({_bound(e.args[0])} + 1.0)"
+    if isinstance(e, (sympy.Max, sympy.Min)):
+        fn = "fmax" if isinstance(e, sympy.Max) else "fmin"
+        out = _bound(e.args[0])
+        for a in e.args[1:]:
+            out = f"{fn}({out}, {_bound(a)})"
+        return out
+    raise NotImplementedError(str(e))
+
+
+_MAX_DIM = 2.0 ** 47
+
+
+@functools.lru_cache(maxsize=4096)
+def _largest(e):
+    """An upper bound of |e| for dims in 1..2^47 (floats: cannot overflow)."""
+    if e.is_Number:
+        return abs(float(e))
+    if e.is_Symbol:
+        return _MAX_DIM
+    if e.is_Add or isinstance(e, (sympy.Max, sympy.Min)):
+        return sum(_largest(a) for a in e.args)
+    if e.is_Mul:
+        out = 1.0
+        for a in e.args:
+            out *= _largest(a)
+        return out
+    if e.is_Pow and e.args[1].is_Integer and e.args[1] > 0:
+        return _largest(e.args[0]) ** int(e.args[1])
+    if isinstance(e, (sympy.floor, sympy.ceiling)):
+        return _largest(e.args[0]) + 1.0
+    return float("inf")
+
+
+def can_overflow(expr):
+    return _largest(sympy.sympify(expr)) >= 2.0 ** 62
+
+
+def _symbolic_sizes(value, out):
+    """The size expressions (with dims in them) in a kernel param: a number, or lists of them."""
+    if isinstance(value, (list, tuple)):
+        for v in value:
+            _symbolic_sizes(v, out)
+    elif isinstance(value, sympy.Expr) and value.free_symbols:
+        out.append(value)
+
+
+def size_checks(program, kernels):
+    """C double expressions, one per distinct symbolic size of `kernels`, their buffers and the
+    workspace: what _size_check.j2 compares with 2^62."""
+    exprs = []
+    if getattr(program, "workspace_bytes", None) is not None:
+        _symbolic_sizes(sympy.sympify(program.workspace_bytes), exprs)
+    for k in kernels:
+        for b in k.inputs + k.outputs:
+            _symbolic_sizes(b.nbytes, exprs)
+        for value in k.params.values():
+            _symbolic_sizes(value, exprs)
+    seen, texts = set(), []
+    for e in exprs:
+        if e in seen:
+            continue
+        seen.add(e)
+        text = size_bound_to_c(e) if can_overflow(e) else None
+        if text is not None:
+            texts.append(text)
+    return texts
+
+
+SIZE_LIMIT_C = _LIMIT_TEXT
