@@ -12,7 +12,6 @@ import functools
 
 import sympy
 
-_LIMIT_TEXT = "0x1p62"
 
 
 def size_bound_to_c(expr):
@@ -88,9 +87,29 @@ def _symbolic_sizes(value, out):
         out.append(value)
 
 
+@functools.lru_cache(maxsize=4096)
+def _terms(e):
+    """(sum of |coefficients|, dim products) of an upper bound of |e| as a polynomial in the
+    dims: floor(x) <= x, ceiling(x) <= x + 1, max/min(a, b) <= |a| + |b|. None: unknown form."""
+    bound = e.replace(sympy.floor, lambda x: x).replace(sympy.ceiling, lambda x: x + 1)
+    bound = bound.replace(sympy.Max, lambda *a: sympy.Add(*a)).replace(sympy.Min, lambda *a: sympy.Add(*a))
+    symbols = sorted(bound.free_symbols, key=lambda s: s.name)
+    try:
+        poly = sympy.Poly(sympy.expand(bound), *symbols)
+    except sympy.PolynomialError:
+        return None
+    total = sum(abs(c) for c in poly.coeffs())
+    products = [tuple(sym for sym, k in zip(symbols, powers) for _ in range(k))
+                for powers in poly.monoms()]
+    return total, products
+
+
 def size_checks(program, kernels):
-    """C double expressions, one per distinct symbolic size of `kernels`, their buffers and the
-    workspace: what _size_check.j2 compares with 2^62."""
+    """C double expressions, `K * d_a * d_b ...`, one per product of dims that a size of
+    `kernels`, their buffers or the workspace can reach (K: the largest sum of coefficients of
+    such a size), for the products that could pass 2^62: what _size_check.j2 compares with 2^62.
+    Every size |e| <= K_e * (its largest dim product), dims being >= 1, so checking each product
+    against its K bounds every size."""
     exprs = []
     if getattr(program, "workspace_bytes", None) is not None:
         _symbolic_sizes(sympy.sympify(program.workspace_bytes), exprs)
@@ -99,15 +118,22 @@ def size_checks(program, kernels):
             _symbolic_sizes(b.nbytes, exprs)
         for value in k.params.values():
             _symbolic_sizes(value, exprs)
-    seen, texts = set(), []
-    for e in exprs:
-        if e in seen:
+    worst = {}  # dim product -> largest coefficient sum of a size that has it
+    for e in set(exprs):
+        terms = _terms(e)
+        if terms is None:
+            text = size_bound_to_c(e)  # not a polynomial bound: check the size itself
+            if text is not None and can_overflow(e):
+                worst[text] = None
             continue
-        seen.add(e)
-        text = size_bound_to_c(e) if can_overflow(e) else None
-        if text is not None:
-            texts.append(text)
-    return texts
-
-
-SIZE_LIMIT_C = _LIMIT_TEXT
+        total, products = terms
+        for product in products:
+            if product and (product not in worst or worst[product] < total):
+                worst[product] = total
+    checks = []
+    for product, total in worst.items():
+        if total is None:
+            checks.append(product)
+        elif float(total) * _MAX_DIM ** len(product) >= 2.0 ** 62:
+            checks.append(" * ".join([f"{float(total)!r}"] + [f"(double)d_{s.name}" for s in product]))
+    return sorted(checks)
