@@ -87,21 +87,37 @@ def _symbolic_sizes(value, out):
         out.append(value)
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=8192)
 def _terms(e):
-    """(sum of |coefficients|, dim products) of an upper bound of |e| as a polynomial in the
-    dims: floor(x) <= x, ceiling(x) <= x + 1, max/min(a, b) <= |a| + |b|. None: unknown form."""
-    bound = e.replace(sympy.floor, lambda x: x).replace(sympy.ceiling, lambda x: x + 1)
-    bound = bound.replace(sympy.Max, lambda *a: sympy.Add(*a)).replace(sympy.Min, lambda *a: sympy.Add(*a))
-    symbols = sorted(bound.free_symbols, key=lambda s: s.name)
-    try:
-        poly = sympy.Poly(sympy.expand(bound), *symbols)
-    except sympy.PolynomialError:
-        return None
-    total = sum(abs(c) for c in poly.coeffs())
-    products = [tuple(sym for sym, k in zip(symbols, powers) for _ in range(k))
-                for powers in poly.monoms()]
-    return total, products
+    """(K, dim products) with |e| <= K * (the largest of the products) for dims >= 1, read off the
+    expression tree (no expansion: sympy.expand is slow on LeNet's offsets): a sum adds the Ks,
+    a product multiplies them, floor(x) <= |x|, ceiling(x) <= |x| + 1, max/min(a, b) <= |a| + |b|.
+    None: a form this does not know."""
+    if e.is_Number:
+        return abs(float(e)), frozenset([()])
+    if e.is_Symbol:
+        return 1.0, frozenset([(e.name,)])
+    if e.is_Add or isinstance(e, (sympy.Max, sympy.Min)):
+        parts = [_terms(a) for a in e.args]
+        if None in parts:
+            return None
+        return sum(k for k, _ in parts), frozenset().union(*(m for _, m in parts))
+    if e.is_Mul or (e.is_Pow and e.args[1].is_Integer and e.args[1] > 0):
+        args = e.args if e.is_Mul else [e.args[0]] * int(e.args[1])
+        k, products = 1.0, frozenset([()])
+        for a in args:
+            part = _terms(a)
+            if part is None:
+                return None
+            k *= part[0]
+            products = frozenset(tuple(sorted(p + q)) for p in products for q in part[1])
+        return k, products
+    if isinstance(e, sympy.floor):
+        return _terms(e.args[0])
+    if isinstance(e, sympy.ceiling):
+        inner = _terms(e.args[0])
+        return None if inner is None else (inner[0] + 1.0, inner[1] | {()})
+    return None
 
 
 def size_checks(program, kernels):
@@ -134,6 +150,6 @@ def size_checks(program, kernels):
     for product, total in worst.items():
         if total is None:
             checks.append(product)
-        elif float(total) * _MAX_DIM ** len(product) >= 2.0 ** 62:
-            checks.append(" * ".join([f"{float(total)!r}"] + [f"(double)d_{s.name}" for s in product]))
+        elif total * _MAX_DIM ** len(product) >= 2.0 ** 62:
+            checks.append(" * ".join([f"{total!r}"] + [f"(double)d_{name}" for name in product]))
     return sorted(checks)
