@@ -316,3 +316,20 @@ def test_dropout(dtype):
     np.testing.assert_array_equal(G.function([x], y2)(xv), G.function([x], y2, backend="py")(xv))
     with pytest.raises(GraphcTypeError, match="rng_state"):
         G.dropout(x, 0.5, 3)
+
+
+@pytest.mark.parametrize("backend", ["py", "c"])
+def test_conv_filter_larger_than_the_image_is_a_clear_error_at_call(backend):
+    """Issue 13 item 11: with symbolic spatial dims a filter larger than the (padded) image used
+    to reach numpy ("negative dimensions are not allowed") or return zeros on the C target."""
+    img, w = G.tensor("img", (None,) * 4, "float32"), G.tensor("w", (None,) * 4, "float32")
+    f = G.function([img, w], G.conv2d(img, w, padding=(1, 0)), backend=backend)
+    ones = lambda *s: np.ones(s, "float32")  # noqa: E731
+    with pytest.raises(G.InputError, match=r"filters' width.*img.shape\[3\]=3, w.shape\[3\]=5"):
+        f(ones(1, 1, 5, 3), ones(1, 1, 3, 5))
+    with pytest.raises(G.InputError, match=r"filters' height"):
+        f(ones(1, 1, 2, 6), ones(1, 1, 5, 5))
+    np.testing.assert_array_equal(f(ones(1, 1, 3, 5), ones(1, 1, 5, 5)), np.full((1, 1, 1, 1), 15))
+    # static shapes: at graph construction, as before
+    with pytest.raises(G.GraphcShapeError, match="larger than the padded input"):
+        G.conv2d(G.tensor("a", (1, 1, 3, 3), "float32"), G.tensor("b", (1, 1, 5, 5), "float32"))

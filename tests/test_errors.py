@@ -374,3 +374,76 @@ def test_non_native_byte_order_is_rejected_c(fresh_cache):
     except G.InputError:
         return
     np.testing.assert_array_equal(out, [2, 4, 6])  # converting would be fine too
+
+
+# --- numeric edge cases: every target means the same (issue 13) ---------------------------------
+
+@pytest.mark.parametrize("backend", ["py", "c"])
+@pytest.mark.parametrize("reduction", ["max", "min", "argmax"])
+def test_max_over_an_empty_axis_raises(backend, reduction):
+    """numpy raises for max/min/argmax over an axis of length 0 (no identity); the C target used
+    to return -inf / +inf / index 0. A failing call leaves the shared variable as it was."""
+    x = G.matrix("x")
+    w = G.shared(np.zeros(3, "float32"), name="w")
+    out = getattr(G, reduction)(x, axis=1)
+    f = G.function([x], out, updates=[(w, w + 1)], backend=backend)
+    with pytest.raises(G.RuntimeCheckError, match=f"{reduction} over an empty axis"):
+        f(np.zeros((3, 0), "float32"))
+    np.testing.assert_array_equal(w.get_value(), 0)
+    # an empty output over a non-empty axis is fine, as in numpy
+    assert f(np.zeros((0, 4), "float32")).shape == (0,)
+    np.testing.assert_array_equal(f(np.arange(6, dtype="float32").reshape(2, 3)),
+                                  getattr(np, reduction)(np.arange(6).reshape(2, 3), axis=1))
+
+
+@pytest.mark.parametrize("backend", ["py", "c"])
+@pytest.mark.parametrize("level", ["O0", "O3"])
+def test_categorical_crossentropy_label_out_of_range_is_an_error(backend, level):
+    """Class labels mean one thing at every level and target: -1 is an error (it used to pick the
+    last class at O0, through numpy-style indexing, and raise at O3)."""
+    x, y = G.matrix("x"), G.tensor("y", (None,), "int64")
+    f = G.function([x, y], G.categorical_crossentropy(G.softmax(x), y), backend=backend,
+                   opt_level=level)
+    logits = np.arange(6, dtype="float32").reshape(2, 3)
+    for labels in ([0, -1], [0, 3]):
+        with pytest.raises(G.RuntimeCheckError, match="out of range"):
+            f(logits, np.array(labels))
+    np.testing.assert_allclose(f(logits, np.array([0, 2])), [2.4076061, 0.407606], rtol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["py", "c"])
+@pytest.mark.parametrize("level", ["O0", "O3"])
+def test_explicit_log_softmax_indexing_counts_from_the_end_at_every_level(backend, level):
+    """-log_softmax(x)[arange(n), y] is numpy indexing (-1: the last class) at O0, and stays so
+    when stabilization turns it into SoftmaxCrossEntropy at O3."""
+    x, y = G.matrix("x"), G.tensor("y", (None,), "int64")
+    f = G.function([x, y], -G.log_softmax(x)[G.arange(x.shape[0]), y], backend=backend,
+                   opt_level=level)
+    logits = np.arange(6, dtype="float32").reshape(2, 3)
+    np.testing.assert_allclose(f(logits, np.array([0, -1])), [2.4076061, 0.407606], rtol=1e-5)
+    np.testing.assert_allclose(f(logits, np.array([-3, 2])), [2.4076061, 0.407606], rtol=1e-5)
+    for labels in ([0, -4], [0, 3]):
+        with pytest.raises(G.RuntimeCheckError, match="out of range"):
+            f(logits, np.array(labels))
+
+
+@pytest.mark.parametrize("backend", ["py", "c"])
+def test_index_errors_name_the_value_position_and_users_axis(backend):
+    """Issue 13: the C target said 'index out of range on axis 0 in gather' for a[:, i] (the
+    user's axis 1; take() transposes). Now: the bad value, its position in the index array, the
+    user's axis and its size, and (C) the indexing as written."""
+    a, i, j = G.matrix("a"), G.tensor("i", (None,), "int64"), G.tensor("j", (None,), "int64")
+    x = np.ones((2, 3), "float32")
+    named = r" in a\[:, i\]" if backend == "c" else ""
+    f = G.function([a, i], a[:, i], backend=backend)
+    with pytest.raises(G.RuntimeCheckError,
+                       match=r"index out of range: 7 at position 1, for axis 1 of size 3" + named):
+        f(x, np.array([0, 7]))
+    f = G.function([a, i, j], a[i, j], backend=backend)
+    with pytest.raises(G.RuntimeCheckError, match=r"index out of range: -4 at position 1 of index "
+                                                  r"array 1, for axis 1 of size 3"):
+        f(x, np.array([0, 1]), np.array([2, -4]))
+    g = G.function([a, i], G.grad(a[i].sum(), a), backend=backend)
+    with pytest.raises(G.RuntimeCheckError, match=r"index out of range: 4 at position 1, for axis "
+                                                  r"0 of size 2"):
+        g(x, np.array([0, 4]))

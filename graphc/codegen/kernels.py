@@ -11,6 +11,8 @@ A renderer turns them into its language (the C renderer: jinja filters in render
 """
 from dataclasses import dataclass
 
+import sympy
+
 from ..errors import CompileError
 
 _CONV = ("N", "G", "CG", "MG", "C", "H", "W", "KH", "KW", "SH", "SW", "PH", "PW", "DH", "DW",
@@ -18,14 +20,15 @@ _CONV = ("N", "G", "CG", "MG", "C", "H", "W", "KH", "KW", "SH", "SW", "PH", "PW"
 _POOL = ("planes", "H", "W", "HO", "WO", "KH", "KW", "SH", "SW", "PH", "PW", "HW", "P", "dtype")
 _LRN = ("N", "C", "P", "half", "k", "alpha_n", "coef", "beta", "dtype")
 _INDEX = ("nidx", "inner", "dims", "idx_strides", "axis_sizes", "axis_strides", "idx_dtypes",
-          "dtype")
+          "dtype", "strict", "axes")
 
 
 @dataclass(frozen=True)
 class KernelSpec:
     kind: str
     params: tuple
-    # Can fail at run time (an index or label out of range): always (True), or when this param is.
+    # Can fail at run time (an index or label out of range): a bool, the name of the param that
+    # says so (a loop: when its body can), or a function of the kernel.
     fallible: object = False
     # Each output element depends only on the input elements at the same index, so an output may
     # overwrite a full-size input (the params' `full_inputs`) that dies at this kernel.
@@ -37,7 +40,7 @@ class KernelSpec:
     def can_fail(self, kernel):
         if isinstance(self.fallible, str):
             return bool(kernel.params[self.fallible])
-        return bool(self.fallible)
+        return bool(self.fallible(kernel) if callable(self.fallible) else self.fallible)
 
     def accumulates_into_output(self, kernel):
         if isinstance(self.accumulates, str):
@@ -45,12 +48,19 @@ class KernelSpec:
         return bool(self.accumulates)
 
 
+def _may_reduce_empty_axis(kernel):
+    """max/min/argmax over an axis whose length is not known to be nonzero fail when it is 0."""
+    p = kernel.params
+    length = sympy.sympify(p["R"])
+    return p.get("kind", "max") in ("max", "min") and not (length.is_Integer and length > 0)
+
+
 SPECS = {s.kind: s for s in [
     KernelSpec("elemwise", ("full_inputs", "dims", "strides", "n", "body", "out_dtypes"),
                elementwise=True),
     KernelSpec("reduce", ("kind", "A", "R", "B", "acc_dtype", "in_dtype", "out_dtype", "fused",
-                          "body", "scalar_inputs")),
-    KernelSpec("argmax", ("A", "R", "B", "in_dtype")),
+                          "body", "scalar_inputs"), fallible=_may_reduce_empty_axis),
+    KernelSpec("argmax", ("A", "R", "B", "in_dtype"), fallible=_may_reduce_empty_axis),
     KernelSpec("gemm", ("M", "N", "K", "batch", "lda", "ldb", "ldc", "stride_a", "stride_b",
                         "stride_c", "trans_a", "trans_b", "dtype", "alpha", "beta"),
                accumulates="beta"),

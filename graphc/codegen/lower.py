@@ -432,8 +432,21 @@ def lower_gather(L, node):
     xshape = L.shape(x)
     ishape, dims, strides = _index_operands(L, idx)
     xst = _contig_strides(xshape)
-    L.emit("gather", [L.out_buffer(out)], [L.buffer(x)] + [L.buffer(i) for i in idx], "gather",
+    L.emit("gather", [L.out_buffer(out)], [L.buffer(x)] + [L.buffer(i) for i in idx],
+           _gather_text(node), strict=node.op.strict, axes=node.op.user_axes(len(idx)),
            **_index_params(L, x, idx, ishape, dims, strides, xshape, xst))
+
+
+def _gather_text(node):
+    """x[:, i] as the user wrote it (for error messages): the indexed variable before take()'s
+    transpose, an index array's name at its axis."""
+    x, idx = node.inputs[0], node.inputs[1:]
+    axes = node.op.user_axes(len(idx))
+    if node.op.axes is not None and x.owner is not None and x.owner.inputs:
+        x = x.owner.inputs[0]
+    at = dict(zip(axes, idx))
+    return f"{x.label()}[" + ", ".join(at[a].label() if a in at else ":"
+                                      for a in range(max(axes) + 1)) + "]"
 
 
 @lowers(indexing.AdvancedIncSubtensor)
@@ -443,7 +456,8 @@ def lower_scatter_add(L, node):
     ishape, dims, strides = _index_operands(L, idx)
     ob = L.out_buffer(out)
     L.emit("fill", [ob], [], "zeros", n=size_of(oshape), value=0)
-    L.emit("scatter_add", [ob], [L.buffer(g)] + [L.buffer(i) for i in idx], "scatter-add",
+    L.emit("scatter_add", [ob], [L.buffer(g)] + [L.buffer(i) for i in idx], "scatter-add", strict=False,
+           axes=list(range(len(idx))),
            **_index_params(L, out, idx, ishape, dims, strides, oshape, _contig_strides(oshape)))
 
 

@@ -1,6 +1,7 @@
 """Stabilization: rewrite numerically fragile forms into stable ones, so training does not hit
 inf/nan where the mathematics is finite (the forms Theano users rely on)."""
 from ..ir.ops import elemwise as E
+import numpy as np
 import sympy
 
 from ..ir.ops.indexing import AdvancedSubtensor
@@ -96,6 +97,12 @@ def softmax_cross_entropy(node):
         return None
     if sympy.sympify(rows.owner.op.n) != sympy.sympify(probs.type.shape[0]):
         return None
+    if not v.owner.op.strict:
+        # numpy indexing: -1 is the last class. SoftmaxCrossEntropy takes labels in [0, classes)
+        # and raises otherwise, so wrap them first: the result means what the unstable form meant.
+        from ..ir.constructors import as_variable
+        zero = as_variable(np.zeros((), labels.dtype))
+        labels = E.where_op(E.lt_op(labels, zero), E.add_op(labels, probs.type.shape[1]), labels)
     return SoftmaxCrossEntropy()(probs.owner.inputs[0], labels)
 
 

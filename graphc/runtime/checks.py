@@ -1,6 +1,10 @@
 """Per-call argument checking and dim binding, precomputed once per function for speed."""
+import math
+from fractions import Fraction
+
 import numpy as np
 import sympy
+from sympy.printing.pycode import PythonCodePrinter
 
 from ..errors import InputError
 from ..ir.types import is_fresh
@@ -28,7 +32,10 @@ class ArgumentChecker:
         self.static = [(k, axis, d) for k, shape in enumerate(self.shapes)
                        for axis, d in enumerate(shape) if isinstance(d, int)]
         self.symbolic_checks = later
-        self.runtime_checks = resolver.runtime_checks
+        # Each distinct check once (a conv's geometry is checked by its gradients' ops too).
+        self.runtime_checks = list({(a, b): (a, b, msg)
+                                    for a, b, msg in reversed(resolver.runtime_checks)}.values())[::-1]
+        self._compiled = None  # the checks as python functions of the dims, made at first use
         self._simple = not later and not resolver.runtime_checks
         # Fast path: per input, a tuple of ints/None (None: a symbol bound elsewhere, checked later).
         self.expected = [tuple(d if isinstance(d, int) else None for d in s) for s in self.shapes]
@@ -146,12 +153,51 @@ class ArgumentChecker:
             if arrays[k].shape[axis] != want:
                 raise InputError(f"input {self.names[k]}: axis {axis} must be {d} = {want}, got "
                                  f"{arrays[k].shape[axis]}")
-        for a, b, msg in self.runtime_checks:
-            va, vb = (int(sympy.sympify(x).subs(env)) for x in (a, b))
+        if self._compiled is None:
+            self._compiled = [(_compile(a, self.symbols), _compile(b, self.symbols))
+                              for a, b, _ in self.runtime_checks]
+        for (a, b, msg), (fa, fb) in zip(self.runtime_checks, self._compiled):
+            va, vb = fa(*dims), fb(*dims)
             if va != vb:
                 used = sympy.sympify(a).free_symbols | sympy.sympify(b).free_symbols
+                if isinstance(a, sympy.Min) and b == 0:  # `Min(room, 0) == 0`: room >= 0
+                    raise InputError(f"{msg}; it does not for these inputs "
+                                     f"({self._bindings(dims, used)}): give a larger input or a "
+                                     "smaller filter (or more padding)")
                 raise InputError(f"{msg}: {a} = {va} but {b} = {vb} for these inputs "
                                  f"({self._bindings(dims, used)})")
+
+
+def _compile(expr, symbols):
+    """A size expression as a python function of the dims (sympy's subs costs ~0.3 ms a check,
+    per call). Exact integer arithmetic: floor/ceiling of a rational are computed as such."""
+    expr = sympy.sympify(expr)
+    if not expr.free_symbols:
+        value = int(expr)
+        return lambda *dims: value
+    code = sympy.lambdify(symbols, expr, printer=_ExactPrinter,
+                          modules=[{"floor": math.floor, "ceiling": math.ceil, "Min": min,
+                                    "Max": max, "FitsCheck": min, "Fraction": Fraction}, "math"])
+    return lambda *dims: int(code(*dims))
+
+
+class _ExactPrinter(PythonCodePrinter):
+    """Rationals as Fractions (python ints stay exact; 1/3 as a float would not)."""
+
+    def _print_Rational(self, expr):
+        return f"Fraction({expr.p}, {expr.q})"
+
+    def _print_Min(self, expr):
+        return "min(" + ", ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_Max(self, expr):
+        return "max(" + ", ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_floor(self, expr):
+        return f"floor({self._print(expr.args[0])})"
+
+    def _print_ceiling(self, expr):
+        return f"ceiling({self._print(expr.args[0])})"
 
 
 def _tuple_text(items):

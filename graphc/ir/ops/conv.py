@@ -46,6 +46,21 @@ def conv_out_dim(size, k, s, p, d):
     return simplify_dim(sympy.floor((sympy.sympify(size) + 2 * p - eff) / s) + 1)
 
 
+class FitsCheck(sympy.Min):
+    """Min(room, 0), which is 0 exactly when room >= 0: a size condition the argument checks
+    test at the call (they read a Min against 0 as `room >= 0`; the AOT library prints it as
+    GC_MIN). Built without sympy's Min evaluation, which is slow and would rerun on every
+    substitution of the dims (it tripled LeNet's optimize time)."""
+
+    def __new__(cls, room, zero=0):
+        room = sympy.sympify(room)
+        if room.is_Integer:
+            return sympy.Integer(min(int(room), 0))
+        obj = sympy.Expr.__new__(cls, room, sympy.Integer(0))
+        obj._argset = frozenset(obj.args)
+        return obj
+
+
 def _require_float4(t, name, where):
     if t.ndim != 4:
         raise GraphcShapeError(f"{where}: {name} must be 4-D (NCHW), got {t}")
@@ -103,6 +118,14 @@ class _ConvBase(Op):
                     f"{where}: the {axis} of the filters {shape_str(w_shape)} (extent {d * (k - 1) + 1} "
                     f"with dilation {d}) is larger than the padded input {axis} {size} + 2*{p} "
                     f"= {size + 2 * p} (input {shape_str(x_shape)}, {self._desc()})")
+            fits_any_size = _is_int(k) and 2 * p - d * (k - 1) >= 0  # size >= 1
+            if not _is_int(size, k) and not fits_any_size and ctx is not None:
+                # Known only at the call: the argument checks test it (an output dim < 1 would
+                # otherwise reach numpy or the kernels); `Min(room, 0) == 0` reads `room >= 0`.
+                room = sympy.sympify(size) + 2 * p - d * (sympy.sympify(k) - 1) - 1
+                ctx.equal(FitsCheck(room), 0,
+                          f"the filters' {axis} (extent {d}*(k - 1) + 1 with dilation {d}) must "
+                          f"fit in the input's {axis} + 2*{p} padding")
         return conv_out_dim(h, kh, sh, ph, dh), conv_out_dim(wd, kw, sw, pw, dw)
 
     # --- numpy building blocks --------------------------------------------------------------

@@ -7,12 +7,29 @@ from ..types import INT_DTYPES, TensorType
 from .elemwise import broadcast_shapes
 
 
+def index_error_text(value, position, array, n_arrays, axis, size):
+    """What a bad index reads as (the C kernels print the same words)."""
+    which = f" of index array {array}" if n_arrays > 1 else ""
+    return (f"index out of range: {value} at position {position}{which}, for axis {axis} of "
+            f"size {size}")
+
+
 class AdvancedSubtensor(Op):
     """x[i0, i1, ..., ik-1] with k integer index arrays (broadcast together) on the leading axes.
 
     Negative indices count from the end, as in numpy; out-of-range indices raise at run time.
+    strict: every index must lie in [0, size) (class labels: -1 is an error, not the last class).
+    axes: the user's axis of each index array, for error messages (take() along axis 1 indexes a
+    transposed tensor on its axis 0); None: the leading axes.
     """
-    __props__ = ()
+    __props__ = ("strict", "axes")
+
+    def __init__(self, strict=False, axes=None):
+        self.strict = bool(strict)
+        self.axes = tuple(axes) if axes is not None else None
+
+    def user_axes(self, k):
+        return list(self.axes) if self.axes is not None else list(range(k))
 
     def infer(self, input_types, ctx):
         x, idx = input_types[0], input_types[1:]
@@ -25,10 +42,11 @@ class AdvancedSubtensor(Op):
         return [TensorType(x.dtype, tuple(ishape) + tuple(x.shape[len(idx):]))]
 
     def reference(self, x, *idx):
-        for axis, i in enumerate(idx):
+        for axis, (user_axis, i) in enumerate(zip(self.user_axes(len(idx)), idx)):
             n = x.shape[axis]
-            if i.size and (i.max() >= n or i.min() < -n):
-                raise IndexError(f"index out of range for axis {axis} of size {n}")
+            bad = np.flatnonzero((i >= n) | (i < (0 if self.strict else -n)))
+            if bad.size:
+                raise IndexError(index_error_text(i.flat[bad[0]], bad[0], axis, len(idx), user_axis, n))
         return np.asarray(x[tuple(idx)], order="C")
 
     def grad(self, node, output_grads):
@@ -50,6 +68,11 @@ class AdvancedIncSubtensor(Op):
     def reference(self, g, *idx, dims=None):
         from .shape import _eval_dim
         out = np.zeros([_eval_dim(d, dims) for d in self.shape], dtype=g.dtype)
+        for axis, i in enumerate(idx):
+            n = out.shape[axis]
+            bad = np.flatnonzero((i >= n) | (i < -n))
+            if bad.size:
+                raise IndexError(index_error_text(i.flat[bad[0]], bad[0], axis, len(idx), axis, n))
         np.add.at(out, tuple(idx), g)
         return out
 
@@ -66,7 +89,7 @@ def take(x, indices, axis=0):
     if axis == 0:
         return AdvancedSubtensor()(x, indices)
     perm = [axis] + [i for i in range(x.ndim) if i != axis]
-    out = AdvancedSubtensor()(transpose(x, perm), indices)
+    out = AdvancedSubtensor(axes=(axis,))(transpose(x, perm), indices)
     k = indices.ndim
     # out axes: index dims, then the other axes of x in order; move index dims to `axis`.
     rest = list(range(k, out.ndim))

@@ -83,7 +83,10 @@ def categorical_crossentropy(coding_dist, true_dist):
         if p.ndim != 2 or t.ndim != 1:
             raise GraphcShapeError(f"categorical_crossentropy: integer targets need p of rank 2 and "
                                    f"targets of rank 1, got {p.type} and {t.type}")
-        return neg_op(log_op(p[arange(p.type.shape[0]), t]))
+        # One meaning at every level and target: a label outside [0, classes) is an error (the
+        # stabilized form, SoftmaxCrossEntropy, checks the same).
+        from .indexing import AdvancedSubtensor
+        return neg_op(log_op(AdvancedSubtensor(strict=True)(p, arange(p.type.shape[0]), t)))
     return neg_op(reduce_sum(mul_op(t, log_op(p)), -1))
 
 

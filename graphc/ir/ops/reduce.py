@@ -38,8 +38,8 @@ class Reduce(Op):
 
     def reference(self, x):
         out_dtype = self.infer([TensorType(x.dtype.name, x.shape)], None)[0].dtype
-        if x.size == 0 and self.kind in ("max", "min"):
-            raise ValueError(f"{self.kind} of an empty tensor")
+        if self.kind in ("max", "min") and any(x.shape[i] == 0 for i in self.axes):
+            raise ValueError(f"{self.kind} over an empty axis (length 0)")
         r = self._NUMPY[self.kind](x, axis=self.axes, keepdims=self.keepdims)
         return np.asarray(r).astype(out_dtype)
 
@@ -78,8 +78,8 @@ class Argmax(Op):
         return [TensorType("int64", shape)]
 
     def reference(self, x):
-        if x.size == 0:
-            raise ValueError("argmax of an empty tensor")
+        if x.size == 0 if self.axis is None else x.shape[self.axis] == 0:
+            raise ValueError("argmax over an empty axis (length 0)")
         return np.asarray(np.argmax(x, axis=self.axis, keepdims=self.keepdims)).astype("int64")
 
     def grad(self, node, output_grads):

@@ -97,10 +97,6 @@ def _c_string(text):
     return '"' + "".join(out) + '"'
 
 
-def _c_comment(text):
-    return str(text).replace("*/", "* /").replace("/*", "/ *")
-
-
 def _literal(v, dtype):
     if dtype in ("float32", "float64"):
         f = float(v)
@@ -191,7 +187,7 @@ def _function_info(lib, fn_name, fn, program, param_index, scratch_base):
         init = ", ".join(_literal(x, b.dtype) for x in flat.tolist()) or "0"
         info["consts"].append({"slot": b.slot, "cname": f"gc_const_{fn_name}_{k}",
                                "ctype": C_TYPES[b.dtype], "count": max(1, flat.size),
-                               "init": init, "doc": _c_comment(b.name)})
+                               "init": init, "doc": b.name})
     n_user = fg.n_user_outputs
     # The caller's output pointers: the external output slots, in graph output order. (An
     # update the memory planner made in place writes into its shared variable instead, and its
@@ -305,7 +301,7 @@ def export(functions, out_dir, name=None, march=None, embed_params=True):
     for sv, pname in zip(shareds, param_names):
         shape = tuple(int(d) for d in sv.type.shape)
         nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(sv.dtype).itemsize
-        params.append({"name": pname, "name_lit": _c_string(pname), "doc": _c_comment(pname),
+        params.append({"name": pname, "name_lit": _c_string(pname), "doc": pname,
                        "dtype": sv.dtype, "dtype_code": DTYPE_CODES[sv.dtype],
                        "ctype": C_TYPES[sv.dtype], "ndim": len(shape),
                        "shape_init": ", ".join(map(str, shape)) or "0",

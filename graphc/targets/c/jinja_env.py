@@ -13,7 +13,7 @@ SHIPPED_DIR_NAME = "_compiled_templates"
 # The filters the C templates use (render_c.C_FILTERS implements them). jinja checks filter names
 # when it compiles a template, so compiling at install time needs the names, not the code.
 C_FILTER_NAMES = ("c_int", "c_type", "c_float", "c_libm", "c_scalar_code", "may_thread",
-                  "blas_precision")
+                  "blas_precision", "c_comment", "c_string")
 
 
 class LayeredBytecodeCache(jinja2.FileSystemBytecodeCache):

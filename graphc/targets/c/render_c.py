@@ -12,9 +12,11 @@ import sympy
 
 from ...config import config
 
+from .c_escape import c_comment, c_string
 from .capabilities import C_CAPABILITIES
 from .cprinter import C_TYPES, ScalarPrinter, int_to_c, scalars_to_c
 from .cache_trust import check_file, private_dir
+from .size_bound import size_checks
 from .jinja_env import C_FILTER_NAMES, SHIPPED_DIR_NAME, make_environment
 from .templates_dir import templates_root
 
@@ -45,6 +47,8 @@ C_FILTERS = {
     "c_scalar_code": _ScalarCode,
     "may_thread": C_CAPABILITIES.may_parallelize,
     "blas_precision": C_CAPABILITIES.blas_precision,
+    "c_comment": c_comment,
+    "c_string": c_string,
 }
 assert set(C_FILTERS) == set(C_FILTER_NAMES), "jinja_env.C_FILTER_NAMES is out of date"
 
@@ -100,6 +104,7 @@ def render_program(program, name, blas_prefix, wrapper="jit_wrapper", entry_pref
         dim_names=[s.name for s in program.dim_symbols],
         workspace_bytes=int_to_c(program.workspace_bytes),
         seq_buffers=externals + temps, seq_kernels=list(enumerate(program.kernels)),
+        size_checks=size_checks(program, program.kernels),
         blas_prefix=blas_prefix, **_blas_context(program.kernels), **(extra or {}))
 
 
@@ -157,6 +162,7 @@ def render_units(program, name, blas_prefix, max_units):
             name=name, prefix="gc_entry_", wrapper="jit_wrapper", unit=u, n_units=len(segments),
             seq_kernels=[(ki, program.kernels[ki]) for ki in seg],
             seq_buffers=sorted(used.values(), key=lambda v: v.id),
+            size_checks=size_checks(program, kernels),
             dim_names=[s.name for s in program.dim_symbols],
             workspace_bytes=int_to_c(program.workspace_bytes),
             blas_prefix=blas_prefix, **_blas_context(kernels)))
