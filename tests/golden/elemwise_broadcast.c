@@ -25,10 +25,6 @@ GC_SIMD_DECL(float, erff) GC_SIMD_DECL(double, erf)
 #define GC_MAX(a, b) (((a) > (b) || (a) != (a)) ? (a) : (b))
 #define GC_MIN(a, b) (((a) < (b) || (a) != (a)) ? (a) : (b))
 #define GC_ABS(a) ((a) < 0 ? -(a) : (a))
-/* Reductions that keep NaN (templates/c/reduce.j2): OpenMP's own max/min combine partial
-   results with a plain comparison, which drops a NaN found by another thread or lane. */
-#pragma omp declare reduction(gc_max : float, double : omp_out = GC_MAX(omp_in, omp_out)) initializer(omp_priv = -INFINITY)
-#pragma omp declare reduction(gc_min : float, double : omp_out = GC_MIN(omp_in, omp_out)) initializer(omp_priv = INFINITY)
 /* numpy's sign: -1, 0 or 1, and NaN for NaN. */
 #define GC_SIGN(a) ((a) != (a) ? (a) : ((a) > 0) - ((a) < 0))
 #ifndef GC_PAR_THRESHOLD
@@ -152,7 +148,7 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
             const float v1 = b0[base1 + j * 1];
             const int32_t v2 = b2[base2 + j * 1];
 
-            b3[o * inner + j] = (float)(tanhf(v0 + 2.0f*v1) + ((float)(v2)));
+            b3[o * inner + j] = (float)(tanhf(v1*2.0f + v0) + ((float)(v2)));
 
             }
         }
@@ -169,7 +165,7 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
             for (int64_t blk = 0; blk < nblocks; blk++) {
                 const int64_t lo = blk * GC_BLOCK, hi = GC_MIN(lo + GC_BLOCK, R);
                 #pragma omp simd reduction(+:acc)
-                for (int64_t r = lo; r < hi; r++) { acc += ({ const float v0 = b0[r]; (double)(v0*expf(v0)); }); }
+                for (int64_t r = lo; r < hi; r++) { acc += ({ const float v0 = b0[r]; (double)(expf(v0)*v0); }); }
             }
             b4[0] = (float)acc;
         } else if (B == 1) {
@@ -177,7 +173,7 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
             for (int64_t a = 0; a < A; a++) {
                 double acc = 0;
                 #pragma omp simd reduction(+:acc)
-                for (int64_t r = 0; r < R; r++) { acc += ({ const float v0 = b0[a * R + r]; (double)(v0*expf(v0)); }); }
+                for (int64_t r = 0; r < R; r++) { acc += ({ const float v0 = b0[a * R + r]; (double)(expf(v0)*v0); }); }
                 b4[a] = (float)acc;
             }
         } else {
@@ -192,7 +188,7 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
                     for (int64_t r = 0; r < R; r++) {
                         const int64_t base = (a * R + r) * B + col0;
                         #pragma omp simd
-                        for (int64_t j = 0; j < nb; j++) { acc[j] += ({ const float v0 = b0[base + j]; (double)(v0*expf(v0)); }); }
+                        for (int64_t j = 0; j < nb; j++) { acc[j] += ({ const float v0 = b0[base + j]; (double)(expf(v0)*v0); }); }
                     }
                     for (int64_t j = 0; j < nb; j++) b4[a * B + col0 + j] = (float)acc[j];
                 }

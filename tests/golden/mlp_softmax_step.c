@@ -25,10 +25,6 @@ GC_SIMD_DECL(float, erff) GC_SIMD_DECL(double, erf)
 #define GC_MAX(a, b) (((a) > (b) || (a) != (a)) ? (a) : (b))
 #define GC_MIN(a, b) (((a) < (b) || (a) != (a)) ? (a) : (b))
 #define GC_ABS(a) ((a) < 0 ? -(a) : (a))
-/* Reductions that keep NaN (templates/c/reduce.j2): OpenMP's own max/min combine partial
-   results with a plain comparison, which drops a NaN found by another thread or lane. */
-#pragma omp declare reduction(gc_max : float, double : omp_out = GC_MAX(omp_in, omp_out)) initializer(omp_priv = -INFINITY)
-#pragma omp declare reduction(gc_min : float, double : omp_out = GC_MIN(omp_in, omp_out)) initializer(omp_priv = INFINITY)
 /* numpy's sign: -1, 0 or 1, and NaN for NaN. */
 #define GC_SIGN(a) ((a) != (a) ? (a) : ((a) > 0) - ((a) < 0))
 #ifndef GC_PAR_THRESHOLD
@@ -243,7 +239,7 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
             const int64_t v1 = b12[0];
             const __auto_type t0 = (1.0/(((double)(v1))));
 
-            b4[0] = (double)(t0*v0);
+            b4[0] = (double)(v0*t0);
             b11[0] = (double)(1.0*t0);
 
         }

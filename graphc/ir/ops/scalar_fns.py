@@ -198,7 +198,7 @@ def _function_class(row):
 
 _CLASSES = {r.name: _function_class(r) for r in TABLE}
 exp, expm1, log, log1p = _CLASSES["exp"], _CLASSES["expm1"], _CLASSES["log"], _CLASSES["log1p"]
-tanh, sin, cos, erf = _CLASSES["tanh"], _CLASSES["sin"], _CLASSES["cos"], _CLASSES["erf"]
+tanh, sin, cos = _CLASSES["tanh"], _CLASSES["sin"], _CLASSES["cos"]
 sigmoid, softplus, relu = _CLASSES["sigmoid"], _CLASSES["softplus"], _CLASSES["relu"]
 sgn, absval, maximum, minimum = _CLASSES["sgn"], _CLASSES["absval"], _CLASSES["maximum"], _CLASSES["minimum"]
 where, floordiv, mod, ipow = _CLASSES["where"], _CLASSES["floordiv"], _CLASSES["mod"], _CLASSES["ipow"]
@@ -233,9 +233,11 @@ NUMPY_IMPLS = {r.name: r.numpy for r in TABLE}
 for _d in _CASTS:
     NUMPY_IMPLS[f"cast_{_d}"] = (lambda d: lambda x: np.asarray(x).astype(d))(_d)
 
-# What sympy.diff may produce, back to the table (see scalar_expr.freeze).
-_SYMPY_TO_TABLE = {"exp": exp, "log": log, "tanh": tanh, "sin": sin, "cos": cos, "erf": erf,
-                   "Abs": absval, "sign": sgn}
+# What sympy.diff may produce, back to the table (see scalar_expr.freeze): each row named like a
+# sympy function (exp, log, tanh, erf, ...), and sympy's names for |x| and sign(x).
+_SYMPY_TO_TABLE = {name: cls for name, cls in _CLASSES.items()
+                   if isinstance(getattr(sympy, name, None), sympy.FunctionClass)}
+_SYMPY_TO_TABLE.update(Abs=absval, sign=sgn)
 # Functions whose value fusion should not recompute for several readers.
 EXPENSIVE = tuple(_CLASSES[r.name] for r in TABLE if r.cost == "expensive")
 # Functions whose derivative reads the output instead of recomputing it.

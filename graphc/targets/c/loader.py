@@ -13,7 +13,7 @@ from .cache_trust import check_file, file_digest, private_dir
 from .fastcall import build_spec, dispatch_module
 from .ffi_module import load_ffi
 from .omp_fork import protect_children
-from .toolchain import blas_info
+from .runtime_build import BLAS_SONAME
 
 # The module cffi generated for the entry points (see ffi_module): the package's copy from
 # install time, or one generated into the (checked) cache.
@@ -78,7 +78,9 @@ def _pin_threaded_dependencies():
     if _pinned:
         return
     mode = os.RTLD_NOW | getattr(os, "RTLD_NOLOAD", 0)
-    for name in ("libgomp.so.1", os.path.join(blas_info()[1], f"lib{blas_info()[2]}.so")):
+    # By soname, with RTLD_NOLOAD: only what the program already brought in (finding the BLAS
+    # by path would import scipy_openblas32, ~25 ms of a warm compile).
+    for name in ("libgomp.so.1", BLAS_SONAME):
         try:
             _pinned.append(ctypes.CDLL(name, mode=mode))  # ctypes never dlcloses
         except OSError:

@@ -14,10 +14,10 @@ import platform
 import subprocess
 import tempfile
 
-import jinja2
 
 # scipy-openblas32 prefixes every symbol: scipy_cblas_sgemm, scipy_openblas_set_num_threads.
 BLAS_SYMBOL_PREFIX = "scipy_"
+BLAS_SONAME = "libscipy_openblas.so"  # scipy-openblas32's library, as programs link it
 SHIPPED_DIR_NAME = "_runtime"
 # graphc's C flags (toolchain.cflags adds the BLAS include directory and GRAPHC_CFLAGS).
 BASE_CFLAGS = ["-O3", "-march=native", "-std=gnu11", "-fPIC", "-fopenmp", "-fno-math-errno",
@@ -46,6 +46,7 @@ def compiler_version(cc):
 
 
 def render_source(templates_root):
+    import jinja2  # (here, not at the top: a warm compile never renders, and jinja2 costs ~50 ms)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_root), keep_trailing_newline=True,
                              undefined=jinja2.StrictUndefined)
     return env.get_template("c/runtime_lib.c.j2").render(blas_prefix=BLAS_SYMBOL_PREFIX)

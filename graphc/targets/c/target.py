@@ -4,7 +4,6 @@ import shutil
 
 from . import artifact_record, artifacts, runtime_lib
 from .cache import cached_library
-from .render_c import gemm_prefixes, render_units
 from .toolchain import blas_info, max_parallel_units
 from ...config import config
 from ..base import Built, Target
@@ -53,10 +52,12 @@ class CTarget(Target):
         return CProgram(None, None, lib_path, graph, layout=record["layout"], rebuild=rebuild)
 
     def render(self, program, name):
+        from .render_c import render_units  # (jinja2, ~50 ms to import: not on a warm compile)
         return render_units(program, name, blas_info()[3], max_parallel_units())
 
     def build(self, sources, program, name):
         # (prepare() started finding or building the runtime library before optimizing)
+        from .render_c import gemm_prefixes
         link = [runtime_lib.library_path()] if gemm_prefixes(program.kernels) else []
         lib_path, hit, digest = cached_library(sources, name, link)
         built = Built(lib_path, hit)
