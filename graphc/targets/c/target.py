@@ -2,9 +2,7 @@
 import os
 import shutil
 
-from . import artifact_record, artifacts, runtime_lib
-from .cache import cached_library
-from .toolchain import blas_info, max_parallel_units
+from . import artifact_record, artifacts
 from ...config import config
 from ..base import Built, Target
 from .capabilities import C_CAPABILITIES
@@ -23,6 +21,7 @@ class CTarget(Target):
     def prepare(self, fgraph):
         # Both run gcc while Python optimizes, lowers and renders: the runtime library (when the
         # graph has products) and the fast call path's extension (once per machine).
+        from . import runtime_lib  # (the build half: not imported by a warm compile, which loads)
         runtime_lib.prepare_for(fgraph)
         prebuild_in_background()
 
@@ -53,10 +52,13 @@ class CTarget(Target):
 
     def render(self, program, name):
         from .render_c import render_units  # (jinja2, ~50 ms to import: not on a warm compile)
+        from .toolchain import blas_info, max_parallel_units
         return render_units(program, name, blas_info()[3], max_parallel_units())
 
     def build(self, sources, program, name):
         # (prepare() started finding or building the runtime library before optimizing)
+        from . import runtime_lib
+        from .cache import cached_library
         from .render_c import gemm_prefixes
         link = [runtime_lib.library_path()] if gemm_prefixes(program.kernels) else []
         lib_path, hit, digest = cached_library(sources, name, link)
