@@ -481,7 +481,7 @@ def lower_softmax(L, node):
 
 @lowers(nn.SoftmaxCrossEntropy, nn.SoftmaxCrossEntropyGrad)
 def lower_softmax_xent(L, node):
-    x, y, out = node.inputs[0], node.inputs[1], node.outputs[0]
+    x, out = node.inputs[0], node.outputs[0]
     shape = L.shape(x)
     grad = isinstance(node.op, nn.SoftmaxCrossEntropyGrad)
     L.emit("softmax_xent", [L.out_buffer(out)], [L.buffer(v) for v in node.inputs], str(node.op),

@@ -3,7 +3,6 @@ import itertools
 import threading
 
 import numpy as np
-import sympy
 
 from ..errors import GraphcShapeError, GraphcTypeError
 from .types import dims_equal, TensorType, is_fresh

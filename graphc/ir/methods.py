@@ -1,6 +1,5 @@
 """numpy-like operators and methods of Variable, from the tensor API: install_on(Variable)
 (graphc/ir/__init__.py) gives the core's Variable these, so the core imports no op."""
-import numpy as np
 
 from ..errors import GraphcTypeError
 from .graph import Variable

@@ -1,6 +1,6 @@
 """Text form of a graph: one line per node, like Theano's debugprint, in execution order."""
 from .fgraph import FunctionGraph
-from .graph import Constant, SharedVariable
+from .graph import Constant
 
 
 def graph_text(fgraph):

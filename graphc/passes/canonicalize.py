@@ -1,7 +1,7 @@
 """Canonicalize: constant folding, algebraic identities, merging of common subexpressions."""
 import numpy as np
 
-from ..ir.graph import Constant, Node, toposort
+from ..ir.graph import Constant, toposort
 from ..ir.ops import elemwise as E
 from ..ir.ops.shape import Reshape, Transpose
 from .manager import register

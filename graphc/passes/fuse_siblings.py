@@ -11,7 +11,6 @@ op must run after the inputs of both and before the readers of both.
 import functools
 
 import numpy as np
-import sympy
 
 from ..ir.graph import Constant, Node, Op
 from ..ir.ops.elemwise import ARGS, Elemwise

@@ -86,11 +86,7 @@ def applies(node, op):
 
 def made_by(v, op):
     """Whether variable v is the output of a node applying `op` (False for leaves)."""
-    node = v.owner
-    if node is None:
-        return False
-    mine = node.op
-    return mine is op or (type(mine) is type(op) and mine == op)
+    return v.owner is not None and applies(v.owner, op)
 
 
 def is_cast(op):

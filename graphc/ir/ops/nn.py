@@ -106,7 +106,6 @@ def softmax_cross_entropy(logits, targets):
     """Cross-entropy of softmax(logits) computed through log_softmax (stable)."""
     from .elemwise import neg_op, mul_op
     from .reduce import reduce_sum
-    from .shape import arange
     from ..constructors import as_variable
     t = as_variable(targets)
     if t.dtype in INT_DTYPES:

@@ -5,7 +5,7 @@ import numpy as np
 
 from ...errors import GraphcShapeError, GraphcTypeError
 from ..graph import Op
-from ..types import FLOAT_DTYPES, TensorType
+from ..types import FLOAT_DTYPES
 
 
 # --- LRN ----------------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ import tempfile
 import threading
 
 import numpy as np
-import sympy
 
 from ...config import config
 from .cache_trust import check_file, private_dir

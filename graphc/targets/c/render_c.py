@@ -10,7 +10,6 @@ from functools import lru_cache
 
 import sympy
 
-from ...config import config
 
 from .c_escape import c_comment, c_string
 from .capabilities import C_CAPABILITIES
