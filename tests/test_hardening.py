@@ -93,3 +93,26 @@ def test_fork_after_a_parallel_call_runs_the_child():
     proc = subprocess.run([sys.executable, "-c", _FORK_SCRIPT], capture_output=True, text=True,
                           timeout=120, env=dict(os.environ, OMP_NUM_THREADS="2"))
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+
+def test_openmp_pinning_is_retried_until_it_holds(monkeypatch):
+    """A program's library is unloaded when its last function goes; libgomp must stay (its worker
+    threads outlive the program). Pinning was tried once, at the first load: when that program
+    had not brought libgomp in, it was never pinned, and a later parallel program's threads died
+    with libgomp when that program was dropped (SIGSEGV in a libgomp worker)."""
+    from graphc.targets.c import loader
+    calls = []
+
+    def cdll(name, mode=0):
+        calls.append(name)
+        if len(calls) <= 2:  # the first load: neither library is in the process yet
+            raise OSError(f"{name}: not loaded")
+        return object()  # (a stand-in: this test must not load anything)
+
+    monkeypatch.setattr(loader, "_pinned", {})
+    monkeypatch.setattr(loader.ctypes, "CDLL", cdll)
+    loader._pin_threaded_dependencies()
+    assert loader._pinned == {}
+    loader._pin_threaded_dependencies()  # a later load finds them
+    assert "libgomp.so.1" in loader._pinned

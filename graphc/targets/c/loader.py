@@ -6,7 +6,6 @@ import threading
 import numpy as np
 import sympy
 
-from ...config import config
 from ...errors import RuntimeCheckError
 from ..base import FastPath
 from .cache_trust import check_file, file_digest, private_dir
@@ -21,7 +20,7 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(_
 _ffi = load_ffi(_PACKAGE_DIR, lambda: private_dir("ffi"), check_file)
 _libs = {}  # path -> Library, while some program's context uses it
 _libs_lock = threading.RLock()  # a context freed by gc while held
-_pinned = []
+_pinned = {}  # soname -> the library, never closed
 
 
 class Library:
@@ -74,18 +73,18 @@ def new_context(path):
 
 def _pin_threaded_dependencies():
     """Keep OpenMP and the BLAS loaded for good: their worker threads outlive any one program,
-    and unmapping a library whose threads still run crashes the process."""
-    if _pinned:
-        return
+    and unmapping a library whose threads still run crashes the process. Tried at every load
+    until each is pinned: a small program has no parallel region and does not bring in libgomp,
+    so the first load may not find it (a later program's threads then died with libgomp)."""
     mode = os.RTLD_NOW | getattr(os, "RTLD_NOLOAD", 0)
     # By soname, with RTLD_NOLOAD: only what the program already brought in (finding the BLAS
     # by path would import scipy_openblas32, ~25 ms of a warm compile).
     for name in ("libgomp.so.1", BLAS_SONAME):
-        try:
-            _pinned.append(ctypes.CDLL(name, mode=mode))  # ctypes never dlcloses
-        except OSError:
-            pass
-    _pinned.append(None)  # tried
+        if name not in _pinned:
+            try:
+                _pinned[name] = ctypes.CDLL(name, mode=mode)  # ctypes never dlcloses
+            except OSError:
+                pass
 
 
 def library_matches(path, sha256, links=()):
