@@ -10,35 +10,42 @@ for compiling targets) into an executable: an object with
 
 which graphc.runtime.Function runs.
 """
-from dataclasses import dataclass
+# Plain classes, not dataclasses: each @dataclass costs ~1 ms at import, paid by the first
+# G.function of every process (a warm compile of the MLP step takes ~60 ms in all).
 
 
-@dataclass(frozen=True)
 class Capabilities:
-    # Runs the optimized graph itself: no kernel Program, no render or build (the py reference).
-    runs_graph: bool = False
-    # Compiled results are kept in the artifact cache, so a warm compile only loads a library.
-    artifact_cache: bool = False
+    """What a target can do, read by the driver. Subclasses add their own keyword fields."""
+    __slots__ = ("runs_graph", "artifact_cache")
+
+    def __init__(self, runs_graph=False, artifact_cache=False):
+        # Runs the optimized graph itself: no kernel Program, no render or build (the py
+        # reference).
+        self.runs_graph = runs_graph
+        # Compiled results are kept in the artifact cache, so a warm compile only loads a library.
+        self.artifact_cache = artifact_cache
+
+    def __repr__(self):
+        fields = ", ".join(f"{n}={getattr(self, n)!r}" for c in type(self).__mro__
+                           for n in getattr(c, "__slots__", ()))
+        return f"{type(self).__name__}({fields})"
 
 
-@dataclass
 class FastPath:
     """A call path that checks arguments, runs and applies updates in one native call.
     Function calls `call(spec, fn_addr, ctx_addr, args, shareds, consts, "_value")` under `lock`;
     it returns NotImplemented for any argument it does not accept, an int on a failed run."""
-    call: object
-    spec: object
-    fn_addr: int
-    ctx_addr: int
-    consts: list
-    lock: object
+    def __init__(self, call, spec, fn_addr, ctx_addr, consts, lock):
+        self.call, self.spec, self.fn_addr, self.ctx_addr = call, spec, fn_addr, ctx_addr
+        self.consts, self.lock = consts, lock
 
 
-@dataclass
 class Built:
-    """What a target's build step made: the library (or module) and whether the cache had it."""
-    path: str
-    cache_hit: bool
+    """What a target's build step made: the library (or module) and whether the cache had it.
+    A target may attach what its load step needs (the C target: the library's digest)."""
+
+    def __init__(self, path, cache_hit):
+        self.path, self.cache_hit = path, cache_hit
 
 
 class Target:

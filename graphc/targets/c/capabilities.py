@@ -5,8 +5,6 @@ Lowering consults `conv_algorithm` (the choice changes the kernel sequence); the
 consults the rest. Nothing here prints C.
 """
 import os
-from dataclasses import dataclass
-
 import sympy
 
 from ...errors import CompileError
@@ -23,9 +21,12 @@ CONV_ALGORITHMS = ("auto", "gemm", "direct")
 _BLAS_PRECISION = {"float32": "s", "float64": "d"}
 
 
-@dataclass(frozen=True)
 class CCapabilities(Capabilities):
-    parallel_threshold: int = PARALLEL_THRESHOLD
+    __slots__ = ("parallel_threshold",)
+
+    def __init__(self, parallel_threshold=PARALLEL_THRESHOLD, **common):
+        super().__init__(**common)
+        self.parallel_threshold = parallel_threshold
 
     def may_parallelize(self, n):
         """False when the size is known to be too small for threads (no OpenMP region at all)."""
