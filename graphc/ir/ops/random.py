@@ -123,6 +123,10 @@ class RandomStreams:
         from ..constructors import shared
         self.seed = 12345 if seed is None else int(seed)
         self.counter = shared(np.int64(0), name=name)
+        # Theano's default update: every function that draws from this stream advances the
+        # counter after each call (unless compiled with no_default_updates), so no two calls draw
+        # the same numbers even when the user forgets updates().
+        self.counter.default_update = self.counter + 1
         self._n_streams = 0
 
     def uniform(self, shape, dtype=None):

@@ -60,19 +60,30 @@ def _slice_len(start, stop, step, n):
 
 class Subtensor(Op):
     """Basic slicing. `index` has one (start, stop, step) or an int per leading axis; starts and
-    stops are resolved against the (possibly symbolic) shape at construction."""
-    __props__ = ("index",)
+    stops are resolved against the (possibly symbolic) shape at construction.
+
+    dynamic: the axes whose bounds are integer scalars of the graph, known only at run time
+    (x[i * bs:(i + 1) * bs]), as (axis, start, length, k_start, k_stop): the start and length
+    are value dims (graphc/ir/value_dims.py) the function computes from the bounds before the
+    program runs, clipped as numpy clips; the bounds are the node's inputs 1 + k_start and
+    1 + k_stop (k -1: the bound was left out)."""
+    __props__ = ("index", "dynamic")
     needs_dims = True
 
-    def __init__(self, index):
+    def __init__(self, index, dynamic=()):
         self.index = tuple(index)
+        self.dynamic = tuple(dynamic)
 
     def infer(self, input_types, ctx):
-        (t,) = input_types
+        t = input_types[0]
+        _check_bounds(self, input_types[1:])
+        lengths = {axis: length for axis, _, length, _, _ in self.dynamic}
         shape = []
         for i, d in enumerate(t.shape):
             if i >= len(self.index):
                 shape.append(d)
+            elif i in lengths:
+                shape.append(lengths[i])
             elif isinstance(self.index[i], tuple):
                 start, stop, step = self.index[i]
                 shape.append(simplify_dim(_slice_len(start, stop, step, d)))
@@ -90,32 +101,47 @@ class Subtensor(Op):
                 idx.append(_eval_dim(it, dims))
         return tuple(idx)
 
-    def reference(self, x, dims=None):
+    def reference(self, x, *bounds, dims=None):
         return np.asarray(x[self.np_index(dims)], order="C")
 
     def grad(self, node, output_grads):
-        x = node.inputs[0]
-        return [IncSubtensor(self.index, x.type.shape)(output_grads[0])]
+        x, bounds = node.inputs[0], node.inputs[1:]
+        return [IncSubtensor(self.index, x.type.shape, self.dynamic)(output_grads[0], *bounds)] \
+            + [None] * len(bounds)
+
+
+def _check_bounds(op, bound_types):
+    n = 1 + max([max(k_start, k_stop) for *_, k_start, k_stop in op.dynamic], default=-1)
+    if len(bound_types) != n:
+        raise GraphcTypeError(f"{type(op).__name__}: {n} slice bounds expected, got "
+                              f"{len(bound_types)}")
+    for t in bound_types:
+        if t.ndim != 0 or t.dtype not in ("int32", "int64"):
+            raise GraphcTypeError(f"a slice bound must be an integer scalar (int32 or int64), "
+                                  f"got {t}")
 
 
 class IncSubtensor(Op):
-    """zeros(shape) with `g` written into the slice `index`: the gradient of Subtensor."""
-    __props__ = ("index", "shape")
+    """zeros(shape) with `g` written into the slice `index`: the gradient of Subtensor (its
+    dynamic axes and bound inputs as there)."""
+    __props__ = ("index", "shape", "dynamic")
     needs_dims = True
 
-    def __init__(self, index, shape):
-        self.index, self.shape = tuple(index), tuple(shape)
+    def __init__(self, index, shape, dynamic=()):
+        self.index, self.shape, self.dynamic = tuple(index), tuple(shape), tuple(dynamic)
 
     def infer(self, input_types, ctx):
+        _check_bounds(self, input_types[1:])
         return [TensorType(input_types[0].dtype, self.shape)]
 
-    def reference(self, g, dims=None):
+    def reference(self, g, *bounds, dims=None):
         out = np.zeros([_eval_dim(d, dims) for d in self.shape], dtype=g.dtype)
         out[Subtensor(self.index).np_index(dims)] = g
         return out
 
     def grad(self, node, output_grads):
-        return [Subtensor(self.index)(output_grads[0])]
+        bounds = node.inputs[1:]
+        return [Subtensor(self.index, self.dynamic)(output_grads[0], *bounds)] + [None] * len(bounds)
 
 
 class IncSubtensorSum(Op):
