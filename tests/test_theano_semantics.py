@@ -173,3 +173,89 @@ def test_function_keywords():
     np.testing.assert_array_equal(f([1.0], [0.0]), [2.0])
     with pytest.raises(CompileError, match="mode 'DebugMode'"):
         G.function([x], x, mode="DebugMode")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_distributions(backend):
+    rng = G.RandomStreams(seed=3)
+    x = G.matrix("x")
+    outs = [rng.normal((20000,), avg=2.0, std=3.0), rng.uniform((20000,), low=-1, high=3),
+            rng.binomial(size=x.shape, n=1, p=0.3, dtype="float32"),
+            rng.binomial((20000,), n=5, p=0.4), rng.choice((20000,), a=4),
+            rng.choice((20000,), a=3, p=[0.2, 0.5, 0.3]), rng.permutation(n=10),
+            rng.choice((5,), a=np.array([10, 20], "int64"))]
+    f = G.function([x], outs, backend=backend)
+    normal, uniform, bern, binom, choice, weighted, perm, picked = f(np.ones((100, 200), "float32"))
+    assert abs(normal.mean() - 2) < 0.1 and abs(normal.std() - 3) < 0.1
+    assert uniform.min() >= -1 and uniform.max() < 3 and abs(uniform.mean() - 1) < 0.05
+    assert bern.dtype == np.float32 and bern.shape == (100, 200) and set(np.unique(bern)) == {0, 1}
+    assert abs(bern.mean() - 0.3) < 0.02
+    assert binom.dtype == np.int64 and binom.max() <= 5 and abs(binom.mean() - 2) < 0.05
+    np.testing.assert_allclose(np.bincount(choice, minlength=4) / 20000, 0.25, atol=0.02)
+    np.testing.assert_allclose(np.bincount(weighted, minlength=3) / 20000, [0.2, 0.5, 0.3],
+                               atol=0.02)
+    assert sorted(perm) == list(range(10))
+    assert set(picked) <= {10, 20}
+    with pytest.raises(GraphcTypeError, match="replace=False"):
+        rng.choice((3,), a=5, replace=False)
+
+
+def test_distributions_match_between_targets():
+    rng = G.RandomStreams(seed=11)
+    outs = [rng.normal((3, 5)), rng.binomial((7,), n=3, p=0.5), rng.permutation(n=6)]
+    got_c = G.function([], outs, no_default_updates=True)()
+    got_py = G.function([], outs, no_default_updates=True, backend="py")()
+    for a, b in zip(got_c, got_py):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)  # (libm vs numpy cos, log)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_conv2d_filter_flip_is_a_true_convolution(backend):
+    rs = np.random.RandomState(0)
+    xv, wv = rs.randn(2, 3, 6, 6).astype("float32"), rs.randn(4, 3, 3, 3).astype("float32")
+    x, w = G.tensor4("x"), G.tensor4("w")
+    f = G.function([x, w], [G.conv2d(x, w, filter_flip=True), G.conv2d(x, w)], backend=backend)
+    flipped, plain = f(xv, wv)
+    want = np.zeros((2, 4, 4, 4), "float32")
+    for i in range(4):
+        for j in range(4):
+            patch = xv[:, :, i:i + 3, j:j + 3]
+            want[:, :, i, j] = np.einsum("nchw,ochw->no", patch, wv[:, :, ::-1, ::-1])
+    np.testing.assert_allclose(flipped, want, rtol=1e-4, atol=1e-4)
+    assert not np.allclose(flipped, plain)
+
+
+def test_reshape_error_names_the_reshape_and_the_values():
+    x = G.matrix("x")
+    f = G.function([x], x.reshape((20, 1, 28, 28)).sum())
+    with pytest.raises(InputError) as info:
+        f(np.ones((7, 784), "float32"))
+    msg = str(info.value)
+    assert "reshape of x from shape (x.shape[0], x.shape[1]) to (20, 1, 28, 28)" in msg
+    assert "(7, 784)" in msg and "5488" in msg and "15680" in msg and "_d" not in msg
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_alloc_zeros_ones_fill_eye_arange(backend):
+    x = G.matrix("x")
+    outs = [G.alloc(np.float32(2), x.shape[0], 3), G.zeros((2, x.shape[1])), G.ones(4, "int32"),
+            G.fill(x, 7.0), G.eye(3, 4, 1), G.arange(1, x.shape[0], 2),
+            G.arange(5, dtype="float32"), G.alloc(np.arange(3, dtype="float32"), 2, 3)]
+    got = G.function([x], outs, backend=backend)(np.ones((5, 2), "float32"))
+    want = [np.full((5, 3), 2, "float32"), np.zeros((2, 2), "float32"), np.ones(4, "int32"),
+            np.full((5, 2), 7, "float32"), np.eye(3, 4, 1, dtype="float32"), np.arange(1, 5, 2),
+            np.arange(5, dtype="float32"), np.tile(np.arange(3, dtype="float32"), (2, 1))]
+    for g_, w_ in zip(got, want):
+        assert g_.dtype == w_.dtype
+        np.testing.assert_array_equal(g_, w_)
+
+
+def test_eval():
+    x = G.vector("x")
+    np.testing.assert_array_equal((x * 2).eval({x: [1.0, 2.0]}), [2, 4])
+    np.testing.assert_array_equal((x * 2).eval({x: [3.0]}), [6])
+    assert G.constant(3).eval() == 3
+    u = G.RandomStreams(seed=1).uniform((2,))
+    assert not np.array_equal(u.eval(), u.eval())  # default updates apply, as in Theano
+    with pytest.raises(GraphcTypeError, match="dict"):
+        (x * 2).eval([1.0])

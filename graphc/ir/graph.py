@@ -168,7 +168,8 @@ class ShapeContext:
             return a
         if dims_equal(a, b):
             return a
-        self.constraints.append((a, b, f"{self.where}: {what}"))
+        # (a message that explains itself at run time is kept as it is: graphc/runtime/checks.py)
+        self.constraints.append((a, b, what if hasattr(what, "explain") else f"{self.where}: {what}"))
         # Prefer the most informative side: an int, then a named dim, then a fresh one.
         if isinstance(b, int) or (is_fresh(a) and not isinstance(a, int)):
             return b

@@ -19,6 +19,7 @@ class ArgumentChecker:
         self.dtypes = [np.dtype(v.dtype) for v in inputs]
         self.names = [v.label() for v in inputs]
         self.shapes = [resolver.shape(v) for v in inputs]
+        self._resolve = resolver.resolve
         # Bind each dim symbol at its first occurrence; everything else is a check.
         self.symbols = []
         binders, later = [], []
@@ -178,6 +179,10 @@ class ArgumentChecker:
         for (a, b, msg), (fa, fb) in zip(self.runtime_checks, self._compiled):
             va, vb = fa(*dims), fb(*dims)
             if va != vb:
+                if hasattr(msg, "explain"):  # a message that explains itself with the values
+                    raise InputError(msg.explain(
+                        lambda e: _compile(self._resolve(e), self.symbols)(*dims),
+                        lambda d: self._dim_name(self._resolve(d))))
                 used = sympy.sympify(a).free_symbols | sympy.sympify(b).free_symbols
                 if isinstance(a, sympy.Min) and b == 0:  # `Min(room, 0) == 0`: room >= 0
                     raise InputError(f"{msg}; it does not for these inputs "

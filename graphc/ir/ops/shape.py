@@ -17,12 +17,14 @@ def _eval_dim(expr, dims):
 class Reshape(Op):
     __props__ = ("shape",)
 
-    def __init__(self, shape):
+    def __init__(self, shape, what=None):
         self.shape = tuple(shape)
+        self.what = what  # the reshaped variable's name, for messages (not a prop)
 
     def infer(self, input_types, ctx):
         (t,) = input_types
-        ctx.equal(size_of(t.shape), size_of(self.shape), f"reshape {t.shape} -> {self.shape} element count")
+        ctx.equal(size_of(t.shape), size_of(self.shape),
+                  ReshapeCount(self.what, t.shape, self.shape))
         return [TensorType(t.dtype, self.shape)]
 
     needs_dims = True
@@ -49,6 +51,38 @@ class Transpose(Op):
 
     def grad(self, node, output_grads):
         return [Transpose(tuple(np.argsort(self.perm)))(output_grads[0])]
+
+
+class ReshapeCount(str):
+    """The message of a reshape whose element count can only be checked at run time: a str (as
+    every constraint message) that can also explain a failed check with the values."""
+
+    def __new__(cls, what, old, new):
+        text = f"reshape{'' if what is None else ' of ' + what} {_shape_text(old)} -> " \
+               f"{_shape_text(new)} element count"
+        self = super().__new__(cls, text)
+        self.what, self.old, self.new = what, tuple(old), tuple(new)
+        return self
+
+    def __reduce__(self):
+        return (ReshapeCount, (self.what, self.old, self.new))
+
+    def explain(self, value_of, name_of=str):
+        """The failure with the shapes' values (`value_of`: a dim expression -> int; `name_of`:
+        a dim -> how it reads, e.g. x.shape[0])."""
+        old = _shape_text(value_of(d) for d in self.old)
+        new = _shape_text(value_of(d) for d in self.new)
+        name = self.what or "the input"
+        symbolic = _shape_text(name_of(d) for d in self.old)
+        return (f"reshape of {name} from shape {symbolic} to {_shape_text(self.new)}: "
+                f"{name} has shape {old} for these inputs, {value_of(size_of(self.old))} "
+                f"elements, but shape {new} holds {value_of(size_of(self.new))}; pass an input "
+                "of the size the reshape expects, or reshape to a shape that uses x.shape or -1")
+
+
+def _shape_text(shape):
+    items = [str(d) for d in shape]
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
 
 def _slice_len(start, stop, step, n):
@@ -277,7 +311,7 @@ def reshape(x, shape, ndim=None):
     shape = tuple(as_dim(d, "reshape") for d in shape)
     if len(shape) == x.ndim and all(sympy.sympify(a) == b for a, b in zip(shape, x.type.shape)):
         return x
-    return Reshape(shape)(x)
+    return Reshape(shape, x.name)(x)
 
 
 def _dim_of(d):
@@ -366,13 +400,32 @@ def stack(tensors, axis=0):
     return concatenate([expand_dims(t, axis) for t in tensors], axis)
 
 
-def arange(n, dtype="int64"):
+def arange(start, stop=None, step=1, dtype="int64"):
+    """numpy.arange over sizes known when the graph is built: ints, graphc.dim or x.shape[i]
+    (arange(x.shape[0]), Theano's arange(start, stop, step) forms); the step an int."""
+    from .elemwise import add_op, cast, mul_op
+    if stop is None:
+        start, stop = 0, start
+    start, stop = _size_arg(start, "start"), _size_arg(stop, "stop")
+    if not isinstance(step, (int, np.integer)) or isinstance(step, bool) or step == 0:
+        raise GraphcTypeError(f"arange: step must be a non-zero int, got {step!r}")
+    step = int(step)
+    count = simplify_dim(sympy.Max(0, sympy.ceiling(sympy.sympify(stop - start) / step)))
+    out = Arange(as_dim(count), "int64")()
+    if start != 0 or step != 1:
+        out = add_op(mul_op(out, step), dim_value(start) if not isinstance(start, int) else start)
+    return cast(out, dtype or "int64")
+
+
+def _size_arg(n, what):
     if hasattr(n, "dim_expr"):
-        n = n.dim_expr
-    if isinstance(n, (int, np.integer)) or isinstance(n, sympy.Basic):
-        return Arange(as_dim(n), dtype)()
-    raise GraphcTypeError("arange(n): n must be an int, a graphc.dim or x.shape[i] (a size known "
-                          f"when the graph is built), got {n!r}")
+        return n.dim_expr
+    if isinstance(n, (int, np.integer)) and not isinstance(n, bool):
+        return int(n)
+    if isinstance(n, sympy.Basic):
+        return n
+    raise GraphcTypeError(f"arange: {what} must be an int, a graphc.dim or x.shape[i] (a size "
+                          f"known when the graph is built), got {n!r}")
 
 
 def resolve_slice(sl, n):
