@@ -6,6 +6,7 @@ import sympy
 
 from ..errors import InputError
 from ..ir.graph import Constant, SharedVariable, toposort
+from ..ir.ops.shape import DimValue
 
 
 class ValueBinder:
@@ -36,6 +37,7 @@ class ValueBinder:
         self.symbols, self.resolver, self._compile_expr = symbols, resolver, compile_expr
         self._fns = {}  # size expression -> python function of the dims
         self._plans = {}  # bound variable -> its nodes in order, with their numpy functions
+        self._int_fns = {}  # bound variable -> a function of (arrays, dims) on Python ints
 
     def _check_leaves(self, v, vd):
         for node in toposort([v]):
@@ -77,8 +79,14 @@ class ValueBinder:
         return dims
 
     def _scalar(self, var, arrays, dims):
-        """The value of an integer scalar of the graph, by the ops' numpy references (an
-        elementwise op by its numpy function alone: a bound is evaluated on every call)."""
+        """The value of an integer scalar of the graph: integer arithmetic on Python ints when
+        the bound is made of it (the usual `index * batch_size`: ~1 us), else by the ops'
+        numpy references (an elementwise op by its numpy function alone)."""
+        fast = self._int_fns.get(var)
+        if fast is None:
+            fast = self._int_fns[var] = self._int_fn(var) or False
+        if fast is not False:
+            return fast(arrays, dims)
         plan = self._plans.get(var)
         if plan is None:
             plan = self._plans[var] = [(node, _elemwise_fn(node)) for node in toposort([var])]
@@ -98,6 +106,35 @@ class ValueBinder:
                 env[o] = np.asarray(r).astype(o.dtype, copy=False)
         value = env[var] if var in env else self._leaf(var, arrays)
         return int(np.asarray(value).reshape(()))
+
+    def _int_fn(self, var):
+        """`var` as nested Python closures over ints, or None if an op is not integer arithmetic
+        (Python ints do not wrap at 2^63 as int64 does; a bound that large is clipped anyway)."""
+        if var.ndim != 0 or var.dtype not in ("int32", "int64"):
+            return None
+        if var.owner is None:
+            if isinstance(var, Constant):
+                value = int(var.data)
+                return lambda arrays, dims: value
+            if isinstance(var, SharedVariable):
+                return lambda arrays, dims: int(var._value)
+            k = self.input_pos[var]
+            return lambda arrays, dims: int(arrays[k])
+        op = var.owner.op
+        if isinstance(op, DimValue):  # x.shape[0] in a bound
+            expr = self.resolver.resolve(op.expr)
+            return lambda arrays, dims: self._eval_expr(expr, dims)
+        fn = _INT_OPS.get(getattr(op, "name", None))
+        if fn is None or op.nout != 1:
+            return None
+        args = [self._int_fn(i) for i in var.owner.inputs]
+        if any(a is None for a in args):
+            return None
+        if len(args) == 1:
+            (a,) = args
+            return lambda arrays, dims: fn(a(arrays, dims))
+        a, b = args
+        return lambda arrays, dims: fn(a(arrays, dims), b(arrays, dims))
 
     def _leaf(self, v, arrays):
         if isinstance(v, Constant):
@@ -126,3 +163,13 @@ def _elemwise_fn(node):
     if fn is None or node.op.nout != 1 or any(v.ndim for v in node.inputs + node.outputs):
         return None
     return fn
+
+
+# Elementwise ops on integer scalars as Python functions (numpy's semantics: floor division and
+# a modulo with the divisor's sign; x // 0 and x % 0 give 0 as the compiled kernels do).
+_INT_OPS = {
+    "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+    "floor_div": lambda a, b: a // b if b else 0, "mod": lambda a, b: a % b if b else 0,
+    "neg": lambda a: -a, "cast_int64": lambda a: a, "cast_int32": lambda a: a,
+    "maximum": max, "minimum": min,
+}

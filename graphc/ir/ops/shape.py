@@ -410,7 +410,12 @@ def arange(start, stop=None, step=1, dtype="int64"):
     if not isinstance(step, (int, np.integer)) or isinstance(step, bool) or step == 0:
         raise GraphcTypeError(f"arange: step must be a non-zero int, got {step!r}")
     step = int(step)
-    count = simplify_dim(sympy.Max(0, sympy.ceiling(sympy.sympify(stop - start) / step)))
+    if start == 0 and step == 1:
+        count = stop  # (sympy's ceiling/Max cost ~25 ms of assumptions on a symbolic dim)
+    elif isinstance(start, int) and isinstance(stop, int):
+        count = len(range(start, stop, step))
+    else:
+        count = simplify_dim(sympy.Max(0, sympy.ceiling(sympy.sympify(stop - start) / step)))
     out = Arange(as_dim(count), "int64")()
     if start != 0 or step != 1:
         out = add_op(mul_op(out, step), dim_value(start) if not isinstance(start, int) else start)
