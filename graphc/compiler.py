@@ -104,7 +104,8 @@ def _layout(checker):
     """How arguments bind dims: equal layouts mean a cached program fits these inputs."""
     return (tuple(checker.binders), tuple(checker.static), tuple(checker.sym_positions),
             tuple(d.name for d in checker.dtypes), len(checker.symbolic_checks),
-            len(checker.runtime_checks))
+            len(checker.runtime_checks), len(checker.symbols),
+            checker.values.layout() if checker.values is not None else ())
 
 
 def _as_data(value):

@@ -259,3 +259,15 @@ def test_eval():
     assert not np.array_equal(u.eval(), u.eval())  # default updates apply, as in Theano
     with pytest.raises(GraphcTypeError, match="dict"):
         (x * 2).eval([1.0])
+
+
+def test_run_time_slices_compile_warm_the_second_time():
+    def build():
+        d = G.shared(np.arange(50, dtype="float32").reshape(10, 5), name="d")
+        i = G.lscalar("i")
+        return G.function([i], d[i * 3:(i + 1) * 3].sum(axis=1))
+    build()
+    f = build()  # new start/length dims, the same graph: the cached program serves
+    assert f.timings.get("artifact_hit")
+    np.testing.assert_array_equal(f(1), [85, 110, 135])
+    np.testing.assert_array_equal(f(3), [235])

@@ -39,6 +39,10 @@ class ValueBinder:
         self._plans = {}  # bound variable -> its nodes in order, with their numpy functions
         self._int_fns = {}  # bound variable -> a function of (arrays, dims) on Python ints
 
+    def layout(self):
+        """How the value dims bind, as plain data (a cached program fits when this is equal)."""
+        return tuple(tuple((how, str(where)) for how, where in steps) for steps in self.plan)
+
     def _check_leaves(self, v, vd):
         for node in toposort([v]):
             for i in node.inputs:
