@@ -271,3 +271,11 @@ def test_run_time_slices_compile_warm_the_second_time():
     assert f.timings.get("artifact_hit")
     np.testing.assert_array_equal(f(1), [85, 110, 135])
     np.testing.assert_array_equal(f(3), [235])
+
+
+def test_aot_export_refuses_run_time_slices(tmp_path):
+    d = G.shared(np.arange(10, dtype="float32"), name="d")
+    i = G.lscalar("i")
+    f = G.function([i], d[i:i + 2] * 2)
+    with pytest.raises(CompileError, match="known only at run time"):
+        G.aot.export({"f": f}, str(tmp_path / "out"), name="sl")
