@@ -7,6 +7,7 @@ from ...ir.constructors import (as_variable, constant, dmatrix, dscalar, dvector
 from ...ir.constructors import tensor as _tensor
 from ...ir.graph import Variable
 from ...ir.ops.blas import dot
+from ...ir.ops.blas import matmul as batched_dot
 from ...ir.ops.elemwise import cast
 from ...ir.ops.reduce import argmax, argmin, mean, var
 from ...ir.ops.shape import (arange, concatenate, dimshuffle, flatten, reshape, stack,
@@ -14,6 +15,7 @@ from ...ir.ops.shape import (arange, concatenate, dimshuffle, flatten, reshape, 
 from ...math import (abs_, clip, cos, eq, exp, ge, gt, le, log, log1p, lt, max, maximum, min,
                      minimum, neq, ones_like, pow, prod, sign, sin, sqr,
                      sqrt, sum, switch, tanh, zeros_like)
+from ...math import add, erf, expm1, mul, neg, softplus, sub, true_div  # noqa: F401
 from ...math import sqrt as _sqrt
 from . import nnet, shared_randomstreams, signal  # noqa: F401
 
