@@ -37,7 +37,7 @@ def function(inputs, outputs=None, updates=None, name=None, backend=None, opt_le
     outs = [] if outputs is None else ([outputs] if single else list(outputs))
     outs, updates = theano_graph(inputs, outs, updates, givens, no_default_updates,
                                  on_unused_input, name)
-    opt_level = opt_level or _MODES.get(mode) or _unknown_mode(mode)
+    opt_level = opt_level or _opt_level_of_mode(mode)
     fgraph = build_function_graph(inputs, outs, updates)
     name = name or "graphc_fn"
     target = get_target(backend or config.backend)
@@ -74,9 +74,10 @@ def function(inputs, outputs=None, updates=None, name=None, backend=None, opt_le
 _MODES = {None: None, "FAST_RUN": None, "FAST_COMPILE": "O1"}
 
 
-def _unknown_mode(mode):
-    if mode in _MODES:
-        return None
+def _opt_level_of_mode(mode):
+    """Theano's mode names: FAST_RUN (the default level), FAST_COMPILE (O1); others raise."""
+    if isinstance(mode, str) and mode in _MODES or mode is None:
+        return _MODES[mode]
     raise CompileError(f"function: mode {mode!r} is not one graphc knows; use 'FAST_RUN' (the "
                        "default), 'FAST_COMPILE' (fewer passes), or opt_level= and backend=")
 
