@@ -41,6 +41,8 @@ from .compiler import function
 from .runtime.function import Function
 from .dump import dump
 from . import testing, nnet  # noqa: F401
+from .ir.alloc import alloc, eye, fill, ones, zeros  # noqa: E402
+from . import variable_eval  # noqa: F401,E402  (Variable.eval, Theano's)
 
 
 def __getattr__(name):

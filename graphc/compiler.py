@@ -13,20 +13,31 @@ import time
 from .codegen.plan import build_program, note_naive_bytes
 from .config import config
 from .dump import dump_to_dir
+from .errors import CompileError
 from .ir.fgraph import build_function_graph
+from .ir.givens import theano_graph
 from .passes import optimize
 from .runtime.checks import ArgumentChecker
 from .runtime.function import CompiledGraph, Function
 from .targets import get_target
 
 
-def function(inputs, outputs=None, updates=None, name=None, backend=None, opt_level=None):
+def function(inputs, outputs=None, updates=None, name=None, backend=None, opt_level=None,
+             givens=None, no_default_updates=False, allow_input_downcast=None,
+             on_unused_input=None, mode=None, profile=None):
     """Compile `outputs` (a variable or a list) of `inputs`, applying `updates` after each call.
-    backend: the name of a target ("c", "py"; default config.backend)."""
+    backend: the name of a target ("c", "py"; default config.backend). Theano's keywords:
+    givens ({x: expression}: x read as the expression), no_default_updates (True, or the shared
+    variables whose default_update is not applied), allow_input_downcast (graphc/runtime/
+    checks.py), on_unused_input ('raise', 'warn', 'ignore'), mode ('FAST_RUN', 'FAST_COMPILE':
+    opt_level O1), profile (accepted; see graphc's profiler)."""
     t0 = time.perf_counter()
     # A variable, or anything that is not a list/tuple (a number, an array), is one output.
     single = outputs is not None and not isinstance(outputs, (list, tuple))
     outs = [] if outputs is None else ([outputs] if single else list(outputs))
+    outs, updates = theano_graph(inputs, outs, updates, givens, no_default_updates,
+                                 on_unused_input, name)
+    opt_level = opt_level or _opt_level_of_mode(mode)
     fgraph = build_function_graph(inputs, outs, updates)
     name = name or "graphc_fn"
     target = get_target(backend or config.backend)
@@ -37,6 +48,7 @@ def function(inputs, outputs=None, updates=None, name=None, backend=None, opt_le
         key = target.cache_key(fgraph, level)
         fn = _load_cached(target, key, fgraph, name, single, timings, t0, level)
         if fn is not None:
+            fn.checker.allow_downcast = allow_input_downcast
             return fn.remember_source(fgraph, target.name, level, function)
     target.prepare(fgraph)
     t = time.perf_counter()
@@ -48,6 +60,7 @@ def function(inputs, outputs=None, updates=None, name=None, backend=None, opt_le
     else:
         executable = _compile(target, fgraph, opt_graph, checker, name, timings)
     fn = Function(opt_graph, executable, checker, name, single, timings, pass_log)
+    checker.allow_downcast = allow_input_downcast
     if key is not None:
         # Structure only: names (pass log, fusion notes, program, source) are this function's
         # and are rebuilt from the graph of whoever loads the record.
@@ -56,6 +69,17 @@ def function(inputs, outputs=None, updates=None, name=None, backend=None, opt_le
                       shared_index=[fgraph.shareds.index(s) for s in opt_graph.shareds])
         target.save_artifact(key, record)
     return _finish(fn.remember_source(fgraph, target.name, level, function), t0)
+
+
+_MODES = {None: None, "FAST_RUN": None, "FAST_COMPILE": "O1"}
+
+
+def _opt_level_of_mode(mode):
+    """Theano's mode names: FAST_RUN (the default level), FAST_COMPILE (O1); others raise."""
+    if isinstance(mode, str) and mode in _MODES or mode is None:
+        return _MODES[mode]
+    raise CompileError(f"function: mode {mode!r} is not one graphc knows; use 'FAST_RUN' (the "
+                       "default), 'FAST_COMPILE' (fewer passes), or opt_level= and backend=")
 
 
 def _compile(target, fgraph, opt_graph, checker, name, timings):
@@ -81,7 +105,8 @@ def _layout(checker):
     """How arguments bind dims: equal layouts mean a cached program fits these inputs."""
     return (tuple(checker.binders), tuple(checker.static), tuple(checker.sym_positions),
             tuple(d.name for d in checker.dtypes), len(checker.symbolic_checks),
-            len(checker.runtime_checks))
+            len(checker.runtime_checks), len(checker.symbols),
+            checker.values.layout() if checker.values is not None else ())
 
 
 def _as_data(value):

@@ -60,15 +60,16 @@ def constant(value, name=None, dtype=None):
 
 
 def shared(value, name=None, borrow=False):
-    """State kept across calls. The value is copied unless borrow=True."""
+    """State kept across calls. The value is copied unless borrow=True, where a C-contiguous,
+    writeable numpy array in native byte order is used as it is: the function's updates then
+    write into that array (Theano's aliasing on the CPU)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = np.asarray(value, dtype=numpy_dtype_for_python_scalar(value, config.floatX))
-    value = np.asarray(value)
+    value = value if isinstance(value, np.ndarray) else np.asarray(value)
     if value.dtype.name not in ("float32", "float64", "int32", "int64", "bool"):
         raise GraphcTypeError(f"shared {name!r}: dtype {value.dtype.name} is not supported "
                               "(use float32, float64, int32, int64 or bool)")
-    sv = SharedVariable(value if not borrow else value, name)
-    return sv
+    return SharedVariable(value, name, borrow=borrow)
 
 
 def as_variable(x):

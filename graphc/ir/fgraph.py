@@ -6,15 +6,19 @@ from ..errors import GraphcShapeError, GraphcTypeError, InputError
 from .constructors import as_variable
 from .graph import Constant, Node, SharedVariable, Variable, leaves, toposort
 from .shapes import DimResolver
+from .value_dims import collect as collect_value_dims
 
 
 class FunctionGraph:
     """outputs = user outputs followed by one new value per updated shared variable."""
 
-    def __init__(self, inputs, outputs, update_targets, base_constraints=()):
+    def __init__(self, inputs, outputs, update_targets, base_constraints=(), value_dims=None):
         self.inputs = list(inputs)
         self.outputs = list(outputs)
         self.update_targets = list(update_targets)
+        # The dims computed from values (dynamic slices, graphc/ir/value_dims.py): found in the
+        # graph as the user built it and kept through rewrites, which may drop the slices' bounds.
+        self.value_dims = value_dims
         # Dim equalities of the graph as the user built it: kept through rewrites, so inputs are
         # checked against what the user wrote even where an optimization removed the op.
         self.base_constraints = list(base_constraints)
@@ -113,7 +117,7 @@ class FunctionGraph:
                 no.name = o.name
                 mapping[o] = no
         return FunctionGraph(self.inputs, [mapping.get(o, o) for o in self.outputs],
-                             self.update_targets, self.constraints)
+                             self.update_targets, self.constraints, self.value_dims)
 
     def refresh(self, dims=True):
         """Recompute the node order, the leaves and (unless the rewrite kept every shape, as
@@ -133,6 +137,9 @@ class FunctionGraph:
                 constraints.append((a, b, f"update of {sv.label()} axis {k}"))
         self.constraints = self.base_constraints + constraints
         self.dims = DimResolver(self.constraints)
+        if self.value_dims is None:
+            self.value_dims = collect_value_dims(self.nodes)
+        self.dims.value_dims = self.value_dims  # what the argument checker binds them from
         self.symbols = set()
         for n in self.nodes:
             for v in n.inputs + n.outputs:

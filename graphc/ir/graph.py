@@ -74,12 +74,19 @@ class Constant(Variable):
 class SharedVariable(Variable):
     """State that lives across calls (weights, optimizer moments). Its shape is fixed."""
 
-    def __init__(self, value, name=None):
-        value = _native(np.array(value, copy=True, order="C"))
+    def __init__(self, value, name=None, borrow=False):
+        # borrow=True (Theano's aliasing) keeps the caller's array when compiled code can write
+        # it in place: native byte order, C-contiguous and writeable; anything else is copied.
+        if not (borrow and _can_alias(value)):
+            value = _native(np.array(value, copy=True, order="C"))
         if value.dtype.name not in ("float32", "float64", "int32", "int64", "bool"):
             raise GraphcTypeError(f"shared {name!r}: unsupported dtype {value.dtype.name}")
         super().__init__(TensorType(value.dtype.name, value.shape), None, 0, name)
         self._value = value
+        # Theano's default_update: the new value a function applies after each call unless its
+        # updates name this variable or it is compiled with no_default_updates (random streams
+        # advance their counter this way).
+        self.default_update = None
         self._new_lock()
 
     def _new_lock(self):
@@ -104,6 +111,8 @@ class SharedVariable(Variable):
             return self._value.copy()
 
     def set_value(self, value, borrow=False):
+        if type(value) in (float, int, list, tuple):  # Python's, not numpy scalars
+            value = _from_python(value, self)
         value = np.asarray(value)
         if value.dtype.name != self.dtype:
             raise GraphcTypeError(f"shared {self.label()}: expected dtype {self.dtype}, got "
@@ -113,14 +122,31 @@ class SharedVariable(Variable):
                                    f"{value.shape}; a shared variable keeps the shape it was created with")
         # borrow is a hint: compiled updates write into the value in place, so a read-only or
         # byte-swapped array (a read-only memmap, a view of bytes, big-endian data) is copied.
-        keep = borrow and value.flags.c_contiguous and value.flags.writeable and \
-            value.dtype.isnative
-        value = value if keep else _native(np.array(value, order="C"))
+        value = value if borrow and _can_alias(value) else _native(np.array(value, order="C"))
         with self._lock:  # waits for a call that reads or updates the variable
             self._value = value
 
     def label(self):
         return self.name or f"shared{self.id}"
+
+
+def _can_alias(value):
+    return isinstance(value, np.ndarray) and value.flags.c_contiguous and value.flags.writeable \
+        and value.dtype.isnative
+
+
+def _from_python(value, sv):
+    """A Python number or list for shared `sv`, in its dtype (Theano: set_value(1.0) on a
+    float32 variable works; the float is rounded to float32). Ints go to float or int variables
+    when they fit; floats only to float variables."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iuf" or (arr.dtype.kind == "f" and sv.dtype not in ("float32", "float64")):
+        return arr  # the dtype check of set_value reports it
+    with np.errstate(all="ignore"):
+        out = arr.astype(sv.dtype)
+    if arr.dtype.kind in "iu" and not np.array_equal(out, arr):
+        raise GraphcTypeError(f"shared {sv.label()}: {value!r} does not fit in {sv.dtype}")
+    return out
 
 
 def _native(value):
@@ -142,7 +168,8 @@ class ShapeContext:
             return a
         if dims_equal(a, b):
             return a
-        self.constraints.append((a, b, f"{self.where}: {what}"))
+        # (a message that explains itself at run time is kept as it is: graphc/runtime/checks.py)
+        self.constraints.append((a, b, what if hasattr(what, "explain") else f"{self.where}: {what}"))
         # Prefer the most informative side: an int, then a named dim, then a fresh one.
         if isinstance(b, int) or (is_fresh(a) and not isinstance(a, int)):
             return b

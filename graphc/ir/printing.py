@@ -1,6 +1,7 @@
 """Text form of a graph: one line per node, like Theano's debugprint, in execution order."""
 from .fgraph import FunctionGraph
 from .graph import Constant
+from .graph import toposort as _toposort
 
 
 def graph_text(fgraph):
@@ -79,3 +80,25 @@ def graph_dot(fgraph):
 
 def _esc(text):
     return text.replace("\\", "\\\\").replace('"', '\\"')[:120]
+
+
+_INFIX = {"add": "+", "sub": "-", "mul": "*", "true_div": "/", "floor_div": "//", "pow": "**",
+          "mod": "%", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "neq": "!="}
+
+
+def expression_text(var):
+    """One variable's graph as a nested expression, e.g. `((x * 2.0) + b)` (Theano's pprint);
+    ops other than arithmetic and comparisons print as name(args)."""
+    memo = {}
+    for node in _toposort([var]):
+        args = [memo.get(i) or i.label() for i in node.inputs]
+        name = getattr(node.op, "name", None) or type(node.op).__name__
+        if name in _INFIX and len(args) == 2:
+            text = f"({args[0]} {_INFIX[name]} {args[1]})"
+        elif name == "neg" and len(args) == 1:
+            text = f"-{args[0]}"
+        else:
+            text = f"{name}({', '.join(args)})"
+        for k, o in enumerate(node.outputs):
+            memo[o] = text if len(node.outputs) == 1 else f"{text}[{k}]"
+    return memo.get(var) or var.label()

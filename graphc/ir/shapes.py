@@ -17,6 +17,7 @@ class DimResolver:
         self.parent = {}
         self.value = {}  # root symbol -> int
         self.runtime_checks = []  # (lhs, rhs, message) evaluated after binding
+        self.value_dims = ()  # dims computed from values (ir/value_dims.py), set by the graph
         pending = list(constraints)
         progress = True
         while pending and progress:

@@ -16,7 +16,7 @@ def _increments(v):
     """(indices, gradients, shape) when v is made by IncSubtensor or IncSubtensorSum, else None."""
     op = v.owner.op if v.owner is not None else None
     if isinstance(op, IncSubtensor):
-        return [op.index], list(v.owner.inputs), op.shape
+        return [op.index], v.owner.inputs[:1], op.shape  # (then the bounds of a dynamic slice)
     if isinstance(op, IncSubtensorSum):
         return list(op.indices), list(v.owner.inputs), op.shape
     return None

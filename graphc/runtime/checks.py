@@ -8,6 +8,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from ..errors import InputError
 from ..ir.types import is_fresh
+from .value_binding import ValueBinder
 
 
 class ArgumentChecker:
@@ -18,6 +19,7 @@ class ArgumentChecker:
         self.dtypes = [np.dtype(v.dtype) for v in inputs]
         self.names = [v.label() for v in inputs]
         self.shapes = [resolver.shape(v) for v in inputs]
+        self._resolve = resolver.resolve
         # Bind each dim symbol at its first occurrence; everything else is a check.
         self.symbols = []
         binders, later = [], []
@@ -35,8 +37,15 @@ class ArgumentChecker:
         # Each distinct check once (a conv's geometry is checked by its gradients' ops too).
         self.runtime_checks = list({(a, b): (a, b, msg)
                                     for a, b, msg in reversed(resolver.runtime_checks)}.values())[::-1]
+        # Dims computed from values (dynamic slices): bound after the shapes (value_binding.py).
+        value_dims = getattr(resolver, "value_dims", ())
+        self.values = ValueBinder(value_dims, inputs, resolver, self.symbols, _compile) \
+            if value_dims else None
         self._compiled = None  # the checks as python functions of the dims, made at first use
-        self._simple = not later and not resolver.runtime_checks
+        # Theano's allow_input_downcast: None (Python floats round to a float input's dtype),
+        # True (any array is cast to the input's dtype), False (only exact conversions).
+        self.allow_downcast = None
+        self._simple = not later and not resolver.runtime_checks and self.values is None
         # Fast path: per input, a tuple of ints/None (None: a symbol bound elsewhere, checked later).
         self.expected = [tuple(d if isinstance(d, int) else None for d in s) for s in self.shapes]
         sym_index = {s: i for i, s in enumerate(self.symbols)}
@@ -55,10 +64,13 @@ class ArgumentChecker:
             dt = self.dtypes[k]
             if type(a) is not np.ndarray:
                 a = self._convert(k, a)
+            if a.dtype != dt and self.allow_downcast and a.dtype.kind in "biuf":
+                a = a.astype(dt)
             if a.dtype != dt:
                 got = a.dtype.name if a.dtype.name != dt.name else f"{a.dtype.name} in non-native byte order ({a.dtype.str!r})"
                 raise InputError(f"input {self.names[k]}: expected dtype {dt.name}, got {got}; "
-                                 f"convert it with .astype('{dt.name}')")
+                                 f"convert it with .astype('{dt.name}') (or compile with "
+                                 "allow_input_downcast=True)")
             if a.ndim != len(self.shapes[k]):
                 raise InputError(f"input {self.names[k]}: expected rank {len(self.shapes[k])} "
                                  f"(shape {self._fmt(k)}), got rank {a.ndim} (shape {a.shape})")
@@ -76,6 +88,8 @@ class ArgumentChecker:
             if arrays[k].shape[axis] != d:
                 self._shape_error(arrays, k, dims)
         if not self._simple:
+            if self.values is not None:
+                self.values.bind(arrays, dims)
             self._check_expressions(arrays, dims)
         return arrays, dims
 
@@ -97,10 +111,16 @@ class ArgumentChecker:
                     lossless = np.array_equal(converted, arr, equal_nan=arr.dtype.kind == "f")
             except (ValueError, TypeError, OverflowError):
                 lossless = False
+            if not lossless and self.allow_downcast is None and dt.kind == "f" \
+                    and arr.dtype.kind == "f" and not isinstance(a, np.generic):
+                lossless = True  # Theano: a Python float rounds to floatX
+            if not lossless and self.allow_downcast:
+                lossless = True
             if not lossless:
                 raise InputError(f"input {self.names[k]}: expected dtype {dt.name}; the python "
                                  f"{type(a).__name__} given ({arr.dtype.name} values) does not convert "
-                                 f"to {dt.name} exactly; pass an array of dtype {dt.name}")
+                                 f"to {dt.name} exactly; pass an array of dtype {dt.name} (or "
+                                 "compile with allow_input_downcast=True)")
             arr = converted
         if arr.dtype == object:
             raise InputError(f"input {self.names[k]}: expected an array of dtype {dt.name}, got "
@@ -159,6 +179,10 @@ class ArgumentChecker:
         for (a, b, msg), (fa, fb) in zip(self.runtime_checks, self._compiled):
             va, vb = fa(*dims), fb(*dims)
             if va != vb:
+                if hasattr(msg, "explain"):  # a message that explains itself with the values
+                    raise InputError(msg.explain(
+                        lambda e: _compile(self._resolve(e), self.symbols)(*dims),
+                        lambda d: self._dim_name(self._resolve(d))))
                 used = sympy.sympify(a).free_symbols | sympy.sympify(b).free_symbols
                 if isinstance(a, sympy.Min) and b == 0:  # `Min(room, 0) == 0`: room >= 0
                     raise InputError(f"{msg}; it does not for these inputs "

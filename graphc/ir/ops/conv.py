@@ -267,11 +267,12 @@ class Conv2dGradWeights(_ConvBase):
         return [Conv2dGradInput(*p, input_hw=x.type.shape[2:])(gy, b), Conv2d(*p)(x, b)]
 
 
-def conv2d(x, w, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+def conv2d(x, w, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, filter_flip=False):
     """Cross-correlation of x (N, C, H, W) with filters w (C_out, C/groups, kh, kw) (no bias:
-    add one with `+ b.dimshuffle('x', 0, 'x', 'x')`). The C target picks im2col + gemm or direct
-    loops by the sizes; GRAPHC_CONV_ALGO=gemm|direct, set when the function is compiled, forces
-    one."""
+    add one with `+ b.dimshuffle('x', 0, 'x', 'x')`). filter_flip=True: a true convolution, the
+    filters read flipped in both spatial axes (Theano's default; weights trained by Theano need
+    it). The C target picks im2col + gemm or direct loops by the sizes; GRAPHC_CONV_ALGO=gemm|
+    direct, set when the function is compiled, forces one."""
     from ..constructors import as_variable
     from .elemwise import cast
     x, w = as_variable(x), as_variable(w)
@@ -284,4 +285,6 @@ def conv2d(x, w, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
     dilation = pair(dilation, "dilation", where, 1)
     if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
         raise GraphcTypeError(f"{where}: groups must be a positive int, got {groups!r}")
+    if filter_flip:
+        w = w[:, :, ::-1, ::-1]
     return Conv2d(stride, padding, dilation, int(groups))(x, w)

@@ -69,7 +69,7 @@ def one_hot(labels, depth, dtype=None):
     labels = as_variable(labels)
     if labels.dtype not in INT_DTYPES:
         raise GraphcTypeError(f"one_hot {labels.label()}: labels must be int32/int64, got {labels.dtype}")
-    return cast(eq_op(expand_dims(labels, -1), arange(depth, labels.dtype)), dtype or config.floatX)
+    return cast(eq_op(expand_dims(labels, -1), arange(depth, dtype=labels.dtype)), dtype or config.floatX)
 
 
 def categorical_crossentropy(coding_dist, true_dist):

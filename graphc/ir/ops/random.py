@@ -123,17 +123,56 @@ class RandomStreams:
         from ..constructors import shared
         self.seed = 12345 if seed is None else int(seed)
         self.counter = shared(np.int64(0), name=name)
+        # Theano's default update: every function that draws from this stream advances the
+        # counter after each call (unless compiled with no_default_updates), so no two calls draw
+        # the same numbers even when the user forgets updates().
+        self.counter.default_update = self.counter + 1
         self._n_streams = 0
 
-    def uniform(self, shape, dtype=None):
+    def draw(self, shape, dtype=None):
+        """Uniform [0, 1) numbers of `shape` from a new stream of this seed."""
         stream = self._n_streams
         self._n_streams += 1
         return random_uniform(shape, self.seed, self.counter, dtype, stream)
+
+    # Theano's distributions (shared_randomstreams and MRG_RandomStreams share these names);
+    # compositions of draws, in graphc/ir/random_dists.py. ndim and nstreams are accepted and
+    # checked or ignored as Theano's CPU versions do.
+    def uniform(self, size=(), low=0.0, high=1.0, ndim=None, dtype=None, nstreams=None):
+        from ..random_dists import uniform
+        return uniform(self.draw, _checked_size(size, ndim), low, high, dtype)
+
+    def normal(self, size=(), avg=0.0, std=1.0, ndim=None, dtype=None, nstreams=None):
+        from ..random_dists import normal
+        return normal(self.draw, _checked_size(size, ndim), avg, std, dtype)
+
+    def binomial(self, size=(), n=1, p=0.5, ndim=None, dtype="int64", nstreams=None):
+        from ..random_dists import binomial
+        return binomial(self.draw, _checked_size(size, ndim), n, p, dtype)
+
+    def choice(self, size=(), a=2, replace=True, p=None, ndim=None, dtype="int64"):
+        from ..random_dists import choice
+        return choice(self.draw, _checked_size(size, ndim), a, replace, p, dtype)
+
+    def permutation(self, size=(), n=1, ndim=None, dtype="int64"):
+        from ..random_dists import permutation
+        if _checked_size(size, ndim) not in ((), None):
+            raise GraphcTypeError("permutation: only size=() (one permutation of range(n)) is "
+                                  "supported")
+        return permutation(self.draw, n, dtype)
 
     def updates(self):
         """{counter: counter + 1}: include it in G.function(updates=...) (merge with other
         updates: `{**optimizer_updates, **rng.updates()}`)."""
         return {self.counter: self.counter + 1}
+
+
+def _checked_size(size, ndim):
+    if size is None:
+        size = ()
+    if ndim is not None and len(_shape_of(size) if size != () else ()) != ndim:
+        raise GraphcTypeError(f"random: size {size!r} does not have ndim={ndim} entries")
+    return size
 
 
 def dropout(x, p, rng_state, training=True):
@@ -151,7 +190,7 @@ def dropout(x, p, rng_state, training=True):
     if x.dtype not in FLOAT_DTYPES:
         raise GraphcTypeError(f"dropout: x must be float32 or float64, got {x.type}")
     if isinstance(rng_state, RandomStreams):
-        u = rng_state.uniform(x.type.shape, x.dtype)
+        u = rng_state.draw(x.type.shape, x.dtype)
     elif isinstance(rng_state, tuple) and len(rng_state) == 2:
         u = random_uniform(x.type.shape, rng_state[0], rng_state[1], x.dtype)
     else:

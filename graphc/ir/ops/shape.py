@@ -17,12 +17,14 @@ def _eval_dim(expr, dims):
 class Reshape(Op):
     __props__ = ("shape",)
 
-    def __init__(self, shape):
+    def __init__(self, shape, what=None):
         self.shape = tuple(shape)
+        self.what = what  # the reshaped variable's name, for messages (not a prop)
 
     def infer(self, input_types, ctx):
         (t,) = input_types
-        ctx.equal(size_of(t.shape), size_of(self.shape), f"reshape {t.shape} -> {self.shape} element count")
+        ctx.equal(size_of(t.shape), size_of(self.shape),
+                  ReshapeCount(self.what, t.shape, self.shape))
         return [TensorType(t.dtype, self.shape)]
 
     needs_dims = True
@@ -51,6 +53,38 @@ class Transpose(Op):
         return [Transpose(tuple(np.argsort(self.perm)))(output_grads[0])]
 
 
+class ReshapeCount(str):
+    """The message of a reshape whose element count can only be checked at run time: a str (as
+    every constraint message) that can also explain a failed check with the values."""
+
+    def __new__(cls, what, old, new):
+        text = f"reshape{'' if what is None else ' of ' + what} {_shape_text(old)} -> " \
+               f"{_shape_text(new)} element count"
+        self = super().__new__(cls, text)
+        self.what, self.old, self.new = what, tuple(old), tuple(new)
+        return self
+
+    def __reduce__(self):
+        return (ReshapeCount, (self.what, self.old, self.new))
+
+    def explain(self, value_of, name_of=str):
+        """The failure with the shapes' values (`value_of`: a dim expression -> int; `name_of`:
+        a dim -> how it reads, e.g. x.shape[0])."""
+        old = _shape_text(value_of(d) for d in self.old)
+        new = _shape_text(value_of(d) for d in self.new)
+        name = self.what or "the input"
+        symbolic = _shape_text(name_of(d) for d in self.old)
+        return (f"reshape of {name} from shape {symbolic} to {_shape_text(self.new)}: "
+                f"{name} has shape {old} for these inputs, {value_of(size_of(self.old))} "
+                f"elements, but shape {new} holds {value_of(size_of(self.new))}; pass an input "
+                "of the size the reshape expects, or reshape to a shape that uses x.shape or -1")
+
+
+def _shape_text(shape):
+    items = [str(d) for d in shape]
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+
+
 def _slice_len(start, stop, step, n):
     """Length of x[start:stop:step] along an axis of size n (start/stop already resolved)."""
     if step > 0:
@@ -60,19 +94,30 @@ def _slice_len(start, stop, step, n):
 
 class Subtensor(Op):
     """Basic slicing. `index` has one (start, stop, step) or an int per leading axis; starts and
-    stops are resolved against the (possibly symbolic) shape at construction."""
-    __props__ = ("index",)
+    stops are resolved against the (possibly symbolic) shape at construction.
+
+    dynamic: the axes whose bounds are integer scalars of the graph, known only at run time
+    (x[i * bs:(i + 1) * bs]), as (axis, start, length, k_start, k_stop): the start and length
+    are value dims (graphc/ir/value_dims.py) the function computes from the bounds before the
+    program runs, clipped as numpy clips; the bounds are the node's inputs 1 + k_start and
+    1 + k_stop (k -1: the bound was left out)."""
+    __props__ = ("index", "dynamic")
     needs_dims = True
 
-    def __init__(self, index):
+    def __init__(self, index, dynamic=()):
         self.index = tuple(index)
+        self.dynamic = tuple(dynamic)
 
     def infer(self, input_types, ctx):
-        (t,) = input_types
+        t = input_types[0]
+        _check_bounds(self, input_types[1:])
+        lengths = {axis: length for axis, _, length, _, _ in self.dynamic}
         shape = []
         for i, d in enumerate(t.shape):
             if i >= len(self.index):
                 shape.append(d)
+            elif i in lengths:
+                shape.append(lengths[i])
             elif isinstance(self.index[i], tuple):
                 start, stop, step = self.index[i]
                 shape.append(simplify_dim(_slice_len(start, stop, step, d)))
@@ -90,32 +135,47 @@ class Subtensor(Op):
                 idx.append(_eval_dim(it, dims))
         return tuple(idx)
 
-    def reference(self, x, dims=None):
+    def reference(self, x, *bounds, dims=None):
         return np.asarray(x[self.np_index(dims)], order="C")
 
     def grad(self, node, output_grads):
-        x = node.inputs[0]
-        return [IncSubtensor(self.index, x.type.shape)(output_grads[0])]
+        x, bounds = node.inputs[0], node.inputs[1:]
+        return [IncSubtensor(self.index, x.type.shape, self.dynamic)(output_grads[0], *bounds)] \
+            + [None] * len(bounds)
+
+
+def _check_bounds(op, bound_types):
+    n = 1 + max([max(k_start, k_stop) for *_, k_start, k_stop in op.dynamic], default=-1)
+    if len(bound_types) != n:
+        raise GraphcTypeError(f"{type(op).__name__}: {n} slice bounds expected, got "
+                              f"{len(bound_types)}")
+    for t in bound_types:
+        if t.ndim != 0 or t.dtype not in ("int32", "int64"):
+            raise GraphcTypeError(f"a slice bound must be an integer scalar (int32 or int64), "
+                                  f"got {t}")
 
 
 class IncSubtensor(Op):
-    """zeros(shape) with `g` written into the slice `index`: the gradient of Subtensor."""
-    __props__ = ("index", "shape")
+    """zeros(shape) with `g` written into the slice `index`: the gradient of Subtensor (its
+    dynamic axes and bound inputs as there)."""
+    __props__ = ("index", "shape", "dynamic")
     needs_dims = True
 
-    def __init__(self, index, shape):
-        self.index, self.shape = tuple(index), tuple(shape)
+    def __init__(self, index, shape, dynamic=()):
+        self.index, self.shape, self.dynamic = tuple(index), tuple(shape), tuple(dynamic)
 
     def infer(self, input_types, ctx):
+        _check_bounds(self, input_types[1:])
         return [TensorType(input_types[0].dtype, self.shape)]
 
-    def reference(self, g, dims=None):
+    def reference(self, g, *bounds, dims=None):
         out = np.zeros([_eval_dim(d, dims) for d in self.shape], dtype=g.dtype)
         out[Subtensor(self.index).np_index(dims)] = g
         return out
 
     def grad(self, node, output_grads):
-        return [Subtensor(self.index)(output_grads[0])]
+        bounds = node.inputs[1:]
+        return [Subtensor(self.index, self.dynamic)(output_grads[0], *bounds)] + [None] * len(bounds)
 
 
 class IncSubtensorSum(Op):
@@ -251,7 +311,7 @@ def reshape(x, shape, ndim=None):
     shape = tuple(as_dim(d, "reshape") for d in shape)
     if len(shape) == x.ndim and all(sympy.sympify(a) == b for a, b in zip(shape, x.type.shape)):
         return x
-    return Reshape(shape)(x)
+    return Reshape(shape, x.name)(x)
 
 
 def _dim_of(d):
@@ -340,13 +400,37 @@ def stack(tensors, axis=0):
     return concatenate([expand_dims(t, axis) for t in tensors], axis)
 
 
-def arange(n, dtype="int64"):
+def arange(start, stop=None, step=1, dtype="int64"):
+    """numpy.arange over sizes known when the graph is built: ints, graphc.dim or x.shape[i]
+    (arange(x.shape[0]), Theano's arange(start, stop, step) forms); the step an int."""
+    from .elemwise import add_op, cast, mul_op
+    if stop is None:
+        start, stop = 0, start
+    start, stop = _size_arg(start, "start"), _size_arg(stop, "stop")
+    if not isinstance(step, (int, np.integer)) or isinstance(step, bool) or step == 0:
+        raise GraphcTypeError(f"arange: step must be a non-zero int, got {step!r}")
+    step = int(step)
+    if start == 0 and step == 1:
+        count = stop  # (sympy's ceiling/Max cost ~25 ms of assumptions on a symbolic dim)
+    elif isinstance(start, int) and isinstance(stop, int):
+        count = len(range(start, stop, step))
+    else:
+        count = simplify_dim(sympy.Max(0, sympy.ceiling(sympy.sympify(stop - start) / step)))
+    out = Arange(as_dim(count), "int64")()
+    if start != 0 or step != 1:
+        out = add_op(mul_op(out, step), dim_value(start) if not isinstance(start, int) else start)
+    return cast(out, dtype or "int64")
+
+
+def _size_arg(n, what):
     if hasattr(n, "dim_expr"):
-        n = n.dim_expr
-    if isinstance(n, (int, np.integer)) or isinstance(n, sympy.Basic):
-        return Arange(as_dim(n), dtype)()
-    raise GraphcTypeError("arange(n): n must be an int, a graphc.dim or x.shape[i] (a size known "
-                          f"when the graph is built), got {n!r}")
+        return n.dim_expr
+    if isinstance(n, (int, np.integer)) and not isinstance(n, bool):
+        return int(n)
+    if isinstance(n, sympy.Basic):
+        return n
+    raise GraphcTypeError(f"arange: {what} must be an int, a graphc.dim or x.shape[i] (a size "
+                          f"known when the graph is built), got {n!r}")
 
 
 def resolve_slice(sl, n):

@@ -273,6 +273,10 @@ def export(functions, out_dir, name=None, march=None, embed_params=True):
         if not isinstance(fn, Function):
             raise GraphcTypeError(f"aot.export: {fn_name!r} is {type(fn).__name__}, not a "
                                   "compiled graphc function (graphc.function(...))")
+        if getattr(fn.checker, "values", None) is not None:
+            raise CompileError(f"aot: {fn_name}: its slices have bounds known only at run time "
+                               "(x[i:j] with i, j graph scalars), which the C interface does not "
+                               "compute; export a function that takes the slice as an input")
 
     # Every shared variable of every function, once: the context owns one copy of each.
     shareds = []

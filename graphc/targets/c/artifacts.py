@@ -19,7 +19,7 @@ from . import artifact_record
 from .cache_trust import parse_trusted, private_dir, write_private
 from .templates_dir import templates_root
 
-_FRESH = re.compile(r"\b_d\d+\b")
+_FRESH = re.compile(r"\b_[dsl]\d+\b")  # fresh dims, and value dims (ir/value_dims.py)
 
 
 @functools.lru_cache(maxsize=None)
@@ -86,7 +86,8 @@ def signature_text(fgraph, backend, opt_level):
     lines.append(" ".join(f"{k}={v}" for k, v in sorted(os.environ.items())
                           if k.startswith("GRAPHC_") and k not in ("GRAPHC_DUMP", "GRAPHC_CACHE_DIR")))
     text = "\n".join(lines)
-    # Fresh dims are numbered by creation order, which differs between processes.
+    # Fresh dims (and the start/length dims of run-time slices) are numbered by creation order,
+    # which differs between processes and between two builds of one graph.
     names = {}
     return _FRESH.sub(lambda m: names.setdefault(m.group(0), f"_f{len(names)}"), text)
 

@@ -79,8 +79,8 @@ def _build_dispatch():
 
 def build_spec(cprogram, checker, fgraph, single_output):
     """The int64 spec array gc_dispatch reads, or None when the fast path cannot serve."""
-    if checker.symbolic_checks or checker.runtime_checks:
-        return None
+    if checker.symbolic_checks or checker.runtime_checks or checker.values is not None:
+        return None  # (dims computed from values are bound in Python: runtime/value_binding.py)
     syms = checker.symbols
     if len(syms) != cprogram.n_dims:  # same layout checked by the caller
         return None

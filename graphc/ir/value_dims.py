@@ -1,0 +1,117 @@
+"""Value dims: sizes that come from the values of integer scalars rather than from input shapes.
+
+`x[i * bs:(i + 1) * bs]` with `i` an input has a length known only at run time. The slice is an
+ordinary Subtensor whose start and length on that axis are two new dim symbols; the function
+computes their values from the bounds before the program runs (graphc/runtime/value_binding.py),
+clipping them as numpy does, and the program reads them like any other dim. A bound is any
+integer scalar of the graph (inputs, shared variables, constants, shapes and arithmetic on them),
+evaluated with each op's numpy reference.
+"""
+import itertools
+
+import numpy as np
+import sympy
+
+from ..errors import GraphcTypeError
+from .graph import Constant, Variable
+
+_counter = itertools.count()
+
+
+def _symbol(prefix):
+    return sympy.Symbol(f"{prefix}{next(_counter)}", integer=True, nonnegative=True)
+
+
+class ValueDim:
+    """The start and length of one dynamically sliced axis, and how to compute them: the axis
+    size (a dim expression), the step (an int) and the start/stop bound variables (or None)."""
+    __slots__ = ("start_sym", "len_sym", "size", "step", "start", "stop", "label")
+
+    def __init__(self, start_sym, len_sym, size, step, start, stop, label):
+        self.start_sym, self.len_sym, self.size, self.step = start_sym, len_sym, size, step
+        self.start, self.stop, self.label = start, stop, label
+
+
+def is_dynamic_bound(v):
+    """Whether a slice bound is a graph variable whose value is not a known size."""
+    return isinstance(v, Variable) and not hasattr(v, "dim_expr") and not isinstance(v, Constant)
+
+
+def static_step(step):
+    """A slice step as an int (ints, numpy ints, integer constants); symbolic steps raise."""
+    if step is None:
+        return 1
+    if isinstance(step, Constant) and step.data.ndim == 0 and step.data.dtype.kind in "iu":
+        step = step.data.item()
+    if isinstance(step, (int, np.integer)) and not isinstance(step, bool):
+        if step == 0:
+            raise GraphcTypeError("slice step cannot be zero")
+        return int(step)
+    raise GraphcTypeError(f"a slice step must be an int known when the graph is built, got "
+                          f"{step!r}; slice with step 1 and index the result instead")
+
+
+def dynamic_entry(sl, step, axis, bounds):
+    """(index entry, dynamic record) of a slice with run-time bounds on `axis`; the bound
+    variables are appended to `bounds` (the Subtensor node's extra inputs)."""
+    ks = []
+    for v in (sl.start, sl.stop):
+        if v is None:
+            ks.append(-1)
+            continue
+        v = _as_bound(v)
+        bounds.append(v)
+        ks.append(len(bounds) - 1)
+    start, length = _symbol("_s"), _symbol("_l")
+    return (start, start + length * step, step), (axis, start, length, ks[0], ks[1])
+
+
+def _as_bound(v):
+    from .constructors import as_variable
+    v = as_variable(v)
+    if v.ndim != 0 or v.dtype not in ("int32", "int64"):
+        raise GraphcTypeError(f"a slice bound must be an integer scalar (int32 or int64), got "
+                              f"{v.label()} of type {v.type}; cast it with .astype('int64')")
+    return v
+
+
+def collect(nodes):
+    """The ValueDims of the dynamic slices among `nodes` (the graph the user built), once each."""
+    from .ops.shape import IncSubtensor, Subtensor
+    found, seen = [], set()
+    for node in nodes:
+        op = node.op
+        if not isinstance(op, (Subtensor, IncSubtensor)) or not op.dynamic:
+            continue
+        shape = node.inputs[0].type.shape if isinstance(op, Subtensor) else op.shape
+        bounds = node.inputs[1:]
+        for axis, start, length, k_start, k_stop in op.dynamic:
+            if (start, length) in seen:
+                continue
+            seen.add((start, length))
+            lo = bounds[k_start] if k_start >= 0 else None
+            hi = bounds[k_stop] if k_stop >= 0 else None
+            step = op.index[axis][2]
+            what = node.inputs[0].label() if isinstance(op, Subtensor) else "the gradient"
+            label = (f"{what}[{'' if lo is None else expr_text(lo)}:"
+                     f"{'' if hi is None else expr_text(hi)}{'' if step == 1 else f':{step}'}]"
+                     f" (axis {axis})")
+            found.append(ValueDim(start, length, shape[axis], step, lo, hi, label))
+    return found
+
+
+_INFIX = {"add": "+", "sub": "-", "mul": "*", "floor_div": "//", "mod": "%"}
+
+
+def expr_text(v, depth=0):
+    """A bound as the user wrote it, roughly: `index * 20`, for messages."""
+    if v.owner is None or depth > 3:
+        return v.label()
+    op, args = v.owner.op, [expr_text(i, depth + 1) for i in v.owner.inputs]
+    name = getattr(op, "name", type(op).__name__)
+    if name in _INFIX and len(args) == 2:
+        text = f"{args[0]} {_INFIX[name]} {args[1]}"
+        return text if depth == 0 else f"({text})"
+    if name.startswith("cast_"):
+        return args[0]
+    return f"{name}({', '.join(args)})"
