@@ -81,6 +81,6 @@ def lower_loop(L, node):
                     for half in ("a", "b")]
     L.emit("loop", outputs, inputs, str(op), trip=trip, n_seqs=op.n_seqs, n_states=op.n_carry,
            state_sizes=[size_of(L.shape(o)) for o in node.outputs[:op.n_carry]],
-           bindings=bindings, body=body,
+           bindings=bindings, body=body, reverse=op.reverse,
            body_fallible=any(spec_of(k.kind).can_fail(k) for k in body.kernels))
     L.kernels[-1].scratch = scratch
