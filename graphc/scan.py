@@ -24,7 +24,7 @@ import sympy
 from . import scan_grad  # noqa: F401  (installs the gradient of loops)
 from .errors import GraphcShapeError, GraphcTypeError
 from .ir.constructors import as_variable
-from .ir.graph import Constant, Node, SharedVariable, Variable, toposort
+from .ir.graph import Constant, Node, SharedVariable, Variable, leaves, toposort
 from .ir.inner_graph import InnerGraph
 from .ir.ops.scan import Scan
 from .ir.types import TensorType, as_dim, dims_equal
@@ -308,7 +308,8 @@ def _close_over(results, inner_inputs, standing_in, explicit, strict, where):
     for r in results:
         visit(r)
     if strict:
-        hidden = [v for v in implicit if isinstance(v, SharedVariable) or v.owner is None]
+        listed = set(explicit)
+        hidden = [v for v in leaves(implicit) if not isinstance(v, Constant) and v not in listed]
         if hidden:
             raise GraphcTypeError(f"{where}: strict=True but the step reads "
                                   f"{', '.join(v.label() for v in hidden)} without it being a "
