@@ -26,8 +26,9 @@ from .errors import GraphcShapeError, GraphcTypeError
 from .ir.constructors import as_variable
 from .ir.graph import Constant, Node, SharedVariable, Variable, leaves, toposort
 from .ir.inner_graph import InnerGraph
+from .ir.ops.blas import Matmul
 from .ir.ops.scan import Scan
-from .ir.types import TensorType, as_dim, dims_equal
+from .ir.types import FLOAT_DTYPES, TensorType, as_dim, dims_equal
 
 
 def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None,
@@ -107,6 +108,10 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
         extra_history += shifted[:-1]
     new_states += new_upd
     extra_history += new_upd
+    # The step's products are kept per step (the gemm writes them in place): the gradient
+    # reads them back instead of recomputing them (graphc/scan_grad.py).
+    extra_history += [v for v in _products(new_states + list(outputs), inner_rest)
+                      if v not in extra_history and v not in outputs]
     body = InnerGraph(seq_inner + [v for _, _, inner in slots for v in inner] + upd_inner +
                       inner_rest, new_states + list(outputs) + extra_history)
     initials = [o for _, outer, _ in slots for o in outer] + upd_vars
@@ -275,6 +280,17 @@ def _check_recurrent(out, slot, k, info, where):
             f"outputs_info[{k}] ({init.label()}) gives steps of {slot.type}; a recurrent output "
             "keeps the shape and dtype of its initial value: fix the initial value or cast the "
             "step's result (.astype)")
+
+
+def _products(results, invariant):
+    """Outputs of the float matrix products in the step that change from step to step."""
+    fixed = set(invariant)
+    found = []
+    for node in toposort(results):
+        if isinstance(node.op, Matmul) and node.outputs[0].dtype in FLOAT_DTYPES and \
+                not all(i in fixed or isinstance(i, Constant) for i in node.inputs):
+            found.append(node.outputs[0])
+    return found
 
 
 def _close_over(results, inner_inputs, standing_in, explicit, strict, where):

@@ -18,9 +18,10 @@ from .grad import _total
 from .ir.constructors import constant
 from .ir.graph import Variable, toposort
 from .ir.inner_graph import InnerGraph
+from .ir.ops.blas import Matmul
 from .ir.ops.elemwise import add_op, cast, ge_op, mul_op, second_op, sub_op
 from .ir.ops.loop import Loop
-from .ir.ops.shape import arange, concatenate, dim_value, expand_dims
+from .ir.ops.shape import arange, concatenate, dim_value, expand_dims, reshape
 from .ir.types import FLOAT_DTYPES, TensorType
 
 
@@ -138,23 +139,119 @@ def loop_grad(node, output_grads):
     g_rest = grads[len(float_states):len(float_states) + len(float_rest)]
     g_seq = grads[len(float_states) + len(float_rest):]
 
+    # Values the forward loop stacked are read back, not recomputed: their slices replace them.
+    saved_in, saved_outer = _saved_values(node, grads)
+    saved_in_vars = [Variable(v.type, name=f"saved_{v.label()}") for v in saved_in]
+    grads = _replace(grads, dict(zip(saved_in, saved_in_vars)))
+    g_prev = grads[:len(float_states)]
+    g_rest = grads[len(float_states):len(float_states) + len(float_rest)]
+    g_seq = grads[len(float_states) + len(float_rest):]
+
+    # Weight gradients x_t^T @ g_t over steps leave the loop: g_t is stacked, one product after.
+    outer_of = dict(zip(b_seq_in, seqs))
+    outer_of.update(zip(b_state_in, prev))
+    outer_of.update(zip(saved_in_vars, saved_outer))
+    looped, hoisted = [], []
+    for g in g_rest:
+        inside, products = _split_products(g, outer_of)
+        looped.append(inside)
+        hoisted.append(products)
+    per_step_g = [gt for products in hoisted for _, gt in products]
+
     new_states = [g if g is not None else _zeros_like(b_state_in[j])
                   for g, j in zip(g_prev, float_states)]
-    new_states += [a if g is None else add_op(a, g) for a, g in zip(acc, g_rest)]
+    keep_acc = [k for k, g in enumerate(looped) if g is not None or not hoisted[k]]
+    new_states += [acc[k] if looped[k] is None else add_op(acc[k], looped[k]) for k in keep_acc]
     per_step = [g if g is not None else _zeros_like(b_seq_in[k]) for g, k in zip(g_seq, float_seqs)]
-    b_inputs = (list(b_seq_in) + list(b_state_in) + gy + mask_in + gs + acc + list(b_rest_in))
-    back_body = InnerGraph(b_inputs, new_states + per_step)
+    used = _leaves_used(new_states + per_step + per_step_g)
+    saved = [(v, o) for v, o in zip(saved_in_vars, saved_outer) if v in used]
+    b_inputs = (list(b_seq_in) + list(b_state_in) + gy + mask_in + [v for v, _ in saved] + gs +
+                [acc[k] for k in keep_acc] + list(b_rest_in))
+    back_body = InnerGraph(b_inputs, new_states + per_step + per_step_g)
 
-    sequences = list(seqs) + prev + [g_stacked[i] for i in float_stacked] + mask_seq
-    initial = [g_final[j] for j in float_states] + [_zeros_like(rest[k]) for k in float_rest]
+    sequences = (list(seqs) + prev + [g_stacked[i] for i in float_stacked] + mask_seq +
+                 [o for _, o in saved])
+    initial = [g_final[j] for j in float_states] + [_zeros_like(rest[float_rest[k]])
+                                                    for k in keep_acc]
     back = Loop(back_body, len(sequences), len(initial), None if sequences else steps,
                 reverse=not op.reverse)
     res = back.make_node(*sequences, *initial, *rest).outputs
     g_inits = dict(zip(float_states, res[:len(float_states)]))
-    g_rests = dict(zip(float_rest, res[len(float_states):len(initial)]))
-    g_seqs = dict(zip(float_seqs, res[len(initial):]))
+    acc_final = dict(zip(keep_acc, res[len(float_states):len(initial)]))
+    g_seqs = dict(zip(float_seqs, res[len(initial):len(initial) + len(float_seqs)]))
+    stacked_g = iter(res[len(initial) + len(float_seqs):])
+    g_rests = {}
+    for k, products in enumerate(hoisted):
+        total = acc_final.get(k)
+        for a_outer, _ in products:
+            term = _product_over_steps(a_outer, next(stacked_g))
+            total = term if total is None else add_op(total, term)
+        g_rests[float_rest[k]] = cast(total, rest[float_rest[k]].dtype)
     return ([g_seqs.get(k) for k in range(ns)] + [g_inits.get(j) for j in range(nc)] +
             [g_rests.get(k) for k in range(len(rest))])
+
+
+def _saved_values(node, grads):
+    """The forward body's computed per-step outputs (each stacked by the loop) that the
+    gradient expressions read: (inner variables, outer stacked variables)."""
+    op = node.op
+    body, nc = op.body, op.n_carry
+    reachable = set()
+    for n in toposort([g for g in grads if g is not None]):
+        reachable.update(n.inputs)
+    inner, outer = [], []
+    for i, o in enumerate(body.outputs[nc:]):
+        if o.owner is not None and o in reachable and o not in inner:
+            inner.append(o)
+            outer.append(node.outputs[nc + i])
+    return inner, outer
+
+
+def _replace(outputs, mapping):
+    """outputs with the variables in mapping replaced (the nodes above them rebuilt)."""
+    from .grad import _replace as replace
+    live = [o for o in outputs if o is not None]
+    new = iter(replace(live, mapping))
+    return [next(new) if o is not None else None for o in outputs]
+
+
+def _leaves_used(outputs):
+    used = set(outputs)
+    for n in toposort(outputs):
+        used.update(n.inputs)
+    return used
+
+
+def _split_products(g, outer_of):
+    """Split a weight gradient g (a sum of terms) into the terms to accumulate in the loop and
+    the products a_t^T @ g_t whose a_t is a per-step slice of an outer variable: returns
+    (the rest or None, [(outer a, g_t)])."""
+    if g is None:
+        return None, []
+    terms, stack = [], [g]
+    while stack:
+        t = stack.pop()
+        n = t.owner
+        if n is not None and n.op == add_op and all(i.type.shape == t.type.shape for i in n.inputs):
+            stack.extend(n.inputs)
+        else:
+            terms.append(t)
+    rest, products = None, []
+    for t in terms:
+        n = t.owner
+        if n is not None and isinstance(n.op, Matmul) and n.op.trans_a and not n.op.trans_b and \
+                n.inputs[0] in outer_of and all(i.ndim == 2 for i in n.inputs):
+            products.append((outer_of[n.inputs[0]], n.inputs[1]))
+        else:
+            rest = t if rest is None else add_op(rest, t)
+    return rest, products
+
+
+def _product_over_steps(a, g):
+    """sum_t a[t]^T @ g[t] as one product: [T*n, k]^T @ [T*n, m]."""
+    a2 = reshape(a, (-1, a.type.shape[-1]))
+    g2 = reshape(g, (-1, g.type.shape[-1]))
+    return Matmul(True, False)(a2, g2)
 
 
 Loop.grad_rule = staticmethod(loop_grad)
