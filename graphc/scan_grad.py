@@ -16,7 +16,7 @@ import numpy as np
 
 from .grad import _total
 from .ir.constructors import constant
-from .ir.graph import Variable, toposort
+from .ir.graph import Constant, Variable, toposort
 from .ir.inner_graph import InnerGraph
 from .ir.ops.blas import Matmul
 from .ir.ops.elemwise import add_op, cast, ge_op, mul_op, second_op, sub_op
@@ -48,6 +48,13 @@ def vjp(outputs, output_grads, wrt):
                 contributions.setdefault(inp, []).append(g)
     return [cast(_total(contributions[w], w), w.dtype) if w in contributions else None
             for w in wrt]
+
+
+def _is_zero(g):
+    """Whether g is the zeros that graphc.grad gives an output no gradient reached."""
+    n = g.owner
+    return n is not None and n.op == second_op and isinstance(n.inputs[1], Constant) and \
+        not n.inputs[1].data.any()
 
 
 def _zeros_like(v):
@@ -104,7 +111,10 @@ def loop_grad(node, output_grads):
     b_seq_in, b_state_in, b_rest_in = (body.inputs[:ns], body.inputs[ns:ns + nc],
                                        body.inputs[ns + nc:])
     float_states = [j for j in range(nc) if body.outputs[j].dtype in FLOAT_DTYPES]
-    float_stacked = [i for i, o in enumerate(body.outputs[nc:]) if o.dtype in FLOAT_DTYPES]
+    # per-step outputs that receive a gradient (a zero gradient is no input of the loop: the
+    # step's saved products and unused outputs would otherwise read T steps of zeros)
+    float_stacked = [i for i, o in enumerate(body.outputs[nc:])
+                     if o.dtype in FLOAT_DTYPES and not _is_zero(g_stacked[i])]
     float_rest = [k for k, v in enumerate(b_rest_in) if v.dtype in FLOAT_DTYPES]
     float_seqs = [k for k, v in enumerate(b_seq_in) if v.dtype in FLOAT_DTYPES]
 
