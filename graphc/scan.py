@@ -28,6 +28,7 @@ from .ir.graph import Constant, Node, SharedVariable, Variable, leaves, toposort
 from .ir.inner_graph import InnerGraph
 from .ir.ops.blas import Matmul
 from .ir.ops.scan import Scan
+from .ir.ops.shape import reshape
 from .ir.types import FLOAT_DTYPES, TensorType, as_dim, dims_equal
 
 
@@ -97,6 +98,9 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
                                   f"{e.type}; an update keeps the variable's type")
     results, outer_rest, inner_rest = _close_over(results, inner_inputs, standing_in, explicit,
                                                   strict, where)
+    results, hoisted_in, hoisted_outer = _hoist_input_products(results, seq_inner, seq_outer,
+                                                               inner_rest, outer_rest)
+    seq_inner, seq_outer = seq_inner + hoisted_in, seq_outer + hoisted_outer
     outputs, new_upd = results[:len(outputs)], results[len(outputs):]
 
     # Body outputs: new states (each output's slots shifted, then the updated shareds), then the
@@ -280,6 +284,35 @@ def _check_recurrent(out, slot, k, info, where):
             f"outputs_info[{k}] ({init.label()}) gives steps of {slot.type}; a recurrent output "
             "keeps the shape and dtype of its initial value: fix the initial value or cast the "
             "step's result (.astype)")
+
+
+def _hoist_input_products(results, seq_inner, seq_outer, rest_inner, rest_outer):
+    """x_t @ W with x_t a sequence slice and W loop-invariant, for all steps at once: one
+    product [T*b, n] @ W before the loop, whose slices become a sequence of the loop.
+    Returns (results rewritten, new inner sequence variables, their outer sequences)."""
+    from .grad import _replace
+    seq_of = dict(zip(seq_inner, seq_outer))
+    rest_of = dict(zip(rest_inner, rest_outer))
+    mapping, new_inner, new_outer, done = {}, [], [], {}
+    for node in toposort(results):
+        a, w = node.inputs[0], node.inputs[-1]
+        if not (type(node.op) is Matmul and not node.op.trans_a and not node.op.trans_b and
+                a in seq_of and w in rest_of and a.ndim == 2 and w.ndim == 2):
+            continue
+        key = (a, w)
+        if key not in done:
+            x = seq_of[a]
+            flat = reshape(x, (-1, x.type.shape[-1]))
+            y = node.op(flat, rest_of[w])
+            outer = reshape(y, tuple(x.type.shape[:2]) + (w.type.shape[1],))
+            inner = Variable(node.outputs[0].type, name=f"{a.label()} @ {w.label()}")
+            done[key] = inner
+            new_inner.append(inner)
+            new_outer.append(outer)
+        mapping[node.outputs[0]] = done[key]
+    if not mapping:
+        return results, [], []
+    return _replace(results, mapping), new_inner, new_outer
 
 
 def _products(results, invariant):

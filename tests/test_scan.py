@@ -245,3 +245,19 @@ def test_strict_wants_every_outer_variable_listed():
         G.scan(lambda x: x * W, sequences=X, strict=True)
     ys, _ = G.scan(lambda x, w: x * w, sequences=X, non_sequences=W, strict=True)
     np.testing.assert_allclose(G.function([X], ys, backend="py")(np.arange(3.0)), [0, 2, 4])
+
+
+def test_input_projection_of_all_steps_is_one_product_before_the_loop():
+    X, h0 = G.tensor("X", (G.dim("T"), 2, 3), "float64"), G.dmatrix("h0")
+    W, U = G.dmatrix("W"), G.dmatrix("U")
+    hs, _ = G.scan(lambda x, h: G.tanh(G.dot(x, W) + G.dot(h, U)), sequences=X, outputs_info=h0)
+    from graphc.ir.graph import toposort
+    from graphc.ir.ops.blas import Matmul
+    body_products = [n for n in hs.owner.op.body.nodes if isinstance(n.op, Matmul)]
+    assert len(body_products) == 1  # h @ U only
+    outer = [n for n in toposort([hs]) if isinstance(n.op, Matmul)]
+    assert len(outer) == 1 and outer[0].inputs[1] is W and outer[0].inputs[0].ndim == 2
+    # W's gradient is one product after the loop too (over T*batch rows)
+    gW = G.grad(hs.sum(), W)
+    assert isinstance(gW.owner.op, Matmul) or any(
+        isinstance(n.op, Matmul) and n.op.trans_a for n in toposort([gW]))
