@@ -261,3 +261,24 @@ def test_input_projection_of_all_steps_is_one_product_before_the_loop():
     gW = G.grad(hs.sum(), W)
     assert isinstance(gW.owner.op, Matmul) or any(
         isinstance(n.op, Matmul) and n.op.trans_a for n in toposort([gW]))
+
+
+def test_per_step_values_nothing_reads_get_no_buffer():
+    """A scan saves its products for the gradient; a function without the gradient plans no
+    T-step buffer for them."""
+    from program_cases import program_of
+    X, h0 = G.tensor("X", (50, 2, 3), "float64"), G.dmatrix("h0")
+    W, U = G.dmatrix("W"), G.dmatrix("U")
+    hs, _ = G.scan(lambda x, h: G.tanh(G.dot(x, W) + G.dot(h, U)), sequences=X, outputs_info=h0)
+    assert len(hs.owner.outputs) == 1 + 2  # final state, history, saved product
+    last = program_of([X, h0, W, U], [hs[-1] * 1.0])
+    every = program_of([X, h0, W, U], [hs * 1.0])
+    (k_last,) = [k for k in last.kernels if k.kind == "loop"]
+    (k_every,) = [k for k in every.kernels if k.kind == "loop"]
+    assert len(k_last.outputs) == 2 and len(k_every.outputs) == 2  # the product is never kept
+    f = G.function([X, h0, W, U], hs[-1], backend="c")
+    r = np.random.default_rng(0)
+    args = [r.standard_normal((50, 2, 3)), r.standard_normal((2, 4)),
+            r.standard_normal((3, 4)), r.standard_normal((4, 4)) * 0.3]
+    np.testing.assert_allclose(f(*args), G.function([X, h0, W, U], hs[-1], backend="py")(*args),
+                               rtol=1e-12)
