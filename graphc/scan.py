@@ -57,7 +57,12 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
     for k, (x, taps) in enumerate(seqs):
         low, high = min(min(taps), 0), max(max(taps), 0)
         for tap in taps:
-            piece = _take(x, tap - low, steps, go_backwards)
+            # Each sequence is cut to its own number of steps (a symbolic one then stays tied to
+            # the others by the loop's shape check, which the call checks) unless n_steps asks
+            # for fewer.
+            own = x.type.shape[0] - (high - low)
+            count = steps if isinstance(steps, int) and isinstance(own, int) else own
+            piece = _take(x, tap - low, count, go_backwards)
             inner = Variable(TensorType(x.dtype, x.type.shape[1:]), name=f"{x.label()}[t{tap:+d}]")
             seq_outer.append(piece)
             seq_inner.append(inner)

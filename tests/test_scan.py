@@ -191,6 +191,14 @@ def test_sequences_of_different_lengths():
     with _err(r"scan 'pair': sequences\[1\] gives 4 steps but sequences\[0\] gives 5"):
         G.scan(lambda a, b: a + b, sequences=[G.tensor("a", (5,)), G.tensor("b", (4,))],
                name="pair")
+    # symbolic lengths: the call checks them (the second sequence is never read past its end)
+    a, b = G.tensor("a", (G.dim("Ta"),), "float64"), G.tensor("b", (G.dim("Tb"),), "float64")
+    ys, _ = G.scan(lambda x2, x0, y: x2 + x0 + y, sequences=[dict(input=a, taps=[2, 0]), b],
+                   name="pair")
+    f = G.function([a, b], ys, backend="py")
+    np.testing.assert_allclose(f(np.arange(5.0), np.ones(3)), [3, 5, 7])
+    with pytest.raises(G.InputError, match="Scan{pair.*sequence 2 length.*= 3 but Tb = 4"):
+        f(np.arange(5.0), np.ones(4))
 
 
 def test_n_steps_errors():
