@@ -175,3 +175,24 @@ def test_gradients_equal_pytorch_autograd(cell):
             m.bias_ih_l0.grad, m.bias_hh_l0.grad]
     for g, w in zip(got[1:], want):
         np.testing.assert_allclose(g, w.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_gradient_through_random_numbers_drawn_in_the_step():
+    """dropout in the step, its counter carried as scan's update: each step draws a new mask,
+    and the backward loop replays each step's mask (the counter's history is saved)."""
+    rng = G.RandomStreams(seed=3)
+
+    def f(X, h0, W):
+        def step(x, h):
+            hn = G.tanh(G.dot(x, W) + h)
+            return G.dropout(hn, 0.3, (rng.seed, rng.counter)), {rng.counter: rng.counter + 1}
+        hs, upd = G.scan(step, sequences=X, outputs_info=h0)
+        assert list(upd) == [rng.counter]
+        return hs
+
+    point = _points(7, (4, 2, 3), (2, 5), (3, 5))
+    assert verify_grad(f, point, backend="py")
+    X, h0, W = (G.tensor(n, p.shape, "float64") for n, p in zip("XhW", point))
+    hs = G.function([X, h0, W], f(X, h0, W), backend="py")(*point)
+    masks = (hs != 0).reshape(4, -1)
+    assert len({m.tobytes() for m in masks}) == 4  # a new mask each step
