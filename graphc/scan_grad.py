@@ -172,7 +172,9 @@ def loop_grad(node, output_grads):
                   for g, j in zip(g_prev, float_states)]
     keep_acc = [k for k, g in enumerate(looped) if g is not None or not hoisted[k]]
     new_states += [acc[k] if looped[k] is None else add_op(acc[k], looped[k]) for k in keep_acc]
-    per_step = [g if g is not None else _zeros_like(b_seq_in[k]) for g, k in zip(g_seq, float_seqs)]
+    # a sequence no gradient reaches gets none (not T steps of zeros)
+    float_seqs = [k for g, k in zip(g_seq, float_seqs) if g is not None]
+    per_step = [g for g in g_seq if g is not None]
     used = _leaves_used(new_states + per_step + per_step_g)
     saved = [(v, o) for v, o in zip(saved_in_vars, saved_outer) if v in used]
     b_inputs = (list(b_seq_in) + list(b_state_in) + gy + mask_in + [v for v, _ in saved] + gs +

@@ -290,3 +290,16 @@ def test_per_step_values_nothing_reads_get_no_buffer():
             r.standard_normal((3, 4)), r.standard_normal((4, 4)) * 0.3]
     np.testing.assert_allclose(f(*args), G.function([X, h0, W, U], hs[-1], backend="py")(*args),
                                rtol=1e-12)
+
+
+def test_a_sequence_read_only_through_the_projection_leaves_the_loop():
+    X, h0, W = G.tensor("X", (5, 2, 3), "float64"), G.tensor("h0", (2, 4), "float64"), \
+        G.tensor("W", (3, 4), "float64")
+    hs, _ = G.scan(lambda x, h: G.tanh(G.dot(x, W) + h), sequences=X, outputs_info=h0)
+    assert X not in hs.owner.inputs and hs.owner.op.n_seqs == 1  # X @ W only
+    # and the backward loop emits no per-step gradient for it: X's comes from the product
+    gX = G.grad(hs.sum(), X)
+    from graphc.ir.graph import toposort
+    from graphc.ir.ops.loop import Loop
+    (back,) = [n for n in toposort([gX]) if isinstance(n.op, Loop) and n.op.reverse]
+    assert back.op.body.outputs[-1].type.shape == (2, 4)  # the projection's gradient, per step
