@@ -181,6 +181,28 @@ def test_scan_c_program_is_one_loop_kernel():
     assert len(loops) == 1 and "for it in range(T)" in program.describe()
 
 
+def test_the_cell_is_optimized_like_any_graph():
+    """The step's elementwise work is fused inside the loop body (the pass pipeline runs on
+    inner graphs): an LSTM cell's gates and state update are a few fused kernels."""
+    from program_cases import program_of
+    h0, c0, U = (G.tensor(n, s, "float64") for n, s in (("h0", (4, 5)), ("c0", (4, 5)),
+                                                          ("U", (5, 20))))
+
+    def cell(z, h, c):
+        z = z + G.dot(h, U)
+        i, f, g, o = (z[:, k * 5:(k + 1) * 5] for k in range(4))
+        c = G.sigmoid(f) * c + G.sigmoid(i) * G.tanh(g)
+        return G.sigmoid(o) * G.tanh(c), c
+
+    (hs, cs), _ = G.scan(cell, sequences=G.tensor("Z", (G.dim("T"), 4, 20), "float64"),
+                         outputs_info=[h0, c0])
+    program = program_of([h0, c0, U, hs.owner.inputs[0]], [hs])
+    body = next(k for k in program.kernels if k.kind == "loop").params["body"]
+    labels = [k.label for k in body.kernels if k.kind == "elemwise"]
+    # the 9 elementwise ops of the cell (3 sigmoid, 2 tanh, 3 mul, 1 add) in at most 3 kernels
+    assert 1 <= len(labels) <= 3 and sum(k.count(",") + 1 for k in labels) >= 8, labels
+
+
 # --- errors -----------------------------------------------------------------------------------
 
 def _err(match, **kw):
