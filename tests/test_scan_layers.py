@@ -91,3 +91,39 @@ def test_layer_errors_name_the_layer():
         nn.RNN("r", 0)
     with pytest.raises(ValueError, match="nonlinearity must be 'tanh' or 'relu'"):
         nn.RNN("r", 3, nonlinearity="gelu")
+
+
+def test_sequence_mnist_example_steps_as_pytorch_does():
+    """examples/lstm_sequence_mnist.py: graphc's LSTM and PyTorch's nn.LSTM, same initial
+    weights and batches, take the same SGD-with-momentum steps (float32 round-off apart)."""
+    torch = pytest.importorskip("torch", reason="PyTorch (CPU) is the reference here")
+    import os
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "examples"))
+    import lstm_sequence_mnist as ex
+    r = np.random.RandomState(0)
+    X = r.rand(28, 64, 28).astype("float32")
+    y = r.randint(0, 10, 64).astype("int64")
+    params, train, _ = ex.build_graphc(16, 0.1, 0.9)
+    lstm, head = torch.nn.LSTM(28, 16), torch.nn.Linear(16, 10)
+    with torch.no_grad():
+        lstm.weight_ih_l0.copy_(torch.tensor(params["lstm.W"].get_value().T))
+        lstm.weight_hh_l0.copy_(torch.tensor(params["lstm.U"].get_value().T))
+        lstm.bias_ih_l0.copy_(torch.tensor(params["lstm.b"].get_value()))
+        lstm.bias_hh_l0.zero_()
+        head.weight.copy_(torch.tensor(params["W_out"].get_value().T))
+        head.bias.copy_(torch.tensor(params["b_out"].get_value()))
+    lstm.bias_hh_l0.requires_grad_(False)
+    opt = torch.optim.SGD([p for p in lstm.parameters() if p.requires_grad] +
+                          list(head.parameters()), lr=0.1, momentum=0.9)
+    for k in range(0, 64, 16):
+        xb, yb = np.ascontiguousarray(X[:, k:k + 16]), y[k:k + 16]
+        ours = float(train(xb, yb))
+        out, _ = lstm(torch.tensor(xb))
+        loss = torch.nn.functional.cross_entropy(head(out[-1]), torch.tensor(yb))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        assert ours == pytest.approx(loss.item(), rel=2e-5)
+    np.testing.assert_allclose(params["lstm.U"].get_value(), lstm.weight_hh_l0.detach().numpy().T,
+                               rtol=1e-3, atol=1e-5)
