@@ -154,7 +154,32 @@ def lenet_step(batch=64):
 
 # ---------------------------------------------------------------- (f) LSTM
 def lstm_step(batch=32, seq_len=32, n_in=64, n_hidden=256):
-    """graphc has no scan yet: the 32 steps are unrolled into one graph (compiled once)."""
+    """G.scan over the steps (one C loop; back-propagation through time is a reverse loop)."""
+    _need("tensor", "shared", "dot", "sigmoid", "tanh", "grad", "function", "scan")
+    Xv = C.lstm_data(batch, seq_len, n_in)
+    wx, wh, b = _shared_list(C.lstm_params(n_in, n_hidden), ["wx", "wh", "b"])
+    H = n_hidden
+    X = G.tensor("X", (seq_len, batch, n_in))
+    zx = (G.dot(X.reshape((seq_len * batch, n_in)), wx) + b).reshape((seq_len, batch, 4 * H))
+    zeros = G.constant(np.zeros((batch, H), F32))
+
+    def cell(z_t, h, c):
+        z = z_t + G.dot(h, wh)
+        i, f = G.sigmoid(z[:, :H]), G.sigmoid(z[:, H:2 * H])
+        g, o = G.tanh(z[:, 2 * H:3 * H]), G.sigmoid(z[:, 3 * H:])
+        c_new = f * c + i * g
+        return o * G.tanh(c_new), c_new
+
+    (hs, _), _ = G.scan(cell, sequences=zx, outputs_info=[zeros, zeros], name="lstm")
+    cost = G.mean(hs[-1] * hs[-1])
+    grads = G.grad(cost, [wx, wh, b])
+    lr = F32(C.LSTM_LR)
+    f = G.function([X], cost, updates={p: p - lr * g for p, g in zip([wx, wh, b], grads)})
+    return lambda: f(Xv)
+
+
+def lstm_step_unrolled(batch=32, seq_len=32, n_in=64, n_hidden=256):
+    """The same step with the steps unrolled into one graph (before scan; kept to compare)."""
     _need("tensor", "shared", "dot", "sigmoid", "tanh", "grad", "function")
     Xv = C.lstm_data(batch, seq_len, n_in)
     wx, wh, b = _shared_list(C.lstm_params(n_in, n_hidden), ["wx", "wh", "b"])

@@ -43,6 +43,7 @@ WORKLOADS = {
     "elementwise": ("elementwise_chain", {"n": C.ELEM_N}, "array"),
     "lenet": ("lenet_step", {"batch": 64}, "loss"),
     "lstm": ("lstm_step", dict(C.LSTM_DEFAULTS), "loss"),
+    "lstm_unrolled": ("lstm_step_unrolled", dict(C.LSTM_DEFAULTS), "loss"),  # graphc only
     "compile": ("cold_compile_mlp", {}, None),
 }
 ROW_NAMES = {
@@ -51,6 +52,7 @@ ROW_NAMES = {
     "elementwise": "elementwise_chain (16M f32)",
     "lenet": "lenet_step (b=64, momentum)",
     "lstm": "lstm_step (64->256, T=32, b=32)",
+    "lstm_unrolled": "lstm_step unrolled (no scan)",
     "compile": "compile_mlp cold / warm",
 }
 
@@ -81,7 +83,7 @@ def reference(workload):
         ref = x.astype(np.float64) + y
     else:
         from bench.peers import numpy_peer
-        step = getattr(numpy_peer, builder)(**params)
+        step = getattr(numpy_peer, builder.replace("_unrolled", ""))(**params)
         ref = [float(step()), float(step())]
     _ref_cache[workload] = ref
     return ref

@@ -18,6 +18,7 @@ from .config import config  # noqa: E402
 from .errors import (CompileError, GradError, GraphcError, GraphcShapeError, GraphcTypeError,
                      InputError, RuntimeCheckError)
 from .grad import grad
+from .scan import scan
 from .ir.constructors import (constant, dmatrix, dscalar, dvector, fmatrix, fscalar, fvector,
                               imatrix, iscalar, ivector, lmatrix, lscalar, lvector, matrix,
                               scalar, shared, tensor, tensor3, tensor4, vector)

@@ -19,7 +19,7 @@ LAYERS = [
     ("base", ["graphc.config", "graphc.errors"]),
     ("ir core", ["graphc.ir.types", "graphc.ir.shapes", "graphc.ir.graph"]),
     ("tensor API", ["graphc.ir", "graphc.math", "graphc.nnet"]),
-    ("grad", ["graphc.grad"]),
+    ("grad", ["graphc.grad", "graphc.scan", "graphc.scan_grad"]),
     ("passes", ["graphc.passes"]),
     ("codegen", ["graphc.codegen"]),
     ("runtime", ["graphc.runtime"]),

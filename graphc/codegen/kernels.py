@@ -90,9 +90,10 @@ SPECS = {s.kind: s for s in [
     # workspace, then two buffers per state). `bindings`, one per body external in slot order:
     # (kind, index, stride) with kind slice (inputs[index] + it*stride elements), whole
     # (inputs[index]), state_in / state_out (state index's previous / next value), slice_out
-    # (outputs[index] + it*stride). `state_sizes`: elements per state.
+    # (outputs[index] + it*stride). `state_sizes`: elements per state. `reverse`: the slices
+    # are taken at trip-1-it instead of it.
     KernelSpec("loop", ("trip", "n_seqs", "n_states", "state_sizes", "bindings", "body",
-                        "body_fallible"), fallible="body_fallible"),
+                        "body_fallible", "reverse"), fallible="body_fallible"),
     KernelSpec("random_uniform", ("n", "single", "k0", "k1", "m0", "m1", "w0", "w1")),
 ]}
 

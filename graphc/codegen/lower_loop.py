@@ -10,6 +10,7 @@ body its own workspace region, one scratch buffer of the loop kernel.
 import sympy
 
 from ..errors import CompileError
+from ..ir.inner_graph import InnerGraph
 from ..ir.ops.loop import Loop
 from ..ir.types import size_of
 from .kernels import spec_of
@@ -43,13 +44,30 @@ def _body_dims(L, node, fg):
     return _BodyDims(fg.dims, outer_of)
 
 
+def _unused_stacked(L, node):
+    """Indices (among the stacked outputs) of per-step outputs nothing reads: the body does not
+    produce them and no T-step buffer is planned (a scan saves its products for the gradient;
+    a function without the gradient does not pay for them)."""
+    op = node.op
+    return {i for i, o in enumerate(node.outputs[op.n_carry:])
+            if not L.fg.n_reads(o) and not L.fg.is_output(o)}
+
+
 @lowers(Loop)
 def lower_loop(L, node):
     op = node.op
+    unused = _unused_stacked(L, node)
+    node_outputs = [o for j, o in enumerate(node.outputs)
+                    if j < op.n_carry or j - op.n_carry not in unused]
+    if unused:
+        body_outputs = [o for j, o in enumerate(op.body.outputs)
+                        if j < op.n_carry or j - op.n_carry not in unused]
+        op = Loop(InnerGraph(op.body.inputs, body_outputs), op.n_seqs, op.n_carry, op.n_steps,
+                  op.reverse)
     fg = op.body.function_graph()
     body = L.body_lowerer(fg, _body_dims(L, node, fg)).run()
     inputs = [L.buffer(v) for v in node.inputs]
-    outputs = [L.out_buffer(o) for o in node.outputs]
+    outputs = [L.out_buffer(o) for o in node_outputs]
     bindings = []
     for k, b in enumerate(body.externals):
         if b.role == "input":
@@ -76,11 +94,11 @@ def lower_loop(L, node):
                            "n_steps an int or a dim of an input")
     # The body's workspace (sized by the memory planner), then cur/nxt for each state.
     scratch = [L.new_buffer("float64", (0,), "temp", f"{op} body workspace")]
-    for j, o in enumerate(node.outputs[:op.n_carry]):
+    for j, o in enumerate(node_outputs[:op.n_carry]):
         scratch += [L.new_buffer(o.dtype, L.shape(o), "temp", f"loop state {j} ({half})")
                     for half in ("a", "b")]
-    L.emit("loop", outputs, inputs, str(op), trip=trip, n_seqs=op.n_seqs, n_states=op.n_carry,
-           state_sizes=[size_of(L.shape(o)) for o in node.outputs[:op.n_carry]],
-           bindings=bindings, body=body,
+    L.emit("loop", outputs, inputs, str(node.op), trip=trip, n_seqs=op.n_seqs, n_states=op.n_carry,
+           state_sizes=[size_of(L.shape(o)) for o in node_outputs[:op.n_carry]],
+           bindings=bindings, body=body, reverse=op.reverse,
            body_fallible=any(spec_of(k.kind).can_fail(k) for k in body.kernels))
     L.kernels[-1].scratch = scratch

@@ -156,7 +156,8 @@ class Program:
 def _describe_loop(kern):
     p = kern.params
     scratch = ", ".join(repr(b) for b in kern.scratch)
-    lines = [f"for it in range({p['trip']}): body workspace and states in {scratch}"]
+    order = f"reversed(range({p['trip']}))" if p.get("reverse") else f"range({p['trip']})"
+    lines = [f"for it in {order}: body workspace and states in {scratch}"]
     for b, (kind, index, stride) in zip(p["body"].externals, p["bindings"]):
         outer = {"slice": kern.inputs, "whole": kern.inputs, "slice_out": kern.outputs}.get(kind)
         where = f"{outer[index]!r}" if outer is not None else f"state {index}"

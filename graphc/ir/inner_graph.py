@@ -54,6 +54,7 @@ class InnerGraph:
         self.nodes = tuple(toposort(self.outputs))
         self.structure = _structure(self)
         self._hash = hash(self.structure)
+        self._signature = None
 
     @property
     def input_types(self):
@@ -74,8 +75,11 @@ class InnerGraph:
         return f"InnerGraph({len(self.inputs)} in, {len(self.nodes)} nodes, {len(self.outputs)} out)"
 
     def signature(self):
-        """A digest of the structure that is the same in every process."""
-        return hashlib.sha256(_text(self.structure).encode()).hexdigest()[:32]
+        """A digest of the structure that is the same in every process (computed once: the
+        graph is frozen, and the cache key of every function holding it asks again)."""
+        if self._signature is None:
+            self._signature = hashlib.sha256(_text(self.structure).encode()).hexdigest()[:32]
+        return self._signature
 
     def function_graph(self):
         """A FunctionGraph over copies of the nodes, for the passes to edit."""

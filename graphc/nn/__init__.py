@@ -20,10 +20,11 @@ from .layers import (LRN, Accuracy, AvgPool2D, BatchNorm, Concat, Conv2D, Convol
                      LossLayer, MaxPool2D, Pooling, ReLU, Sigmoid, SigmoidCrossEntropyLoss,
                      Softmax, SoftmaxWithLoss, TanH)
 from .net import LoadReport, Net, ParamSpec, format_shape
+from .recurrent import GRU, LSTM, RNN
 
 __all__ = ["Net", "ParamSpec", "LoadReport", "format_shape", "losses",
            "Filler", "constant", "gaussian", "uniform", "xavier", "msra", "get_filler",
            "Layer", "InnerProduct", "Dense", "Conv2D", "Convolution", "Pooling", "MaxPool2D",
            "AvgPool2D", "LRN", "Dropout", "BatchNorm", "ReLU", "Sigmoid", "TanH", "Softmax",
            "Flatten", "Concat", "Eltwise", "Accuracy", "LossLayer", "SoftmaxWithLoss",
-           "SigmoidCrossEntropyLoss", "EuclideanLoss", "HingeLoss"]
+           "SigmoidCrossEntropyLoss", "EuclideanLoss", "HingeLoss", "RNN", "LSTM", "GRU"]

@@ -9,6 +9,11 @@ The body takes (sequence slices..., states..., non-sequences...) and returns (ne
 per-step outputs...). The op returns (final states..., per-step outputs stacked along a new
 axis 0...). A state whose history is wanted is also returned by the body as a per-step output.
 T is the sequences' common length (axis 0); with no sequence, `n_steps` gives it.
+With reverse=True iteration it reads and writes index T-1-it of the sequences and the stacked
+outputs (the backward loop of back-propagation through time runs so).
+
+The gradient (back-propagation through time) is built by graphc/scan_grad.py, which installs it
+as Loop.grad_rule: it needs graphc.grad, a layer above this one.
 """
 import numpy as np
 import sympy
@@ -19,12 +24,15 @@ from ..types import TensorType
 
 
 class Loop(Op):
-    __props__ = ("body", "n_seqs", "n_carry", "n_steps")
+    __props__ = ("body", "n_seqs", "n_carry", "n_steps", "reverse")
     inner_graph_props = ("body",)
     needs_dims = True  # the body's fused kernels size themselves from its own dims
 
-    def __init__(self, body, n_seqs, n_carry, n_steps=None):
+    grad_rule = None  # installed by graphc/scan_grad.py
+
+    def __init__(self, body, n_seqs, n_carry, n_steps=None, reverse=False):
         self.body, self.n_seqs, self.n_carry, self.n_steps = body, n_seqs, n_carry, n_steps
+        self.reverse = bool(reverse)
         if n_carry > len(body.outputs) or n_seqs + n_carry > len(body.inputs):
             raise GraphcTypeError(f"Loop: the body takes {len(body.inputs)} inputs and returns "
                                   f"{len(body.outputs)} outputs, fewer than its {n_seqs} sequences "
@@ -86,11 +94,14 @@ class Loop(Op):
         fg = self.body.function_graph()
         body_dims = self._body_dims(fg, [np.shape(s)[1:] for s in seqs] +
                                     [np.shape(a) for a in state + list(rest)])
-        for t in range(steps):
+        for it in range(steps):
+            t = steps - 1 - it if self.reverse else it
             res = self.body.evaluate(*[s[t] for s in seqs], *state, *rest, dims=body_dims)
             state = [np.asarray(r, dtype=a.dtype) for r, a in zip(res[:self.n_carry], state)]
             for acc, r in zip(per_step, res[self.n_carry:]):
                 acc.append(r)
+        if self.reverse:
+            per_step = [acc[::-1] for acc in per_step]
         stacked = [np.stack(acc) if acc else np.zeros(
                        (0,) + tuple(int(sympy.sympify(fg.dims.resolve(d)).subs(body_dims))
                                     for d in o.type.shape), o.dtype)
@@ -109,19 +120,22 @@ class Loop(Op):
         return fg.dim_env(bound)
 
     def grad(self, node, output_grads):
-        raise GradError(f"{self}: loops have no gradient yet (back-propagation through time "
-                        "comes with scan); take the gradient of an unrolled graph meanwhile")
+        if Loop.grad_rule is None:
+            raise GradError(f"{self}: the gradient of a loop is built by graphc.scan_grad, which "
+                            "is not loaded; import graphc (the package loads it)")
+        return Loop.grad_rule(node, output_grads)
 
     def __str__(self):
-        return f"Loop{{{self.n_seqs} seqs, {self.n_carry} states, {self.body!r}}}"
+        back = ", reverse" if self.reverse else ""
+        return f"Loop{{{self.n_seqs} seqs, {self.n_carry} states{back}, {self.body!r}}}"
 
 
 def _outer(d, outer_of):
     return d if isinstance(d, int) else sympy.sympify(d).xreplace(outer_of)
 
 
-def loop(body, sequences=(), initial_states=(), non_sequences=(), n_steps=None):
+def loop(body, sequences=(), initial_states=(), non_sequences=(), n_steps=None, reverse=False):
     """Apply the Loop of `body` (an InnerGraph); returns its outputs as a list."""
-    op = Loop(body, len(sequences), len(initial_states), n_steps)
+    op = Loop(body, len(sequences), len(initial_states), n_steps, reverse)
     out = op(*sequences, *initial_states, *non_sequences)
     return list(out) if op.nout > 1 else [out]

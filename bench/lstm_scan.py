@@ -1,0 +1,93 @@
+"""The scan LSTM's numbers in one run (issue #12): the training step (64->256, T=32, batch 32)
+against the unrolled graph and PyTorch eager, interleaved; cold and warm compile in fresh
+processes (an empty cache, then the same cache) at T=32 and T=512; the planned memory of the
+step against T and against the unrolled step.
+
+    python bench/lstm_scan.py [--rounds 10] [--threads N]
+
+Timings on a shared machine are noisy: each figure is the median of the rounds, with the best.
+"""
+import argparse
+import functools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+_COMPILE = """
+import sys, time
+sys.path.insert(0, {root!r})
+import graphc
+from bench.peers import common
+t0 = time.perf_counter()
+from bench import graphc_impl
+step = graphc_impl.{builder}(seq_len={T})
+t1 = time.perf_counter()
+step()
+print(t1 - t0)
+"""
+
+
+def compile_seconds(builder, T, cache):
+    """Seconds to build and compile the step in a fresh process (graphc already imported)."""
+    env = dict(os.environ, GRAPHC_CACHE_DIR=cache, PYTHONPATH=ROOT)
+    out = subprocess.run([sys.executable, "-c", _COMPILE.format(root=ROOT, builder=builder, T=T)],
+                         env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def step_times(rounds):
+    import numpy as np
+    from bench import graphc_impl
+    from bench.peers import torch_peer
+    steps = {"graphc scan": graphc_impl.lstm_step(), "graphc unrolled": graphc_impl.lstm_step_unrolled(),
+             "torch eager": torch_peer.lstm_step()}
+    for s in steps.values():
+        s(), s()
+    times = {k: [] for k in steps}
+    for _ in range(rounds):
+        for k, s in steps.items():
+            t = time.perf_counter()
+            s()
+            times[k].append(time.perf_counter() - t)
+    return {k: (float(np.median(v)), float(min(v))) for k, v in times.items()}
+
+
+def planned_bytes(builder, T):
+    from bench import graphc_impl
+    from program_cases import bench_step_program
+    graphc_impl._planned = functools.partial(getattr(graphc_impl, builder), seq_len=T)
+    return int(bench_step_program("_planned").workspace_bytes)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=10)
+    args = ap.parse_args()
+    result = {}
+    with tempfile.TemporaryDirectory() as cache:
+        for T in (32, 512):
+            cold = compile_seconds("lstm_step", T, cache)
+            warm = compile_seconds("lstm_step", T, cache)
+            result[f"compile T={T}"] = {"cold_s": cold, "warm_s": warm}
+            print(f"scan compile T={T}: cold {cold:.2f} s, warm {warm:.3f} s", flush=True)
+    result["step"] = step_times(args.rounds)
+    for k, (med, best) in result["step"].items():
+        print(f"step {k:16s} median {med * 1e3:7.1f} ms  best {best * 1e3:7.1f} ms", flush=True)
+    ratio = result["step"]["graphc scan"][0] / result["step"]["torch eager"][0]
+    print(f"scan / torch eager (medians): {ratio:.2f}")
+    result["planned_bytes"] = {f"scan T={T}": planned_bytes("lstm_step", T) for T in (8, 16, 32, 64)}
+    result["planned_bytes"]["unrolled T=32"] = planned_bytes("lstm_step_unrolled", 32)
+    for k, v in result["planned_bytes"].items():
+        print(f"planned workspace {k:14s} {v / 2**20:7.2f} MiB")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
