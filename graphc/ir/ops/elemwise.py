@@ -98,7 +98,9 @@ class Elemwise(Op):
 
     @functools.cached_property
     def _numpy_fn(self):
-        return sympy.lambdify(ARGS[:self.nin], self.expr, modules=[sf.NUMPY_IMPLS, "numpy"])
+        # numpy the module, not the name "numpy": for the name, lambdify runs
+        # `from numpy import *`, which imports numpy.f2py (~0.5-1 s of the first compile).
+        return sympy.lambdify(ARGS[:self.nin], self.expr, modules=[sf.NUMPY_IMPLS, np])
 
     def reference(self, *arrays):
         shape = np.broadcast_shapes(*[a.shape for a in arrays])
