@@ -5,7 +5,6 @@ import os
 import shutil
 import subprocess
 
-from ...config import config
 from ...errors import CompileError
 from ..c.templates_dir import templates_root
 
@@ -50,14 +49,39 @@ def build_command(src, out, link=(), arch=DEFAULT_ARCH):
     libs = [os.path.abspath(path) for path in link]
     if emulating():
         return ["g++", "-x", "c++", "-std=c++17", "-O1", "-fPIC", "-shared",
-                "-include", emulator_header(), src, "-o", out] + libs + ["-lm"]
+                "-include", emulator_header(), src, "-x", "none", "-o", out] + libs + _emulated_blas(libs) + \
+            ["-lm"]
+    rpath = [f"-Xlinker=-rpath={d}" for d in [cuda_lib_dir()] if d]
     return [nvcc_path() or "nvcc", "-O3", "-std=c++17", "-shared", "-Xcompiler", "-fPIC",
-            "--cudart", "shared"] + _gencode(arch) + _NVCC_QUIET + [src, "-o", out] + libs + ["-ldl"]
+            "--cudart", "shared"] + _gencode(arch) + _NVCC_QUIET + [src, "-o", out] + libs + \
+        rpath + ["-ldl"]
+
+
+def _emulated_blas(libs):
+    """Emulated products call the C target's runtime library, which needs its BLAS linked."""
+    if not libs:
+        return []
+    from ..c.toolchain import ldflags
+    return ldflags()
+
+
+def cuda_lib_dir():
+    """Where libcudart is (the libraries nvcc builds load it from there)."""
+    nvcc = nvcc_path()
+    homes = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"),
+             os.path.dirname(os.path.dirname(os.path.realpath(nvcc))) if nvcc else None,
+             "/usr/local/cuda"]
+    for home in filter(None, homes):
+        for sub in ("lib64", "lib"):
+            d = os.path.join(home, sub)
+            if os.path.isdir(d) and any(f.startswith("libcudart.so") for f in os.listdir(d)):
+                return d
+    return None
 
 
 def build(src, out, link=(), arch=DEFAULT_ARCH):
     cmd = build_command(src, out, link, arch)
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
     if proc.returncode != 0:
         raise CompileError(f"CUDA compilation failed ({' '.join(cmd)}):\n{proc.stderr[-4000:]}\n"
                            f"The generated source is kept at {src}; set GRAPHC_DUMP=dir to see "
@@ -78,5 +102,5 @@ def cache_key_material(arch=DEFAULT_ARCH):
     if emulating():
         with open(emulator_header(), "rb") as fh:
             header = fh.read().decode("utf-8", "replace")
-        return "\n".join(["emulate", _version("g++"), header, config.cache_dir and ""])
+        return "\n".join(["emulate", _version("g++"), header, " ".join(_emulated_blas(["blas"]))])
     return "\n".join(["nvcc", _version(nvcc_path() or "nvcc"), arch])
