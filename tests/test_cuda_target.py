@@ -124,9 +124,13 @@ def test_device_array_inputs_and_device_outputs():
     np.testing.assert_allclose(f(dev), np.exp(xv), rtol=1e-6)
     with pytest.raises(InputError, match="expected dtype float32, got float64"):
         f(DeviceArray.from_host(xv.astype("float64")))
-    out = f.program.run_shared(f.checker, [dev], [], [], 1, host_outputs=False)[0]
+    f.program.host_outputs = False
+    out = f(dev)
     assert isinstance(out, DeviceArray) and out.shape == (4, 5)
+    assert f(dev).ptr != out.ptr  # a returned buffer is the caller's: the next call has its own
     np.testing.assert_allclose(out.get(), np.exp(xv), rtol=1e-6)
+    f.program.host_outputs = "borrow"
+    assert f(dev).ptr == f(dev).ptr  # the function's own buffer, reused
 
 
 def test_a_resident_shared_variable_pickles_as_a_plain_one():
