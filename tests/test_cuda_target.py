@@ -95,6 +95,17 @@ def test_a_shared_variable_has_one_value_for_cpu_and_cuda_functions():
     np.testing.assert_allclose(w.get_value(), 10)
 
 
+def test_a_scalar_shared_variable_keeps_its_shape_through_the_device():
+    # (a solver's learning rate and iteration counter: 0-d values once came back 1-d)
+    s = G.shared(np.float32(1.5), name="s")
+    x = G.vector("x")
+    f = G.function([x], x * s, updates=[(s, s + 1)], target="cuda")
+    np.testing.assert_allclose(f(np.ones(2, "float32")), 1.5)
+    s.set_value(np.float32(4))
+    np.testing.assert_allclose(f(np.ones(2, "float32")), 4)
+    assert s.get_value().shape == () and s.get_value() == 5
+
+
 def test_bad_inputs_get_the_c_targets_errors_and_change_nothing():
     def make(target):
         x = G.matrix("x")
