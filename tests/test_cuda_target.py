@@ -1,6 +1,7 @@
 """The CUDA target on the CPU execution model (GRAPHC_CUDA_EMULATE=1): the very same .cu that
 nvcc builds, compiled by g++ against templates/cuda/gc_cuda_emulate.h. Small graphs: the
 emulator runs every thread as a fiber."""
+import os
 import pickle
 import shutil
 
@@ -34,6 +35,16 @@ def test_fused_elementwise_matches_numpy(dtype):
     np.testing.assert_allclose(b, (1 / (1 + np.exp(-x))) // 3 - np.maximum(x, y) % 2.5, rtol=1e-6)
     assert a.dtype == dtype and isinstance(a, np.ndarray)
     assert "__global__" in f.program.source and "GC_LAUNCH(gc_k0" in f.program.source
+
+
+def test_dumps_show_the_cuda_source_with_its_launches(tmp_path):
+    x = G.vector("x")
+    f = G.function([x], G.exp(x) + 1, target="cuda")
+    text = G.dump(f, file=str(tmp_path / "f.txt"))
+    assert "__global__" in text and "GC_LAUNCH(gc_k0, gc_grid(n, 256), 256, 0," in text
+    from graphc.dump import dump_to_dir
+    dump_to_dir(f, str(tmp_path / "d"))
+    assert any(name.endswith(".cu") for name in os.listdir(tmp_path / "d"))
 
 
 def test_integer_division_as_numpy_and_sizes_that_change_between_calls():
