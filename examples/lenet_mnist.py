@@ -133,7 +133,8 @@ def main():
                       snapshot_prefix=os.path.join(args.out, "lenet"), target=args.target,
                       max_iter=args.steps or None, test_initialization=not args.steps)
     print(f"compiled train step and test net in {time.perf_counter() - t0:.1f} s; "
-          f"{trainer.max_iter} iterations = {args.epochs:g} epochs of {len(X) / args.batch:.1f}")
+          f"{trainer.max_iter} iterations = {trainer.max_iter * args.batch / len(X):.3g} epochs of "
+          f"{len(X) / args.batch:.1f}")
     trainer.train()
     tm = trainer.timing
     epochs_done = tm["iters"] * args.batch / len(X)

@@ -215,5 +215,42 @@ def test_the_trainer_compiles_for_the_target_it_is_given():
     except CompileError as e:  # until every kind the net needs has a CUDA template
         assert "target cuda cannot compile" in str(e)
     else:
-        assert "__global__" in trainer.step.program.source
+        assert "__global__" in trainer.step.fns[0].program.source
         trainer.train()
+
+
+def test_a_small_mlp_trains_as_on_the_c_target_for_20_steps():
+    """Every kind the train step needs must have a CUDA template (cuda-kernels writes the
+    reductions and the softmax cross-entropy): skipped, naming them, until they do."""
+    from graphc.targets.cuda.render_cuda import template_kinds
+    rng = np.random.default_rng(0)
+    xs = rng.uniform(0, 1, (20, 8, 12)).astype("float32")
+    ys = rng.integers(0, 5, (20, 8))
+
+    def train(target):
+        x, y = G.matrix("x"), G.vector("y", dtype="int64")
+        w1 = G.shared(rng_init((12, 16), 1), name="w1")
+        b1 = G.shared(np.zeros(16, "float32"), name="b1")
+        w2 = G.shared(rng_init((16, 5), 2), name="w2")
+        b2 = G.shared(np.zeros(5, "float32"), name="b2")
+        logits = G.relu(x @ w1 + b1) @ w2 + b2
+        cost = G.mean(G.softmax_cross_entropy(logits, y))
+        params = [w1, b1, w2, b2]
+        grads = G.grad(cost, params)
+        f = G.function([x, y], cost, updates=[(p, p - 0.5 * g) for p, g in zip(params, grads)],
+                       target=target)
+        return f, params
+
+    fc, pc = train("c")
+    lacking = {k.kind for k in fc.program.program.kernels} - template_kinds()
+    if lacking:
+        pytest.skip(f"no CUDA template yet for {', '.join(sorted(lacking))} (cuda-kernels)")
+    fg, pg = train("cuda")
+    for x, y in zip(xs, ys):
+        np.testing.assert_allclose(fg(x, y), fc(x, y), rtol=1e-5)
+    for a, b in zip(pg, pc):
+        np.testing.assert_allclose(a.get_value(), b.get_value(), rtol=1e-5, atol=1e-6)
+
+
+def rng_init(shape, seed):
+    return np.random.default_rng(seed).normal(0, 0.5, shape).astype("float32")
