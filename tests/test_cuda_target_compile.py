@@ -50,7 +50,8 @@ def test_a_kind_without_a_cuda_template_is_named():
     import graphc as G
     x = G.matrix("x")
     program = program_of([x], [x.sum()])
-    with pytest.raises(CompileError, match=r"target cuda cannot compile reduce \(op Reduce"):
+    program.kernels[0].kind = "no_such_kind"  # (a kind no template set has)
+    with pytest.raises(CompileError, match=r"target cuda cannot compile no_such_kind \(op Reduce"):
         render_program(program, "t")
 
 
