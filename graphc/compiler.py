@@ -13,7 +13,7 @@ import time
 from .codegen.plan import build_program, note_naive_bytes
 from .config import config
 from .dump import dump_to_dir
-from .errors import CompileError
+from .errors import CompileError, GraphcTypeError
 from .ir.fgraph import build_function_graph
 from .ir.givens import theano_graph
 from .passes import optimize
@@ -23,15 +23,20 @@ from .targets import get_target
 
 
 def function(inputs, outputs=None, updates=None, name=None, backend=None, opt_level=None,
-             givens=None, no_default_updates=False, allow_input_downcast=None,
+             target=None, givens=None, no_default_updates=False, allow_input_downcast=None,
              on_unused_input=None, mode=None, profile=None):
     """Compile `outputs` (a variable or a list) of `inputs`, applying `updates` after each call.
-    backend: the name of a target ("c", "py"; default config.backend). Theano's keywords:
-    givens ({x: expression}: x read as the expression), no_default_updates (True, or the shared
-    variables whose default_update is not applied), allow_input_downcast (graphc/runtime/
-    checks.py), on_unused_input ('raise', 'warn', 'ignore'), mode ('FAST_RUN', 'FAST_COMPILE':
-    opt_level O1), profile (accepted; see graphc's profiler)."""
+    target (or its older name backend): "cpu"/"c", "cuda", "py" (default config.backend, from
+    GRAPHC_TARGET or GRAPHC_BACKEND). Theano's keywords: givens ({x: expression}: x read as the
+    expression), no_default_updates (True, or the shared variables whose default_update is not
+    applied), allow_input_downcast (graphc/runtime/checks.py), on_unused_input ('raise', 'warn',
+    'ignore'), mode ('FAST_RUN', 'FAST_COMPILE': opt_level O1), profile (accepted; see graphc's
+    profiler)."""
     t0 = time.perf_counter()
+    if target is not None and backend is not None and target != backend:
+        raise GraphcTypeError(f"function: target={target!r} and backend={backend!r} disagree; "
+                              "give one (backend is the older name of target)")
+    backend = target if target is not None else backend
     # A variable, or anything that is not a list/tuple (a number, an array), is one output.
     single = outputs is not None and not isinstance(outputs, (list, tuple))
     outs = [] if outputs is None else ([outputs] if single else list(outputs))
