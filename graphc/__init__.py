@@ -41,6 +41,11 @@ from .compiler import function
 from .runtime.function import Function
 from .dump import dump
 from . import testing, nnet  # noqa: F401
+from .profiler import profile  # noqa: E402  (graphc.profiler: per-kernel timings)
+
+if config.profile:  # GRAPHC_PROFILE=1: every function timed, a report each at exit
+    from .profiler import install_from_environment as _install_profiling
+    _install_profiling()
 
 
 def __getattr__(name):
