@@ -41,7 +41,7 @@ def kernel_rows(program, work, seconds, call_seconds, peak=None, min_seconds=Non
         rows.append(KernelRow(
             index=i, kind=kernel.kind, ops=kernel.label, names=user_names(kernel),
             seconds=float(s), share=float(s / call_seconds) if call_seconds else 0.0,
-            flops=int(flops), bytes=int(nbytes), dtype=dtype, bound=bound, rate=float(rate),
+            flops=int(round(flops)), bytes=int(round(nbytes)), dtype=dtype, bound=bound, rate=float(rate),
             peak_fraction=float(rate / top) if top and s > 0 else None,
             min_seconds=float(min_seconds[i]) if min_seconds is not None else None,
             mean_seconds=float(mean_seconds[i]) if mean_seconds is not None else None))
