@@ -250,3 +250,34 @@ def test_graphc_profile_environment_prints_a_report_at_exit():
     assert "value 0.125" in proc.stdout  # watched calls train as usual
     assert "graphc profile of env_fn: mean of 3 calls" in proc.stderr, proc.stderr
     assert re.search(r"^k0\s+gemm\s", proc.stderr, re.M)
+
+
+def test_graphc_profile_command(tmp_path, capsys):
+    """`graphc profile script.py:build`: the table of each function, inputs generated for one
+    given without args (--dim for its symbolic dims), JSON and a trace per function."""
+    from graphc.cli import main
+    _write_peak(_record())
+    script = tmp_path / "steps.py"
+    script.write_text(textwrap.dedent("""
+        import numpy as np, graphc as G
+        def build():
+            x = G.tensor("x", (G.dim("rows"), 3)); i = G.tensor("i", (G.dim("rows"),), "int64")
+            f = G.function([x, i], (G.exp(x).sum(axis=1) * G.cast(i, "float32")).sum(),
+                           name="cli_fn")
+            g = G.function([x], G.tanh(x), name="cli_given")
+            return {"f": f, "g": (g, (np.ones((2, 3), "float32"),))}
+    """))
+    rc = main(["profile", f"{script}:build", "--repeat", "2", "--dim", "rows=5",
+               "--json", str(tmp_path / "r.json"), "--trace", str(tmp_path / "t.json")])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    assert "graphc profile of cli_fn: median of 2 calls (rows=5)" in out.out
+    assert "graphc profile of cli_given: median of 2 calls (rows=2)" in out.out
+    reports = json.loads((tmp_path / "r.json").read_text())
+    assert set(reports) == {"f", "g"} and reports["f"]["dims"] == {"rows": 5}
+    for name in ("f", "g"):
+        assert json.loads((tmp_path / f"t.{name}.json").read_text())["traceEvents"]
+    with pytest.raises(SystemExit, match="NAME=SIZE"):
+        main(["profile", f"{script}:build", "--dim", "rows"])
+    with pytest.raises(SystemExit, match="has no function nothing"):
+        main(["profile", f"{script}:nothing"])
