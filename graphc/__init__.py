@@ -42,6 +42,13 @@ from .runtime.function import Function
 from .dump import dump
 from . import testing, nnet  # noqa: F401
 from .profiler import profile  # noqa: E402  (graphc.profiler: per-kernel timings)
+from . import pictures as _pictures  # noqa: E402
+
+# Jupyter shows a compiled function's kernel program and a variable's graph as pictures
+# (Graphviz's dot), else as text. Attached here: the picture code sits above both classes.
+Function._repr_svg_ = _pictures.function_svg
+Function._repr_pretty_ = lambda self, p, cycle: p.text(_pictures.function_text(self))
+Variable._repr_svg_ = _pictures.variable_svg
 
 if config.profile:  # GRAPHC_PROFILE=1: every function timed, a report each at exit
     from .profiler import install_from_environment as _install_profiling
