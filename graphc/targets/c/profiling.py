@@ -74,7 +74,9 @@ class ProfiledProgram(CProgram):
         with self.lock:
             n = self._read(self._ctx_addr, buf.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
                            len(buf))
-        assert n == len(buf), "profiling library of another program"
+        if n != len(buf):
+            raise RuntimeError(f"{self.lib_path}: a profiling library of another program "
+                               f"({n} counters, expected {len(buf)})")
         k, m = self.n_kernels, max(1, self.n_kernels)  # (the C arrays have at least one)
         return Counters(calls=int(buf[0]), run_s=float(buf[1]), last_t0=float(buf[2]),
                         last_run_s=float(buf[3]), kernel_s=buf[4:4 + k].copy(),
