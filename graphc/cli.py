@@ -47,7 +47,7 @@ def _aot(args):
         raise SystemExit(f"graphc aot: {args.target}() returned {type(functions).__name__}; it "
                          "should return a dict {name: graphc.function(...)}")
     out = export(functions, args.out, name=args.name, march=args.march,
-                 embed_params=not args.no_embed_params)
+                 embed_params=not args.no_embed_params, profile=args.profile)
     print(f"exported {', '.join(out.functions)} to {out.directory}:")
     for label, path in (("library", out.library), ("header", out.header),
                         ("parameters", out.params), ("example", out.example)):
@@ -70,6 +70,9 @@ def main(argv=None):
     aot.add_argument("--name", help="library name and C prefix (default: the --out folder's name)")
     aot.add_argument("--march", help="CPU to build for (default: native, as graphc.function); "
                      "e.g. x86-64-v3 to run on other machines")
+    aot.add_argument("--profile", action="store_true",
+                     help="a profiling build: timers around each kernel, read with "
+                     "<name>_profile() (main.c: -t)")
     aot.add_argument("--no-embed-params", action="store_true",
                      help="do not build the parameter values into the library "
                      "(<name>_create then needs the .params file)")
