@@ -208,12 +208,13 @@ def _record(**changes):
               "copy_gbps": {str(8 * n): 5.0 for n in peak_mod.COPY_ELEMENTS},
               "measured": "2026-01-01"}
     record.update(changes)
-    return json.dumps(record).encode()
+    return json.dumps({peak_mod.machine_key(): record}).encode()
 
 
 @pytest.mark.parametrize("data", [
     b"\xff\xfe not json", b"[1, 2]", b"{" * 100000, b'{"machine": 1}',
     _record(machine="another machine"), _record(copy_gbps={"1": 5.0}),
+    json.dumps({"another machine": {"machine": "another machine"}}).encode(),
     _record(copy_gbps={str(8 * n): -1.0 for n in peak_mod.COPY_ELEMENTS}),
     _record(copy_gbps=float("nan")),
 ])
@@ -231,6 +232,13 @@ def test_the_cached_peak_is_read_back(monkeypatch):
     peak = peak_mod.machine_peak(("float64",))
     assert peak.gemm_gflops == {"float32": 40.0, "float64": 7.0}
     assert peak_mod.machine_peak(("float64",), measure=False).gemm_gflops["float64"] == 7.0
+    # Another machine's record (a shared home directory) is kept beside this one's.
+    records = json.loads(_record())  # this machine's, without float64
+    records["other"] = json.loads(_record(machine="other")).popitem()[1]
+    path = _write_peak(json.dumps(records).encode())
+    assert peak_mod.machine_peak(("float64",)).gemm_gflops["float64"] == 7.0  # measured
+    with open(path) as fh:
+        assert set(json.load(fh)) == {peak_mod.machine_key(), "other"}
 
 
 def test_graphc_profile_environment_prints_a_report_at_exit():

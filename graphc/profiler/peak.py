@@ -68,13 +68,23 @@ def _finite_positive(value):
         math.isfinite(value) and value > 0
 
 
-def parse(data, machine):
-    """A Peak from the cache file's bytes, or None when they are not a well-formed record of this
-    machine (the file is input like any other: anything unexpected is measured again)."""
+def _records(data):
+    """{machine key: record} of the cache file's bytes ({} when they are not that)."""
     try:
-        record = json.loads(data.decode("utf-8"))
+        records = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
+        return {}
+    return records if isinstance(records, dict) else {}
+
+
+def parse(data, machine):
+    """A Peak from the cache file's bytes, or None when they hold no well-formed record of this
+    machine (the file is input like any other: anything unexpected is measured again). The file
+    maps machine keys to records (a home directory shared by machines, or thread settings)."""
+    return parse_record(_records(data).get(machine), machine)
+
+
+def parse_record(record, machine):
     if not isinstance(record, dict) or record.get("machine") != machine:
         return None
     gemm, copy = record.get("gemm_gflops"), record.get("copy_gbps")
@@ -133,7 +143,7 @@ def measure_copy(lengths=COPY_ELEMENTS):
 def machine_peak(dtypes=("float32",), measure=True):
     """The cached Peak, with every dtype in `dtypes` measured first where the cache lacks it
     (a few seconds, once per machine). measure=False: what the cache has, or None."""
-    from ..targets.c.cache_trust import parse_trusted, write_private
+    from ..targets.c.cache_trust import parse_trusted, read_trusted, write_private
     machine = machine_key()
     path = _path()
     peak = parse_trusted(path, lambda data: parse(data, machine))
@@ -152,5 +162,9 @@ def machine_peak(dtypes=("float32",), measure=True):
     record = {"machine": machine, "gemm_gflops": peak.gemm_gflops,
               "copy_gbps": {str(n): v for n, v in peak.copy_gbps.items()},
               "measured": peak.measured}
-    write_private(path, json.dumps(record, indent=1).encode())
+    records = _records(read_trusted(path) or b"")
+    records = {k: v for k, v in records.items()
+               if isinstance(k, str) and parse_record(v, k) is not None}  # (well-formed only)
+    records[machine] = record
+    write_private(path, json.dumps(records, indent=1).encode())
     return peak
