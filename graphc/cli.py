@@ -87,6 +87,8 @@ def main(argv=None):
                       help="a symbolic dim's size for generated inputs (default 32)")
     prof.add_argument("--json", help="also write the reports as JSON to this file")
     prof.add_argument("--trace", help="also write a Chrome trace (chrome://tracing, Perfetto)")
+    prof.add_argument("--remeasure-peak", action="store_true",
+                      help="measure the machine's peak again (cached; measure on a quiet machine)")
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

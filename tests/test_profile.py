@@ -289,3 +289,12 @@ def test_graphc_profile_command(tmp_path, capsys):
         main(["profile", f"{script}:build", "--dim", "rows"])
     with pytest.raises(SystemExit, match="has no function nothing"):
         main(["profile", f"{script}:nothing"])
+
+
+def test_bandwidth_of_a_kernel_is_the_copy_of_its_size():
+    peak = Peak({"float32": 1.0}, {128 << 10: 5.0, 4 << 20: 1.0, 64 << 20: 2.0})
+    assert peak.bandwidth(1000) == 5.0
+    assert peak.bandwidth(1 << 20) == 2.0  # never below what a larger copy reached
+    assert peak.bandwidth(1 << 30) == 2.0
+    assert peak.gflops("float64") == 1.0  # (a float type not measured: float32's)
+

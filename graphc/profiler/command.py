@@ -8,6 +8,7 @@ import sys
 import numpy as np
 
 from ..runtime.function import Function
+from .peak import machine_peak
 from .session import profile
 
 DEFAULT_DIM = 32
@@ -70,6 +71,8 @@ def _entries(built, target):
 
 def run(args, builder):
     dims = parse_dims(args.dim)
+    if args.remeasure_peak:
+        machine_peak(remeasure=True)
     reports = []
     for name, fn, fn_args in _entries(builder(), args.target):
         if fn_args is None:

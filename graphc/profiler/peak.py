@@ -30,11 +30,13 @@ class Peak:
         return self.gemm_gflops.get(dtype) or self.gemm_gflops.get("float32")
 
     def bandwidth(self, nbytes):
-        """GB/s of the copy that moves at least `nbytes` (the largest when none does)."""
+        """GB/s of the copy that moves at least `nbytes` (the largest when none does); never
+        less than a larger copy reached (a smaller one fits in a nearer cache)."""
         if not self.copy_gbps:
             return None
         sizes = sorted(self.copy_gbps)
-        return self.copy_gbps[next((n for n in sizes if n >= nbytes), sizes[-1])]
+        size = next((n for n in sizes if n >= nbytes), sizes[-1])
+        return max(v for n, v in self.copy_gbps.items() if n >= size)
 
     def describe(self):
         gemm = ", ".join(f"{d} {v:,.1f}" for d, v in sorted(self.gemm_gflops.items()))
@@ -140,13 +142,14 @@ def measure_copy(lengths=COPY_ELEMENTS):
     return out
 
 
-def machine_peak(dtypes=("float32",), measure=True):
+def machine_peak(dtypes=("float32",), measure=True, remeasure=False):
     """The cached Peak, with every dtype in `dtypes` measured first where the cache lacks it
-    (a few seconds, once per machine). measure=False: what the cache has, or None."""
+    (a few seconds, once per machine). measure=False: what the cache has, or None.
+    remeasure=True: measure again (the first measurement ran while the machine was busy)."""
     from ..targets.c.cache_trust import parse_trusted, read_trusted, write_private
     machine = machine_key()
     path = _path()
-    peak = parse_trusted(path, lambda data: parse(data, machine))
+    peak = None if remeasure else parse_trusted(path, lambda data: parse(data, machine))
     missing = [d for d in dtypes if peak is None or d not in peak.gemm_gflops]
     if not missing:
         return peak

@@ -204,6 +204,7 @@ def format_table(r):
         lines.append(f"the normal build (no timers), same inputs: "
                      f"{seconds_text(r.unprofiled_call_seconds)} a call")
     if r.peak is not None:
-        lines.append(f"peak: {r.peak.describe()}")
+        lines.append(f"peak: {r.peak.describe()}; measure again on a quiet machine: "
+                     "graphc profile --remeasure-peak")
     lines.append("(times on a loaded machine vary from run to run: compare within one report)")
     return "\n".join(lines)

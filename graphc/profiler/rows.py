@@ -1,17 +1,16 @@
 """Kernel rows of a report: each kernel's time with its FLOPs, bytes, achieved rate and the
-fraction of the machine's peak (a roofline: the bound is whichever resource the kernel's
-FLOPs per byte make the limit on this machine)."""
+fraction of the machine's peak: gemm GFLOP/s for the kinds whose work is arithmetic (products,
+direct convolutions), else the bandwidth of a copy that moves as many bytes."""
 from .cost import kernel_bytes, kernel_dtype, kernel_flops
 from .report import KernelRow, user_names
 
-# Kinds whose work is arithmetic when no peak is known to decide by.
-_COMPUTE_KINDS = ("gemm", "conv_direct", "conv_direct_grad_input", "conv_direct_grad_weights")
+# Kinds bound by arithmetic (decided by kind, not by a roofline of the measured peaks: one peak
+# measured on a busy machine would turn a product "memory bound").
+COMPUTE_KINDS = ("gemm", "conv_direct", "conv_direct_grad_input", "conv_direct_grad_weights")
 
 
-def _bound(flops, nbytes, kind, gflops, gbps):
-    if flops and gflops and gbps:
-        return "compute" if flops / max(nbytes, 1) >= gflops / gbps else "memory"
-    return "compute" if kind in _COMPUTE_KINDS and flops else "memory"
+def _bound(flops, kind):
+    return "compute" if kind in COMPUTE_KINDS and flops else "memory"
 
 
 def kernel_work(program, dim_counts):
@@ -35,7 +34,7 @@ def kernel_rows(program, work, seconds, call_seconds, peak=None, min_seconds=Non
         dtype = kernel_dtype(kernel)
         gflops = peak.gflops(dtype) if peak is not None else None
         gbps = peak.bandwidth(nbytes) if peak is not None else None
-        bound = _bound(flops, nbytes, kernel.kind, gflops, gbps)
+        bound = _bound(flops, kernel.kind)
         rate = (flops if bound == "compute" else nbytes) / s / 1e9 if s > 0 else 0.0
         top = gflops if bound == "compute" else gbps
         rows.append(KernelRow(
