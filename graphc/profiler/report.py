@@ -69,8 +69,8 @@ class Report:
     @property
     def overhead_seconds(self):
         """The call's time outside kernels: Python (argument checks, outputs, updates) and C
-        (size checks, workspace)."""
-        return self.call_seconds - self.kernel_seconds
+        (size checks, workspace), each measured per call."""
+        return self.c_overhead_seconds + self.python_overhead_seconds
 
     def by_kind(self):
         """[(kind, kernels, seconds, share of the call)], the most time first."""
@@ -190,16 +190,19 @@ def format_table(r):
                      f"  {share * 100:5.1f}%")
     kern = r.kernel_seconds
     lines.append("")
-    lines.append(f"call {seconds_text(r.call_seconds)}: kernels {seconds_text(kern)} "
-                 f"({kern / r.call_seconds * 100 if r.call_seconds else 0:.1f}%), outside kernels "
-                 f"{seconds_text(r.overhead_seconds)}")
-    lines.append(f"  outside kernels, per call: in the compiled program "
-                 f"{seconds_text(r.c_overhead_seconds)} (size checks, workspace), in Python "
-                 f"{seconds_text(r.python_overhead_seconds)} (argument checks, outputs, updates)")
+    lines.append(f"call {seconds_text(r.call_seconds)} ({r.statistic}); outside kernels "
+                 f"{seconds_text(r.overhead_seconds)}: {seconds_text(r.c_overhead_seconds)} in "
+                 f"the compiled program (size checks, workspace), "
+                 f"{seconds_text(r.python_overhead_seconds)} in Python (argument checks, "
+                 "outputs, updates)")
     means = [k.mean_seconds for k in r.kernels]
+    share = f"{kern / r.call_seconds * 100:.1f}%" if r.call_seconds else "-"
     if r.mean_call_seconds and None not in means:
-        lines.append(f"  means over the calls: call {seconds_text(r.mean_call_seconds)}, kernels "
+        lines.append(f"kernels {seconds_text(kern)} ({share} of the call); the means over the "
+                     f"same calls add up: call {seconds_text(r.mean_call_seconds)}, kernels "
                      f"{seconds_text(sum(means))} ({sum(means) / r.mean_call_seconds * 100:.1f}%)")
+    else:
+        lines.append(f"kernels {seconds_text(kern)} ({share} of the call)")
     if r.unprofiled_call_seconds is not None:
         lines.append(f"the normal build (no timers), same inputs: "
                      f"{seconds_text(r.unprofiled_call_seconds)} a call")
