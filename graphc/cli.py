@@ -85,6 +85,8 @@ def main(argv=None):
     prof.add_argument("--repeat", type=int, default=20, help="timed calls (default 20)")
     prof.add_argument("--dim", action="append", metavar="NAME=SIZE",
                       help="a symbolic dim's size for generated inputs (default 32)")
+    prof.add_argument("--top", type=int, metavar="N",
+                      help="show only the N kernels that took the most time (the rest summed)")
     prof.add_argument("--json", help="also write the reports as JSON to this file")
     prof.add_argument("--trace", help="also write a Chrome trace (chrome://tracing, Perfetto)")
     prof.add_argument("--remeasure-peak", action="store_true",

@@ -98,6 +98,11 @@ def test_report_prints_a_table_and_round_trips_json(report):
     for r in report.kernels:
         assert re.search(rf"^k{r.index}\s+{r.kind}\s", text, re.M)
     assert "totals per kernel kind:" in text and "outside kernels" in text
+    short = report.table(top=2)
+    slowest = sorted(report.kernels, key=lambda k: -k.seconds)[:2]
+    assert [int(m) for m in re.findall(r"^k(\d+)\s", short, re.M)] == \
+        sorted(k.index for k in slowest)
+    assert f"... {len(report.kernels) - 2} more kernels" in short
     d = json.loads(report.to_json())
     assert d["function"] == "prof_step" and len(d["kernels"]) == len(report.kernels)
     assert set(d["kernels"][0]) >= {"index", "kind", "ops", "names", "seconds", "share", "flops",

@@ -78,7 +78,7 @@ def run(args, builder):
         if fn_args is None:
             fn_args = generated_inputs(fn, dims, note=lambda m: print(m, file=sys.stderr))
         report = profile(fn, *fn_args, repeat=args.repeat)
-        print(report)
+        print(report.table(top=args.top))
         print()
         reports.append((name, report))
     if args.json:

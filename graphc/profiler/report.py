@@ -72,6 +72,10 @@ class Report:
         (size checks, workspace), each measured per call."""
         return self.c_overhead_seconds + self.python_overhead_seconds
 
+    def kernels_seconds_except(self, rows):
+        skip = {id(k) for k in rows}
+        return sum(k.seconds for k in self.kernels if id(k) not in skip)
+
     def by_kind(self):
         """[(kind, kernels, seconds, share of the call)], the most time first."""
         kinds = {}
@@ -141,6 +145,11 @@ class Report:
             json.dump(self.chrome_trace(), fh)
         return path
 
+    def table(self, top=None):
+        """The table as text; top=N: only the N kernels that took the most time (still in
+        execution order), the rest summed on one line."""
+        return format_table(self, top)
+
     def __str__(self):
         return format_table(self)
 
@@ -164,13 +173,17 @@ def count_text(n):
     return str(n)
 
 
-def format_table(r):
+def format_table(r, top=None):
     dims = ", ".join(f"{k}={v}" for k, v in r.dims.items())
     lines = [f"graphc profile of {r.function}: {r.statistic} of {r.calls} calls"
              + (f" ({dims})" if dims else "")]
     head = ("kernel", "kind", "ops", "names", "time", "% call", "FLOPs", "bytes", "rate", "peak")
     rows = []
-    for k in r.kernels:
+    shown = r.kernels
+    if top is not None and len(shown) > top:
+        keep = {id(k) for k in sorted(shown, key=lambda k: -k.seconds)[:top]}
+        shown = [k for k in r.kernels if id(k) in keep]
+    for k in shown:
         ops = k.ops if len(k.ops) <= 38 else k.ops[:35] + "..."
         names = ", ".join(k.names)
         names = names if len(names) <= 24 else names[:21] + "..."
@@ -183,6 +196,10 @@ def format_table(r):
     for row in [head] + rows:
         lines.append("  ".join(str(x).rjust(w) if i in numeric else str(x).ljust(w)
                                for i, (x, w) in enumerate(zip(row, widths))).rstrip())
+    if len(shown) < len(r.kernels):
+        rest = r.kernels_seconds_except(shown)
+        lines.append(f"... {len(r.kernels) - len(shown)} more kernels: {seconds_text(rest)} "
+                     f"({rest / r.call_seconds * 100 if r.call_seconds else 0:.1f}% of the call)")
     lines.append("")
     lines.append("totals per kernel kind:")
     for kind, n, s, share in r.by_kind():
