@@ -199,6 +199,7 @@ def test_watched_function_trains_like_the_original_and_reports_means():
     gemm = next(k for k in r.kernels if k.kind == "gemm")
     assert gemm.flops == round((2 * 2 * 8 * 16 * 32 + 2 * 4 * 16 * 32) / 3)  # mean of the calls
     assert r.run_seconds <= r.call_seconds
+    assert len(r.trace) == 1 and len(r.chrome_trace()["traceEvents"]) == 2 + 2 + len(r.kernels)
     g.reset()
     assert g.report(peak=False) is None
 

@@ -77,9 +77,14 @@ class ProfiledFunction(Function):
         rows = kernel_rows(program, kernel_work(program, self.dim_counts), c.kernel_s / c.calls,
                            call, peak or None)
         run = c.run_s / c.calls
+        trace = []  # the most recent call, for to_chrome_trace
+        if self.last_call is not None:
+            trace.append({"t0": self.last_call[0], "t1": self.last_call[1], "run_t0": c.last_t0,
+                          "run_s": c.last_run_s, "starts": c.last_start.tolist(),
+                          "durations": c.last_s.tolist()})
         return Report(self.name, "mean", c.calls, dims, call, run, rows,
                       c_overhead_seconds=run - sum(r.seconds for r in rows),
-                      python_overhead_seconds=call - run, peak=peak or None)
+                      python_overhead_seconds=call - run, peak=peak or None, trace=trace)
 
 
 def _twin(fn):
