@@ -45,6 +45,32 @@ from . import testing, nnet  # noqa: F401
 from .ir.alloc import alloc, eye, fill, ones, zeros  # noqa: E402
 from . import variable_eval  # noqa: F401,E402  (Variable.eval, Theano's)
 
+if config.profile:  # GRAPHC_PROFILE=1: every function timed, a report each at exit
+    from .profiler import install_from_environment as _install_profiling
+    _install_profiling()
+
+
+# Jupyter shows a compiled function's kernel program and a variable's graph as pictures
+# (Graphviz's dot, graphc/pictures.py), else as text. Attached here: the picture code sits above
+# both classes; imported when first shown, not by `import graphc`.
+def _function_svg(fn):
+    from .pictures import function_svg
+    return function_svg(fn)
+
+
+def _function_pretty(fn, p, cycle):
+    from .pictures import function_text
+    p.text(function_text(fn))
+
+
+def _variable_svg(var):
+    from .pictures import variable_svg
+    return variable_svg(var)
+
+
+Function._repr_svg_, Function._repr_pretty_ = _function_svg, _function_pretty
+Variable._repr_svg_ = _variable_svg
+
 
 def __getattr__(name):
     # graphc.aot (ship functions as a C library) loads the C target's toolchain modules (jinja2,
@@ -52,6 +78,10 @@ def __getattr__(name):
     if name == "aot":
         import importlib
         return importlib.import_module(".aot", __name__)
+    # graphc.profile(f, *args): per-kernel timings (graphc.profiler, imported when first used).
+    if name == "profile":
+        from .profiler import profile
+        return profile
     raise AttributeError(f"module 'graphc' has no attribute {name!r}")
 
 

@@ -45,6 +45,9 @@ class Config:
     # Translation units compiled at once (0: as many as this process has CPUs).
     compile_jobs: int = _env_count("GRAPHC_COMPILE_JOBS")
     extra_cflags: list = field(default_factory=lambda: os.environ.get("GRAPHC_CFLAGS", "").split())
+    # Time every compiled function's kernels and print a report per function at exit
+    # (graphc.profiler; read at `import graphc`).
+    profile: bool = os.environ.get("GRAPHC_PROFILE", "") not in ("", "0")
 
 
 config = Config()

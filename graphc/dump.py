@@ -19,8 +19,20 @@ def dump_text(fn):
     return "\n\n".join(parts) + "\n"
 
 
-def dump(fn, file=None):
-    """Print (or write to `file`) everything graphc knows about a compiled function."""
+def dump(fn, file=None, format="text"):
+    """Print (or write to `file`) everything graphc knows about a compiled function.
+
+    format="svg" (or "png", "pdf"): `file` is a directory; writes the text dumps there (as
+    GRAPHC_DUMP does) and pictures of the graph and of the kernel program (a fused kernel is a
+    cluster of its ops) through Graphviz's `dot`, or says how to install it. Returns the paths of
+    the pictures (and their DOT sources)."""
+    if format != "text":
+        from .pictures import PictureError, write_pictures
+        if file is None:
+            raise PictureError(f"graphc.dump(f, dir, format={format!r}): give the directory to "
+                               "write the pictures to")
+        dump_to_dir(fn, file)
+        return write_pictures(fn, file, format)
     text = dump_text(fn)
     if file is None:
         print(text)

@@ -24,7 +24,7 @@ LAYERS = [
     ("codegen", ["graphc.codegen"]),
     ("runtime", ["graphc.runtime"]),
     ("targets", ["graphc.targets", "graphc.gc_dispatch"]),
-    ("compiler driver", ["graphc.compiler", "graphc.dump"]),
+    ("compiler driver", ["graphc.compiler", "graphc.dump", "graphc.pictures"]),
     ("public API", ["graphc", "graphc.aot", "graphc.testing", "graphc.cli"]),
     ("libraries", ["graphc.nn", "graphc.optim", "graphc.train", "graphc.data"]),
 ]

@@ -7,8 +7,6 @@ import pytest
 import graphc as G
 from graphc import nn
 from graphc.nn import losses as L
-from graphc.nn.png import Canvas, read_png, write_png
-from graphc.nn.viz import filter_grid, plot_curves, save_filter_grid
 
 PY = {"backend": "py"}
 HAVE_CNN = all(hasattr(G, n) for n in ("conv2d", "max_pool2d", "avg_pool2d"))
@@ -368,24 +366,3 @@ def test_dropout_train_scales_and_test_is_identity():
     assert set(np.unique(y1)) <= {0.0, np.float32(1 / 0.75)}
     assert 0.7 < kept.mean() < 0.8
     assert not np.array_equal(y1, y2)               # the stream advances between calls
-
-
-# ---- PNG ----------------------------------------------------------------------------------------
-def test_png_roundtrip_and_plots(tmp_path):
-    img = np.random.RandomState(0).randint(0, 256, (5, 7, 3)).astype(np.uint8)
-    write_png(tmp_path / "a.png", img)
-    assert np.array_equal(read_png(tmp_path / "a.png"), img)
-    gray = (np.arange(12).reshape(3, 4) * 20).astype(np.uint8)
-    write_png(tmp_path / "g.png", gray)
-    assert np.array_equal(read_png(tmp_path / "g.png"), gray)
-    c = Canvas(40, 20)
-    c.line(0, 0, 39, 19, (255, 0, 0))
-    c.text(2, 2, "LOSS 0.5", (0, 0, 0))
-    assert (c.img[0, 0] == (255, 0, 0)).all() and (c.img[19, 39] == (255, 0, 0)).all()
-    grid = filter_grid(np.random.randn(6, 1, 5, 5), scale=2)
-    assert grid.shape == (2 * 11 + 1, 3 * 11 + 1)
-    save_filter_grid(tmp_path / "f.png", np.random.randn(6, 3, 5, 5), title="conv1")
-    assert read_png(tmp_path / "f.png").shape[2] == 3
-    used = plot_curves(tmp_path / "c.png", [{"title": "loss", "series": [("a", [0, 1, 2], [3, 2, 1])],
-                                             "logy": True}], backend="raster")
-    assert used == "raster" and read_png(tmp_path / "c.png").shape == (400, 560, 3)

@@ -1,23 +1,32 @@
-"""Training curves and filter grids as PNG files: matplotlib when it is installed, otherwise
-graphc.nn.png's raster canvas (no dependency).
+"""Plots of training through matplotlib (an optional extra: pip install 'graphc[viz]'):
+training curves, filter and activation grids (Caffe's vis_square), solver comparisons.
 
     plot_curves("curve.png", [
         {"title": "train loss", "series": [("sgd", iters, losses)], "logy": True,
          "xlabel": "iteration"},
         {"title": "test accuracy", "series": [("sgd", test_iters, accs)]},
     ])
-    save_filter_grid("conv1.png", W)     # W: (num_filters, channels, kh, kw)
-"""
+    plot_training("training.png", trainer.history)   # loss, test metrics, learning rate
+    save_filter_grid("conv1.png", W)                 # W: (num_filters, channels, kh, kw)
+    save_activation_grid("conv1_out.png", blob[0])   # (channels, h, w)
+
+Figures are drawn with matplotlib's object API on the Agg canvas: no pyplot, so a notebook's
+backend is left alone. filter_grid and vis_square return the image arrays and need numpy only."""
 import math
+import os
 
 import numpy as np
 
-from .png import Canvas, write_png
+from ..errors import GraphcError
 
-__all__ = ["plot_curves", "filter_grid", "save_filter_grid", "have_matplotlib"]
+__all__ = ["plot_curves", "plot_training", "filter_grid", "vis_square", "save_filter_grid",
+           "save_activation_grid", "have_matplotlib", "VizUnavailable"]
 
-COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-          (140, 86, 75), (227, 119, 194), (127, 127, 127)]
+INSTALL_HINT = "pip install 'graphc[viz]' (or pip install matplotlib)"
+
+
+class VizUnavailable(GraphcError, ImportError):
+    """matplotlib is not installed."""
 
 
 def have_matplotlib():
@@ -28,19 +37,42 @@ def have_matplotlib():
         return False
 
 
+def _figure(width, height):
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise VizUnavailable(f"graphc.nn.viz draws with matplotlib, which is not installed: "
+                             f"{INSTALL_HINT}") from None
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path, dpi=100):
+    os.makedirs(os.path.dirname(os.path.abspath(str(path))), exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return path
+
+
 def _normalize_panels(panels):
     if isinstance(panels, dict):
         panels = [panels]
     out = []
     for p in panels:
+        if not isinstance(p, dict) or "series" not in p:
+            raise ValueError(f"plot_curves: each panel is a dict with 'series' [(label, xs, ys)], "
+                             f"got {p!r}")
         p = dict(p)
-        p.setdefault("title", "")
-        p.setdefault("xlabel", "")
-        p.setdefault("ylabel", "")
+        for key in ("title", "xlabel", "ylabel"):
+            p.setdefault(key, "")
         p.setdefault("logy", False)
         series = []
         for label, xs, ys in p["series"]:
             xs, ys = np.asarray(xs, np.float64), np.asarray(ys, np.float64)
+            if xs.shape != ys.shape:
+                raise ValueError(f"plot_curves: series {label!r} has {xs.size} x values and "
+                                 f"{ys.size} y values")
             ok = np.isfinite(xs) & np.isfinite(ys)
             if p["logy"]:
                 ok &= ys > 0
@@ -51,131 +83,69 @@ def _normalize_panels(panels):
 
 
 def plot_curves(path, panels, backend=None):
-    """Write a PNG with one plot per panel (side by side). Returns the backend used."""
+    """Write an image (format from the file name: .png, .svg, .pdf) with one plot per panel,
+    side by side. A panel: {"title", "series": [(label, xs, ys)], "xlabel", "ylabel", "logy"}.
+    Returns the path."""
+    if backend not in (None, "matplotlib"):
+        raise ValueError(f"plot_curves: backend {backend!r}: graphc plots with matplotlib only "
+                         "(the raster backend was removed)")
     panels = _normalize_panels(panels)
-    backend = backend or ("matplotlib" if have_matplotlib() else "raster")
-    if backend == "matplotlib":
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
-        for ax, p in zip(axes[0], panels):
-            for label, xs, ys in p["series"]:
-                ax.plot(xs, ys, label=label, marker="o" if len(xs) < 30 else None, markersize=3)
-            if p["logy"]:
-                ax.set_yscale("log")
-            ax.set_title(p["title"])
-            ax.set_xlabel(p["xlabel"])
-            ax.set_ylabel(p["ylabel"])
-            ax.grid(alpha=0.3)
-            if len(p["series"]) > 1 or p["series"] and p["series"][0][0]:
-                ax.legend()
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return "matplotlib"
-    w, h = 560, 400
-    canvas = Canvas(w * len(panels), h)
+    fig = _figure(5.5 * len(panels), 4)
     for k, p in enumerate(panels):
-        _raster_panel(canvas, k * w, 0, w, h, p)
-    canvas.save(path)
-    return "raster"
+        ax = fig.add_subplot(1, len(panels), k + 1)
+        for label, xs, ys in p["series"]:
+            ax.plot(xs, ys, label=label, marker="o" if len(xs) < 30 else None, markersize=3)
+        if p["logy"]:
+            ax.set_yscale("log")
+        ax.set_title(p["title"])
+        ax.set_xlabel(p["xlabel"])
+        ax.set_ylabel(p["ylabel"])
+        ax.grid(alpha=0.3)
+        if len(p["series"]) > 1 or (p["series"] and p["series"][0][0]):
+            ax.legend()
+    fig.tight_layout()
+    return _save(fig, path)
 
 
-def _nice_ticks(lo, hi, n=5):
-    if not math.isfinite(lo) or not math.isfinite(hi):
-        return [0.0, 1.0]
-    if hi <= lo:
-        hi = lo + (abs(lo) or 1.0)
-    raw = (hi - lo) / max(n, 1)
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    start = math.floor(lo / step) * step
-    ticks, t = [], start
-    while t <= hi + step * 1e-9:
-        if t >= lo - step * 1e-9:
-            ticks.append(round(t, 12))
-        t += step
-    return ticks
+def plot_training(path, history, smooth=20):
+    """A graphc.train.Trainer's history as curves: training loss (and its running mean over
+    `smooth` iterations), every test metric, and the learning rate. Returns the path."""
+    it, loss = np.asarray(history["iter"], float), np.asarray(history["loss"], float)
+    k = max(1, min(smooth, len(loss)))
+    series = [("loss", it, loss)]
+    if k > 1:
+        series.append((f"mean of {k}", it[k - 1:], np.convolve(loss, np.ones(k) / k, "valid")))
+    panels = [{"title": "train loss", "xlabel": "iteration", "logy": bool((loss > 0).all()),
+               "series": series}]
+    tests = history.get("test") or []
+    if tests:
+        keys = [key for key in tests[0] if np.ndim(tests[0][key]) == 0]
+        panels.append({"title": "test", "xlabel": "iteration",
+                       "series": [(key, history["test_iter"], [t[key] for t in tests])
+                                  for key in keys]})
+    if history.get("lr"):
+        panels.append({"title": "learning rate", "xlabel": "iteration",
+                       "series": [("lr", it[:len(history["lr"])], history["lr"])]})
+    return plot_curves(path, panels)
 
 
-def _tick_label(v):
-    if v == 0:
-        return "0"
-    a = abs(v)
-    if a >= 1e5 or a < 1e-3:
-        return f"{v:.0e}".replace("e-0", "e-").replace("e+0", "e")
-    if a >= 100:
-        return f"{v:.0f}"
-    return f"{v:.3g}"
+def _unit(a):
+    lo, hi = a.min(), a.max()
+    return np.zeros_like(a) if hi <= lo else (a - lo) / (hi - lo)
 
 
-def _raster_panel(c, x0, y0, w, h, p):
-    left, right, top, bottom = 70, 16, 34, 46
-    px0, px1, py0, py1 = x0 + left, x0 + w - right, y0 + top, y0 + h - bottom
-    c.text(x0 + w // 2, y0 + 10, p["title"], anchor="center")
-    allx = np.concatenate([s[1] for s in p["series"]]) if p["series"] else np.zeros(0)
-    ally = np.concatenate([s[2] for s in p["series"]]) if p["series"] else np.zeros(0)
-    if allx.size == 0:
-        allx, ally = np.array([0.0, 1.0]), np.array([0.0, 1.0]) if not p["logy"] else np.array([1.0, 10.0])
-    fy = (lambda v: np.log10(v)) if p["logy"] else (lambda v: v)
-    xlo, xhi = float(allx.min()), float(allx.max())
-    if xhi <= xlo:
-        xhi = xlo + 1.0
-    ylo, yhi = float(fy(ally).min()), float(fy(ally).max())
-    if yhi <= ylo:
-        ylo, yhi = ylo - 0.5, yhi + 0.5
-    pad = 0.05 * (yhi - ylo)
-    ylo, yhi = ylo - pad, yhi + pad
-
-    def sx(v):
-        return px0 + (v - xlo) / (xhi - xlo) * (px1 - px0)
-
-    def sy(v):
-        return py1 - (v - ylo) / (yhi - ylo) * (py1 - py0)
-
-    grid, axis = (232, 232, 232), (60, 60, 60)
-    for t in _nice_ticks(xlo, xhi):
-        X = sx(t)
-        c.line(X, py0, X, py1, grid)
-        c.line(X, py1, X, py1 + 4, axis)
-        c.text(X, py1 + 8, _tick_label(t), axis, scale=2, anchor="center")
-    if p["logy"]:
-        yticks = [float(e) for e in range(math.floor(ylo), math.ceil(yhi) + 1) if ylo <= e <= yhi]
-        if len(yticks) < 2:   # less than two decades: nice linear values, placed on the log axis
-            yticks = [math.log10(v) for v in _nice_ticks(10 ** ylo, 10 ** yhi) if v > 0]
-            yticks = [t for t in yticks if ylo <= t <= yhi]
-        labels = [_tick_label(10 ** t) for t in yticks]
-    else:
-        yticks = _nice_ticks(ylo, yhi)
-        labels = [_tick_label(t) for t in yticks]
-    for t, lab in zip(yticks, labels):
-        Y = sy(t)
-        c.line(px0, Y, px1, Y, grid)
-        c.line(px0 - 4, Y, px0, Y, axis)
-        c.text(px0 - 8, Y - 5, lab, axis, scale=2, anchor="right")
-    c.rect(px0, py0, px1, py1, axis, fill=False)
-    c.text((px0 + px1) // 2, py1 + 26, p["xlabel"], axis, anchor="center")
-    # Legend in the top right corner, or the bottom right when the curves end up high.
-    ends = [sy(fy(ys[-1])) for _, _, ys in p["series"] if len(ys)]
-    n_labels = sum(1 for s in p["series"] if s[0])
-    legend_top = py0 + 8
-    if ends and min(ends) < py0 + 16 * n_labels + 16:
-        legend_top = py1 - 8 - 16 * n_labels
-    for k, (label, xs, ys) in enumerate(p["series"]):
-        color = COLORS[k % len(COLORS)]
-        pts = [(sx(a), sy(b)) for a, b in zip(xs, fy(ys))]
-        if len(pts) == 1:
-            c.rect(pts[0][0] - 2, pts[0][1] - 2, pts[0][0] + 2, pts[0][1] + 2, color)
-        for (a, b), (d, e) in zip(pts, pts[1:]):
-            c.line(a, b, d, e, color, width=2)
-        if len(pts) < 30:
-            for a, b in pts:
-                c.rect(a - 2, b - 2, a + 2, b + 2, color)
-        if label:
-            ly = legend_top + 16 * k
-            c.rect(px1 - 150, ly + 2, px1 - 136, ly + 7, color)
-            c.text(px1 - 130, ly, label, (40, 40, 40))
+def vis_square(data, padsize=1, padval=1.0):
+    """Caffe's vis_square: (n, h, w) or (n, h, w, 3) tiled in an approximately square grid,
+    rescaled to [0, 1] together, `padval` between tiles. Returns the image (float64)."""
+    data = _unit(np.asarray(data, np.float64))
+    if data.ndim not in (3, 4) or (data.ndim == 4 and data.shape[-1] != 3):
+        raise ValueError(f"vis_square: expected (n, h, w) or (n, h, w, 3), got {data.shape}")
+    n = int(math.ceil(math.sqrt(data.shape[0])))
+    padding = ((0, n ** 2 - data.shape[0]), (0, padsize), (0, padsize)) + \
+        ((0, 0),) * (data.ndim - 3)
+    data = np.pad(data, padding, mode="constant", constant_values=padval)
+    data = data.reshape((n, n) + data.shape[1:]).transpose((0, 2, 1, 3) + tuple(range(4, data.ndim + 1)))
+    return data.reshape((n * data.shape[1], n * data.shape[3]) + data.shape[4:])
 
 
 def filter_grid(weights, ncols=None, scale=4, pad=1, per_filter=True):
@@ -189,16 +159,12 @@ def filter_grid(weights, ncols=None, scale=4, pad=1, per_filter=True):
         raise ValueError(f"filter_grid: expected (N, C, kh, kw), got {W.shape}")
     n, ch, kh, kw = W.shape
     tiles = W.transpose(0, 2, 3, 1) if ch == 3 else W[:, 0, :, :, None]
-
-    def norm(a):
-        lo, hi = a.min(), a.max()
-        return np.zeros_like(a) if hi <= lo else (a - lo) / (hi - lo)
-
-    tiles = np.stack([norm(t) for t in tiles]) if per_filter else norm(tiles)
+    tiles = np.stack([_unit(t) for t in tiles]) if per_filter else _unit(tiles)
     ncols = ncols or int(math.ceil(math.sqrt(n)))
     nrows = int(math.ceil(n / ncols))
     th, tw = kh * scale, kw * scale
-    img = np.full((nrows * (th + pad) + pad, ncols * (tw + pad) + pad, tiles.shape[-1]), 255, np.uint8)
+    img = np.full((nrows * (th + pad) + pad, ncols * (tw + pad) + pad, tiles.shape[-1]), 255,
+                  np.uint8)
     for k in range(n):
         r, q = divmod(k, ncols)
         t = np.repeat(np.repeat(tiles[k], scale, axis=0), scale, axis=1)
@@ -207,15 +173,30 @@ def filter_grid(weights, ncols=None, scale=4, pad=1, per_filter=True):
     return img[:, :, 0] if img.shape[-1] == 1 else img
 
 
-def save_filter_grid(path, weights, ncols=None, scale=4, title=None):
-    """Write filter_grid(weights) as PNG (with a title line when given)."""
-    img = filter_grid(weights, ncols, scale)
+def _save_image(path, img, title, cmap="gray", scale=1):
+    h, w = img.shape[:2]
+    dpi = 100
+    fig = _figure(max(w * scale / dpi, 2.0), h * scale / dpi + (0.35 if title else 0.0))
+    ax = fig.add_axes([0, 0, 1, 1 - (0.35 * dpi / (h * scale + 0.35 * dpi) if title else 0)])
+    ax.imshow(img, cmap=None if img.ndim == 3 else cmap, interpolation="nearest")
+    ax.set_axis_off()
     if title:
-        rgb = img if img.ndim == 3 else np.repeat(img[:, :, None], 3, axis=2)
-        width = max(rgb.shape[1], Canvas.text_width(title) + 8)
-        c = Canvas(width, rgb.shape[0] + 18)
-        c.text(width // 2, 3, title, anchor="center")
-        c.paste((width - rgb.shape[1]) // 2, 18, rgb)
-        img = c.img
-    write_png(path, img)
-    return path
+        fig.suptitle(title, fontsize=10, y=0.995, va="top")
+    return _save(fig, path, dpi=dpi)
+
+
+def save_filter_grid(path, weights, ncols=None, scale=4, title=None):
+    """Write filter_grid(weights) as an image (with a title when given). Returns the path."""
+    return _save_image(path, filter_grid(weights, ncols, scale), title)
+
+
+def save_activation_grid(path, activations, title=None, scale=2):
+    """Write a layer's output for one example, (channels, h, w), as vis_square's grid (one
+    tile per channel). Returns the path."""
+    a = np.asarray(activations)
+    if a.ndim == 4:
+        a = a[0]
+    if a.ndim != 3:
+        raise ValueError(f"save_activation_grid: expected (channels, h, w) or (N, channels, h, "
+                         f"w), got {a.shape}")
+    return _save_image(path, vis_square(a), title, scale=scale)

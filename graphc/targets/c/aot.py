@@ -246,7 +246,7 @@ def _library_flags(march):
     return flags + ["-fvisibility=hidden"]
 
 
-def export(functions, out_dir, name=None, march=None, embed_params=True):
+def export(functions, out_dir, name=None, march=None, embed_params=True, profile=False):
     """Write a standalone C library for `functions` ({c_name: graphc Function}) into out_dir.
 
     name: the library name and the prefix of every C symbol (default: out_dir's basename).
@@ -254,6 +254,8 @@ def export(functions, out_dir, name=None, march=None, embed_params=True):
         (-march=native: the machine exporting). Give e.g. "x86-64-v3" to ship to other CPUs.
     embed_params: also build the parameter values into the .so, so <name>_create(NULL) needs
         no file (the values are always written to <name>.params as well).
+    profile: a profiling build (timers around each kernel, as graphc.profile's): the header
+        declares <name>_profile(ctx, "function", out, n) and main.c takes -t.
     Returns an Export with the paths written.
     """
     out_dir = os.path.abspath(out_dir)
@@ -289,13 +291,20 @@ def export(functions, out_dir, name=None, march=None, embed_params=True):
 
     blas_prefix = blas_info()[3]
     fns, scratch, precisions = [], [], set()
+    prof_total = 0  # doubles of profiling counters, all functions (profile=True)
     for fn_name, fn in functions.items():
         program = _program_of(fn)
         info = _function_info(name, fn_name, fn, program, param_index, len(scratch))
         scratch += [u["nbytes"] for u in info["updates"]]
+        extra = {"body_only": True, "fn_name": fn_name}
+        if profile:  # the profiling build: timers around each kernel (<name>_profile reads them)
+            info.update(_profile_info(program, prof_total))
+            prof_total += 4 + 3 * info["prof_n"]
+            extra.update(profile=True, profile_kernels=info["prof_n"],
+                         profile_base=f"gc_prof_of(ctx) + {info['prof_offset']}")
         info["body"] = render_program(program, f"{name}_{fn_name}", blas_prefix,
                                       wrapper="aot_fn_prelude", entry_prefix=info["prefix"],
-                                      extra={"body_only": True, "fn_name": fn_name})
+                                      extra=extra)
         precisions.update(gemm_prefixes(program.kernels))
         fns.append(info)
     _check_symbol_clash(name, fns)
@@ -326,7 +335,8 @@ def export(functions, out_dir, name=None, march=None, embed_params=True):
                files=files, blas_file=blas_file, max_dim=MAX_DIM, dtype_codes=DTYPE_CODES,
                march=march or "native", lib_flags=" ".join(flags), blas_lib=blas_lib,
                magic=PARAMS_MAGIC.decode(), version=PARAMS_VERSION, align=PARAMS_ALIGN,
-               fn_names=list(functions), cpu_features=CPU_FEATURES)
+               fn_names=list(functions), cpu_features=CPU_FEATURES, profile=profile,
+               prof_total=max(1, prof_total))
     env = environment()
     rendered = {
         files["source"]: env.get_template("c/aot_wrapper.j2").render(**ctx),
@@ -357,6 +367,13 @@ def export(functions, out_dir, name=None, march=None, embed_params=True):
                   build_cmd)
 
 
+def _profile_info(program, offset):
+    """Where a function's profiling counters sit in the context, and its kernels' labels."""
+    labels = [f"k{k} {kern.kind} {kern.label}" for k, kern in enumerate(program.kernels)]
+    return {"prof_offset": offset, "prof_n": max(1, len(labels)),
+            "prof_labels": [_c_string(label) for label in labels] or ['"(no kernels)"']}
+
+
 def _same_file(a, b):
     try:
         return os.path.samefile(a, b)
@@ -366,7 +383,8 @@ def _same_file(a, b):
 
 def _check_symbol_clash(lib, fns):
     api = {"create", "create_ex", "destroy", "last_error", "num_params", "param", "find_param",
-           "get_param", "set_param", "save_params", "load_params", "param_info", "ctx"}
+           "get_param", "set_param", "save_params", "load_params", "param_info", "ctx",
+           "profile", "profile_reset", "profile_kernel"}
     seen = {f"{lib}_{a}" for a in api}
     for f in fns:
         for sym in (f["cname"], f["cname"] + "_input_shape", f["cname"] + "_output_shape"):

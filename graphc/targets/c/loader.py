@@ -188,6 +188,11 @@ class CProgram:
     def describe(self):
         return self.program.describe()
 
+    def profiled(self, fgraph, name):
+        """The profiling build of this program (timers around each kernel), loaded beside it."""
+        from .profiling import build_profiled  # (renders and builds: only when profiling)
+        return build_profiled(self.program, name, fgraph)
+
     def _alloc_outputs(self, dims, shared_values):
         outs = []
         for dtype, spec, static in self.out_specs:

@@ -93,7 +93,9 @@ def _blas_context(kernels):
 
 def render_program(program, name, blas_prefix, wrapper="jit_wrapper", entry_prefix="gc_entry_",
                    extra=None):
-    """The whole program as one C source (one function runs every kernel inline)."""
+    """The whole program as one C source (one function runs every kernel inline). `extra`: more
+    template context, e.g. profile=True and profile_kernels=n for the profiling build (timers
+    around each kernel: targets/c/profiling.py)."""
     used = {b.id for k in program.kernels for b in k.buffers}
     externals = [_BufView(b) for b in program.externals]
     temps = [_BufView(b) for b in program.buffers if b.role == "temp" and b.id in used]

@@ -1,0 +1,78 @@
+"""What a kernel of the Program does, in FLOPs and bytes moved, at given dim values: the
+numerators of the profiler's GFLOP/s and GB/s.
+
+FLOPs count arithmetic: a multiply-add is 2, each operation or function call of an elementwise
+body is 1 (exp as 1: the count is of work asked for, not of instructions). Bytes are the buffers
+a kernel reads and writes once each (a buffer updated in place counts twice): what a kernel that
+streams its operands moves at least; a kernel that rereads them moves more."""
+import sympy
+
+from ..codegen.program import DTYPE_BYTES
+
+
+def _value(expr, dims):
+    """An int or sympy size at the bound dims ({symbol: int})."""
+    if isinstance(expr, int):
+        return expr
+    return int(sympy.sympify(expr).xreplace(dims))
+
+
+def _body_ops(body):
+    """Operations per element of a ScalarBody (at least 1: a copy still moves each element)."""
+    if body is None:
+        return 0
+    return max(1, sum(int(sympy.count_ops(e)) for e in body.exprs))
+
+
+def _elements(buf, dims):
+    return _value(buf.size, dims)
+
+
+def _conv_macs(p, dims):
+    v = {k: _value(p[k], dims) for k in ("N", "G", "CG", "MG", "HO", "WO", "KH", "KW")}
+    return v["N"] * v["G"] * v["MG"] * v["CG"] * v["KH"] * v["KW"] * v["HO"] * v["WO"]
+
+
+def kernel_flops(kernel, dims):
+    p, kind = kernel.params, kernel.kind
+    if kind == "gemm":
+        return 2 * _value(p["M"], dims) * _value(p["N"], dims) * _value(p["K"], dims) * \
+            _value(p["batch"], dims)
+    if kind == "elemwise":
+        return _value(p["n"], dims) * _body_ops(p["body"])
+    if kind in ("reduce", "argmax"):
+        n = _value(p["A"], dims) * _value(p["R"], dims) * _value(p["B"], dims)
+        return n * (1 + (_body_ops(p.get("body")) if p.get("fused") else 0))
+    if kind in ("softmax", "softmax_xent"):  # max, subtract and exp, sum, divide (or log)
+        return 4 * _value(p["rows"], dims) * _value(p["cols"], dims)
+    if kind.startswith("conv_direct"):
+        return 2 * _conv_macs(p, dims)
+    if kind.startswith("pool_") and "KH" in p:
+        return _value(p["planes"], dims) * _value(p["HO"], dims) * _value(p["WO"], dims) * \
+            _value(p["KH"], dims) * _value(p["KW"], dims)
+    if kind in ("lrn", "lrn_grad"):  # a window sum, then scale ** -beta (~ 5 operations)
+        return _value(p["N"], dims) * _value(p["C"], dims) * _value(p["P"], dims) * \
+            (2 * _value(p["half"], dims) + 1 + 5)
+    if kind == "loop":
+        return _value(p["trip"], dims) * sum(kernel_flops(k, dims) for k in p["body"].kernels)
+    return 0  # copies, fills, gathers, scatters, im2col, random bits: data movement
+
+
+def kernel_bytes(kernel, dims):
+    if kernel.kind == "loop":
+        p = kernel.params
+        return _value(p["trip"], dims) * sum(kernel_bytes(k, dims) for k in p["body"].kernels)
+    moved = 0
+    for b in kernel.inputs + kernel.outputs:
+        moved += _elements(b, dims) * DTYPE_BYTES[b.dtype]
+    return moved
+
+
+def kernel_dtype(kernel):
+    """The float type a kernel computes in (for the gemm peak of its precision)."""
+    p = kernel.params
+    for key in ("dtype", "acc_dtype", "in_dtype"):
+        if isinstance(p.get(key), str):
+            return p[key]
+    dtypes = [b.dtype for b in kernel.outputs if b.dtype.startswith("float")]
+    return dtypes[0] if dtypes else "float32"
