@@ -13,6 +13,7 @@ import time
 from .codegen.plan import build_program, note_naive_bytes
 from .config import config
 from .dump import dump_to_dir
+from .errors import GraphcTypeError
 from .ir.fgraph import build_function_graph
 from .passes import optimize
 from .runtime.checks import ArgumentChecker
@@ -20,10 +21,16 @@ from .runtime.function import CompiledGraph, Function
 from .targets import get_target
 
 
-def function(inputs, outputs=None, updates=None, name=None, backend=None, opt_level=None):
+def function(inputs, outputs=None, updates=None, name=None, backend=None, opt_level=None,
+             target=None):
     """Compile `outputs` (a variable or a list) of `inputs`, applying `updates` after each call.
-    backend: the name of a target ("c", "py"; default config.backend)."""
+    target (or its older name backend): "cpu"/"c", "cuda", "py" (default config.backend, from
+    GRAPHC_TARGET or GRAPHC_BACKEND)."""
     t0 = time.perf_counter()
+    if target is not None and backend is not None and target != backend:
+        raise GraphcTypeError(f"function: target={target!r} and backend={backend!r} disagree; "
+                              "give one (backend is the older name of target)")
+    backend = target if target is not None else backend
     # A variable, or anything that is not a list/tuple (a number, an array), is one output.
     single = outputs is not None and not isinstance(outputs, (list, tuple))
     outs = [] if outputs is None else ([outputs] if single else list(outputs))

@@ -31,7 +31,8 @@ class Config:
     cache_dir: str = os.environ.get("GRAPHC_CACHE_DIR") or _default_cache_dir()
     # Directory to write dumps of every compiled function to (None: no dumps).
     dump_dir: str | None = os.environ.get("GRAPHC_DUMP") or None
-    backend: str = os.environ.get("GRAPHC_BACKEND", "c")
+    # The target a function compiles for: GRAPHC_TARGET (cpu, c, cuda, py), or its older name.
+    backend: str = os.environ.get("GRAPHC_TARGET") or os.environ.get("GRAPHC_BACKEND", "c")
     opt_level: str = os.environ.get("GRAPHC_OPT", "O3")
     # Validate every memory plan with the independent checker (the tests turn this on).
     check_plans: bool = os.environ.get("GRAPHC_CHECK_PLANS", "") not in ("", "0")

@@ -13,7 +13,7 @@ from graphc.targets.py.executor import PyProgram
 
 def test_an_unknown_backend_names_the_registered_targets():
     x = G.vector("x")
-    with pytest.raises(G.GraphcTypeError, match=r"unknown backend 'gpu'.*'c', 'py'"):
+    with pytest.raises(G.GraphcTypeError, match=r"unknown backend 'gpu'.*'c', 'cuda', 'py'"):
         G.function([x], x + 1, backend="gpu")
 
 

@@ -70,6 +70,11 @@ class Function:
         """The Python path: precise error messages, kwargs, python lists and scalars."""
         if kwargs:
             args = self._merge_kwargs(args, kwargs)
+        run_shared = getattr(self.program, "run_shared", None)
+        if run_shared is not None:  # a device target: it keeps shared values on the device
+            with self._shared_lock or _NO_LOCK, _DeferredInterrupt():
+                results = run_shared(self.checker, args, self._shareds, self._targets, self._n_out)
+            return results[0] if self.single_output else results
         arrays, dims = self.checker.check(args)
         n = self._n_out
         with self._shared_lock or _NO_LOCK, _DeferredInterrupt():

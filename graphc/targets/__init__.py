@@ -8,7 +8,10 @@ import importlib
 from ..errors import GraphcTypeError
 
 # name -> (module, class) of the built-in targets
-_BUILTIN = {"py": ("graphc.targets.py", "PyTarget"), "c": ("graphc.targets.c.target", "CTarget")}
+_BUILTIN = {"py": ("graphc.targets.py", "PyTarget"), "c": ("graphc.targets.c.target", "CTarget"),
+            "cuda": ("graphc.targets.cuda.target", "CudaTarget")}
+# Other names of a target: target="cpu" is the C target (the spelling of the switch).
+_ALIASES = {"cpu": "c"}
 _registered = {}  # name -> Target instance (built-in ones once asked for, and user ones)
 
 
@@ -27,6 +30,7 @@ def registered_names():
 
 
 def get_target(name):
+    name = _ALIASES.get(name, name)
     target = _registered.get(name)
     if target is not None:
         return target

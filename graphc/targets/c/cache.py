@@ -29,26 +29,29 @@ def canonical_source(source):
     return _FRESH_DIM.sub(lambda m: names.setdefault(m.group(0), f"d__gcfresh{len(names)}"), source)
 
 
-def source_key(sources, link=()):
+def source_key(sources, link=(), key_material=None):
     h = hashlib.sha256()
     for path in link:  # the libraries linked in: a program is tied to the build of each
         h.update(os.path.abspath(path).encode() + b"\0")
     for source in sources:
         h.update(canonical_source(source).encode())
         h.update(b"\0")
-    h.update(cache_key_material().encode())
+    h.update((cache_key_material() if key_material is None else key_material).encode())
     h.update(host_cpu().encode())
     return h.hexdigest()[:32]
 
 
-def cached_library(sources, name="graphc", link=(), area=()):
+def cached_library(sources, name="graphc", link=(), area=(), build=None, key_material=None,
+                   suffix=".c"):
     """Path of the library built from `sources` (a list of translation units) and linked with the
     libraries at the paths `link`, building it if needed, in the cache directory `area` (a tuple of
-    names below GRAPHC_CACHE_DIR). Returns (path, hit, sha256 of the library).
+    names below GRAPHC_CACHE_DIR). Returns (path, hit, sha256 of the library). Another toolchain
+    (the CUDA target's) passes its `build(source_paths, out_path, link)`, the text its libraries
+    depend on besides the source (`key_material`) and its sources' file `suffix`.
 
     Each library has its hash beside it ({key}.sha256): a library that does not match it (damaged,
     truncated, or left by a graphc before hashes) is rebuilt, never loaded."""
-    key = source_key(sources, link)
+    key = source_key(sources, link, key_material)
     directory = private_dir(*area, key[:2])
     lib_path = os.path.join(directory, f"{key}.so")
     digest = _verified_digest(lib_path)
@@ -60,14 +63,14 @@ def cached_library(sources, name="graphc", link=(), area=()):
             digest = _verified_digest(lib_path)
             if digest is not None:  # another process built it while we waited
                 return lib_path, True, digest
-            src_paths = [os.path.join(directory, f"{key}.c" if len(sources) == 1 else f"{key}.{i}.c")
+            src_paths = [os.path.join(directory, f"{key}{suffix}" if len(sources) == 1 else f"{key}.{i}{suffix}")
                          for i in range(len(sources))]
             for path, source in zip(src_paths, sources):
                 write_private(path, source.encode())
             fd, tmp = tempfile.mkstemp(dir=directory, suffix=".so.tmp")
             os.close(fd)
             try:
-                build_shared_library(src_paths, tmp, link)
+                (build or build_shared_library)(src_paths, tmp, link)
                 # The linker made the file as the umask says; the library is as readable as the
                 # cache directory it lives in and writable by this user alone.
                 os.chmod(tmp, 0o755 & os.stat(directory).st_mode)

@@ -1,0 +1,106 @@
+"""The CUDA toolchain: nvcc for a real device (host code + SASS for the device's architecture +
+PTX), or g++ with graphc's CPU execution model (GRAPHC_CUDA_EMULATE=1) for tests without a GPU."""
+import functools
+import os
+import shutil
+import subprocess
+
+from ...errors import CompileError
+from ..c.templates_dir import templates_root
+
+DEFAULT_ARCH = "sm_90"
+# 177: a helper of gc_cuda_runtime.h the program does not call; 550: an external buffer the
+# program does not touch (an output written in place into a shared variable).
+_NVCC_QUIET = ["-diag-suppress=177,550"]
+
+
+def emulating():
+    """GRAPHC_CUDA_EMULATE=1: build and run CUDA programs on the CPU (read at each compile)."""
+    return os.environ.get("GRAPHC_CUDA_EMULATE", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def nvcc_path():
+    found = shutil.which("nvcc")
+    if found:
+        return found
+    home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH") or "/usr/local/cuda"
+    path = os.path.join(home, "bin", "nvcc")
+    return path if os.access(path, os.X_OK) else None
+
+
+def emulator_header():
+    return os.path.join(templates_root(), "cuda", "gc_cuda_emulate.h")
+
+
+def _gencode(arch):
+    """SASS for `arch` and PTX of the same level (a newer device JIT-compiles the PTX)."""
+    number = arch.split("_", 1)[1]
+    return [f"-gencode=arch=compute_{number},code=[sm_{number},compute_{number}]"]
+
+
+def nvcc_compile_command(src, obj, arch=DEFAULT_ARCH):
+    """Compile only (the tests on machines without a GPU run this)."""
+    return [nvcc_path() or "nvcc", "-c", "-O3", "-std=c++17", "-Xcompiler", "-fPIC"] + \
+        _gencode(arch) + _NVCC_QUIET + [src, "-o", obj]
+
+
+def build_command(src, out, link=(), arch=DEFAULT_ARCH):
+    """The command that builds one .cu into a shared library, for a device or emulated."""
+    libs = [os.path.abspath(path) for path in link]
+    if emulating():
+        return ["g++", "-x", "c++", "-std=c++17", "-O1", "-fPIC", "-shared",
+                "-include", emulator_header(), src, "-x", "none", "-o", out] + libs + _emulated_blas(libs) + \
+            ["-lm"]
+    rpath = [f"-Xlinker=-rpath={d}" for d in [cuda_lib_dir()] if d]
+    return [nvcc_path() or "nvcc", "-O3", "-std=c++17", "-shared", "-Xcompiler", "-fPIC",
+            "--cudart", "shared"] + _gencode(arch) + _NVCC_QUIET + [src, "-o", out] + libs + \
+        rpath + ["-ldl"]
+
+
+def _emulated_blas(libs):
+    """Emulated products call the C target's runtime library, which needs its BLAS linked."""
+    if not libs:
+        return []
+    from ..c.toolchain import ldflags
+    return ldflags()
+
+
+def cuda_lib_dir():
+    """Where libcudart is (the libraries nvcc builds load it from there)."""
+    nvcc = nvcc_path()
+    homes = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"),
+             os.path.dirname(os.path.dirname(os.path.realpath(nvcc))) if nvcc else None,
+             "/usr/local/cuda"]
+    for home in filter(None, homes):
+        for sub in ("lib64", "lib"):
+            d = os.path.join(home, sub)
+            if os.path.isdir(d) and any(f.startswith("libcudart.so") for f in os.listdir(d)):
+                return d
+    return None
+
+
+def build(src, out, link=(), arch=DEFAULT_ARCH):
+    cmd = build_command(src, out, link, arch)
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+    if proc.returncode != 0:
+        raise CompileError(f"CUDA compilation failed ({' '.join(cmd)}):\n{proc.stderr[-4000:]}\n"
+                           f"The generated source is kept at {src}; set GRAPHC_DUMP=dir to see "
+                           "every stage.")
+
+
+@functools.lru_cache(maxsize=None)
+def _version(tool):
+    try:
+        return subprocess.run([tool, "--version"], capture_output=True, text=True,
+                              check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise CompileError(f"cannot run {tool!r}: {e}") from e
+
+
+def cache_key_material(arch=DEFAULT_ARCH):
+    """What the built library depends on besides the source."""
+    if emulating():
+        with open(emulator_header(), "rb") as fh:
+            header = fh.read().decode("utf-8", "replace")
+        return "\n".join(["emulate", _version("g++"), header, " ".join(_emulated_blas(["blas"]))])
+    return "\n".join(["nvcc", _version(nvcc_path() or "nvcc"), arch])

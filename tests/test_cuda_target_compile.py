@@ -1,0 +1,48 @@
+"""nvcc compiles the CUDA programs graphc renders (sm_90), on machines without a GPU: a CUDA
+syntax or type error in a template fails here. Skipped with a reason where nvcc is absent."""
+import os
+import shutil
+import subprocess
+
+import pytest
+
+import cuda_cases as cases
+from program_cases import program_of
+from graphc.errors import CompileError
+from graphc.targets.cuda.render_cuda import render_program
+
+NVCC = shutil.which("nvcc")
+needs_nvcc = pytest.mark.skipif(NVCC is None, reason="nvcc (the CUDA toolkit) is not installed")
+
+
+def _programs():
+    yield "elementwise_f32", program_of(*cases.elementwise_graph("float32"))
+    yield "elementwise_f64", program_of(*cases.elementwise_graph("float64"))
+    yield "integers", program_of(*cases.int_graph())
+    yield "product_f32", program_of(*cases.product_graph("float32"))
+    yield "product_f64", program_of(*cases.product_graph("float64"))
+    yield "arange", program_of(*cases.arange_graph())
+
+
+@needs_nvcc
+def test_nvcc_compiles_rendered_programs_for_sm_90(tmp_path):
+    from graphc.targets.cuda.toolchain import nvcc_compile_command
+    procs = []
+    for name, program in _programs():
+        src = tmp_path / f"{name}.cu"
+        src.write_text(render_program(program, name))
+        cmd = nvcc_compile_command(str(src), str(tmp_path / f"{name}.o"), arch="sm_90")
+        procs.append((name, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                             text=True)))
+    results = [(name, p.communicate()[0], p.returncode) for name, p in procs]  # wait for all
+    failed = [(name, out) for name, out, rc in results if rc != 0]
+    assert not failed, "\n".join(f"{name}:\n{out[-3000:]}" for name, out in failed)
+    assert all(os.path.getsize(tmp_path / f"{name}.o") > 0 for name, _ in procs)
+
+
+def test_a_kind_without_a_cuda_template_is_named():
+    import graphc as G
+    x = G.matrix("x")
+    program = program_of([x], [x.sum()])
+    with pytest.raises(CompileError, match=r"target cuda cannot compile reduce \(op Reduce"):
+        render_program(program, "t")
