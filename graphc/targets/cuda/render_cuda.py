@@ -4,7 +4,6 @@ __global__ function(s) and the host launcher `gc_run` that launches them all in 
 The scalar bodies, sizes and types are printed by the C target's filters (render_c.C_FILTERS):
 the C printer's output is valid CUDA device code (templates declare temporaries with `auto`).
 A kernel kind without templates/cuda/<kind>.cu.j2 is refused by name before anything renders."""
-import os
 from functools import lru_cache
 
 from ...errors import CompileError
@@ -26,16 +25,17 @@ def environment():
                             filters=CUDA_FILTERS, check_file=check_file)
 
 
-def template_kinds():
+def template_kinds(env=None):
     """The kernel kinds that have a CUDA template (templates/cuda/<kind>.cu.j2)."""
-    directory = os.path.join(templates_root(), "cuda")
-    return {f[:-len(".cu.j2")] for f in os.listdir(directory)
-            if f.endswith(".cu.j2") and not f.startswith(("_", "program"))}
+    names = (env or environment()).list_templates(
+        filter_func=lambda n: n.startswith("cuda/") and n.endswith(".cu.j2"))
+    return {n[len("cuda/"):-len(".cu.j2")] for n in names
+            if not n[len("cuda/"):].startswith(("_", "program", "device_lib"))}
 
 
-def check_kinds(program):
+def check_kinds(program, env=None):
     """A clear error naming the first kernel the CUDA target has no template for."""
-    kinds = template_kinds()
+    kinds = template_kinds(env)
     for k in _all_kernels(program.kernels):
         if k.kind not in kinds:
             raise CompileError(
@@ -44,13 +44,14 @@ def check_kinds(program):
                 "(target='c') or leave this op out of the graph")
 
 
-def render_program(program, name):
-    """The whole program as one CUDA source."""
-    check_kinds(program)
+def render_program(program, name, env=None):
+    """The whole program as one CUDA source (`env`: another jinja environment, for tests)."""
+    env = env or environment()
+    check_kinds(program, env)
     used = {b.id for k in program.kernels for b in k.buffers}
     externals = [_BufView(b) for b in program.externals]
     temps = [_BufView(b) for b in program.buffers if b.role == "temp" and b.id in used]
-    template = environment().get_template("cuda/program.cu.j2")
+    template = env.get_template("cuda/program.cu.j2")
     return template.render(
         name=name, prefix=ENTRY_PREFIX,
         dim_names=[s.name for s in program.dim_symbols],
