@@ -16,6 +16,10 @@ lenet_conv1.png (conv1's 20 filters), lenet_final.params.npz (parameters by name
 the shape of features read from an inner layer (ip1) by name.
 
 Run: python examples/lenet_mnist.py [--epochs 10] [--dataset mnist|fashion] [--out DIR]
+        [--target cpu|cuda] [--steps N]
+--target cuda trains on the GPU (GRAPHC_CUDA_EMULATE=1 runs the CUDA code on the CPU's execution
+model: slow, use --steps to keep it short); --steps N stops after N iterations and tests once, on
+the first 500 test images.
 """
 import argparse
 import os
@@ -107,10 +111,15 @@ def main():
                     help="iterations between tests (default: one epoch)")
     ap.add_argument("--snapshot", type=int, default=0, help="snapshot every N iterations")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--target", default=None, help="cpu or cuda (default: GRAPHC_TARGET, else cpu)")
+    ap.add_argument("--steps", type=int, default=0,
+                    help="stop after this many iterations and test once, on 500 test images")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
 
     (X, y), (Xt, yt) = load_data(args.dataset)
+    if args.steps:
+        Xt, yt = Xt[:500], yt[:500]
     print(f"{args.dataset}: {len(X)} train / {len(Xt)} test images {X.shape[1:]}")
     net = lenet(seed=args.seed)
     print(net.summary())
@@ -121,9 +130,11 @@ def main():
                       test_batch_size=500, epochs=args.epochs, display=args.display,
                       test_interval=args.test_interval or iters_per_epoch,
                       snapshot=args.snapshot, seed=args.seed,
-                      snapshot_prefix=os.path.join(args.out, "lenet"))
+                      snapshot_prefix=os.path.join(args.out, "lenet"), target=args.target,
+                      max_iter=args.steps or None, test_initialization=not args.steps)
     print(f"compiled train step and test net in {time.perf_counter() - t0:.1f} s; "
-          f"{trainer.max_iter} iterations = {args.epochs:g} epochs of {len(X) / args.batch:.1f}")
+          f"{trainer.max_iter} iterations = {trainer.max_iter * args.batch / len(X):.3g} epochs of "
+          f"{len(X) / args.batch:.1f}")
     trainer.train()
     tm = trainer.timing
     epochs_done = tm["iters"] * args.batch / len(X)

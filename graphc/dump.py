@@ -47,5 +47,5 @@ def dump_to_dir(fn, directory):
         with open(f"{base}.program.txt", "w") as fh:
             fh.write(program + "\n")
     if fn.program.source:
-        with open(f"{base}.c", "w") as fh:
+        with open(base + getattr(fn.program, "source_suffix", ".c"), "w") as fh:  # .cu: CUDA
             fh.write(fn.program.source)

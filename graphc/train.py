@@ -171,8 +171,11 @@ class Trainer:
                  test_batch_size=None, max_iter=None, epochs=None, display=100,
                  test_interval=None, test_initialization=True, snapshot=0, snapshot_prefix=None,
                  snapshot_after_train=False, average_loss=1, seed=0, shuffle=True,
-                 progress=None, log=print, compile_kwargs=None, test_at_end=True):
+                 progress=None, log=print, compile_kwargs=None, test_at_end=True, target=None):
         self.net, self.solver = net, solver
+        # target: where the step and the test net run ("cpu", "cuda"; default GRAPHC_TARGET)
+        if target is not None:
+            compile_kwargs = dict(compile_kwargs or {}, target=target)
         self.batch_size = int(batch_size)
         self.test_batch_size = int(test_batch_size or max(batch_size, 256))
         self.display, self.test_interval = int(display or 0), int(test_interval or 0)

@@ -10,7 +10,8 @@ import pytest
 
 import graphc as G
 import cuda_cases as cases
-from graphc.errors import CompileError, InputError, RuntimeCheckError
+from graphc.errors import CompileError, InputError
+from graphc.ir.graph import SharedVariable
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
 
@@ -34,6 +35,16 @@ def test_fused_elementwise_matches_numpy(dtype):
     np.testing.assert_allclose(b, (1 / (1 + np.exp(-x))) // 3 - np.maximum(x, y) % 2.5, rtol=1e-6)
     assert a.dtype == dtype and isinstance(a, np.ndarray)
     assert "__global__" in f.program.source and "GC_LAUNCH(gc_k0" in f.program.source
+
+
+def test_dumps_show_the_cuda_source_with_its_launches(tmp_path):
+    x = G.vector("x")
+    f = G.function([x], G.exp(x) + 1, target="cuda")
+    text = G.dump(f, file=str(tmp_path / "f.txt"))
+    assert "__global__" in text and "GC_LAUNCH(gc_k0, gc_grid(n, 256), 256, 0," in text
+    from graphc.dump import dump_to_dir
+    dump_to_dir(f, str(tmp_path / "d"))
+    assert any(name.endswith(".cu") for name in os.listdir(tmp_path / "d"))
 
 
 def test_integer_division_as_numpy_and_sizes_that_change_between_calls():
@@ -95,6 +106,17 @@ def test_a_shared_variable_has_one_value_for_cpu_and_cuda_functions():
     np.testing.assert_allclose(w.get_value(), 10)
 
 
+def test_a_scalar_shared_variable_keeps_its_shape_through_the_device():
+    # (a solver's learning rate and iteration counter: 0-d values once came back 1-d)
+    s = G.shared(np.float32(1.5), name="s")
+    x = G.vector("x")
+    f = G.function([x], x * s, updates=[(s, s + 1)], target="cuda")
+    np.testing.assert_allclose(f(np.ones(2, "float32")), 1.5)
+    s.set_value(np.float32(4))
+    np.testing.assert_allclose(f(np.ones(2, "float32")), 4)
+    assert s.get_value().shape == () and s.get_value() == 5
+
+
 def test_bad_inputs_get_the_c_targets_errors_and_change_nothing():
     def make(target):
         x = G.matrix("x")
@@ -124,9 +146,13 @@ def test_device_array_inputs_and_device_outputs():
     np.testing.assert_allclose(f(dev), np.exp(xv), rtol=1e-6)
     with pytest.raises(InputError, match="expected dtype float32, got float64"):
         f(DeviceArray.from_host(xv.astype("float64")))
-    out = f.program.run_shared(f.checker, [dev], [], [], 1, host_outputs=False)[0]
+    f.program.host_outputs = False
+    out = f(dev)
     assert isinstance(out, DeviceArray) and out.shape == (4, 5)
+    assert f(dev).ptr != out.ptr  # a returned buffer is the caller's: the next call has its own
     np.testing.assert_allclose(out.get(), np.exp(xv), rtol=1e-6)
+    f.program.host_outputs = "borrow"
+    assert f(dev).ptr == f(dev).ptr  # the function's own buffer, reused
 
 
 def test_a_resident_shared_variable_pickles_as_a_plain_one():
@@ -134,14 +160,14 @@ def test_a_resident_shared_variable_pickles_as_a_plain_one():
     G.function([], [], updates=[(w, w * 3)], target="cuda")()
     assert w.where() == "device"
     back = pickle.loads(pickle.dumps(w))
-    assert type(back) is G.SharedVariable if hasattr(G, "SharedVariable") else True
+    assert type(back) is SharedVariable
     np.testing.assert_array_equal(back.get_value(), [3, 3, 3])
 
 
 def test_a_kind_without_a_template_is_named_at_function(monkeypatch):
     from graphc.targets.cuda import render_cuda
-    every = render_cuda.template_kinds
-    monkeypatch.setattr(render_cuda, "template_kinds", lambda env=None: every(env) - {"reduce"})  # (it has one)
+    kinds = render_cuda.template_kinds() - {"reduce"}  # (as before cuda-kernels wrote it)
+    monkeypatch.setattr(render_cuda, "template_kinds", lambda env=None: kinds)
     x = G.matrix("x")
     with pytest.raises(CompileError, match=r"target cuda cannot compile reduce \(op Reduce"):
         G.function([x], x.sum(), target="cuda")
@@ -170,43 +196,64 @@ def test_an_error_found_inside_a_kernel_is_raised_after_the_call_and_changes_not
     """A fallible kernel (a test-only kind that checks labels, tests/templates/cuda/) before an
     in-place update of a shared variable: the launcher reads the device error word before that
     update runs, so a bad label leaves the variable as it was."""
-    import jinja2
-    from graphc.codegen.program import Kernel
-    from graphc.targets.c.cache_trust import check_file, private_dir
-    from graphc.targets.c.jinja_env import make_environment
-    from graphc.targets.c.templates_dir import templates_root
-    from graphc.targets.cuda import render_cuda, toolchain
-    from graphc.targets.cuda.executable import CudaProgram
-    from program_cases import program_of
-    labels = G.vector("labels", dtype="int64")
-    w = G.shared(np.ones(4, "float32"), name="w")
-    fn = G.function([labels], labels * 2, updates=[(w, w + 1)], backend="py")
-    from graphc.codegen.plan import build_program
-    from graphc.targets.cuda.target import CUDA_CAPABILITIES
-    program = build_program(fn.fgraph, fn.checker, CUDA_CAPABILITIES)
-    label_buf = next(b for b in program.externals if b.role == "input")
-    program.kernels.insert(0, Kernel("probe_check", [], [label_buf],
-                                     {"n": label_buf.shape[0], "limit": 3}, label="check labels"))
-    env = make_environment(templates_root(), private_dir("jinja-cuda-test"), None,
-                           filters=render_cuda.CUDA_FILTERS, check_file=check_file)
-    env.loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(os.path.dirname(__file__) + "/templates"),
-                                      env.loader])
-    source = render_cuda.render_program(program, "probe", env=env)
-    launcher = source.split("int gc_run(")[1]
+    probe = cases.LabelProbe()
+    launcher = probe.source.split("int gc_run(")[1]
     assert launcher.index("goto gc_report") < launcher.index("k2: elemwise")  # before the update
-    path = os.path.join(private_dir("cuda-test"), "probe.so")
-    src = path[:-3] + ".cu"
-    with open(src, "w") as fh:
-        fh.write(source)
-    toolchain.build(src, path)
-    prog = CudaProgram(program, source, path, fn.fgraph)
-    run = lambda v: prog.run_shared(fn.checker, [np.array(v)], fn.fgraph.shareds,
-                                    fn.fgraph.update_targets, 1)
-    np.testing.assert_array_equal(run([0, 2, 1])[0], [0, 4, 2])
-    np.testing.assert_array_equal(w.get_value(), 2)
-    with pytest.raises(RuntimeCheckError, match=r"label out of range: 7 at position 1, for 3 "
-                                                r"classes in check labels"):
-        run([0, 7, 1])
-    np.testing.assert_array_equal(w.get_value(), 2)  # the failed call changed nothing
-    np.testing.assert_array_equal(run([1, 1, 1])[0], [2, 2, 2])  # the error word was reset
-    np.testing.assert_array_equal(w.get_value(), 3)
+    probe.check_runs()
+
+
+def test_the_trainer_compiles_for_the_target_it_is_given():
+    from graphc import nn, optim
+    from graphc.train import Trainer
+    b = G.dim("batch")
+    net = nn.Net("tiny", seed=1)
+    net.input("data", (b, 4))
+    net.input("label", (b,), "int64")
+    net.add(nn.InnerProduct("ip", 3), bottom="data")
+    net.add(nn.SoftmaxWithLoss("loss", bottom=["ip", "label"]))
+    data = (np.ones((8, 4), "float32"), np.zeros(8, "int64"))
+    try:
+        trainer = Trainer(net, optim.SGD(net, lr=0.1), data, batch_size=4, max_iter=2,
+                          progress=False, log=None, target="cuda")
+    except CompileError as e:  # until every kind the net needs has a CUDA template
+        assert "target cuda cannot compile" in str(e)
+    else:
+        assert "__global__" in trainer.step.fns[0].program.source
+        trainer.train()
+
+
+def test_a_small_mlp_trains_as_on_the_c_target_for_20_steps():
+    """Every kind the train step needs must have a CUDA template (cuda-kernels writes the
+    reductions and the softmax cross-entropy): skipped, naming them, until they do."""
+    from graphc.targets.cuda.render_cuda import template_kinds
+    rng = np.random.default_rng(0)
+    xs = rng.uniform(0, 1, (20, 8, 12)).astype("float32")
+    ys = rng.integers(0, 5, (20, 8))
+
+    def train(target):
+        x, y = G.matrix("x"), G.vector("y", dtype="int64")
+        w1 = G.shared(rng_init((12, 16), 1), name="w1")
+        b1 = G.shared(np.zeros(16, "float32"), name="b1")
+        w2 = G.shared(rng_init((16, 5), 2), name="w2")
+        b2 = G.shared(np.zeros(5, "float32"), name="b2")
+        logits = G.relu(x @ w1 + b1) @ w2 + b2
+        cost = G.mean(G.softmax_cross_entropy(logits, y))
+        params = [w1, b1, w2, b2]
+        grads = G.grad(cost, params)
+        f = G.function([x, y], cost, updates=[(p, p - 0.5 * g) for p, g in zip(params, grads)],
+                       target=target)
+        return f, params
+
+    fc, pc = train("c")
+    lacking = {k.kind for k in fc.program.program.kernels} - template_kinds()
+    if lacking:
+        pytest.skip(f"no CUDA template yet for {', '.join(sorted(lacking))} (cuda-kernels)")
+    fg, pg = train("cuda")
+    for x, y in zip(xs, ys):
+        np.testing.assert_allclose(fg(x, y), fc(x, y), rtol=1e-5)
+    for a, b in zip(pg, pc):
+        np.testing.assert_allclose(a.get_value(), b.get_value(), rtol=1e-5, atol=1e-6)
+
+
+def rng_init(shape, seed):
+    return np.random.default_rng(seed).normal(0, 0.5, shape).astype("float32")

@@ -15,6 +15,12 @@ NVCC = shutil.which("nvcc")
 needs_nvcc = pytest.mark.skipif(NVCC is None, reason="nvcc (the CUDA toolkit) is not installed")
 
 
+def _sources():
+    for name, program in _programs():
+        yield name, render_program(program, name)
+    yield "label_probe", cases.LabelProbe().source  # a fallible kernel: the device error word
+
+
 def _programs():
     yield "elementwise_f32", program_of(*cases.elementwise_graph("float32"))
     yield "elementwise_f64", program_of(*cases.elementwise_graph("float64"))
@@ -28,9 +34,9 @@ def _programs():
 def test_nvcc_compiles_rendered_programs_for_sm_90(tmp_path):
     from graphc.targets.cuda.toolchain import nvcc_compile_command
     procs = []
-    for name, program in _programs():
+    for name, source in _sources():
         src = tmp_path / f"{name}.cu"
-        src.write_text(render_program(program, name))
+        src.write_text(source)
         cmd = nvcc_compile_command(str(src), str(tmp_path / f"{name}.o"), arch="sm_90")
         procs.append((name, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                              text=True)))
@@ -40,12 +46,24 @@ def test_nvcc_compiles_rendered_programs_for_sm_90(tmp_path):
     assert all(os.path.getsize(tmp_path / f"{name}.o") > 0 for name, _ in procs)
 
 
-def test_a_kind_without_a_cuda_template_is_named(monkeypatch):
+def test_a_kind_without_a_cuda_template_is_named():
     import graphc as G
-    from graphc.targets.cuda import render_cuda
-    every = render_cuda.template_kinds
-    monkeypatch.setattr(render_cuda, "template_kinds", lambda env=None: every(env) - {"reduce"})  # (it has one)
     x = G.matrix("x")
     program = program_of([x], [x.sum()])
-    with pytest.raises(CompileError, match=r"target cuda cannot compile reduce \(op Reduce"):
+    program.kernels[0].kind = "no_such_kind"  # (a kind no template set has)
+    with pytest.raises(CompileError, match=r"target cuda cannot compile no_such_kind \(op Reduce"):
         render_program(program, "t")
+
+
+@needs_nvcc
+def test_nvcc_links_a_program_into_a_library_with_its_entry_points(tmp_path, monkeypatch):
+    """The whole build a GPU machine runs (host code + fatbin, shared cudart), minus the run."""
+    from graphc.targets.cuda import toolchain
+    monkeypatch.delenv("GRAPHC_CUDA_EMULATE", raising=False)
+    src = tmp_path / "p.cu"
+    src.write_text(render_program(program_of(*cases.product_graph("float32")), "p"))
+    toolchain.build(str(src), str(tmp_path / "p.so"))
+    symbols = subprocess.run(["nm", "-D", "--defined-only", str(tmp_path / "p.so")],
+                             capture_output=True, text=True).stdout
+    for entry in ("gc_run", "gc_ctx_new", "gc_ctx_free", "gc_ctx_error"):
+        assert f" T {entry}" in symbols

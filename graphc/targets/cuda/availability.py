@@ -30,7 +30,7 @@ def _missing_for_gpu():
         out.append("nvcc (the CUDA toolkit; set CUDA_HOME)")
     try:
         import pycuda.driver as drv  # noqa: F401
-    except ImportError:
+    except Exception:  # noqa: BLE001 - ImportError, or an OSError when libcuda is absent
         out.append("pycuda (pip install pycuda)")
         if ctypes.util.find_library("cuda") is None:
             out.append("the NVIDIA driver (libcuda)")

@@ -86,13 +86,14 @@ class DeviceArray:
 
     @classmethod
     def from_host(cls, array):
-        array = np.asarray(array, order="C")  # (ascontiguousarray makes a 0-d array 1-d)
+        array = np.asarray(array, order="C")
         out = cls(array.shape, array.dtype)
         out.set(array)
         return out
 
     def set(self, array):
         """Copy a host array of this shape and dtype in."""
+        # (not ascontiguousarray: it makes a 0-d array 1-d)
         array = np.asarray(array, dtype=self.dtype, order="C")
         if array.shape != self.shape:
             raise ValueError(f"DeviceArray.set: shape {array.shape} != {self.shape}")

@@ -60,6 +60,10 @@ class CudaProgram:
         self.out_specs = []
         for dtype, spec in layout["out_specs"]:
             self.out_specs.append((None, spec) if dtype is None else (np.dtype(dtype), spec))
+        # Outputs as numpy arrays (True, the default), or as DeviceArrays left on the device:
+        # False gives the caller its own buffers; "borrow" the program's, valid until the next
+        # call (no allocation per call: what a benchmark or a tight device loop wants).
+        self.host_outputs = True
         # Device buffers of inputs and outputs, kept between calls of the same sizes.
         self._in_pool, self._out_pool = {}, {}
 
@@ -103,10 +107,12 @@ class CudaProgram:
                                             for sym in expr.free_symbols})))
         return tuple(shape)
 
-    def run_shared(self, checker, args, shareds, targets, n_user, host_outputs=True):
+    def run_shared(self, checker, args, shareds, targets, n_user, host_outputs=None):
         """Check the arguments (the same checker as the C target's), run the step, apply the
         updates on the device; returns the user outputs (numpy, or DeviceArrays when
         host_outputs is False). Nothing changes when the call fails."""
+        if host_outputs is None:
+            host_outputs = self.host_outputs
         views = [device_view(a) for a in args]
         # Device arrays are checked by shape and dtype through a host stand-in (never read).
         stand_ins = [np.empty(v.shape, v.dtype) if v is not None else a for a, v in zip(args, views)]
@@ -135,8 +141,12 @@ class CudaProgram:
             rc = self.library.lib.gc_run(self.ctx, ptrs, self.dims)
             if rc != 0:
                 self.raise_error()
-            results = [o.get() if host_outputs else _detached(o, self._out_pool, j)
-                       for j, o in enumerate(outs[:n_user])]
+            if host_outputs is True:
+                results = [o.get() for o in outs[:n_user]]
+            elif host_outputs == "borrow":
+                results = outs[:n_user]
+            else:
+                results = [_detached(o, self._out_pool, j) for j, o in enumerate(outs[:n_user])]
             for j, sv in enumerate(targets):
                 slot = n_user + j
                 if self.out_specs[slot][0] is None:
