@@ -19,7 +19,7 @@ from graphc.targets.cuda.render_cuda import environment, render_program
 
 DTYPES = ("float32", "float64")
 # Kinds that no graph of the table lowers to, and why.
-NOT_IN_TABLE = {"loop": "rendered by its own tests (a loop's body holds the table's kinds)"}
+NOT_IN_TABLE = {"loop": "test_cuda_kernels_loop.py runs and compiles it"}
 
 
 @pytest.fixture(scope="module")
