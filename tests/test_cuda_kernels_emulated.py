@@ -179,3 +179,23 @@ def test_a_small_conv_net_trains_as_on_the_c_target_for_20_steps():
         np.testing.assert_allclose(fg(x, y), fc(x, y), rtol=1e-5)
     for a, b in zip(pg, pc):
         np.testing.assert_allclose(a.get_value(), b.get_value(), rtol=1e-5, atol=1e-6)
+
+
+def test_nan_and_integer_reductions_as_numpy():
+    """max/min/argmax keep the first NaN (block and column kernels, warp shuffles included);
+    integer and bool reductions accumulate in int64; bool max/min/argmax shuffle as int."""
+    x = G.tensor("x", (None, None), "float64")
+    n = G.tensor("n", (None, None), "int64")
+    outs = [x.max(axis=1), x.min(axis=0), x.argmax(axis=1), x.argmax(axis=0), x.sum(axis=1),
+            n.max(axis=1), n.min(axis=0), n.sum(axis=1), G.sum(n > 0, axis=0), n.argmax(axis=1),
+            (n > 40).max(axis=1), (n > 40).argmax(axis=1), (n > -45).min(axis=0)]
+    f = G.function([x, n], outs, target="cuda")
+    rng = np.random.RandomState(3)
+    xv = rng.standard_normal((4, 300))
+    xv[1, 257] = xv[2, 3] = xv[2, 290] = np.nan
+    nv = rng.randint(-50, 50, (4, 300)).astype("int64")
+    want = [np.max(xv, 1), np.min(xv, 0), np.argmax(xv, 1), np.argmax(xv, 0), np.sum(xv, 1),
+            nv.max(1), nv.min(0), nv.sum(1), (nv > 0).sum(0), nv.argmax(1),
+            (nv > 40).max(1), (nv > 40).argmax(1), (nv > -45).min(0)]
+    for g, w in zip(f(xv, nv), want):
+        np.testing.assert_allclose(g, w, rtol=1e-12, equal_nan=True)
