@@ -78,3 +78,20 @@ def test_nvcc_compiles_loops_for_sm_90(tmp_path):
     results = [(name, p.communicate()[0], p.returncode) for name, p in procs]
     failed = [f"{name}:\n{out[-4000:]}" for name, out, rc in results if rc != 0]
     assert not failed, "\n".join(failed)
+
+
+def test_a_backwards_scan_and_its_gradient_agree_with_the_c_target(dtype, emulate):
+    # go_backwards and the BPTT gradient are loops that take their slices at trip-1-it
+    # (the loop kernel's `reverse`): the CUDA loop must read the same positions as the C one.
+    X, h0, W = G.tensor("X", (5, 3), dtype), G.tensor("h0", (3,), dtype), G.tensor("W", (3, 3), dtype)
+    hs, _ = G.scan(lambda x_t, h, W: G.tanh(x_t + G.dot(h, W)), sequences=X, outputs_info=h0,
+                   non_sequences=W, go_backwards=True)
+    loss = (hs * hs).sum()
+    outs = [hs, G.grad(loss, W), G.grad(loss, X)]
+    rng = np.random.default_rng(0)
+    args = [rng.standard_normal(s).astype(dtype) for s in [(5, 3), (3,), (3, 3)]]
+    want = G.function([X, h0, W], outs, target="c")(*args)
+    got = G.function([X, h0, W], outs, target="cuda")(*args)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, **tol)
