@@ -19,13 +19,14 @@ def _require_onnx():
         raise OnnxError("graphc.onnx needs the onnx package: pip install 'graphc[onnx]'") from None
 
 
-def load(source, check=True):
+def load(source, check=True, static_inputs=None):
     """Import an ONNX model (ModelProto, path or bytes) as an OnnxModel: inputs, outputs, params.
     Raises OnnxUnsupported listing every operator, opset, attribute or type graphc cannot take,
-    and OnnxError for a malformed file."""
+    and OnnxError for a malformed file. static_inputs ({input name: value}) fixes inputs that
+    carry shapes or axes, which graphc needs when it compiles."""
     _require_onnx()
     from .importer import load as _load
-    return _load(source, check)
+    return _load(source, check, static_inputs)
 
 
 def export(inputs, outputs, path=None, opset=17, output_names=None):

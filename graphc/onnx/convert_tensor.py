@@ -73,7 +73,8 @@ def reshape_(node):
 @converter("Flatten", attrs=("axis",))
 def flatten(node):
     x = node.input(0)
-    axis = node.attr("axis", 1) % (x.ndim + 1) if x.ndim else 0
+    axis = node.attr("axis", 1)
+    axis = axis + x.ndim if axis < 0 else axis
     s = x.type.shape
     return reshape(x, (size_of(s[:axis]), size_of(s[axis:])))
 
@@ -219,7 +220,7 @@ def constant_of_shape(node):
     value = np.zeros((1,), "float32") if value is None else value
     if value.size != 1:
         raise Unsupported(f"value must hold one element, got shape {value.shape}")
-    dims = dims_of(node.static(1, "shape"))
+    dims = dims_of(node.static(0, "shape"))
     scalar = value.reshape(())
     if all(isinstance(d, int) for d in dims):
         return np.full(dims, scalar, dtype=value.dtype)

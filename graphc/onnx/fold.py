@@ -135,7 +135,8 @@ def fold_reshape(node):
 @folder("Flatten")
 def fold_flatten(node):
     v = node.value(0)
-    axis = node.attr("axis", 1) % (v.ndim + 1) if v.ndim else 0
+    axis = node.attr("axis", 1)
+    axis = axis + v.ndim if axis < 0 else axis
     return v.reshape(int(np.prod(v.shape[:axis])), -1)
 
 

@@ -93,8 +93,9 @@ def dim_name(name):
     return s
 
 
-def load(source, check=True):
-    """Import an ONNX model; see graphc.onnx.load."""
+def load(source, check=True, static_inputs=None):
+    """Import an ONNX model; see graphc.onnx.load. static_inputs: {graph input name: value} for
+    inputs whose values are fixed (shapes, axes given as inputs): they are read at load time."""
     import onnx
     _load_all()
     model, base_dir = read_model(source)
@@ -104,11 +105,12 @@ def load(source, check=True):
         except Exception as e:  # noqa: BLE001  (ValidationError, or protobuf errors)
             raise P.OnnxError(f"graphc.onnx.load: the model fails onnx's checker: "
                               f"{str(e).strip().splitlines()[0] if str(e).strip() else e}") from None
-    return Importer(model, base_dir).run()
+    return Importer(model, base_dir, static_inputs).run()
 
 
 class Importer:
-    def __init__(self, model, base_dir):
+    def __init__(self, model, base_dir, static_inputs=None):
+        self.static_inputs = dict(static_inputs or {})
         self.model, self.graph, self.base_dir = model, model.graph, base_dir
         self.opset = default_opset(model)
         self.values = {}        # name -> Variable or numpy array (known at load time)
@@ -168,11 +170,17 @@ class Importer:
             if vi.name in self.initializers:
                 continue  # IR < 4: initializers listed as inputs are defaults, i.e. parameters
             dtype, dims = P.value_info_type(vi, "input")
+            if vi.name in self.static_inputs:
+                self.values[vi.name] = np.array(self.static_inputs.pop(vi.name), dtype=dtype)
+                continue
             shape = [dim(dim_name(d)) if isinstance(d, str) else d for d in dims]
             var = tensor(vi.name, shape, dtype)
             self.values[vi.name] = var
             inputs.append(var)
             input_names.append(vi.name)
+        if self.static_inputs:
+            raise P.OnnxError(f"graphc.onnx.load: static_inputs {sorted(self.static_inputs)} are "
+                              f"not inputs of the model (its inputs: {[i.name for i in self.graph.input]})")
         for k, node in enumerate(self.graph.node):
             self.index = k
             self._convert(node)
