@@ -155,7 +155,7 @@ def split(node):
 
 def slice_index(node, shape):
     """The python index of an ONNX Slice over a tensor of `shape`."""
-    starts, ends = node.static_ints(1, "starts"), node.static_ints(2, "ends")
+    starts, ends = dims_of(node.static(1, "starts")), dims_of(node.static(2, "ends"))
     axes = node.static_ints(3, "axes") if node.has_input(3) else list(range(len(starts)))
     steps = node.static_ints(4, "steps") if node.has_input(4) else [1] * len(starts)
     if not len(starts) == len(ends) == len(axes) == len(steps):
@@ -168,6 +168,8 @@ def slice_index(node, shape):
         n = shape[a]
         big = (1 << 31) - 1
         if isinstance(n, int):
+            if not isinstance(s, int) or not isinstance(e, int):
+                raise Unsupported(f"slice bounds {s}:{e} are symbolic on an axis of static size {n}")
             s, e = (v + n if v < 0 else v for v in (s, e))
             if st > 0:
                 s, e = min(max(s, 0), n), min(max(e, 0), n)
@@ -175,7 +177,8 @@ def slice_index(node, shape):
                 s, e = min(max(s, 0), n - 1), min(max(e, -1), n - 1)
                 e = None if e == -1 else e
         else:  # symbolic size: ends past the axis (INT64_MAX/MIN) mean "to the end"
-            e = None if (e >= big if st > 0 else e <= -big) else e
+            if isinstance(e, int):
+                e = None if (e >= big if st > 0 else e <= -big) else e
         index[a] = slice(s, e, st)
     return tuple(index)
 
