@@ -33,7 +33,7 @@ def export(inputs, outputs, path=None, opset=17, output_names=None):
     """Write the graph from `inputs` to `outputs` as an ONNX model (shared variables become
     initializers). Returns the ModelProto; saves it to `path` when given."""
     _require_onnx()
-    from .export import export as _export
+    from .exporter import export as _export
     return _export(inputs, outputs, path, opset, output_names)
 
 

@@ -271,7 +271,7 @@ def export(inputs, outputs, path=None, opset=17, output_names=None):
                 w.names[v] = n
     if problems:
         raise OnnxExportError("graphc.onnx.export cannot write: " + "; ".join(sorted(set(problems)))
-                              + ". Export a graph of the operators listed in graphc/onnx/export.py")
+                              + ". Export a graph of the operators listed in graphc/onnx/exporter.py")
     graph_outputs = []
     names = output_names or [o.name or f"output{k}" for k, o in enumerate(outputs)]
     for o, name in zip(outputs, names):
