@@ -2,7 +2,8 @@
 case of a supported operator passes, is skipped by load() with a reason (a dtype graphc lacks,
 an attribute it does not implement, an opset before 13), or is listed in EXPECTED_FAILURES with
 why. The whole set runs on the numpy reference target (no compiles: cheap); a sample that covers
-every kernel kind also runs compiled (`python -m graphc.onnx.conformance` runs all of it).
+every kernel kind also runs compiled, in float32 and float64 (`python -m graphc.onnx.conformance`
+runs all of it, with float64 twins of every case).
 ONNX's generators of the MaxPool and AveragePool cases take ~30 s (pure-python pooling), so the
 suite leaves those two operators to the script; the model tests cover pooling."""
 import pytest
@@ -27,7 +28,7 @@ def cases():
 
 @pytest.fixture(scope="module")
 def py_results(cases):
-    return C.run(target="py", cases=cases)
+    return C.run(target="py", cases=cases, float64=False)
 
 
 def test_every_supported_case_passes_or_says_why(py_results):
@@ -56,9 +57,13 @@ def test_table_lists_ops_and_total(py_results):
 
 
 def test_compiled_sample(cases):
+    """The sample compiled, as ONNX wrote it and as its float64 twin."""
     cases = {c.name: c for c in cases}
     missing = [n for n in C_SAMPLE if n not in cases]
     assert not missing, missing
-    results = {n: C.run_case(cases[n], "c") for n in C_SAMPLE}
+    sample = [cases[n] for n in C_SAMPLE]
+    sample += [c for c in map(C.as_float64, sample) if c is not None]
+    assert len(sample) > 1.5 * len(C_SAMPLE)
+    results = {c.name: C.run_case(c, "c") for c in sample}
     bad = {n: r for n, r in results.items() if r[0] != "pass"}
     assert not bad, bad

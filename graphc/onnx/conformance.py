@@ -2,14 +2,16 @@
 imports. The installed onnx package generates the cases (inputs, expected outputs) itself; only
 the modules that exercise a supported operator are imported, which keeps this cheap.
 
-    python -m graphc.onnx.conformance [--target c|py] [--ops Relu,Conv] [-v]
+    python -m graphc.onnx.conformance [--target c|py] [--ops Relu,Conv] [--no-float64] [-v]
 
-prints one row per operator (cases passed / run, skipped with the reason, the first failure)
+runs each case as ONNX wrote it and, where it is float32, as a float64 twin (every float tensor
+widened; "_float64" names it), and prints one row per operator (cases passed / run, skipped with the reason, the first failure)
 and the total. A case is skipped when load() declines the model with OnnxUnsupported (a dtype
 graphc lacks, an attribute it does not implement): the reason is printed. EXPECTED_FAILURES
 lists the cases that load but whose results differ from ONNX's, each with why.
 """
 import argparse
+import dataclasses
 import importlib
 import os
 import re
@@ -25,6 +27,8 @@ EXPECTED_FAILURES = {
     "test_reduce_max_empty_set": _EMPTY,
     "test_reduce_max_empty_set_bool": _EMPTY,
     "test_reduce_min_empty_set": _EMPTY,
+    "test_reduce_max_empty_set_float64": _EMPTY,
+    "test_reduce_min_empty_set_float64": _EMPTY,
 }
 
 
@@ -59,6 +63,42 @@ def collect_cases(ops=None, exclude=()):
         if types <= wanted:
             cases.append(case)
     return cases
+
+
+def as_float64(case):
+    """The case with every float32 tensor (inputs, outputs, initializers, constants) in float64,
+    or None when its meaning depends on the type (casts)."""
+    from onnx import ModelProto, TensorProto, numpy_helper
+    types = {n.op_type for n in case.model.graph.node}
+    if types & {"Cast", "CastLike"}:
+        return None
+    m = ModelProto()
+    m.CopyFrom(case.model)
+    g = m.graph
+    found = False
+    for vi in list(g.input) + list(g.output) + list(g.value_info):
+        if vi.type.tensor_type.elem_type == TensorProto.FLOAT:
+            vi.type.tensor_type.elem_type = TensorProto.DOUBLE
+            found = True
+    for t in g.initializer:
+        if t.data_type == TensorProto.FLOAT:
+            t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t).astype("float64"), t.name))
+    for n in g.node:
+        for a in n.attribute:
+            if a.type == a.TENSOR and a.t.data_type == TensorProto.FLOAT:
+                a.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(a.t).astype("float64"), a.t.name))
+    if not found:
+        return None
+
+    def widen(arrays):
+        out = []
+        for a in arrays:
+            a = numpy_helper.to_array(a) if isinstance(a, TensorProto) else np.asarray(a)
+            out.append(a.astype("float64") if a.dtype == np.float32 else a)
+        return out
+
+    data = [(widen(i), widen(o)) for i, o in case.data_sets]
+    return dataclasses.replace(case, name=case.name + "_float64", model=m, data_sets=data)
 
 
 def case_op(case):
@@ -109,10 +149,13 @@ def quiet_collect(ops=None, exclude=()):
             return collect_cases(ops, exclude)
 
 
-def run(target="c", ops=None, verbose=False, out=sys.stdout, exclude=(), cases=None):
-    """Run every case; returns {case name: (status, reason, op)}."""
+def run(target="c", ops=None, verbose=False, out=sys.stdout, exclude=(), cases=None,
+        float64=True):
+    """Run every case (and its float64 twin); returns {case name: (status, reason, op)}."""
     if cases is None:
         cases = quiet_collect(ops, exclude)
+    if float64:
+        cases = list(cases) + [c64 for c64 in map(as_float64, cases) if c64 is not None]
     results = {}
     for case in cases:
         t0 = time.perf_counter()
@@ -150,9 +193,11 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--target", default="c", choices=["c", "py"])
     p.add_argument("--ops", default=None, help="comma-separated operator types (default: all)")
+    p.add_argument("--no-float64", action="store_true", help="skip the float64 twins of the cases")
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args(argv)
-    results = run(a.target, a.ops.split(",") if a.ops else None, a.verbose)
+    results = run(a.target, a.ops.split(",") if a.ops else None, a.verbose,
+                  float64=not a.no_float64)
     print(table(results))
     unexpected = [n for n, (s, _, _) in results.items() if s == "fail" and n not in EXPECTED_FAILURES]
     return 1 if unexpected else 0
