@@ -61,6 +61,13 @@ def test_inputs_params_and_dims(models):
     assert not np.allclose(before, 0.25)
 
 
+def test_batch_norm_statistics_are_not_trainable(models):
+    m = GO.load(models["cnn"])
+    trainable = {p.name for p in m.trainable}
+    assert {"a_bn_m", "a_bn_v", "d_bn_m", "d_bn_v"} <= set(m.params) - trainable
+    assert {"a_bn_s", "a_bn_b", "c1", "dw", "fc"} <= trainable
+
+
 def test_shape_subgraphs_fold_at_load(models):
     """Shape -> Gather -> Unsqueeze -> Concat -> Reshape leaves no shape arithmetic in the graph:
     the reshapes read the symbolic batch directly."""

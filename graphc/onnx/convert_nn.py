@@ -225,6 +225,8 @@ def batch_norm(node):
     if node.num_outputs > 1:
         raise Unsupported("running mean/var outputs exist only in training mode")
     x, scale, bias, mean, var = node.inputs()[:5]
+    node.mark_running_stat(3)
+    node.mark_running_stat(4)
     eps = node.attr("epsilon", 1e-5)
     s = x.type.shape
     if x.ndim in (2, 4):

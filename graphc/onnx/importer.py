@@ -27,10 +27,13 @@ MAX_FILE_BYTES = 1 << 31  # protobuf's own limit on one message
 
 class OnnxModel:
     """An imported model: `inputs` and `outputs` (graphc variables, in the model's order),
-    `params` (initializers used as tensors, as shared variables by name)."""
+    `params` (float initializers used as tensors, as shared variables by name), `trainable`
+    (the params less batch norm's running mean and variance, which fine-tuning keeps)."""
 
-    def __init__(self, inputs, outputs, params, input_names, output_names, opset, producer):
+    def __init__(self, inputs, outputs, params, input_names, output_names, opset, producer,
+                 running_stats=()):
         self.inputs, self.outputs, self.params = inputs, outputs, params
+        self.trainable = [p for name, p in params.items() if name not in set(running_stats)]
         self.input_names, self.output_names = input_names, output_names
         self.opset, self.producer = opset, producer
 
@@ -117,6 +120,7 @@ class Importer:
         self.initializers = {}  # name -> numpy array, materialized as shared on first tensor use
         self.params = {}
         self.materialized = {}  # name -> Variable made from a load-time value
+        self.running_stats = set()  # batch norm's mean/var initializers (not trained)
         self.poisoned = set()   # outputs of nodes that could not be converted
         self.problems = []
         self.index = 0
@@ -195,7 +199,7 @@ class Importer:
             output_names.append(vi.name)
         producer = f"{self.model.producer_name} {self.model.producer_version}".strip()
         return OnnxModel(inputs, outputs, self.params, input_names, output_names, self.opset,
-                         producer)
+                         producer, self.running_stats)
 
     def _check_opsets(self):
         if self.opset is None:

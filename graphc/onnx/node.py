@@ -28,6 +28,11 @@ class NodeView:
     def attr(self, name, default=None):
         return self.attrs.get(name, default)
 
+    def mark_running_stat(self, i):
+        """Input i is a statistic (batch norm's running mean/var), not a trained parameter."""
+        if self.has_input(i):
+            self._imp.running_stats.add(self.input_names[i])
+
     def has_input(self, i):
         return i < len(self.input_names) and self.input_names[i] != ""
 
