@@ -53,6 +53,22 @@ def test_every_unsupported_thing_is_listed_at_once():
         assert part in text, (part, text)
 
 
+def test_unsupported_types_are_listed_with_the_operators():
+    nodes = [h.make_node("Relu", ["x"], ["r"]), h.make_node("Add", ["h", "w"], ["s"]),
+             h.make_node("Cast", ["r"], ["c"], to=onnx.TensorProto.FLOAT16),
+             h.make_node("Einsum", ["r", "r"], ["e"], equation="ij,ij->ij")]
+    m = _one_node_model(nodes, [h.make_tensor_value_info("x", F, [2]),
+                                h.make_tensor_value_info("h", onnx.TensorProto.FLOAT16, [2])],
+                        [h.make_tensor_value_info(n, F, None) for n in ("s", "c", "e")],
+                        [h.make_tensor("w", onnx.TensorProto.UINT8, [2], [1, 2])])
+    with pytest.raises(GO.OnnxUnsupported) as e:
+        GO.load(m, check=False)
+    text = str(e.value)
+    assert len(e.value.problems) == 4, e.value.problems
+    for part in ("input 'h'", "initializer 'w'", "FLOAT16", "UINT8", "Einsum", "Cast"):
+        assert part in text, (part, text)
+
+
 def test_old_opset_is_refused_with_the_fix():
     m = M.mlp()
     m.opset_import[0].version = 11

@@ -166,14 +166,24 @@ class Importer:
     def run(self):
         self._check_opsets()
         for t in self.graph.initializer:
-            self.initializers[t.name] = P.tensor_to_numpy(t, f"initializer {t.name!r}", self.base_dir)
+            try:
+                self.initializers[t.name] = P.tensor_to_numpy(t, f"initializer {t.name!r}",
+                                                              self.base_dir)
+            except P.UnsupportedType as e:
+                self.problems.append(str(e))
+                self.poisoned.add(t.name)
         if len(self.graph.sparse_initializer):
             self.problems.append("sparse initializers are not supported")
         inputs, input_names = [], []
         for vi in self.graph.input:
-            if vi.name in self.initializers:
+            if vi.name in self.initializers or vi.name in self.poisoned:
                 continue  # IR < 4: initializers listed as inputs are defaults, i.e. parameters
-            dtype, dims = P.value_info_type(vi, "input")
+            try:
+                dtype, dims = P.value_info_type(vi, "input")
+            except P.UnsupportedType as e:
+                self.problems.append(str(e))
+                self.poisoned.add(vi.name)
+                continue
             if vi.name in self.static_inputs:
                 self.values[vi.name] = np.array(self.static_inputs.pop(vi.name), dtype=dtype)
                 continue
@@ -242,7 +252,7 @@ class Importer:
                 outs = None
             if outs is None:
                 outs = conv.fn(view)
-        except Unsupported as e:
+        except (Unsupported, P.UnsupportedType) as e:
             self._problem(node, str(e))
             self.poisoned.update(node.output)
             return

@@ -34,13 +34,17 @@ class OnnxUnsupported(OnnxError):
                          "prints them), or file an issue with the model.")
 
 
+class UnsupportedType(OnnxError):
+    """An element type graphc has no dtype for (the importer lists these with the rest)."""
+
+
 def elem_name(elem):
     return ELEM_NAMES.get(elem, f"type {elem}")
 
 
 def dtype_of_elem(elem, what):
     if elem not in ELEM_TO_DTYPE:
-        raise OnnxError(f"{what}: element type {elem_name(elem)} has no graphc dtype (graphc has "
+        raise UnsupportedType(f"{what}: element type {elem_name(elem)} has no graphc dtype (graphc has "
                         "float32, float64, int32, int64, bool); convert the model's tensors first")
     return ELEM_TO_DTYPE[elem]
 
