@@ -48,7 +48,7 @@ def test_round_trip(build, tmp_path):
         x = RNG.standard_normal((n,) + shape[1:]).astype("float32")
         want = f(x)
         for got, w in zip(M.reference_run(model, {"x": x}), want):
-            np.testing.assert_allclose(got, w, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(got, w, rtol=M.REFERENCE_RTOL, atol=1e-6)
         m = GO.load(path)  # and back into graphc
         for got, w in zip(G.function(m.inputs, m.outputs)(x), want):
             np.testing.assert_allclose(got, w, rtol=1e-5, atol=1e-6)

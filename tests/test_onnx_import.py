@@ -14,7 +14,7 @@ from graphc.ir.graph import toposort
 from graphc.ir.ops.shape import Concatenate, DimValue
 
 GO = pytest.importorskip("graphc.onnx")
-RTOL = 1e-5
+RTOL = M.REFERENCE_RTOL
 
 
 def _close(got, want, rtol=RTOL):
