@@ -13,8 +13,9 @@ from ..ir.ops.nn import log_softmax, softmax
 from ..ir.ops.normalization import batch_norm_inference, lrn
 from ..ir.ops.pool import AvgPool2d, MaxPool2d
 from ..ir.ops.reduce import mean as reduce_mean, reduce_max
-from ..ir.ops.shape import IncSubtensor, reshape, transpose
+from ..ir.ops.shape import reshape, transpose
 from ..ir.types import FLOAT_DTYPES, size_of
+from .convert_tensor import pad_constant
 from .registry import Unsupported, converter
 
 POOL_ATTRS = ("auto_pad", "kernel_shape", "pads", "strides", "ceil_mode", "dilations")
@@ -84,12 +85,7 @@ def pad_zeros(x, begins, ends):
     """x (N, C, H, W) with zeros around its last two axes (begins, ends per axis)."""
     if not any(begins) and not any(ends):
         return x
-    s = x.type.shape
-    shape = (s[0], s[1]) + tuple(sympy.sympify(d) + b + e if not isinstance(d, int) else d + b + e
-                                 for d, b, e in zip(s[2:], begins, ends))
-    index = ((0, s[0], 1), (0, s[1], 1)) + tuple((b, sympy.sympify(b) + d if not isinstance(d, int)
-                                                  else b + d, 1) for d, b in zip(s[2:], begins))
-    return IncSubtensor(index, shape)(x)
+    return pad_constant(x, [0, 0] + list(begins), [0, 0] + list(ends), 0)
 
 
 def _kernel_of(node, w_shape=None):

@@ -8,7 +8,7 @@ from ..ir.constructors import constant
 from ..ir.ops import elemwise as E
 from ..ir.ops.broadcast import broadcast_shape, broadcast_to
 from ..ir.ops.indexing import take
-from ..ir.ops.shape import Arange, concatenate, reshape, transpose
+from ..ir.ops.shape import Arange, IncSubtensor, concatenate, reshape, transpose
 from ..ir.types import simplify_dim, size_of
 from .node import is_static
 from .registry import Unsupported, converter
@@ -262,7 +262,7 @@ def pad(node):
 
 
 def pad_constant(x, begins, ends, value):
-    from ..ir.ops.shape import IncSubtensor
+    """x with `value` around it: begins[k] before and ends[k] after axis k."""
     s = x.type.shape
     shape = tuple(simplify_dim(sympy.sympify(d) + b + e) for d, b, e in zip(s, begins, ends))
     index = tuple((b, simplify_dim(sympy.sympify(d) + b), 1) for d, b in zip(s, begins))
