@@ -30,8 +30,9 @@ class OnnxUnsupported(OnnxError):
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"the ONNX model uses {len(self.problems)} thing(s) graphc does not "
                          f"support:\n{lines}\nExport the model with opset 13 or newer and only the "
-                         "operators listed in graphc/onnx/README (python -m graphc.onnx.conformance "
-                         "prints them), or file an issue with the model.")
+                         "operators graphc.onnx.supported_ops() lists (python -m "
+                         "graphc.onnx.conformance shows how each is covered), or file an issue "
+                         "with the model.")
 
 
 class UnsupportedType(OnnxError):
