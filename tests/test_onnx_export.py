@@ -65,3 +65,11 @@ def test_leaf_not_among_inputs():
     x, z = G.matrix("x"), G.matrix("z")
     with pytest.raises(OnnxExportError, match="not among the inputs"):
         GO.export([x], [x + z])
+
+
+def test_max_pool_argmax_has_no_onnx_form():
+    x = G.tensor4("x")
+    y, arg = G.max_pool2d(x, 2, return_argmax=True)
+    with pytest.raises(OnnxExportError, match="output 1 of MaxPool2d.*export without it"):
+        GO.export([x], [y, arg])
+    GO.export([x], [y])  # the pooled values alone are fine

@@ -70,6 +70,9 @@ class Writer:
             self.inits.append(self.nh.from_array(np.asarray(v.get_value()), name))
         elif isinstance(v, Constant):
             name = self.const(v.data, base=v.name or "const")
+        elif v.owner is not None:
+            raise OnnxExportError(f"output {v.index} of {v.owner.op} (max pooling's argmax: ONNX's "
+                                  "MaxPool indices are numbered another way); export without it")
         else:
             raise OnnxExportError(f"export: {v.label()} is a leaf that is not among the inputs; "
                                   "add it to the inputs")
