@@ -35,6 +35,9 @@ from .ir.ops.conv import conv2d
 from .ir.ops.normalization import batch_norm, batch_norm_inference, batch_norm_train, lrn
 from .ir.ops.pool import avg_pool2d, max_pool2d
 from .ir.ops.random import RandomStreams, dropout, random_uniform
+from .ir.ops.activations import elu, gelu, hard_sigmoid, hard_swish, leaky_relu
+from .ir.ops.broadcast import broadcast_to
+from .ir.ops.layer_norm import layer_norm
 from .ir.printing import debugprint
 from .ir.types import dim
 from .math import *  # noqa: F401,F403  (elementwise functions: exp, log, tanh, ...)
@@ -82,6 +85,9 @@ def __getattr__(name):
     if name == "profile":
         from .profiler import profile
         return profile
+    if name == "onnx":  # ONNX import/export: needs the optional onnx package when used
+        import importlib
+        return importlib.import_module(".onnx", __name__)
     raise AttributeError(f"module 'graphc' has no attribute {name!r}")
 
 
