@@ -4,7 +4,7 @@ import numpy as np
 import sympy
 
 from ...errors import GraphcShapeError, GraphcTypeError
-from ..graph import Op
+from ..graph import LazyText, Op
 from ..types import TensorType, as_dim, simplify_dim, size_of
 
 
@@ -22,7 +22,8 @@ class Reshape(Op):
 
     def infer(self, input_types, ctx):
         (t,) = input_types
-        ctx.equal(size_of(t.shape), size_of(self.shape), f"reshape {t.shape} -> {self.shape} element count")
+        ctx.equal(size_of(t.shape), size_of(self.shape),
+                  LazyText(lambda: f"reshape {t.shape} -> {self.shape} element count"))
         return [TensorType(t.dtype, self.shape)]
 
     needs_dims = True
