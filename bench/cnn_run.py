@@ -207,14 +207,17 @@ def main(argv=None):
     meta = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "argv": sys.argv[1:],
             "machine": H.machine_info(), "rounds": args.rounds}
     cells = {n: {p: [] for p in peers} for n in nets}
+    os.makedirs(args.out, exist_ok=True)
     for r in range(args.rounds):
         for n in nets:
             for p in peers:
                 log(f"round {r + 1}: {n} / {p} ...")
                 c = run_cell(n, p, args)
-                log("   " + json.dumps({k: v for k, v in c.items() if k not in ("timing", "contended")})[:300]
+                log("   " + json.dumps({k: v for k, v in c.items() if k not in ("timing", "contended", "values")})
                     + (f" step {c['timing']['median'] * 1e3:.1f} ms" if "timing" in c else ""))
                 cells[n][p].append(c)
+                with open(os.path.join(args.out, "cnn-partial.json"), "w") as fh:  # a run cut short
+                    json.dump({"meta": meta, "cells": cells}, fh)
     results = {n: {p: _median_cell(cs) for p, cs in row.items()} for n, row in cells.items()}
     _check(results)
     text = tables(results, nets, peers)
