@@ -79,3 +79,14 @@ def test_cnn_with_symbolic_sizes_still_runs():
     xv = np.random.RandomState(0).standard_normal((3, 1, 15, 13)).astype(np.float32)
     for got, want in zip(f(xv), ref(xv)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_a_function_with_deferred_messages_pickles():
+    """Constraint messages are LazyText; a pickled function carries them as plain text."""
+    import pickle
+    x, w = G.tensor4("x"), G.tensor("w", (2, 3, 3, 3))
+    y = G.conv2d(x, w) * 2.0  # a symbolic channel count: a constraint with a deferred message
+    f = G.function([x, w], y.sum(), backend="py")
+    f(np.ones((1, 3, 4, 4), np.float32), np.ones((2, 3, 3, 3), np.float32))  # op caches filled
+    g = pickle.loads(pickle.dumps(f))
+    assert g(np.ones((1, 3, 4, 4), np.float32), np.ones((2, 3, 3, 3), np.float32)) == 432.0  # 2*2*2 outputs of 27, doubled

@@ -166,6 +166,9 @@ class LazyText:
     def __format__(self, spec):
         return format(str(self), spec)
 
+    def __reduce__(self):  # pickled as its text (it may hold an op with unpicklable caches)
+        return (str, (str(self),))
+
 
 class Op:
     """An operation. Subclasses set __props__ (the parameters that make two ops equal)."""
