@@ -29,7 +29,7 @@ class DimResolver:
                     retry.append((a, b, msg))
             pending = retry
         for a, b, msg in pending:
-            self.runtime_checks.append((self.resolve(a), self.resolve(b), msg))
+            self.runtime_checks.append((self.resolve(a), self.resolve(b), str(msg)))
 
     def _find(self, s):
         while self.parent.get(s, s) != s:
@@ -73,7 +73,10 @@ class DimResolver:
             return self.value.get(r, r)
         expr = sympy.sympify(d)
         subs = {s: self.resolve(s) for s in expr.free_symbols}
-        out = expr.xreplace({k: sympy.Integer(v) if isinstance(v, int) else v for k, v in subs.items()})
+        subs = {k: sympy.Integer(v) if isinstance(v, int) else v for k, v in subs.items() if v is not k}
+        if not subs:  # (rebuilding a floor or ceiling re-runs sympy's evaluation: ~30 ms each)
+            return expr
+        out = expr.xreplace(subs)
         return int(out) if out.is_Integer else out
 
     def shape(self, var):
