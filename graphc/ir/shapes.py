@@ -28,8 +28,9 @@ class DimResolver:
                 else:
                     retry.append((a, b, msg))
             pending = retry
-        for a, b, msg in pending:
-            self.runtime_checks.append((self.resolve(a), self.resolve(b), str(msg)))
+        for a, b, msg in pending:  # (text now; a message that explains itself stays one)
+            msg = msg if hasattr(msg, "explain") else str(msg)
+            self.runtime_checks.append((self.resolve(a), self.resolve(b), msg))
 
     def _find(self, s):
         while self.parent.get(s, s) != s:

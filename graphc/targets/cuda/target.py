@@ -4,9 +4,18 @@ from ..base import Built, Target
 from ..c.capabilities import CCapabilities
 from . import availability, toolchain
 
-# Lowering asks the capabilities for the conv algorithm (the same choice as the C target's);
-# no artifact cache yet: a warm compile re-renders and finds the library in the build cache.
-CUDA_CAPABILITIES = CCapabilities(artifact_cache=False)
+
+
+class CudaCapabilities(CCapabilities):
+    """Lowering asks for the conv algorithm (the same choice as the C target's). No im2col
+    budget: templates/cuda has no conv_chunked* kernels yet, so convolutions lower to the
+    whole-batch im2col kernels (codegen/lower_cnn.py reads a missing budget as no chunks)."""
+    __slots__ = ()
+    conv_workspace_bytes = None
+
+
+# No artifact cache yet: a warm compile re-renders and finds the library in the build cache.
+CUDA_CAPABILITIES = CudaCapabilities(artifact_cache=False)
 
 
 class CudaTarget(Target):
