@@ -90,3 +90,5 @@ def test_rank_errors_name_the_operands():
         G.matmul(a, a)
     with pytest.raises(G.GraphcShapeError, match="batched_dot.*v"):
         G.batched_dot(v, v)
+    with pytest.raises(G.GraphcShapeError, match=r"dot a4 . b.*\(2\).*second-to-last.*\(3\)"):
+        G.dot(a, G.tensor("b", (5, 3, 2), "float64"))

@@ -91,6 +91,11 @@ def dot(a, b):
         return Matmul()(a, b)
     # General case: one 2-D product of a as (rows, k) and b as (k, columns), reshaped back.
     lead, k = tuple(a.type.shape[:-1]), a.type.shape[-1]
+    kb = b.type.shape[0] if b.ndim == 1 else b.type.shape[-2]
+    if isinstance(k, int) and isinstance(kb, int) and k != kb:
+        raise GraphcShapeError(f"dot {a.label()} . {b.label()}: a's last axis ({k}) must match "
+                               f"b's {'only' if b.ndim == 1 else 'second-to-last'} axis ({kb}); "
+                               f"shapes {a.type} and {b.type} (for a batched product use matmul)")
     a2 = reshape(a, (-1, k))
     if b.ndim == 1:
         b2, tail = reshape(b, (b.type.shape[0], 1)), ()
