@@ -23,7 +23,8 @@ from .ir.constructors import (constant, dmatrix, dscalar, dvector, fmatrix, fsca
                               imatrix, iscalar, ivector, lmatrix, lscalar, lvector, matrix,
                               scalar, shared, tensor, tensor3, tensor4, vector)
 from .ir.graph import SharedVariable, Variable
-from .ir.ops.blas import dot, matmul
+from .ir.ops.blas import batched_dot, dot, matmul
+from .ir.subtensor_update import inc_subtensor, set_subtensor
 from .ir.ops.elemwise import cast
 from .ir.ops.indexing import take
 from .ir.ops.nn import (binary_crossentropy, categorical_crossentropy, log_softmax, one_hot,
