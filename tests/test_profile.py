@@ -5,6 +5,7 @@ nesting of each call's measured intervals); README and the branch note give meas
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -306,3 +307,46 @@ def test_bandwidth_of_a_kernel_is_the_copy_of_its_size():
     assert peak.bandwidth(1 << 30) == 2.0
     assert peak.gflops("float64") == 1.0  # (a float type not measured: float32's)
 
+
+
+def test_function_profile_keyword_watches_the_function_and_reports_at_exit():
+    """graphc.function(..., profile=True), Theano's keyword: every call timed (training as
+    usual), the report printed at exit; a bad value refused before compiling."""
+    _write_peak(_record())
+    code = textwrap.dedent("""
+        import os, numpy as np, graphc as G
+        from graphc.profiler import ProfiledFunction, watched
+        every = os.environ["GRAPHC_PROFILE"] == "1"
+        x = G.matrix("x"); w = G.shared(np.ones((4, 3), "float32"), name="w")
+        f = G.function([x], G.dot(x, w).sum(), updates={w: w * 0.5}, name="kw_fn", profile=True)
+        g = G.function([x], G.dot(x, w).sum(), name="plain_fn", profile=False)
+        assert isinstance(f, ProfiledFunction) and isinstance(g, ProfiledFunction) == every
+        assert [fn.name for fn in watched()] == ["kw_fn"] + ["plain_fn"] * every
+        for _ in range(3):
+            f(np.ones((2, 4), "float32"))
+        print("value", float(w.get_value()[0, 0]), f.report(peak=False).calls)
+    """)
+    for env_profile in ("0", "1"):  # under GRAPHC_PROFILE=1 too: one watcher, one report
+        env = dict(os.environ, GRAPHC_PROFILE=env_profile)
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert "value 0.125 3" in proc.stdout
+        assert proc.stderr.count("graphc profile of kw_fn: mean of 3 calls") == 1, proc.stderr
+        assert re.search(r"^k0\s+gemm\s", proc.stderr, re.M)
+    x = G.vector("x")
+    with pytest.raises(G.errors.CompileError, match="profile=True"):
+        G.function([x], G.exp(x), profile="yes")
+    with pytest.raises(ProfileError, match="backend='c'"):
+        G.function([x], G.exp(x), backend="py", profile=True)
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="the CUDA emulator needs g++")
+def test_profiling_a_cuda_function_says_it_is_not_supported_yet(monkeypatch):
+    monkeypatch.setenv("GRAPHC_CUDA_EMULATE", "1")  # (the emulated target: no GPU needed)
+    x = G.vector("x")
+    f = G.function([x], G.exp(x) + 1, target="cuda")
+    with pytest.raises(ProfileError, match="target='cuda'.*target='c'"):
+        G.profile(f, np.ones(3, "float32"))
+    with pytest.raises(ProfileError, match="target='cuda'"):
+        G.function([x], G.exp(x) + 2, target="cuda", profile=True)

@@ -29,8 +29,7 @@ class ProfiledFunction(Function):
         original = getattr(fn, "original", fn)
         make = getattr(original.program, "profiled", None)
         if make is None:
-            raise ProfileError(f"{fn.name}: its backend runs no compiled kernels to time (the py "
-                               "backend runs numpy); compile it with backend='c' to profile it")
+            raise ProfileError(_unprofiled_target_message(fn.name, original))
         executable = make(original.fgraph, original.name)
         super().__init__(original.fgraph, executable, original.checker, original.name,
                          original.single_output, original.timings, original._pass_log)
@@ -85,6 +84,16 @@ class ProfiledFunction(Function):
         return Report(self.name, "mean", c.calls, dims, call, run, rows,
                       c_overhead_seconds=run - sum(r.seconds for r in rows),
                       python_overhead_seconds=call - run, peak=peak or None, trace=trace)
+
+
+def _unprofiled_target_message(name, fn):
+    backend = getattr(fn, "_source", (None, None))[1]  # the target it was compiled for
+    if backend == "cuda" or getattr(fn.program, "source_suffix", None) == ".cu":
+        return (f"{name}: the profiler does not time target='cuda' kernels yet (no CUDA-event "
+                "build of templates/cuda/program.cu.j2); compile it with target='c' to see its "
+                "kernels' times, or time whole calls of the CUDA function")
+    return (f"{name}: its backend runs no compiled kernels to time (the py backend runs numpy); "
+            "compile it with backend='c' to profile it")
 
 
 def _twin(fn):
