@@ -10,7 +10,7 @@ from ..errors import GraphcError
 from ..runtime.function import Function
 from .peak import machine_peak
 from .report import Report
-from .rows import kernel_rows, kernel_work
+from .rows import body_work, kernel_rows, kernel_work
 
 
 class ProfileError(GraphcError, TypeError):
@@ -73,8 +73,10 @@ class ProfiledFunction(Function):
         call = self.wall_s / c.calls
         common = max(self.dim_counts, key=self.dim_counts.get, default=())
         dims = {s.name: v for s, v in zip(self._dim_symbols, common)}
+        loops = {i: (n / c.calls, body / c.calls, None) for i, (n, body) in c.loops.items()}
         rows = kernel_rows(program, kernel_work(program, self.dim_counts), c.kernel_s / c.calls,
-                           call, peak or None)
+                           call, peak or None, loops=loops,
+                           loop_work=body_work(program, self.dim_counts))
         run = c.run_s / c.calls
         trace = []  # the most recent call, for to_chrome_trace
         if self.last_call is not None:
@@ -133,7 +135,8 @@ def profile(fn, *args, repeat=20, warmup=2, peak=None, compare=True):
     original = twin.original
     arrays, dim_values = original.checker.check(args)  # the same errors as a call, up front
     restore = _Restore(original)
-    calls, normal = [], []
+    calls, normal, loop_calls = [], [], []  # loop_calls: each call's {loop: (its, body s)}
+    loops_before = twin.program.counters().loops  # (loop counters are sums: take differences)
     try:
         for n in range(warmup + repeat):
             if compare:
@@ -146,6 +149,10 @@ def profile(fn, *args, repeat=20, warmup=2, peak=None, compare=True):
             c = twin.program.counters()
             restore()
             if n >= warmup:
+                loop_calls.append({i: (its - loops_before[i][0], body - loops_before[i][1])
+                                   for i, (its, body) in c.loops.items()})
+            loops_before = c.loops
+            if n >= warmup:
                 t0, t1 = twin.last_call
                 calls.append({"t0": t0, "t1": t1, "run_t0": c.last_t0, "run_s": c.last_run_s,
                               "starts": c.last_start.tolist(), "durations": c.last_s.tolist()})
@@ -157,9 +164,15 @@ def profile(fn, *args, repeat=20, warmup=2, peak=None, compare=True):
         peak = machine_peak(_float_types(program))
     durations = np.array([c["durations"] for c in calls]).reshape(len(calls), -1)
     call = statistics.median(c["t1"] - c["t0"] for c in calls)
+    loops = {}
+    for i in loop_calls[0]:
+        body = np.array([lc[i][1] for lc in loop_calls])
+        loops[i] = (statistics.median(lc[i][0] for lc in loop_calls), np.median(body, axis=0),
+                    body.mean(axis=0))
     rows = kernel_rows(program, kernel_work(program, {dims: 1}), np.median(durations, axis=0),
                        call, peak or None, min_seconds=durations.min(axis=0),
-                       mean_seconds=durations.mean(axis=0))
+                       mean_seconds=durations.mean(axis=0), loops=loops,
+                       loop_work=body_work(program, {dims: 1}))
     return Report(original.name, "median", repeat,
                   {s.name: v for s, v in zip(program.dim_symbols, dims)}, call,
                   statistics.median(c["run_s"] for c in calls), rows,
