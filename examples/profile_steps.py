@@ -1,5 +1,6 @@
 """Where the time goes in three training steps: an MLP (784-500-10, batch 64), LeNet (batch 64)
-and an LSTM (graphc.nn.LSTM on G.scan: 32 steps, batch 32, 64 -> 256), each a graphc.function with updates.
+and an LSTM (graphc.nn.LSTM on G.scan: 32 steps, batch 32, 64 -> 256), each a graphc.function
+with updates. The LSTM's loops get a row per body kernel (k3.0, k3.1, ...).
 
 Run:  graphc profile examples/profile_steps.py:build            (all three tables)
       graphc profile examples/profile_steps.py:mlp --trace mlp.json
