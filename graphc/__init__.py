@@ -54,6 +54,17 @@ if config.profile:  # GRAPHC_PROFILE=1: every function timed, a report each at e
     _install_profiling()
 
 
+def _watch_for_profile_keyword(fn):
+    # graphc.function(..., profile=True), Theano's keyword: graphc.profiler.watch, imported when
+    # first asked for (the compiler driver sits below the profiler and holds only this slot).
+    from .profiler import watch_for_profile_keyword
+    return watch_for_profile_keyword(fn)
+
+
+from . import compiler as _compiler  # noqa: E402
+_compiler.profile_watcher = _watch_for_profile_keyword
+
+
 # Jupyter shows a compiled function's kernel program and a variable's graph as pictures
 # (Graphviz's dot, graphc/pictures.py), else as text. Attached here: the picture code sits above
 # both classes; imported when first shown, not by `import graphc`.
