@@ -32,3 +32,18 @@ def test_small_body_copies_get_no_openmp_region():
 def test_body_copies_too_large_for_one_thread_keep_their_region():
     # 512 x 1024 elements per step: above GC_PAR_THRESHOLD (262144), so threads may take it
     assert all(_body_copy_pragmas(batch=512, width=1024))
+
+
+def test_bench_compile_measure_reports_wall_cpu_and_gcc_seconds(tmp_path):
+    """bench/lstm_scan.py's fresh-process compile: (wall, CPU, gcc CPU); gcc runs only cold."""
+    import importlib.util
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location("lstm_scan", os.path.join(root, "bench", "lstm_scan.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    cold = bench.compile_seconds("lstm_step", 3, str(tmp_path))
+    warm = bench.compile_seconds("lstm_step", 3, str(tmp_path))
+    assert len(cold) == len(warm) == 3 and min(cold + warm) >= 0
+    assert cold[2] > 0 and warm[2] == 0  # the warm one loads the library gcc built cold
+    assert warm[1] < cold[1]
