@@ -6,6 +6,8 @@ step against T and against the unrolled step.
     python bench/lstm_scan.py [--rounds 10] [--threads N]
 
 Timings on a shared machine are noisy: each figure is the median of the rounds, with the best.
+Compile times also come as CPU seconds (this process's, and gcc's as its children's), which
+other sessions' load does not inflate the way it inflates wall time.
 """
 import argparse
 import functools
@@ -21,25 +23,34 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 _COMPILE = """
-import sys, time
+import os, sys, time
 sys.path.insert(0, {root!r})
 import graphc
 from bench.peers import common
-t0 = time.perf_counter()
 from bench import graphc_impl
+# The data and the initial weights are made before the clock starts: making them is not
+# compiling, and the data grows with T (T=512: ~0.015 s of CPU).
+data, params = common.lstm_data(32, {T}, 64), common.lstm_params(64, 256)
+graphc_impl.C.lstm_data = lambda *args, **kwargs: data
+graphc_impl.C.lstm_params = lambda *args, **kwargs: params
+t0, c0, g0 = time.perf_counter(), time.process_time(), os.times().children_user
 step = graphc_impl.{builder}(seq_len={T})
-t1 = time.perf_counter()
+t1, c1, g1 = time.perf_counter(), time.process_time(), os.times().children_user
 step()
-print(t1 - t0)
+print(t1 - t0, c1 - c0, g1 - g0)
 """
 
 
 def compile_seconds(builder, T, cache):
-    """Seconds to build and compile the step in a fresh process (graphc already imported)."""
+    """(wall, CPU, gcc CPU) seconds to build and compile the step in a fresh process (graphc
+    already imported)."""
     env = dict(os.environ, GRAPHC_CACHE_DIR=cache, PYTHONPATH=ROOT)
+    # An installed graphc has its bytecode: without it every fresh process compiles graphc's
+    # modules from source (~0.02-0.03 s of a warm compile).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     out = subprocess.run([sys.executable, "-c", _COMPILE.format(root=ROOT, builder=builder, T=T)],
                          env=env, capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    return tuple(float(x) for x in out.stdout.strip().splitlines()[-1].split())
 
 
 def step_times(rounds):
@@ -69,14 +80,22 @@ def planned_bytes(builder, T):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=0, metavar="N",
+                    help="cap graphc's OpenMP, the BLAS and torch at N threads (default: theirs)")
     args = ap.parse_args()
+    if args.threads:  # before numpy, torch or a graphc library loads a thread pool
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(args.threads)
     result = {}
     with tempfile.TemporaryDirectory() as cache:
+        compile_seconds("lstm_step", 8, cache)  # writes the bytecode; T=8 is another program
         for T in (32, 512):
             cold = compile_seconds("lstm_step", T, cache)
             warm = compile_seconds("lstm_step", T, cache)
-            result[f"compile T={T}"] = {"cold_s": cold, "warm_s": warm}
-            print(f"scan compile T={T}: cold {cold:.2f} s, warm {warm:.3f} s", flush=True)
+            result[f"compile T={T}"] = {"cold_s": cold[0], "warm_s": warm[0], "cold_cpu_s": cold[1],
+                                        "cold_gcc_cpu_s": cold[2], "warm_cpu_s": warm[1]}
+            print(f"scan compile T={T}: cold {cold[0]:.2f} s (CPU {cold[1]:.2f} s + gcc "
+                  f"{cold[2]:.2f} s), warm {warm[0]:.3f} s (CPU {warm[1]:.3f} s)", flush=True)
     result["step"] = step_times(args.rounds)
     for k, (med, best) in result["step"].items():
         print(f"step {k:16s} median {med * 1e3:7.1f} ms  best {best * 1e3:7.1f} ms", flush=True)

@@ -1,0 +1,49 @@
+"""Compile-time work a scan should not cost (issue #12, round 2): OpenMP regions gcc outlines for
+body kernels that never run threaded."""
+import re
+
+import numpy as np
+
+import graphc as G
+from graphc.targets.c.render_c import render_program
+
+from program_cases import program_of
+
+
+def _body_copy_pragmas(batch, width):
+    """The rendered C of a scan whose body slices its input (strided copies, batch x width)."""
+    X = G.tensor("X", (3, batch, 2 * width))
+    h0 = G.constant(np.zeros((batch, width), np.float32))
+
+    def step(x_t, h):
+        return G.tanh(x_t[:, :width] + h) * G.sigmoid(x_t[:, width:])
+
+    hs, _ = G.scan(step, sequences=X, outputs_info=h0, name="cell")
+    source = render_program(program_of([X], hs.sum(), name="scan_copies"), "scan_copies", "")
+    bodies = re.findall(r"/\* body k\d+: strided_copy .*?\n(.*?)if \(status\)", source, re.S)
+    assert bodies, "the body was expected to slice with strided copies"
+    return [("#pragma omp parallel" in b) for b in bodies]
+
+
+def test_small_body_copies_get_no_openmp_region():
+    assert not any(_body_copy_pragmas(batch=4, width=8))
+
+
+def test_body_copies_too_large_for_one_thread_keep_their_region():
+    # 512 x 1024 elements per step: above GC_PAR_THRESHOLD (262144), so threads may take it
+    assert all(_body_copy_pragmas(batch=512, width=1024))
+
+
+def test_bench_compile_measure_reports_wall_cpu_and_gcc_seconds(tmp_path):
+    """bench/lstm_scan.py's fresh-process compile: (wall, CPU, gcc CPU); gcc runs only cold."""
+    import importlib.util
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location("lstm_scan", os.path.join(root, "bench", "lstm_scan.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    cold = bench.compile_seconds("lstm_step", 3, str(tmp_path))
+    warm = bench.compile_seconds("lstm_step", 3, str(tmp_path))
+    assert len(cold) == len(warm) == 3 and min(cold + warm) >= 0
+    assert cold[2] > 0 and warm[2] == 0  # the warm one loads the library gcc built cold
+    assert warm[1] < cold[1]
