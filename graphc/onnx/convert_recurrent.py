@@ -182,7 +182,7 @@ def _lstm_cell(spec, z_t, prev, R_t, consts):
     H = spec.H
     h, c = prev
     z = z_t + _dot(h, R_t)
-    pi, pf, po = consts if spec.P is not None else (None, None, None)
+    pi, po, pf = consts if spec.P is not None else (None, None, None)   # ONNX's P order: i, o, f
     zi, zo, zf, zc = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
     if pi is not None:
         zi, zf = zi + pi * c, zf + pf * c
