@@ -17,7 +17,7 @@ def _value_info(w, name, v):
 
 def write_loop(w, node, ins):
     """The Scan node for `node` (a Loop) in writer w; returns the outer output names."""
-    from .exporter import OnnxExportError, Writer
+    from .exporter import OnnxExportError, Writer, write_nodes
     op = node.op
     body = op.body
     n_seqs, n_carry = op.n_seqs, op.n_carry
@@ -34,19 +34,10 @@ def write_loop(w, node, ins):
         else:
             name = ins[k]          # a non-sequence: the outer value, read from the outer scope
         sub.names[v] = name
-    problems = []
-    for inner in body.nodes:
-        try:
-            outs = sub.op(inner)
-        except OnnxExportError as e:
-            problems.append(str(e))
-            outs = [None] * len(inner.outputs)
-        for v, n in zip(inner.outputs, outs):
-            if n is not None:
-                sub.names[v] = n
+    problems = write_nodes(sub, body.nodes)
     if problems:
         where = f"scan {op.name!r}" if getattr(op, "name", None) else "a loop"
-        raise OnnxExportError(f"{where}'s step: " + "; ".join(sorted(set(problems))))
+        raise OnnxExportError(f"the step of {where}: " + "; ".join(sorted(set(problems))))
     graph_outputs = []
     for j, o in enumerate(body.outputs):
         out = sub.fresh(f"{'state' if j < n_carry else 'step'}{j}_out")

@@ -252,6 +252,26 @@ class Writer:
         return out
 
 
+def write_nodes(w, nodes):
+    """Write each node; returns the problems. A node reading the output of one that failed is
+    skipped without a problem of its own (its cause is listed)."""
+    problems, failed = [], set()
+    for node in nodes:
+        if any(i in failed for i in node.inputs):
+            failed.update(node.outputs)
+            continue
+        try:
+            outs = w.op(node)
+        except OnnxExportError as e:
+            problems.append(f"{e}")
+            failed.update(node.outputs)
+            continue
+        for v, n in zip(node.outputs, outs):
+            if n is not None:
+                w.names[v] = n
+    return problems
+
+
 def export(inputs, outputs, path=None, opset=17, output_names=None):
     import onnx
     from ..ir.constructors import as_variable
@@ -272,16 +292,7 @@ def export(inputs, outputs, path=None, opset=17, output_names=None):
                 w.dim_sources.setdefault(d, (name, axis))
                 dims.append(str(d))
         graph_inputs.append(onnx.helper.make_tensor_value_info(name, DTYPE_TO_ELEM[v.dtype], dims))
-    problems = []
-    for node in toposort(outputs):
-        try:
-            outs = w.op(node)
-        except OnnxExportError as e:
-            problems.append(f"{e}")
-            outs = [None] * len(node.outputs)
-        for v, n in zip(node.outputs, outs):
-            if n is not None:
-                w.names[v] = n
+    problems = write_nodes(w, toposort(outputs))
     if problems:
         raise OnnxExportError("graphc.onnx.export cannot write: " + "; ".join(sorted(set(problems)))
                               + ". Export a graph of the operators listed in graphc/onnx/exporter.py")
