@@ -78,3 +78,10 @@ def test_step_that_onnx_cannot_express_names_the_scan():
                    name="my_floor_scan")
     with pytest.raises(OnnxExportError, match="the step of scan 'my_floor_scan': scalar function floordiv"):
         GO.export([X], hs)
+
+
+def test_scan_without_sequences_is_refused_by_name():
+    h0 = G.vector("h0", shape=(3,))
+    hs, _ = G.scan(lambda h: h * 2, outputs_info=h0, n_steps=4, name="doubling")
+    with pytest.raises(OnnxExportError, match="scan 'doubling' runs n_steps times"):
+        GO.export([h0], hs)

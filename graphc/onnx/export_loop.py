@@ -21,6 +21,10 @@ def write_loop(w, node, ins):
     op = node.op
     body = op.body
     n_seqs, n_carry = op.n_seqs, op.n_carry
+    where = f"scan {op.name!r}" if getattr(op, "name", None) else "a loop"
+    if n_seqs == 0:
+        raise OnnxExportError(f"{where} runs n_steps times over no sequence; ONNX's Scan takes "
+                              "its length from a sequence: pass one (e.g. G.arange(n)) instead")
     sub = Writer(w.opset, inline_consts=True)
     sub.used, sub.dim_sources = w.used, dict(w.dim_sources)   # names unique across the model
     slice_names, state_names = [], []
@@ -36,7 +40,6 @@ def write_loop(w, node, ins):
         sub.names[v] = name
     problems = write_nodes(sub, body.nodes)
     if problems:
-        where = f"scan {op.name!r}" if getattr(op, "name", None) else "a loop"
         raise OnnxExportError(f"the step of {where}: " + "; ".join(sorted(set(problems))))
     graph_outputs = []
     for j, o in enumerate(body.outputs):
