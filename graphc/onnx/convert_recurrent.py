@@ -12,10 +12,12 @@ reverse, the padded tail is met first and holds the initial state, which is ONNX
 Only the default activations are imported (also when spelled out); clip is supported, as are
 LSTM peepholes (P) and input_forget.
 """
+import numpy as np
+
 from ..ir.constructors import constant
 from ..ir.ops import elemwise as E
 from ..ir.ops.blas import Matmul
-from ..ir.ops.shape import reshape, stack, transpose
+from ..ir.ops.shape import arange, reshape, stack, transpose
 from ..scan import scan
 from .registry import Unsupported, converter
 
@@ -105,14 +107,9 @@ class _Spec:
         """[T, B] of 1 (a real step) and 0 (past the sequence's length), or None."""
         if self.lens is None:
             return None
-        steps = reshape(_arange_like(self.x), (-1, 1))
+        steps = reshape(arange(self.T, dtype="int64"), (-1, 1))
         lens = reshape(E.cast(self.lens, "int64"), (1, -1))
         return E.cast(E.lt_op(steps, lens), self.dtype)
-
-
-def _arange_like(x):
-    from ..ir.ops.shape import arange
-    return arange(x.type.shape[0], dtype="int64")
 
 
 def _gate(spec, z, fn):
@@ -171,7 +168,6 @@ def _one_direction(spec, d, reverse, mask):
 def _gru_additive(spec):
     """1 where GRU's recurrent bias adds to the input projection, 0 for the h gate under
     linear_before_reset (there it goes inside the reset gate's product)."""
-    import numpy as np
     ones = np.ones(spec.G * spec.H, spec.dtype)
     if spec.lbr:
         ones[2 * spec.H:] = 0
