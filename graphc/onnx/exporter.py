@@ -19,6 +19,8 @@ from ..ir.ops.pool import AvgPool2d, MaxPool2d
 from ..ir.ops.reduce import Argmax, Reduce
 from ..ir.ops.shape import (Arange, Concatenate, DimValue, IncSubtensor, Reshape, Subtensor,
                             Transpose)
+from ..ir.ops.loop import Loop
+from .export_loop import write_loop
 from .proto import DTYPE_TO_ELEM
 
 
@@ -35,9 +37,10 @@ _REL = {"Equality": "Equal", "StrictLessThan": "Less", "LessThan": "LessOrEqual"
 
 
 class Writer:
-    def __init__(self, opset):
+    def __init__(self, opset, inline_consts=False):
         from onnx import helper, numpy_helper
         self.h, self.nh, self.opset = helper, numpy_helper, opset
+        self.inline_consts = inline_consts  # a subgraph's constants as Constant nodes
         self.nodes, self.inits, self.names, self.used = [], [], {}, set()
         self.dim_sources = {}  # symbol -> (input name, axis)
         self.problems = []
@@ -59,7 +62,11 @@ class Writer:
     def const(self, value, dtype=None, base="c"):
         arr = np.asarray(value, dtype=dtype)
         name = self.fresh(base)
-        self.inits.append(self.nh.from_array(arr, name))
+        if self.inline_consts:
+            self.nodes.append(self.h.make_node("Constant", [], [name],
+                                               value=self.nh.from_array(arr, name)))
+        else:
+            self.inits.append(self.nh.from_array(arr, name))
         return name
 
     def name_of(self, v):
@@ -208,6 +215,9 @@ class Writer:
             return [self.node("Gather", ins, axis=0)]
         if isinstance(op, DimValue):
             return [self.dim(op.expr)]
+        if isinstance(op, Loop):
+            outs = write_loop(self, node, ins)
+            return outs if isinstance(outs, list) else [outs]
         if isinstance(op, Arange):
             r = self.node("Range", [self.const(np.int64(0)), self.dim(op.n), self.const(np.int64(1))])
             return [r if op.dtype == "int64" else self.node("Cast", [r], to=DTYPE_TO_ELEM[op.dtype])]
@@ -242,6 +252,26 @@ class Writer:
         return out
 
 
+def write_nodes(w, nodes):
+    """Write each node; returns the problems. A node reading the output of one that failed is
+    skipped without a problem of its own (its cause is listed)."""
+    problems, failed = [], set()
+    for node in nodes:
+        if any(i in failed for i in node.inputs):
+            failed.update(node.outputs)
+            continue
+        try:
+            outs = w.op(node)
+        except OnnxExportError as e:
+            problems.append(f"{e}")
+            failed.update(node.outputs)
+            continue
+        for v, n in zip(node.outputs, outs):
+            if n is not None:
+                w.names[v] = n
+    return problems
+
+
 def export(inputs, outputs, path=None, opset=17, output_names=None):
     import onnx
     from ..ir.constructors import as_variable
@@ -262,16 +292,7 @@ def export(inputs, outputs, path=None, opset=17, output_names=None):
                 w.dim_sources.setdefault(d, (name, axis))
                 dims.append(str(d))
         graph_inputs.append(onnx.helper.make_tensor_value_info(name, DTYPE_TO_ELEM[v.dtype], dims))
-    problems = []
-    for node in toposort(outputs):
-        try:
-            outs = w.op(node)
-        except OnnxExportError as e:
-            problems.append(f"{e}")
-            outs = [None] * len(node.outputs)
-        for v, n in zip(node.outputs, outs):
-            if n is not None:
-                w.names[v] = n
+    problems = write_nodes(w, toposort(outputs))
     if problems:
         raise OnnxExportError("graphc.onnx.export cannot write: " + "; ".join(sorted(set(problems)))
                               + ". Export a graph of the operators listed in graphc/onnx/exporter.py")

@@ -47,5 +47,6 @@ def supported_ops():
 
 
 def _load_all():
-    from . import (convert_elementwise, convert_nn, convert_reduce, convert_tensor,  # noqa: F401
+    from . import (convert_elementwise, convert_nn, convert_recurrent, convert_reduce,  # noqa: F401
+                   convert_tensor,
                    fold)
