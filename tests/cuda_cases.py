@@ -50,15 +50,19 @@ class LabelProbe:
         self.fn = G.function([labels], labels * 2, updates=[(self.w, self.w + 1)], backend="py")
         self.program = build_program(self.fn.fgraph, self.fn.checker, CUDA_CAPABILITIES)
         buf = next(b for b in self.program.externals if b.role == "input")
-        # the test-only kind has a spec like every kind (renderers read its traits)
-        SPECS.setdefault("probe_check", KernelSpec("probe_check", ("n", "limit"), fallible=True))
         self.program.kernels.insert(0, Kernel("probe_check", [], [buf], {"n": buf.shape[0], "limit": 3},
                                               label="check labels"))
         env = make_environment(templates_root(), private_dir("jinja-cuda-test"), None,
                                filters=render_cuda.CUDA_FILTERS, check_file=check_file)
         env.loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(
             os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")), env.loader])
-        self.source = render_cuda.render_program(self.program, "probe", env=env)
+        # the test-only kind has a spec while it is rendered, like every kind (renderers read
+        # its traits); it is taken out again, so no other test sees a kind with no C template
+        SPECS["probe_check"] = KernelSpec("probe_check", ("n", "limit"), fallible=True)
+        try:
+            self.source = render_cuda.render_program(self.program, "probe", env=env)
+        finally:
+            del SPECS["probe_check"]
 
     def check_runs(self):
         from graphc.errors import RuntimeCheckError

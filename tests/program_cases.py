@@ -12,9 +12,10 @@ from graphc.targets.c.capabilities import C_CAPABILITIES
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def program_of(inputs, outputs, updates=None, name="t"):
+def program_of(inputs, outputs, updates=None, name="t", capabilities=C_CAPABILITIES):
+    """The Program lowered for a target's capabilities (the C target's unless given)."""
     fn = G.function(inputs, outputs, updates=updates, backend="py", name=name)
-    return build_program(fn.fgraph, fn.checker, C_CAPABILITIES)
+    return build_program(fn.fgraph, fn.checker, capabilities)
 
 
 def bench_step_program(builder_name):

@@ -53,16 +53,20 @@ class Transpose(Op):
         return [Transpose(tuple(np.argsort(self.perm)))(output_grads[0])]
 
 
-class ReshapeCount(str):
-    """The message of a reshape whose element count can only be checked at run time: a str (as
-    every constraint message) that can also explain a failed check with the values."""
+class ReshapeCount:
+    """The message of a reshape whose element count can only be checked at run time: text (as
+    every constraint message; formatted only when shown, since printing symbolic shapes costs
+    sympy milliseconds) that can also explain a failed check with the values."""
 
-    def __new__(cls, what, old, new):
-        text = f"reshape{'' if what is None else ' of ' + what} {_shape_text(old)} -> " \
-               f"{_shape_text(new)} element count"
-        self = super().__new__(cls, text)
+    def __init__(self, what, old, new):
         self.what, self.old, self.new = what, tuple(old), tuple(new)
-        return self
+
+    def __str__(self):
+        return (f"reshape{'' if self.what is None else ' of ' + self.what} "
+                f"{_shape_text(self.old)} -> {_shape_text(self.new)} element count")
+
+    def __format__(self, spec):
+        return format(str(self), spec)
 
     def __reduce__(self):
         return (ReshapeCount, (self.what, self.old, self.new))
