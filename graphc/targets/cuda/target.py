@@ -35,8 +35,9 @@ class CudaTarget(ArtifactCacheTarget, Target):
         return CudaProgram(None, None, lib_path, graph, layout=record["layout"], rebuild=rebuild)
 
     def render(self, program, name):
-        from .render_cuda import render_program
-        return [render_program(program, name)]
+        from ..c.toolchain import max_parallel_units
+        from .render_cuda import render_units
+        return render_units(program, name, max_parallel_units())
 
     def build(self, sources, program, name):
         from ..c.cache import cached_library
@@ -52,7 +53,7 @@ class CudaTarget(ArtifactCacheTarget, Target):
                 loads = ["cublas"]
 
         def build_one(source_paths, out_path, link):
-            toolchain.build(source_paths[0], out_path, link, arch)
+            toolchain.build_units(source_paths, out_path, link, arch)
 
         path, hit, digest = cached_library(sources, name, link, area=self.library_area,
                                            build=build_one, suffix=".cu",

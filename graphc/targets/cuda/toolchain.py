@@ -83,9 +83,56 @@ def build(src, out, link=(), arch=DEFAULT_ARCH):
     cmd = build_command(src, out, link, arch)
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
     if proc.returncode != 0:
-        raise CompileError(f"CUDA compilation failed ({' '.join(cmd)}):\n{proc.stderr[-4000:]}\n"
-                           f"The generated source is kept at {src}; set GRAPHC_DUMP=dir to see "
-                           "every stage.")
+        _fail(cmd, proc.stderr, [src])
+
+
+def object_command(src, obj, arch=DEFAULT_ARCH):
+    """Compile one translation unit of a split program to an object file."""
+    if emulating():
+        return ["g++", "-x", "c++", "-std=c++17", "-O1", "-fPIC", "-c", "-include",
+                emulator_header(), src, "-o", obj]
+    return nvcc_compile_command(src, obj, arch)
+
+
+def link_command(objects, out, link=()):
+    """Link a split program's objects (no relocatable device code: every kernel is launched
+    from its own unit) into one shared library."""
+    libs = [os.path.abspath(path) for path in link]
+    if emulating():
+        return ["g++", "-shared"] + list(objects) + ["-o", out] + libs + _emulated_blas(libs) + ["-lm"]
+    rpath = [f"-Xlinker=-rpath={d}" for d in [cuda_lib_dir()] if d]
+    return [nvcc_path() or "nvcc", "-shared", "--cudart", "shared"] + list(objects) + \
+        ["-o", out] + libs + rpath + ["-ldl"]
+
+
+def build_units(srcs, out, link=(), arch=DEFAULT_ARCH):
+    """Build the translation units `srcs` into one library at `out`: one compiler process per
+    unit, all at once, then one link (a single unit is built and linked in one step)."""
+    if len(srcs) == 1:
+        return build(srcs[0], out, link, arch)
+    objects = [f"{out}.{i}.o" for i in range(len(srcs))]
+    try:
+        procs = [(subprocess.Popen(object_command(src, obj, arch), stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, errors="replace"), src)
+                 for src, obj in zip(srcs, objects)]
+        results = [(proc, proc.communicate()[1], src) for proc, src in procs]  # wait for all
+        for proc, err, src in results:
+            if proc.returncode != 0:
+                _fail(proc.args, err, [src])
+        cmd = link_command(objects, out, link)
+        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+        if proc.returncode != 0:
+            _fail(cmd, proc.stderr, srcs)
+    finally:
+        for obj in objects:
+            if os.path.exists(obj):
+                os.unlink(obj)
+
+
+def _fail(cmd, stderr, srcs):
+    raise CompileError(f"CUDA compilation failed ({' '.join(cmd)}):\n{stderr[-4000:]}\n"
+                       f"The generated source is kept at {', '.join(srcs)}; set GRAPHC_DUMP=dir "
+                       "to see every stage.")
 
 
 @functools.lru_cache(maxsize=None)
