@@ -20,7 +20,6 @@ def emulate(monkeypatch):
 @pytest.fixture
 def three_units(monkeypatch):
     """Every function of a few kernels splits into up to three units."""
-    monkeypatch.setattr(render_cuda, "MIN_UNIT_KERNELS", 2)
     monkeypatch.setattr(G.config, "compile_jobs", 3)
     real = render_cuda.render_units
     monkeypatch.setattr(render_cuda, "render_units", lambda program, name, max_units, env=None:

@@ -18,10 +18,12 @@ from ..c.templates_dir import templates_root
 CUDA_FILTERS = dict(C_FILTERS)
 # The entry point's name: `<prefix>run`; kernels are `<prefix>k<index>`.
 ENTRY_PREFIX = "gc_"
-# nvcc's time is about the same per kernel (the MLP step's 17 kernels: ~0.4 s each with -O3 on a
-# loaded machine) and ~2 s per unit whatever it holds (nvcc's passes over the runtime header,
-# host compile, fatbin): a unit of fewer kernels than this does not pay for itself.
-MIN_UNIT_KERNELS = 6
+# nvcc's cost of a unit (nvcc --time, default host optimization, sm_90 SASS + PTX, a loaded
+# 2-core machine): ~5.3 s whatever it holds (preprocessing and cudafe++ of the CUDA headers, cicc
+# and the host compile of the runtime header), then ~0.1 s per kernel of the MLP step and ~0.2 s
+# per kernel of LeNet's (7.7 s for the 25 kernels of the MLP step, 17 s for LeNet's 58). A unit
+# of fewer kernels than this adds more processor time than it takes off the wall clock.
+MIN_UNIT_KERNELS = 12
 
 
 @lru_cache(maxsize=None)
