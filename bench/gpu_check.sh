@@ -35,7 +35,7 @@ fi
 dir=$(cd "$dir" && pwd)
 deadline=$(( $(date +%s) + ${GPU_CHECK_SECONDS:-570} ))
 out=${OUT:-$PWD/gpu_check_out}; mkdir -p "$out"
-summary="$out/summary.txt"
+summary="$out/summary.txt"; : > "$summary"
 log() { echo "== $(date +%T) $*" | tee -a "$summary"; }
 # A step's time limit: its own, or what is left before the deadline (less a margin).
 limit() { local left=$(( deadline - $(date +%s) - 10 )); echo $(( left < $1 ? (left > 1 ? left : 1) : $1 )); }
