@@ -204,3 +204,10 @@ def info():
     if G is None:
         return f"unavailable: {_IMPORT_ERROR}"
     return {"graphc": getattr(G, "__version__", "?")}
+
+
+# ---------------------------------------------------------------- (g) CNNs (bench/cnn_run.py)
+def cnn_step(name):
+    _need("conv2d", "max_pool2d", "avg_pool2d", "lrn", "batch_norm_train")
+    from bench import graphc_cnn
+    return graphc_cnn.cnn_step(name)

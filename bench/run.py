@@ -371,6 +371,9 @@ def main(argv=None):
     ap.add_argument("--baseline", default="", metavar="PATH",
                     help="also time the graphc of another checkout at PATH as peer graphc-base "
                          "(the commit before a change), interleaved with this one")
+    ap.add_argument("--contended", action="store_true",
+                    help="run every peer's timed workloads beside a one-core busy loop "
+                         "(bench/contend.py): how each copes with a shared machine")
     ap.add_argument("--worker", help=argparse.SUPPRESS)       # internal: run one peer
     ap.add_argument("--worker-out", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -422,7 +425,8 @@ def main(argv=None):
     res = H.Results()
     res.meta = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "argv": sys.argv[1:],
                 "quick": args.quick, "measure": mopts, "machine": H.machine_info(),
-                "row_names": ROW_NAMES, "threads": args.threads or "library defaults"}
+                "row_names": ROW_NAMES, "threads": args.threads or "library defaults",
+                "contended": args.contended}
     log("memcpy bandwidth ...")
     res.meta["memcpy"] = H.memcpy_bandwidth()
     log(f"  {res.meta['memcpy']['gbps_best']:.1f} GB/s best, "
@@ -441,9 +445,11 @@ def main(argv=None):
                 for p in peers:
                     run_timed(w, p, rr, mopts)
         elif timed:
+            from bench.contend import busy_loop
             for p in peers:
-                log(f"=== {p} (fresh process)")
-                run_worker(p, timed, args.quick, rr)
+                log(f"=== {p} (fresh process{', beside a busy loop' if args.contended else ''})")
+                with busy_loop(args.contended):
+                    run_worker(p, timed, args.quick, rr)
         if "compile" in workloads:
             log(f"[compile] {ROW_NAMES['compile']} (fresh processes)")
             for p in peers:

@@ -12,7 +12,8 @@ Data:   --dataset mnist (default): the 5,000 digits bundled with graphc, 4,000 t
         (Caffe scales by 1/256).
 
 Writes to --out (default lenet_out/): lenet_curve.png (training loss and test accuracy),
-lenet_conv1.png (conv1's 20 filters), lenet_final.params.npz (parameters by name), and prints
+lenet_conv1.png (conv1's 20 filters), lenet_conv1_activations.png (conv1's output for the first
+test image, one tile per channel), lenet_final.params.npz (parameters by name), and prints
 the shape of features read from an inner layer (ip1) by name. The pictures need matplotlib
 (pip install 'graphc[viz]'); without it the example trains and says so.
 
@@ -31,7 +32,7 @@ import numpy as np
 import graphc as G
 from graphc import nn, optim
 from graphc.data import find_fashion_mnist, load_fashion_mnist, load_mnist_subset
-from graphc.nn.viz import VizUnavailable, plot_curves, save_filter_grid
+from graphc.nn.viz import VizUnavailable, plot_curves, save_activation_grid, save_filter_grid
 from graphc.train import Trainer
 
 
@@ -82,7 +83,9 @@ def load_data(name):
     raise SystemExit(f"unknown dataset {name!r}")
 
 
-def write_plots(out, trainer, net, tag="lenet"):
+def write_plots(out, trainer, net, tag="lenet", activations=None):
+    """Training curves, conv1's filters and (activations: conv1's output for one image,
+    (20, 24, 24)) its activation grid. Without matplotlib, says how to get it."""
     h = trainer.history
     it, loss = np.asarray(h["iter"]), np.asarray(h["loss"])
     k = min(20, len(loss))
@@ -99,10 +102,14 @@ def write_plots(out, trainer, net, tag="lenet"):
         plot_curves(curve, panels)
         save_filter_grid(filters, net.params["conv1.W"].get_value(), ncols=5, scale=8,
                          title="conv1 filters")
+        if activations is not None:
+            acts = save_activation_grid(os.path.join(out, f"{tag}_conv1_activations.png"),
+                                        activations, title="conv1 output, first test image",
+                                        scale=4)
     except VizUnavailable as e:  # the training ran all the same
         print(f"no plots: {e}")
         return
-    print(f"wrote {curve} and {filters}")
+    print(f"wrote {curve}, {filters}" + (f" and {acts}" if activations is not None else ""))
 
 
 def main():
@@ -150,13 +157,13 @@ def main():
           f"{tm['test_s']:.1f} s testing in total")
 
     # Features of an inner layer, read by name from the TEST-phase net.
-    features = net.function(["pool2", "ip1"], phase="test")
-    pool2, ip1 = features(Xt[:8])
+    features = net.function(["conv1", "pool2", "ip1"], phase="test")
+    conv1, pool2, ip1 = features(Xt[:8])
     print(f"features of the first 8 test images: pool2 {pool2.shape}, ip1 {ip1.shape} "
           f"(inputs: {features.input_names})")
 
     net.save(os.path.join(args.out, "lenet_final.params.npz"))
-    write_plots(args.out, trainer, net)
+    write_plots(args.out, trainer, net, activations=conv1[0])
     return acc
 
 

@@ -71,6 +71,41 @@ SOLVERS = {
 }
 
 
+def write_solver_comparison(path, results, per_epoch, k=10):
+    """The solvers' curves on one figure (graphc.nn.viz): train cross-entropy (mean over k
+    iterations), test cross-entropy and test L2 error against epochs, one line per solver.
+    results: {solver: {"history": a Trainer's history}}. Without matplotlib, says how to get
+    it and returns None (the training ran all the same)."""
+
+    def smoothed(h):   # mean over k iterations, at the last iteration of each window
+        loss = np.asarray(h["loss"])
+        k_ = min(k, len(loss))
+        return (np.asarray(h["iter"][k_ - 1:]) * per_epoch,
+                np.convolve(loss, np.ones(k_) / k_, "valid"))
+
+    def tested(h, key):  # from the first epoch on (the untrained net's error dwarfs the rest)
+        its = np.asarray(h["test_iter"])
+        vals = np.asarray([t[key] for t in h["test"]])
+        keep = its > 0
+        return its[keep] * per_epoch, vals[keep]
+
+    panels = [
+        {"title": f"train cross-entropy (mean of {k})", "xlabel": "epoch", "logy": True,
+         "series": [(n, *smoothed(r["history"])) for n, r in results.items()]},
+        {"title": "test cross-entropy", "xlabel": "epoch",
+         "series": [(n, *tested(r["history"], "cross_entropy_loss")) for n, r in results.items()]},
+        {"title": "test L2 error", "xlabel": "epoch",
+         "series": [(n, *tested(r["history"], "l2_error")) for n, r in results.items()]},
+    ]
+    try:
+        plot_curves(path, panels)
+    except VizUnavailable as e:
+        print(f"no plot: {e}")
+        return None
+    print(f"wrote {path}")
+    return path
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=float, default=8)
@@ -125,34 +160,8 @@ def main():
     best = min(results, key=lambda n: results[n]["final"]["l2_error"])
     print(f"lowest test L2 error: {best}")
 
-    per_epoch = args.batch / len(X)
-    k = 10
-
-    def smoothed(h):   # mean over k iterations, at the last iteration of each window
-        loss = np.asarray(h["loss"])
-        k_ = min(k, len(loss))
-        return np.asarray(h["iter"][k_ - 1:]) * per_epoch, np.convolve(loss, np.ones(k_) / k_, "valid")
-
-    def tested(h, key):  # from the first epoch on (the untrained net's error dwarfs the rest)
-        its = np.asarray(h["test_iter"])
-        vals = np.asarray([t[key] for t in h["test"]])
-        keep = its > 0
-        return its[keep] * per_epoch, vals[keep]
-
-    panels = [
-        {"title": f"train cross-entropy (mean of {k})", "xlabel": "epoch", "logy": True,
-         "series": [(n, *smoothed(r["history"])) for n, r in results.items()]},
-        {"title": "test cross-entropy", "xlabel": "epoch",
-         "series": [(n, *tested(r["history"], "cross_entropy_loss")) for n, r in results.items()]},
-        {"title": "test L2 error", "xlabel": "epoch",
-         "series": [(n, *tested(r["history"], "l2_error")) for n, r in results.items()]},
-    ]
-    path = os.path.join(args.out, "autoencoder_curves.png")
-    try:
-        plot_curves(path, panels)
-        print(f"wrote {path}")
-    except VizUnavailable as e:  # the training ran all the same
-        print(f"no plot: {e}")
+    write_solver_comparison(os.path.join(args.out, "autoencoder_curves.png"), results,
+                            per_epoch=args.batch / len(X))
     return results
 
 

@@ -1,5 +1,6 @@
 """Where the time goes in three training steps: an MLP (784-500-10, batch 64), LeNet (batch 64)
-and an LSTM (32 steps unrolled, batch 32, 64 -> 256), each a graphc.function with updates.
+and an LSTM (graphc.nn.LSTM on G.scan: 32 steps, batch 32, 64 -> 256), each a graphc.function
+with updates. The LSTM's loops get a row per body kernel (k3.0, k3.1, ...).
 
 Run:  graphc profile examples/profile_steps.py:build            (all three tables)
       graphc profile examples/profile_steps.py:mlp --trace mlp.json
@@ -11,6 +12,7 @@ import sys
 import numpy as np
 
 import graphc as G
+from graphc import nn
 
 RNG = np.random.RandomState(0)
 
@@ -53,21 +55,14 @@ def lenet(batch=64):
 
 
 def lstm(batch=32, seq_len=32, n_in=64, hidden=256):
-    """The sequence unrolled into one graph (until graphc.scan lands)."""
+    """graphc.nn.LSTM over the sequence: G.scan, one C loop per call (the step's kernels run
+    inside it, once per time step; the profiler gives each its summed time)."""
     X = G.tensor("X", (seq_len, batch, n_in))
-    wx, wh = _param((n_in, 4 * hidden), "lstm.Wx"), _param((hidden, 4 * hidden), "lstm.Wh")
-    b = _param((4 * hidden,), "lstm.b")
-    H = hidden
-    zx = (G.dot(X.reshape((seq_len * batch, n_in)), wx) + b).reshape((seq_len, batch, 4 * H))
-    h = c = None
-    for t in range(seq_len):
-        z = zx[t] if h is None else zx[t] + G.dot(h, wh)
-        i, f, o = G.sigmoid(z[:, :H]), G.sigmoid(z[:, H:2 * H]), G.sigmoid(z[:, 3 * H:])
-        g = G.tanh(z[:, 2 * H:3 * H])
-        c = i * g if c is None else f * c + i * g
-        h = o * G.tanh(c)
+    layer = nn.LSTM("lstm", hidden, return_sequences=False)
+    h = layer(X, seed=0)
     loss = G.mean(h * h)
-    fn = G.function([X], loss, updates=_sgd(loss, [wx, wh, b]), name="lstm_step")
+    params = list(layer.params.values())
+    fn = G.function([X], loss, updates=_sgd(loss, params), name="lstm_step")
     return fn, (RNG.standard_normal((seq_len, batch, n_in)).astype("float32"),)
 
 

@@ -23,7 +23,8 @@ from .ir.constructors import (constant, dmatrix, dscalar, dvector, fmatrix, fsca
                               imatrix, iscalar, ivector, lmatrix, lscalar, lvector, matrix,
                               scalar, shared, tensor, tensor3, tensor4, vector)
 from .ir.graph import SharedVariable, Variable
-from .ir.ops.blas import dot, matmul
+from .ir.ops.blas import batched_dot, dot, matmul
+from .ir.subtensor_update import inc_subtensor, set_subtensor
 from .ir.ops.elemwise import cast
 from .ir.ops.indexing import take
 from .ir.ops.nn import (binary_crossentropy, categorical_crossentropy, log_softmax, one_hot,
@@ -35,6 +36,9 @@ from .ir.ops.conv import conv2d
 from .ir.ops.normalization import batch_norm, batch_norm_inference, batch_norm_train, lrn
 from .ir.ops.pool import avg_pool2d, max_pool2d
 from .ir.ops.random import RandomStreams, dropout, random_uniform
+from .ir.ops.activations import elu, gelu, hard_sigmoid, hard_swish, leaky_relu
+from .ir.ops.broadcast import broadcast_to
+from .ir.ops.layer_norm import layer_norm
 from .ir.printing import debugprint
 from .ir.types import dim
 from .math import *  # noqa: F401,F403  (elementwise functions: exp, log, tanh, ...)
@@ -48,6 +52,17 @@ from . import variable_eval  # noqa: F401,E402  (Variable.eval, Theano's)
 if config.profile:  # GRAPHC_PROFILE=1: every function timed, a report each at exit
     from .profiler import install_from_environment as _install_profiling
     _install_profiling()
+
+
+def _watch_for_profile_keyword(fn):
+    # graphc.function(..., profile=True), Theano's keyword: graphc.profiler.watch, imported when
+    # first asked for (the compiler driver sits below the profiler and holds only this slot).
+    from .profiler import watch_for_profile_keyword
+    return watch_for_profile_keyword(fn)
+
+
+from . import compiler as _compiler  # noqa: E402
+_compiler.profile_watcher = _watch_for_profile_keyword
 
 
 # Jupyter shows a compiled function's kernel program and a variable's graph as pictures
@@ -82,6 +97,9 @@ def __getattr__(name):
     if name == "profile":
         from .profiler import profile
         return profile
+    if name == "onnx":  # ONNX import/export: needs the optional onnx package when used
+        import importlib
+        return importlib.import_module(".onnx", __name__)
     raise AttributeError(f"module 'graphc' has no attribute {name!r}")
 
 

@@ -30,9 +30,10 @@ def function(inputs, outputs=None, updates=None, name=None, backend=None, opt_le
     GRAPHC_TARGET or GRAPHC_BACKEND). Theano's keywords: givens ({x: expression}: x read as the
     expression), no_default_updates (True, or the shared variables whose default_update is not
     applied), allow_input_downcast (graphc/runtime/checks.py), on_unused_input ('raise', 'warn',
-    'ignore'), mode ('FAST_RUN', 'FAST_COMPILE': opt_level O1), profile (accepted; see graphc's
-    profiler)."""
+    'ignore'), mode ('FAST_RUN', 'FAST_COMPILE': opt_level O1), profile (True: every call is
+    timed kernel by kernel and the report prints at exit, as graphc.profiler.watch)."""
     t0 = time.perf_counter()
+    _check_profile_keyword(profile)
     if target is not None and backend is not None and target != backend:
         raise GraphcTypeError(f"function: target={target!r} and backend={backend!r} disagree; "
                               "give one (backend is the older name of target)")
@@ -54,7 +55,7 @@ def function(inputs, outputs=None, updates=None, name=None, backend=None, opt_le
         fn = _load_cached(target, key, fgraph, name, single, timings, t0, level)
         if fn is not None:
             fn.checker.allow_downcast = allow_input_downcast
-            return fn.remember_source(fgraph, target.name, level, function)
+            return _profiled(fn.remember_source(fgraph, target.name, level, function), profile)
     target.prepare(fgraph)
     t = time.perf_counter()
     opt_graph, pass_log = optimize(fgraph, level)
@@ -73,7 +74,8 @@ def function(inputs, outputs=None, updates=None, name=None, backend=None, opt_le
         record.update(arg_layout=_as_data(_layout(checker)),
                       shared_index=[fgraph.shareds.index(s) for s in opt_graph.shareds])
         target.save_artifact(key, record)
-    return _finish(fn.remember_source(fgraph, target.name, level, function), t0)
+    return _profiled(_finish(fn.remember_source(fgraph, target.name, level, function), t0),
+                     profile)
 
 
 _MODES = {None: None, "FAST_RUN": None, "FAST_COMPILE": "O1"}
@@ -174,6 +176,28 @@ class _Rebuild:
 # Called with each compiled Function; each returns the Function to hand out (GRAPHC_PROFILE=1:
 # graphc.profiler's, which times every call). A list here keeps the driver's imports downward.
 finish_hooks = []
+
+
+# profile=True's watcher (graphc.profiler.watch, set by graphc/__init__.py and imported when first
+# used): a slot here keeps the driver's imports downward.
+profile_watcher = None
+
+
+def _check_profile_keyword(profile):
+    # (before compiling: a bad keyword costs no build)
+    if profile not in (None, False, True):
+        raise CompileError(f"function: profile={profile!r}; graphc takes profile=True (each call "
+                           "timed, a report at exit) or False; for one report on given inputs "
+                           "use graphc.profile(f, *args)")
+
+
+def _profiled(fn, profile):
+    if not profile:
+        return fn
+    if profile_watcher is None:
+        raise CompileError("function: profile=True needs graphc.profiler, which `import graphc` "
+                           "registers; import graphc rather than graphc.compiler alone")
+    return profile_watcher(fn)
 
 
 def _finish(fn, t0):

@@ -29,8 +29,10 @@ def verify_grad(fn, point, eps=None, rtol=None, atol=None, rng=None, backend=Non
     r_value = rng.uniform(0.5, 1.5, size=tuple(int(d) for d in _static(out)))
     cost = gsum(out * shared(r_value.astype(out.dtype), name="R"))
     floats = [k for k, p in enumerate(point) if p.dtype.kind == "f"]
+    # no_default_updates: a graph that draws random numbers must draw the same ones in every
+    # call here (a stream advancing between the finite-difference calls is not a derivative).
     f_grad = function(xs, grad(cost, [xs[k] for k in floats], disconnected_inputs="ignore"),
-                      backend=backend)
+                      backend=backend, no_default_updates=True)
     analytic = dict(zip(floats, f_grad(*point)))
     # The numeric side runs the same graph built in float64 on the py reference, so float32
     # gradients are checked against an accurate oracle rather than float32 round-off.
@@ -38,7 +40,7 @@ def verify_grad(fn, point, eps=None, rtol=None, atol=None, rng=None, backend=Non
             for k, p in enumerate(point)]
     out64 = fn(*xs64)
     cost64 = gsum(out64.astype("float64") * shared(r_value, name="R"))
-    f_cost = function(xs64, cost64, backend="py")
+    f_cost = function(xs64, cost64, backend="py", no_default_updates=True)
     point64 = [p.astype("float64") if p.dtype.kind == "f" else p for p in point]
     eps = 1e-6 if eps is None else eps
     for k, p in enumerate(point64):

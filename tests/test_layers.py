@@ -26,7 +26,7 @@ LAYERS = [
     ("targets", ["graphc.targets", "graphc.gc_dispatch"]),
     ("compiler driver", ["graphc.compiler", "graphc.dump", "graphc.pictures"]),
     ("public API", ["graphc", "graphc.aot", "graphc.testing", "graphc.cli"]),
-    ("libraries", ["graphc.nn", "graphc.optim", "graphc.train", "graphc.data"]),
+    ("libraries", ["graphc.nn", "graphc.optim", "graphc.train", "graphc.data", "graphc.onnx"]),
 ]
 
 # Known upward imports and cycles in modules other branches own, each with its reason; the test

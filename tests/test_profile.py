@@ -5,6 +5,7 @@ nesting of each call's measured intervals); README and the branch note give meas
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -306,3 +307,106 @@ def test_bandwidth_of_a_kernel_is_the_copy_of_its_size():
     assert peak.bandwidth(1 << 30) == 2.0
     assert peak.gflops("float64") == 1.0  # (a float type not measured: float32's)
 
+
+
+def test_function_profile_keyword_watches_the_function_and_reports_at_exit():
+    """graphc.function(..., profile=True), Theano's keyword: every call timed (training as
+    usual), the report printed at exit; a bad value refused before compiling."""
+    _write_peak(_record())
+    code = textwrap.dedent("""
+        import os, numpy as np, graphc as G
+        from graphc.profiler import ProfiledFunction, watched
+        every = os.environ["GRAPHC_PROFILE"] == "1"
+        x = G.matrix("x"); w = G.shared(np.ones((4, 3), "float32"), name="w")
+        f = G.function([x], G.dot(x, w).sum(), updates={w: w * 0.5}, name="kw_fn", profile=True)
+        g = G.function([x], G.dot(x, w).sum(), name="plain_fn", profile=False)
+        assert isinstance(f, ProfiledFunction) and isinstance(g, ProfiledFunction) == every
+        assert [fn.name for fn in watched()] == ["kw_fn"] + ["plain_fn"] * every
+        for _ in range(3):
+            f(np.ones((2, 4), "float32"))
+        print("value", float(w.get_value()[0, 0]), f.report(peak=False).calls)
+    """)
+    for env_profile in ("0", "1"):  # under GRAPHC_PROFILE=1 too: one watcher, one report
+        env = dict(os.environ, GRAPHC_PROFILE=env_profile)
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert "value 0.125 3" in proc.stdout
+        assert proc.stderr.count("graphc profile of kw_fn: mean of 3 calls") == 1, proc.stderr
+        assert re.search(r"^k0\s+gemm\s", proc.stderr, re.M)
+    x = G.vector("x")
+    with pytest.raises(G.errors.CompileError, match="profile=True"):
+        G.function([x], G.exp(x), profile="yes")
+    with pytest.raises(ProfileError, match="backend='c'"):
+        G.function([x], G.exp(x), backend="py", profile=True)
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="the CUDA emulator needs g++")
+def test_profiling_a_cuda_function_says_it_is_not_supported_yet(monkeypatch):
+    monkeypatch.setenv("GRAPHC_CUDA_EMULATE", "1")  # (the emulated target: no GPU needed)
+    x = G.vector("x")
+    f = G.function([x], G.exp(x) + 1, target="cuda")
+    with pytest.raises(ProfileError, match="target='cuda'.*target='c'"):
+        G.profile(f, np.ones(3, "float32"))
+    with pytest.raises(ProfileError, match="target='cuda'"):
+        G.function([x], G.exp(x) + 2, target="cuda", profile=True)
+
+
+def _rnn_step():
+    """A scan's C loop (T steps of h = tanh(x_t W + h U)) trained with its gradient."""
+    rng = np.random.RandomState(2)
+    X = G.tensor("X", (G.dim("T"), 4, 3))
+    W = G.shared(rng.randn(3, 5).astype("float32") * 0.3, name="rnn.W")
+    U = G.shared(rng.randn(5, 5).astype("float32") * 0.3, name="rnn.U")
+    h0 = G.zeros((4, 5))
+    hs, _ = G.scan(lambda x, h: G.tanh(G.dot(x, W) + G.dot(h, U)), sequences=X,
+                   outputs_info=h0, name="rnn")
+    loss = G.mean(hs[-1] * hs[-1])
+    updates = {p: p - 0.1 * g for p, g in zip([W, U], G.grad(loss, [W, U]))}
+    return G.function([X], loss, updates=updates, name="prof_rnn")
+
+
+def _check_loop_rows(r, T):
+    loops = [k for k in r.kernels if k.kind == "loop"]
+    assert loops and all(k.iterations == T for k in loops)
+    for k in loops:
+        assert k.body and [b.index for b in k.body] == list(range(len(k.body)))
+        body_kinds = {b.kind for b in k.body}
+        assert "gemm" in body_kinds
+        # the body's rows are inside the loop's time (means add up; medians need not); their
+        # work is the loop's, kernel by kernel
+        if r.statistic == "mean":
+            assert sum(b.seconds for b in k.body) <= k.seconds * 1.000001
+        assert sum(b.flops for b in k.body) == pytest.approx(k.flops, rel=1e-6)
+        assert sum(b.bytes for b in k.body) == pytest.approx(k.bytes, rel=1e-6)
+        gemm = next(b for b in k.body if b.kind == "gemm")
+        assert gemm.flops % T == 0 and gemm.seconds > 0
+    assert sum(1 for k in r.kernels if k.iterations is not None) == len(loops)
+    return loops
+
+
+def test_loop_kernels_break_out_their_body_kernels():
+    """G.scan's C loop: one row per body kernel, its time and work summed over the iterations,
+    with the iteration count; in the table, the JSON and watched functions' reports."""
+    f = _rnn_step()
+    X = np.random.RandomState(3).randn(6, 4, 3).astype("float32")
+    r = G.profile(f, X, repeat=3, peak=FIXED_PEAK)
+    loops = _check_loop_rows(r, 6)
+    assert len(loops) == 2  # the forward scan and its gradient's reverse loop
+    for k in loops:
+        assert sum(b.mean_seconds for b in k.body) <= k.mean_seconds * 1.000001
+    table = str(r)
+    for k in loops:
+        assert re.search(rf"^  k{k.index}\.0\s+\w", table, re.M)
+        assert f"k{k.index} loop: 6 iterations a call" in table
+    assert f"k{loops[0].index}.{len(loops[0].body) - 1}" in r.table(top=1) or \
+        f"k{loops[1].index}.0" in r.table(top=1)  # a loop kept by top=N keeps its body
+    d = json.loads(r.to_json())
+    row = d["kernels"][loops[0].index]
+    assert row["iterations"] == 6 and len(row["body"]) == len(loops[0].body)
+    assert row["body"][0]["kind"] == loops[0].body[0].kind
+    g = watch(f, at_exit=False)
+    for T in (6, 2):  # the mean over calls of different lengths: (6 + 2) / 2 iterations
+        g(np.random.RandomState(T).randn(T, 4, 3).astype("float32"))
+    w = g.report(peak=False)
+    _check_loop_rows(w, 4)

@@ -1,6 +1,7 @@
 """graphc.nn.viz through matplotlib (the viz extra): curves, training history, filter and
 activation grids; a clear error when matplotlib is absent. The hand-written PNG writer is gone."""
 import importlib.util
+import os
 import sys
 
 import numpy as np
@@ -66,3 +67,64 @@ def test_without_matplotlib_the_error_says_how_to_install(tmp_path, monkeypatch)
 
 def test_the_raster_code_is_gone():
     assert importlib.util.find_spec("graphc.nn.png") is None
+
+
+def _example(name):
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples",
+                        f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"_example_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _history(n=30, seed=0):
+    r = np.random.RandomState(seed)
+    return {"iter": list(range(n)), "loss": list(np.linspace(2, 1, n) + r.rand(n) * 0.1),
+            "test_iter": [0, 10, 20, 29],
+            "test": [{"cross_entropy_loss": 2.0 - t, "l2_error": 1.0 - t / 2, "accuracy": t}
+                     for t in (0.1, 0.5, 0.7, 0.8)]}
+
+
+class _Trainer:
+    history = _history()
+
+
+class _Net:
+    params = {"conv1.W": type("P", (), {"get_value": staticmethod(
+        lambda: np.random.RandomState(1).randn(20, 1, 5, 5).astype("float32"))})()}
+
+
+def _hide_matplotlib(monkeypatch):
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+
+
+@needs_matplotlib
+def test_example_pictures_solver_comparison_and_activation_grid(tmp_path):
+    """The autoencoder's solvers on one figure (a line per solver in each of three panels); the
+    LeNet example's curves, filters and conv1 activation grid."""
+    ae = _example("mnist_autoencoder")
+    results = {name: {"history": _history(seed=k)}
+               for k, name in enumerate(("sgd", "nesterov", "adagrad"))}
+    path = ae.write_solver_comparison(str(tmp_path / "solvers.svg"), results, per_epoch=0.1)
+    svg = (tmp_path / "solvers.svg").read_text()
+    assert path and all(name in svg for name in results) and "test L2 error" in svg
+    lenet = _example("lenet_mnist")
+    acts = np.random.RandomState(2).rand(20, 24, 24).astype("float32")
+    lenet.write_plots(str(tmp_path), _Trainer, _Net, activations=acts)
+    img = _read(tmp_path / "lenet_conv1_activations.png")
+    assert img.shape[0] > 4 * 24 and img.shape[1] > 4 * 24  # 20 tiles, 5 x 5 grid, scale 4
+    assert (tmp_path / "lenet_curve.png").exists() and (tmp_path / "lenet_conv1.png").exists()
+
+
+def test_example_pictures_without_matplotlib_say_how_to_install(tmp_path, monkeypatch, capsys):
+    ae, lenet = _example("mnist_autoencoder"), _example("lenet_mnist")
+    _hide_matplotlib(monkeypatch)
+    assert ae.write_solver_comparison(str(tmp_path / "s.png"), {"sgd": {"history": _history()}},
+                                      per_epoch=0.1) is None
+    lenet.write_plots(str(tmp_path), _Trainer, _Net, activations=np.ones((20, 24, 24)))
+    out = capsys.readouterr().out
+    assert out.count("pip install 'graphc[viz]'") == 2
+    assert not list(tmp_path.iterdir())

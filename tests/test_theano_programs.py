@@ -1,9 +1,12 @@
 """Theano tutorial programs (deeplearning.net), ported by changing nothing but the imports, each
 checked against numpy (or PyTorch) computing the same thing: logistic regression with givens
 over a shared dataset, an MLP with early stopping, LeNet with conv2d/pool_2d, a denoising
-autoencoder with binomial corruption. Small sizes: they test semantics, not speed.
-(The LSTM-with-scan program waits for graphc.scan, issue 12.)"""
+autoencoder with binomial corruption, the lstm.py tutorial's LSTM with scan. Small sizes: they
+test semantics, not speed."""
+from collections import OrderedDict
+
 import numpy
+import pytest
 
 import graphc.theano as theano
 import graphc.theano.tensor as T
@@ -354,3 +357,131 @@ def test_denoising_autoencoder_with_binomial_corruption():
     assert abs(kept - (1 - level)) < 0.08  # the corruption keeps 70 % of the ones
     assert not all(numpy.array_equal(masks[0], m) for m in masks[1:])  # a new mask per call
     numpy.testing.assert_allclose(da.W.get_value(), W, rtol=1e-3, atol=1e-5)
+
+
+# --- LSTM with scan: the deeplearning.net lstm.py tutorial's model (embedding, masked LSTM layer
+# over theano.scan, mean pooling, softmax), its code shape kept: an OrderedDict of shared params,
+# _slice, a _step taking (mask, x, h, c), T.alloc'd initial states, plain SGD updates.
+def numpy_floatX(data):
+    return numpy.asarray(data, dtype=theano.config.floatX)
+
+
+def _p(pp, name):
+    return "%s_%s" % (pp, name)
+
+
+def init_lstm_params(n_words, dim_proj, ydim, seed):
+    rng = numpy.random.RandomState(seed)
+    params = OrderedDict()
+    params["Wemb"] = (0.1 * rng.rand(n_words, dim_proj)).astype(theano.config.floatX)
+    params[_p("lstm", "W")] = (0.3 * rng.randn(dim_proj, 4 * dim_proj)).astype(theano.config.floatX)
+    params[_p("lstm", "U")] = (0.3 * rng.randn(dim_proj, 4 * dim_proj)).astype(theano.config.floatX)
+    params[_p("lstm", "b")] = numpy.zeros((4 * dim_proj,)).astype(theano.config.floatX)
+    params["U"] = 0.1 * rng.randn(dim_proj, ydim).astype(theano.config.floatX)
+    params["b"] = numpy.zeros((ydim,)).astype(theano.config.floatX)
+    return params
+
+
+def lstm_layer(tparams, state_below, options, prefix="lstm", mask=None):
+    n_samples = state_below.shape[1]
+
+    def _slice(_x, n, dim):
+        return _x[:, n * dim:(n + 1) * dim]
+
+    def _step(m_, x_, h_, c_):
+        preact = T.dot(h_, tparams[_p(prefix, "U")])
+        preact += x_
+        i = T.nnet.sigmoid(_slice(preact, 0, options["dim_proj"]))
+        f = T.nnet.sigmoid(_slice(preact, 1, options["dim_proj"]))
+        o = T.nnet.sigmoid(_slice(preact, 2, options["dim_proj"]))
+        c = T.tanh(_slice(preact, 3, options["dim_proj"]))
+        c = f * c_ + i * c
+        c = m_[:, None] * c + (1. - m_)[:, None] * c_
+        h = o * T.tanh(c)
+        h = m_[:, None] * h + (1. - m_)[:, None] * h_
+        return h, c
+
+    state_below = (T.dot(state_below, tparams[_p(prefix, "W")]) + tparams[_p(prefix, "b")])
+    dim_proj = options["dim_proj"]
+    rval, updates = theano.scan(_step, sequences=[mask, state_below],
+                                outputs_info=[T.alloc(numpy_floatX(0.), n_samples, dim_proj),
+                                              T.alloc(numpy_floatX(0.), n_samples, dim_proj)],
+                                name=_p(prefix, "_layers"))
+    # The tutorial also passes n_steps=nsteps (x.shape[0]); graphc's scan refuses a symbolic
+    # n_steps it cannot prove equal to the sequences' length (mask.shape[0] here), so it is left out.
+    return rval[0]
+
+
+def build_lstm_model(tparams, options):
+    x = T.matrix("x", dtype="int64")
+    mask = T.matrix("mask", dtype=theano.config.floatX)
+    y = T.vector("y", dtype="int64")
+    n_timesteps = x.shape[0]
+    n_samples = x.shape[1]
+    emb = tparams["Wemb"][x.flatten()].reshape([n_timesteps, n_samples, options["dim_proj"]])
+    proj = lstm_layer(tparams, emb, options, prefix="lstm", mask=mask)
+    proj = (proj * mask[:, :, None]).sum(axis=0)
+    proj = proj / mask.sum(axis=0)[:, None]
+    pred = T.nnet.softmax(T.dot(proj, tparams["U"]) + tparams["b"])
+    cost = -T.log(pred[T.arange(n_samples), y] + 1e-8).mean()
+    return x, mask, y, cost
+
+
+def _lstm_batches(n_words, n_batches, seed):
+    """(x, mask, y) minibatches of variable-length sequences, padded as the tutorial's prepare_data."""
+    rng = numpy.random.RandomState(seed)
+    for _ in range(n_batches):
+        lengths = rng.randint(2, 7, size=4)
+        x = numpy.zeros((lengths.max(), 4), dtype="int64")
+        mask = numpy.zeros((lengths.max(), 4), dtype=theano.config.floatX)
+        for j, n in enumerate(lengths):
+            x[:n, j] = rng.randint(1, n_words, size=n)
+            mask[:n, j] = 1.
+        yield x, mask, rng.randint(0, 2, size=4).astype("int64")
+
+
+def test_lstm_with_scan_trains_like_torch():
+    torch = pytest.importorskip("torch")
+    options = dict(dim_proj=5, n_words=12, ydim=2)
+    params = init_lstm_params(options["n_words"], options["dim_proj"], options["ydim"], seed=3)
+    tparams = OrderedDict((k, theano.shared(v, name=k)) for k, v in params.items())
+    x, mask, y, cost = build_lstm_model(tparams, options)
+    lr = T.scalar(name="lr")
+    grads = T.grad(cost, wrt=list(tparams.values()))
+    train = theano.function([x, mask, y, lr], cost,
+                            updates=[(p, p - lr * g) for p, g in zip(tparams.values(), grads)],
+                            allow_input_downcast=True)
+
+    # PyTorch, the same model written directly (float64)
+    tp = {k: torch.tensor(v.astype("float64"), requires_grad=True) for k, v in params.items()}
+    d = options["dim_proj"]
+
+    def torch_cost(xb, mb, yb):
+        emb = tp["Wemb"][xb.flatten()].reshape(xb.shape[0], xb.shape[1], d)
+        xw = emb @ tp["lstm_W"] + tp["lstm_b"]
+        h = c = torch.zeros(xb.shape[1], d, dtype=torch.float64)
+        hs = []
+        for t in range(xb.shape[0]):
+            pre = h @ tp["lstm_U"] + xw[t]
+            i, f, o = (torch.sigmoid(pre[:, k * d:(k + 1) * d]) for k in range(3))
+            c_new = f * c + i * torch.tanh(pre[:, 3 * d:])
+            m = mb[t][:, None]
+            c = m * c_new + (1 - m) * c
+            h = m * (o * torch.tanh(c)) + (1 - m) * h
+            hs.append(h)
+        proj = (torch.stack(hs) * mb[:, :, None]).sum(0) / mb.sum(0)[:, None]
+        pred = torch.softmax(proj @ tp["U"] + tp["b"], dim=1)
+        return -torch.log(pred[torch.arange(xb.shape[1]), yb] + 1e-8).mean()
+
+    for xb, mb, yb in _lstm_batches(options["n_words"], 4, seed=4):
+        ours = float(train(xb, mb, yb, 0.5))
+        ref = torch_cost(torch.tensor(xb), torch.tensor(mb.astype("float64")), torch.tensor(yb))
+        ref.backward()
+        with torch.no_grad():
+            for p in tp.values():
+                p -= 0.5 * p.grad
+                p.grad = None
+        numpy.testing.assert_allclose(ours, float(ref.detach()), rtol=1e-4)
+    for k, p in tparams.items():
+        numpy.testing.assert_allclose(p.get_value(), tp[k].detach().numpy(), rtol=1e-3, atol=1e-5,
+                                      err_msg=k)

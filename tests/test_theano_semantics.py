@@ -279,3 +279,21 @@ def test_aot_export_refuses_run_time_slices(tmp_path):
     f = G.function([i], d[i:i + 2] * 2)
     with pytest.raises(CompileError, match="known only at run time"):
         G.aot.export({"f": f}, str(tmp_path / "out"), name="sl")
+
+
+@pytest.mark.parametrize("allow", [True, False, None])
+def test_allow_input_downcast_survives_pickling(allow):
+    import pickle
+    x, lr = G.vector("x"), G.scalar("lr")
+    f = pickle.loads(pickle.dumps(G.function([x, lr], x * lr, allow_input_downcast=allow)))
+    assert f.checker.allow_downcast is allow
+    if allow:
+        np.testing.assert_allclose(f(np.array([0.5, 1.5]), 2), np.float32([1.0, 3.0]))
+    else:  # None: Python floats only; False: exactly float32
+        with pytest.raises(InputError, match="allow_input_downcast"):
+            f(np.array([0.5, 1.5]), np.float32(2))
+    if allow is None:
+        np.testing.assert_allclose(f(np.float32([1.0]), 0.1), np.float32([0.1]))
+    if allow is False:
+        with pytest.raises(InputError, match="exactly"):
+            f(np.float32([1.0]), 0.1)  # 0.1 is not exact in float32

@@ -191,3 +191,9 @@ def lstm_step(batch=32, seq_len=32, n_in=64, n_hidden=256, compile=False):
 
 def info():
     return {"torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
+# ---------------------------------------------------------------- (g) CNNs (bench/cnn_run.py)
+def cnn_step(name, compile=False):
+    from . import torch_cnn
+    return torch_cnn.cnn_step(name, compile, _train_step)

@@ -36,6 +36,8 @@ class KernelSpec:
     copies_input: bool = False  # the output is a copy of the one input
     # Adds into what its output already holds: always (True), or when this param is nonzero.
     accumulates: object = False
+    # Calls the BLAS (the C renderer then declares the gemm helpers for its dtype param).
+    blas: bool = False
 
     def can_fail(self, kernel):
         if isinstance(self.fallible, str):
@@ -63,7 +65,7 @@ SPECS = {s.kind: s for s in [
     KernelSpec("argmax", ("A", "R", "B", "in_dtype"), fallible=_may_reduce_empty_axis),
     KernelSpec("gemm", ("M", "N", "K", "batch", "lda", "ldb", "ldc", "stride_a", "stride_b",
                         "stride_c", "trans_a", "trans_b", "dtype", "alpha", "beta"),
-               accumulates="beta"),
+               accumulates="beta", blas=True),
     KernelSpec("copy", ("n",), copies_input=True),
     KernelSpec("strided_copy", ("rank", "shape", "src_strides", "dst_strides", "src_offset",
                                 "dst_offset", "n", "dtype", "accumulate"), accumulates="accumulate"),
@@ -75,6 +77,11 @@ SPECS = {s.kind: s for s in [
     KernelSpec("softmax_xent", ("rows", "cols", "grad", "dtype"), fallible=True),
     KernelSpec("conv_im2col", _CONV + ("RS", "NS")),
     KernelSpec("conv_col2im", _CONV + ("RS", "NS")),
+    # im2col + gemm over chunks of NB images (the workspace stays bounded); scratch: the chunk's
+    # column matrix and its (C_out, NB, P) product or output gradient (lower_cnn.py)
+    KernelSpec("conv_chunked", _CONV + ("NB",), blas=True),
+    KernelSpec("conv_chunked_grad_input", _CONV + ("NB",), blas=True),
+    KernelSpec("conv_chunked_grad_weights", _CONV + ("NB",), blas=True),
     KernelSpec("conv_direct", _CONV),
     KernelSpec("conv_direct_grad_input", _CONV),
     KernelSpec("conv_direct_grad_weights", _CONV),

@@ -199,20 +199,6 @@ def collapse_broadcast(oshape, in_shapes):
 
 # --- reductions -------------------------------------------------------------------------------
 
-def _contiguous_view(L, v, axes, label):
-    """(buffer, shape) of v with `axes` moved last when they are not already a contiguous block."""
-    shape = L.shape(v)
-    if list(axes) == list(range(axes[0], axes[0] + len(axes))) if axes else True:
-        return L.buffer(v), shape, axes
-    perm = [a for a in range(len(shape)) if a not in axes] + list(axes)
-    tshape = [shape[p] for p in perm]
-    tb = L.new_buffer(v.dtype, tshape, "temp", f"{label} transposed input")
-    _emit_strided_copy(L, tb, L.buffer(v), tshape, [_contig_strides(shape)[p] for p in perm],
-                       0, _contig_strides(tshape), 0, label + " (transpose for reduction)")
-    n = len(shape)
-    return tb, tshape, tuple(range(n - len(axes), n))
-
-
 @lowers(reduce.Reduce)
 def lower_reduce(L, node):
     out = node.outputs[0]
@@ -225,16 +211,42 @@ def lower_reduce(L, node):
         scalar = [size_of(L.shape(v)) == 1 for v in operands]
         in_dtype = node.op.value_dtype
     else:
-        xb, shape, axes = _contiguous_view(L, x, node.op.axes, str(node.op))
-        inputs, body, scalar, in_dtype = [xb], None, [], x.dtype
-    a, r, b = _arb(shape, axes)
+        inputs, body, scalar, in_dtype = [L.buffer(x)], None, [], x.dtype
+        shape, axes = L.shape(x), tuple(node.op.axes)
     # sums and products accumulate in double (floats) or int64 (integers and bools)
     acc = "float64" if in_dtype.startswith("float") and node.op.kind in ("sum", "prod") else out.dtype
     if node.op.kind in ("sum", "prod") and not in_dtype.startswith("float"):
         acc = "int64"
+    if not fused:
+        inputs, shape, axes, in_dtype = _reduce_leading_blocks(L, node, inputs[0], shape, axes,
+                                                               in_dtype, acc)
+    a, r, b = _arb(shape, axes)
     L.emit("reduce", [L.out_buffer(out)], inputs, str(node.op), kind=node.op.kind,
            A=_num(a), R=r, B=_num(b), acc_dtype=acc, in_dtype=in_dtype, out_dtype=out.dtype,
            fused=fused, body=body, scalar_inputs=scalar)
+
+
+def _reduce_leading_blocks(L, node, xb, shape, axes, in_dtype, acc):
+    """Axes that are not one block (a bias or batch norm gradient: (0, 2, 3) of NCHW) reduce
+    block by block from the last, each pass reading its input in order into a partial in the
+    accumulator's dtype (no transposed copy of the input). Returns what the last pass reduces:
+    ([buffer], shape, its one block of axes, dtype)."""
+    blocks = []
+    for ax in axes:
+        if blocks and ax == blocks[-1][-1] + 1:
+            blocks[-1].append(ax)
+        else:
+            blocks.append([ax])
+    while len(blocks) > 1:
+        block = blocks.pop()
+        a, r, b = _arb(shape, block)
+        shape = [1 if k in block else d for k, d in enumerate(shape)]
+        part = L.new_buffer(acc, shape, "temp", f"{node.op} partial over axes {tuple(block)}")
+        L.emit("reduce", [part], [xb], f"{node.op} (axes {tuple(block)} first)", kind=node.op.kind,
+               A=_num(a), R=r, B=_num(b), acc_dtype=acc, in_dtype=in_dtype, out_dtype=acc,
+               fused=False, body=None, scalar_inputs=[])
+        xb, in_dtype = part, acc
+    return [xb], shape, tuple(blocks[0]) if blocks else (), in_dtype
 
 
 def _num(n):

@@ -9,6 +9,10 @@ Convolution has two algorithms, chosen per kernel by the target's capabilities
   direct: plain loops, OpenMP over (image, channel) planes or over filters.
 Both were measured on LeNet's layers (bench/conv_lenet.py has the numbers): gemm wins except where
 the gemm would be tiny.
+A target whose capabilities set an im2col budget (conv_workspace_bytes: the C target) runs gemm
+convolutions as one kernel that loops over chunks of NB images, NB as many as fit the budget (at
+least one): im2col of the chunk, the gemm per group, the chunk's result in place. Its scratch is
+bounded by the budget whatever the batch (AlexNet's conv1 at batch 128: ~560 MB unchunked).
 """
 import sympy
 
@@ -16,6 +20,7 @@ from ..ir.ops import conv, normalization, pool, random
 from .lower_support import contig_strides as _contig_strides
 from .lower_support import emit_strided_copy as _emit_strided_copy
 from .lower_support import lowers
+from .program import DTYPE_BYTES
 
 
 def _mul(*ds):
@@ -57,6 +62,28 @@ def conv_algorithm(L, kind, geom):
     return L.caps.conv_algorithm(kind, geom.k, geom.mg)
 
 
+def _chunk_images(L, geom, dtype):
+    """Images per chunk (an int, or an expression of the dims), or None: no budget, no chunks."""
+    budget = getattr(L.caps, "conv_workspace_bytes", None)
+    if budget is None:
+        return None
+    per_image = _mul(geom.g * geom.k + geom.cout, geom.p, DTYPE_BYTES[dtype])
+    if isinstance(per_image, int) and isinstance(geom.n, int):
+        return max(1, min(geom.n, budget() // max(per_image, 1)))
+    fit = sympy.floor(sympy.Integer(budget()) / sympy.Max(per_image, 1))
+    return sympy.Min(geom.n, sympy.Max(1, fit))
+
+
+def _emit_chunked(L, kind, geom, nb, outs, ins, dtype, label):
+    """One conv_chunked* kernel; its scratch: the column matrix (G*K, NB*P) and the
+    (C_out, NB, P) product (forward) or output gradient (the gradients)."""
+    col = L.new_buffer(dtype, (_mul(geom.g, geom.k), _mul(nb, geom.p)), "temp", f"{label} im2col chunk")
+    cnp = L.new_buffer(dtype, (geom.cout, _mul(nb, geom.p)), "temp", f"{label} (C_out, NB, P) chunk")
+    size = f"{nb} images" if isinstance(nb, int) else "images"
+    L.emit(kind, outs, ins, f"{label} (chunks of {size})", **geom.params(dtype, NB=nb))
+    L.kernels[-1].scratch = [col, cnp]
+
+
 def _emit_gemm(L, out_buf, a_buf, b_buf, M, N, K, batch, lda, ldb, ldc, sa, sb, sc, ta, tb, dtype,
                label):
     L.emit("gemm", [out_buf], [a_buf, b_buf], label, M=M, N=N, K=K, batch=batch, lda=lda, ldb=ldb,
@@ -94,6 +121,10 @@ def lower_conv2d(L, node):
         L.emit("conv_direct", [yb], [L.buffer(x), L.buffer(w)], label + " (direct)",
                **geom.params(dtype))
         return
+    nb = _chunk_images(L, geom, dtype)
+    if nb is not None:
+        _emit_chunked(L, "conv_chunked", geom, nb, [yb], [L.buffer(x), L.buffer(w)], dtype, label)
+        return
     col = _emit_im2col(L, geom, L.buffer(x), dtype, label)
     # per group g: out[g] (Mg, N*P) = W[g] (Mg, K) @ col[g] (K, N*P)
     tmp = yb if geom.n == 1 else L.new_buffer(dtype, (geom.cout, geom.n, geom.p), "temp",
@@ -117,6 +148,11 @@ def lower_conv2d_grad_input(L, node):
         L.emit("conv_direct_grad_input", [gxb], [L.buffer(gy), L.buffer(w)], label + " (direct)",
                **geom.params(dtype))
         return
+    nb = _chunk_images(L, geom, dtype)
+    if nb is not None:
+        _emit_chunked(L, "conv_chunked_grad_input", geom, nb, [gxb], [L.buffer(gy), L.buffer(w)],
+                      dtype, label)
+        return
     gyt = _nchw_to_cnp(L, geom, L.buffer(gy), geom.cout, dtype, label)
     # per group g: col[g] (K, N*P) = W[g]^T (K, Mg) @ gy[g] (Mg, N*P)
     col = L.new_buffer(dtype, (_mul(geom.g, geom.k), geom.np), "temp", f"{label} col")
@@ -136,6 +172,11 @@ def lower_conv2d_grad_weights(L, node):
     if conv_algorithm(L, "grad_weights", geom) == "direct":
         L.emit("conv_direct_grad_weights", [gwb], [L.buffer(x), L.buffer(gy)],
                label + " (direct)", **geom.params(dtype))
+        return
+    nb = _chunk_images(L, geom, dtype)
+    if nb is not None:
+        _emit_chunked(L, "conv_chunked_grad_weights", geom, nb, [gwb], [L.buffer(x), L.buffer(gy)],
+                      dtype, label)
         return
     col = _emit_im2col(L, geom, L.buffer(x), dtype, label)
     gyt = _nchw_to_cnp(L, geom, L.buffer(gy), geom.cout, dtype, label)

@@ -154,6 +154,10 @@ def _native(value):
     return value if value.dtype.isnative else value.astype(value.dtype.newbyteorder("="))
 
 
+def _where_what(where, what):
+    return f"{where}: {what}"
+
+
 class ShapeContext:
     """Collects the dim equalities an op's shape inference needs (checked or unified later)."""
 
@@ -168,12 +172,31 @@ class ShapeContext:
             return a
         if dims_equal(a, b):
             return a
-        # (a message that explains itself at run time is kept as it is: graphc/runtime/checks.py)
-        self.constraints.append((a, b, what if hasattr(what, "explain") else f"{self.where}: {what}"))
+        # (a message that explains itself at run time is kept as it is: graphc/runtime/checks.py;
+        # others are formatted only if shown)
+        self.constraints.append((a, b, what if hasattr(what, "explain")
+                                 else LazyText(_where_what, self.where, what)))
         # Prefer the most informative side: an int, then a named dim, then a fresh one.
         if isinstance(b, int) or (is_fresh(a) and not isinstance(a, int)):
             return b
         return a
+
+
+class LazyText:
+    """A message printed only when needed (`what` of InferContext.equal): printing symbolic dims
+    costs sympy milliseconds each, and most checks pass without a word."""
+
+    def __init__(self, fn, *args):
+        self.fn, self.args = fn, args
+
+    def __str__(self):
+        return self.fn(*self.args)
+
+    def __format__(self, spec):
+        return format(str(self), spec)
+
+    def __reduce__(self):  # pickled as its text (it may hold an op with unpicklable caches)
+        return (str, (str(self),))
 
 
 class Op:
@@ -232,7 +255,7 @@ class Op:
 
     def make_node(self, *inputs):
         inputs = [Op.as_variable(i) for i in inputs]
-        ctx = ShapeContext(str(self))
+        ctx = ShapeContext(LazyText(str, self))
         out_types = self.infer([i.type for i in inputs], ctx)
         return Node(self, inputs, out_types, ctx.constraints)
 

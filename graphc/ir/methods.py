@@ -5,7 +5,7 @@ from ..errors import GraphcTypeError
 from .graph import Variable
 from .indexing_parse import getitem
 from .ops import elemwise, reduce, shape as shape_ops
-from .ops.blas import dot
+from .ops.blas import dot, matmul
 
 
 class ShapeTuple(tuple):
@@ -34,9 +34,9 @@ class TensorMethods:
     def __pos__(self): return self
     def __abs__(self): return elemwise.abs_op(self)
     def __matmul__(self, o):
-        return dot(self, o)
+        return matmul(self, o)
     def __rmatmul__(self, o):
-        return dot(o, self)
+        return matmul(o, self)
 
     # comparisons and logic (elementwise, as in numpy) ------------------------------------
     def __lt__(self, o): return elemwise.lt_op(self, o)

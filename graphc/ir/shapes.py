@@ -28,7 +28,8 @@ class DimResolver:
                 else:
                     retry.append((a, b, msg))
             pending = retry
-        for a, b, msg in pending:
+        for a, b, msg in pending:  # (text now; a message that explains itself stays one)
+            msg = msg if hasattr(msg, "explain") else str(msg)
             self.runtime_checks.append((self.resolve(a), self.resolve(b), msg))
 
     def _find(self, s):
@@ -73,7 +74,10 @@ class DimResolver:
             return self.value.get(r, r)
         expr = sympy.sympify(d)
         subs = {s: self.resolve(s) for s in expr.free_symbols}
-        out = expr.xreplace({k: sympy.Integer(v) if isinstance(v, int) else v for k, v in subs.items()})
+        subs = {k: sympy.Integer(v) if isinstance(v, int) else v for k, v in subs.items() if v is not k}
+        if not subs:  # (rebuilding a floor or ceiling re-runs sympy's evaluation: ~30 ms each)
+            return expr
+        out = expr.xreplace(subs)
         return int(out) if out.is_Integer else out
 
     def shape(self, var):

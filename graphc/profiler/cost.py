@@ -10,7 +10,7 @@ import sympy
 from ..codegen.program import DTYPE_BYTES
 
 
-def _value(expr, dims):
+def value_at(expr, dims):
     """An int or sympy size at the bound dims ({symbol: int})."""
     if isinstance(expr, int):
         return expr
@@ -25,43 +25,43 @@ def _body_ops(body):
 
 
 def _elements(buf, dims):
-    return _value(buf.size, dims)
+    return value_at(buf.size, dims)
 
 
 def _conv_macs(p, dims):
-    v = {k: _value(p[k], dims) for k in ("N", "G", "CG", "MG", "HO", "WO", "KH", "KW")}
+    v = {k: value_at(p[k], dims) for k in ("N", "G", "CG", "MG", "HO", "WO", "KH", "KW")}
     return v["N"] * v["G"] * v["MG"] * v["CG"] * v["KH"] * v["KW"] * v["HO"] * v["WO"]
 
 
 def kernel_flops(kernel, dims):
     p, kind = kernel.params, kernel.kind
     if kind == "gemm":
-        return 2 * _value(p["M"], dims) * _value(p["N"], dims) * _value(p["K"], dims) * \
-            _value(p["batch"], dims)
+        return 2 * value_at(p["M"], dims) * value_at(p["N"], dims) * value_at(p["K"], dims) * \
+            value_at(p["batch"], dims)
     if kind == "elemwise":
-        return _value(p["n"], dims) * _body_ops(p["body"])
+        return value_at(p["n"], dims) * _body_ops(p["body"])
     if kind in ("reduce", "argmax"):
-        n = _value(p["A"], dims) * _value(p["R"], dims) * _value(p["B"], dims)
+        n = value_at(p["A"], dims) * value_at(p["R"], dims) * value_at(p["B"], dims)
         return n * (1 + (_body_ops(p.get("body")) if p.get("fused") else 0))
     if kind in ("softmax", "softmax_xent"):  # max, subtract and exp, sum, divide (or log)
-        return 4 * _value(p["rows"], dims) * _value(p["cols"], dims)
+        return 4 * value_at(p["rows"], dims) * value_at(p["cols"], dims)
     if kind.startswith("conv_direct"):
         return 2 * _conv_macs(p, dims)
     if kind.startswith("pool_") and "KH" in p:
-        return _value(p["planes"], dims) * _value(p["HO"], dims) * _value(p["WO"], dims) * \
-            _value(p["KH"], dims) * _value(p["KW"], dims)
+        return value_at(p["planes"], dims) * value_at(p["HO"], dims) * value_at(p["WO"], dims) * \
+            value_at(p["KH"], dims) * value_at(p["KW"], dims)
     if kind in ("lrn", "lrn_grad"):  # a window sum, then scale ** -beta (~ 5 operations)
-        return _value(p["N"], dims) * _value(p["C"], dims) * _value(p["P"], dims) * \
-            (2 * _value(p["half"], dims) + 1 + 5)
+        return value_at(p["N"], dims) * value_at(p["C"], dims) * value_at(p["P"], dims) * \
+            (2 * value_at(p["half"], dims) + 1 + 5)
     if kind == "loop":
-        return _value(p["trip"], dims) * sum(kernel_flops(k, dims) for k in p["body"].kernels)
+        return value_at(p["trip"], dims) * sum(kernel_flops(k, dims) for k in p["body"].kernels)
     return 0  # copies, fills, gathers, scatters, im2col, random bits: data movement
 
 
 def kernel_bytes(kernel, dims):
     if kernel.kind == "loop":
         p = kernel.params
-        return _value(p["trip"], dims) * sum(kernel_bytes(k, dims) for k in p["body"].kernels)
+        return value_at(p["trip"], dims) * sum(kernel_bytes(k, dims) for k in p["body"].kernels)
     moved = 0
     for b in kernel.inputs + kernel.outputs:
         moved += _elements(b, dims) * DTYPE_BYTES[b.dtype]

@@ -37,6 +37,10 @@ class KernelRow:
     peak_fraction: float | None = None
     min_seconds: float | None = None
     mean_seconds: float | None = None
+    # a loop kernel (G.scan's C loop): iterations a call, and a row per body kernel (its time,
+    # FLOPs and bytes summed over the iterations; index: its place in the body)
+    iterations: float | None = None
+    body: list = field(default_factory=list)
 
     @property
     def rate_unit(self):
@@ -173,6 +177,16 @@ def count_text(n):
     return str(n)
 
 
+def _table_row(label, k):
+    ops = k.ops if len(k.ops) <= 38 else k.ops[:35] + "..."
+    names = ", ".join(k.names)
+    names = names if len(names) <= 24 else names[:21] + "..."
+    rate = f"{k.rate:.3g} {k.rate_unit}" if k.seconds > 0 and (k.flops or k.bytes) else "-"
+    peak = f"{k.peak_fraction * 100:.0f}%" if k.peak_fraction is not None else "-"
+    return (label, k.kind, ops, names, seconds_text(k.seconds), f"{k.share * 100:.1f}",
+            count_text(k.flops), count_text(k.bytes), rate, peak)
+
+
 def format_table(r, top=None):
     dims = ", ".join(f"{k}={v}" for k, v in r.dims.items())
     lines = [f"graphc profile of {r.function}: {r.statistic} of {r.calls} calls"
@@ -184,13 +198,9 @@ def format_table(r, top=None):
         keep = {id(k) for k in sorted(shown, key=lambda k: -k.seconds)[:top]}
         shown = [k for k in r.kernels if id(k) in keep]
     for k in shown:
-        ops = k.ops if len(k.ops) <= 38 else k.ops[:35] + "..."
-        names = ", ".join(k.names)
-        names = names if len(names) <= 24 else names[:21] + "..."
-        rate = f"{k.rate:.3g} {k.rate_unit}" if k.seconds > 0 and (k.flops or k.bytes) else "-"
-        peak = f"{k.peak_fraction * 100:.0f}%" if k.peak_fraction is not None else "-"
-        rows.append((f"k{k.index}", k.kind, ops, names, seconds_text(k.seconds),
-                     f"{k.share * 100:.1f}", count_text(k.flops), count_text(k.bytes), rate, peak))
+        rows.append(_table_row(f"k{k.index}", k))
+        # a loop's body kernels under it (indented): time summed over its iterations
+        rows += [_table_row(f"  k{k.index}.{b.index}", b) for b in k.body]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     numeric = {4, 5, 6, 7, 8, 9}
     for row in [head] + rows:
@@ -200,6 +210,15 @@ def format_table(r, top=None):
         rest = r.kernels_seconds_except(shown)
         lines.append(f"... {len(r.kernels) - len(shown)} more kernels: {seconds_text(rest)} "
                      f"({rest / r.call_seconds * 100 if r.call_seconds else 0:.1f}% of the call)")
+    for k in shown:
+        if k.iterations is not None:
+            # (means add up where medians need not)
+            means = [k.mean_seconds] + [b.mean_seconds for b in k.body]
+            own = (means[0] - sum(means[1:]) if None not in means else
+                   k.seconds - sum(b.seconds for b in k.body))
+            lines.append(f"k{k.index} loop: {k.iterations:.3g} iterations a call; k{k.index}.N are "
+                         f"its body's kernels, time summed over the iterations (the loop's own "
+                         f"{seconds_text(own)}: slices, state swaps, timers)")
     lines.append("")
     lines.append("totals per kernel kind:")
     for kind, n, s, share in r.by_kind():

@@ -10,7 +10,7 @@ from ..errors import GraphcError
 from ..runtime.function import Function
 from .peak import machine_peak
 from .report import Report
-from .rows import kernel_rows, kernel_work
+from .rows import body_work, kernel_rows, kernel_work
 
 
 class ProfileError(GraphcError, TypeError):
@@ -29,8 +29,7 @@ class ProfiledFunction(Function):
         original = getattr(fn, "original", fn)
         make = getattr(original.program, "profiled", None)
         if make is None:
-            raise ProfileError(f"{fn.name}: its backend runs no compiled kernels to time (the py "
-                               "backend runs numpy); compile it with backend='c' to profile it")
+            raise ProfileError(_unprofiled_target_message(fn.name, original))
         executable = make(original.fgraph, original.name)
         super().__init__(original.fgraph, executable, original.checker, original.name,
                          original.single_output, original.timings, original._pass_log)
@@ -74,8 +73,10 @@ class ProfiledFunction(Function):
         call = self.wall_s / c.calls
         common = max(self.dim_counts, key=self.dim_counts.get, default=())
         dims = {s.name: v for s, v in zip(self._dim_symbols, common)}
+        loops = {i: (n / c.calls, body / c.calls, None) for i, (n, body) in c.loops.items()}
         rows = kernel_rows(program, kernel_work(program, self.dim_counts), c.kernel_s / c.calls,
-                           call, peak or None)
+                           call, peak or None, loops=loops,
+                           loop_work=body_work(program, self.dim_counts))
         run = c.run_s / c.calls
         trace = []  # the most recent call, for to_chrome_trace
         if self.last_call is not None:
@@ -85,6 +86,16 @@ class ProfiledFunction(Function):
         return Report(self.name, "mean", c.calls, dims, call, run, rows,
                       c_overhead_seconds=run - sum(r.seconds for r in rows),
                       python_overhead_seconds=call - run, peak=peak or None, trace=trace)
+
+
+def _unprofiled_target_message(name, fn):
+    backend = getattr(fn, "_source", (None, None))[1]  # the target it was compiled for
+    if backend == "cuda" or getattr(fn.program, "source_suffix", None) == ".cu":
+        return (f"{name}: the profiler does not time target='cuda' kernels yet (no CUDA-event "
+                "build of templates/cuda/program.cu.j2); compile it with target='c' to see its "
+                "kernels' times, or time whole calls of the CUDA function")
+    return (f"{name}: its backend runs no compiled kernels to time (the py backend runs numpy); "
+            "compile it with backend='c' to profile it")
 
 
 def _twin(fn):
@@ -124,7 +135,8 @@ def profile(fn, *args, repeat=20, warmup=2, peak=None, compare=True):
     original = twin.original
     arrays, dim_values = original.checker.check(args)  # the same errors as a call, up front
     restore = _Restore(original)
-    calls, normal = [], []
+    calls, normal, loop_calls = [], [], []  # loop_calls: each call's {loop: (its, body s)}
+    loops_before = twin.program.counters().loops  # (loop counters are sums: take differences)
     try:
         for n in range(warmup + repeat):
             if compare:
@@ -137,6 +149,10 @@ def profile(fn, *args, repeat=20, warmup=2, peak=None, compare=True):
             c = twin.program.counters()
             restore()
             if n >= warmup:
+                loop_calls.append({i: (its - loops_before[i][0], body - loops_before[i][1])
+                                   for i, (its, body) in c.loops.items()})
+            loops_before = c.loops
+            if n >= warmup:
                 t0, t1 = twin.last_call
                 calls.append({"t0": t0, "t1": t1, "run_t0": c.last_t0, "run_s": c.last_run_s,
                               "starts": c.last_start.tolist(), "durations": c.last_s.tolist()})
@@ -148,9 +164,15 @@ def profile(fn, *args, repeat=20, warmup=2, peak=None, compare=True):
         peak = machine_peak(_float_types(program))
     durations = np.array([c["durations"] for c in calls]).reshape(len(calls), -1)
     call = statistics.median(c["t1"] - c["t0"] for c in calls)
+    loops = {}
+    for i in loop_calls[0]:
+        body = np.array([lc[i][1] for lc in loop_calls])
+        loops[i] = (statistics.median(lc[i][0] for lc in loop_calls), np.median(body, axis=0),
+                    body.mean(axis=0))
     rows = kernel_rows(program, kernel_work(program, {dims: 1}), np.median(durations, axis=0),
                        call, peak or None, min_seconds=durations.min(axis=0),
-                       mean_seconds=durations.mean(axis=0))
+                       mean_seconds=durations.mean(axis=0), loops=loops,
+                       loop_work=body_work(program, {dims: 1}))
     return Report(original.name, "median", repeat,
                   {s.name: v for s, v in zip(program.dim_symbols, dims)}, call,
                   statistics.median(c["run_s"] for c in calls), rows,

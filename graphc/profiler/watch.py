@@ -54,6 +54,14 @@ def _watch_compiled(fn):
     return watch(fn)
 
 
+def watch_for_profile_keyword(fn):
+    """graphc.function(..., profile=True): `fn` watched, its report printed at exit (once: a
+    function GRAPHC_PROFILE=1 already watches is handed back as it is)."""
+    if isinstance(fn, ProfiledFunction) and any(w is fn for w in watched()):
+        return fn
+    return watch(fn)
+
+
 def install_from_environment():
     """Watch every function compiled from now on (GRAPHC_PROFILE=1 calls this at import)."""
     from ..compiler import finish_hooks

@@ -123,20 +123,23 @@ class Function:
         fgraph, backend, opt_level, compile_fn = source
         state = graph_state(fgraph.inputs, fgraph.outputs, fgraph.update_targets)
         return (_unpickle_function, (state, self.name, backend, opt_level, self.single_output,
-                                     compile_fn))
+                                     compile_fn, self.checker.allow_downcast))
 
 
 _MISSING = object()
 
 
-def _unpickle_function(state, name, backend, opt_level, single_output, compile_fn):
+def _unpickle_function(state, name, backend, opt_level, single_output, compile_fn,
+                       allow_input_downcast=None):
     """A pickled Function: its graph rebuilt, then compiled (a warm compile when the build cache
-    has it). Shared variables pickled together stay one object, as pickle keeps identity."""
+    has it). Shared variables pickled together stay one object, as pickle keeps identity.
+    allow_input_downcast is the call-time rule it was compiled with (absent in older pickles)."""
     inputs, outputs, targets = graph_from_state(state)
     n_user = len(outputs) - len(targets)
     user = outputs[0] if single_output else outputs[:n_user]
     return compile_fn(inputs, user, updates=list(zip(targets, outputs[n_user:])), name=name,
-                      backend=backend, opt_level=opt_level)
+                      backend=backend, opt_level=opt_level,
+                      allow_input_downcast=allow_input_downcast)
 
 
 class CompiledGraph:

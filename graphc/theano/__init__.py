@@ -20,6 +20,7 @@ from ..grad import grad
 from ..ir.constructors import shared
 from ..ir.givens import clone_replace
 from ..ir.graph import SharedVariable, Variable
+from ..scan import scan
 from . import printing, sandbox, tensor  # noqa: F401
 from .configuration import TheanoConfig
 
@@ -32,17 +33,6 @@ def clone(output, replace=None, share_inputs=True):
     outs = output if isinstance(output, (list, tuple)) else [output]
     new = clone_replace(list(outs), dict(replace or {}))
     return new if isinstance(output, (list, tuple)) else new[0]
-
-
-def __getattr__(name):
-    if name == "scan":  # graphc.scan (Theano's signature) comes with the scan work (issue 12)
-        import importlib
-        graphc = importlib.import_module("graphc")
-        if hasattr(graphc, "scan"):
-            return graphc.scan
-        raise AttributeError("theano.scan: this graphc has no scan yet (it is being added, "
-                             "issue 12); the other constructs of a program run without it")
-    raise AttributeError(f"module 'theano' (graphc.theano) has no attribute {name!r}")
 
 
 _MODULES = {
@@ -73,4 +63,4 @@ def install():
 
 
 __all__ = ["function", "shared", "grad", "config", "clone", "tensor", "printing", "sandbox",
-           "install", "SharedVariable", "Variable"]
+           "install", "SharedVariable", "Variable", "scan"]

@@ -126,101 +126,87 @@ int gc_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) { return gc_entr
 /* bufs: one pointer per external buffer (inputs, shared, constants, outputs, in slot order).
    dims: the values of the symbolic dims (none). */
 static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
-    if (gc_reserve(ctx, (size_t)(12800)) != 0) return -1;
+    if (gc_reserve(ctx, (size_t)(8768)) != 0) return -1;
     float *restrict b0 = (float *)bufs[0];  /* input x */
     float *restrict b1 = (float *)bufs[1];  /* input w */
     float *restrict b2 = (float *)bufs[2];  /* output out0 */
     float *restrict b3 = (float *)bufs[3];  /* output out1 */
     float *restrict b4 = (float *)bufs[4];  /* output out2 */
     float *restrict b5 = (float *)(ctx->ws + 0);  /* temp v_0 */
-    float *restrict b6 = (float *)(ctx->ws + 0);  /* temp Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} im2col */
-    float *restrict b7 = (float *)(ctx->ws + 5184);  /* temp Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} gemm result */
-    float *restrict b9 = (float *)(ctx->ws + 5184);  /* temp v_1 */
-    int32_t *restrict b10 = (int32_t *)(ctx->ws + 6336);  /* temp v_2 */
-    float *restrict b11 = (float *)(ctx->ws + 11520);  /* temp v_3 */
-    float *restrict b12 = (float *)(ctx->ws + 11840);  /* temp LRNGrad{size=3, alpha=0.3, beta=0.6, k=1.0} scale */
-    float *restrict b13 = (float *)(ctx->ws + 12160);  /* temp LRNGrad{size=3, alpha=0.3, beta=0.6, k=1.0} ratio */
-    float *restrict b14 = (float *)(ctx->ws + 12480);  /* temp v_4 */
-    float *restrict b15 = (float *)(ctx->ws + 5184);  /* temp v_5 */
-    float *restrict b17 = (float *)(ctx->ws + 5184);  /* temp Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} (C, N, P) */
-    float *restrict b18 = (float *)(ctx->ws + 6336);  /* temp Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} col */
-    float *restrict b19 = (float *)(ctx->ws + 6336);  /* temp Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} im2col */
-    float *restrict b20 = (float *)(ctx->ws + 5184);  /* temp Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} (C, N, P) */
+    float *restrict b6 = (float *)(ctx->ws + 1152);  /* temp Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} im2col chunk */
+    float *restrict b7 = (float *)(ctx->ws + 6336);  /* temp Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} (C_out, NB, P) chunk */
+    float *restrict b9 = (float *)(ctx->ws + 6336);  /* temp v_1 */
+    int32_t *restrict b10 = (int32_t *)(ctx->ws + 1152);  /* temp v_2 */
+    float *restrict b11 = (float *)(ctx->ws + 7488);  /* temp v_3 */
+    float *restrict b12 = (float *)(ctx->ws + 7808);  /* temp LRNGrad{size=3, alpha=0.3, beta=0.6, k=1.0} scale */
+    float *restrict b13 = (float *)(ctx->ws + 8128);  /* temp LRNGrad{size=3, alpha=0.3, beta=0.6, k=1.0} ratio */
+    float *restrict b14 = (float *)(ctx->ws + 8448);  /* temp v_4 */
+    float *restrict b15 = (float *)(ctx->ws + 6336);  /* temp v_5 */
+    float *restrict b17 = (float *)(ctx->ws + 1152);  /* temp Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} im2col chunk */
+    float *restrict b18 = (float *)(ctx->ws + 6336);  /* temp Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} (C_out, NB, P) chunk */
+    float *restrict b19 = (float *)(ctx->ws + 1152);  /* temp Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} im2col chunk */
+    float *restrict b20 = (float *)(ctx->ws + 6336);  /* temp Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} (C_out, NB, P) chunk */
     int status = 0;
-    /* k0: conv_im2col Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} im2col */
+    /* k0: conv_chunked Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} (chunks of 2 images) */
     {
-        const int64_t N = 2, CT = 2, H = 6, W = 6;
+        const int64_t N = 2, G = 1, C = 2, M = 4, H = 6, W = 6;
         const int64_t KH = 3, KW = 3, SH = 1, SW = 1;
         const int64_t PH = 1, PW = 1, DH = 1, DW = 1;
         const int64_t HO = 6, WO = 6;
-        const int64_t RS = 72, NS = 36;
-        const int64_t ROWS = CT * KH * KW;
-        #pragma omp parallel for collapse(2) schedule(static) if(ROWS * N * HO * WO > GC_PAR_THRESHOLD)
-        for (int64_t r = 0; r < ROWS; r++) {
-            for (int64_t n = 0; n < N; n++) {
-                const int64_t kj = r % KW, ki = (r / KW) % KH, c = r / (KH * KW);
-                const float *src = b0 + (n * CT + c) * H * W;
-                float *dst = b6 + r * RS + n * NS;
-                /* wo in [wlo, whi) reads inside the row: 0 <= wo*SW - PW + kj*DW < W */
-                const int64_t off = kj * DW - PW;
-                int64_t wlo = off >= 0 ? 0 : (-off + SW - 1) / SW;
-                int64_t whi = W - off <= 0 ? 0 : (W - off + SW - 1) / SW;
-                if (whi > WO) whi = WO;
-                if (wlo > whi) wlo = whi;
-                for (int64_t ho = 0; ho < HO; ho++) {
-                    float *drow = dst + ho * WO;
-                    const int64_t ih = ho * SH - PH + ki * DH;
-                    if (ih < 0 || ih >= H) {
-                        for (int64_t wo = 0; wo < WO; wo++) drow[wo] = 0;
-                        continue;
+        const int64_t P = HO * WO, K = C * KH * KW, CT = G * C, CO = G * M, NB = 2;
+        float *restrict col = b6, *restrict cnp = b7;
+        for (int64_t n0 = 0; n0 < N; n0 += NB) {
+            const int64_t nb = N - n0 < NB ? N - n0 : NB;
+            const float *xs = b0 + n0 * CT * H * W;
+            float *ys = b5 + n0 * CO * P;
+            if (K == 0 || P == 0) {
+                memset(ys, 0, (size_t)(nb * CO * P) * sizeof(float));
+                continue;
+            }
+            #pragma omp parallel for collapse(2) schedule(static) if(CT * KH * KW * nb * P > GC_PAR_THRESHOLD)
+            for (int64_t r = 0; r < CT * KH * KW; r++) {
+                for (int64_t i = 0; i < nb; i++) {
+                    const int64_t kj = r % KW, ki = (r / KW) % KH, c = r / (KH * KW);
+                    const float *src = xs + (i * CT + c) * H * W;
+                    float *dst = col + (r * nb + i) * P;
+                    /* wo in [wlo, whi) reads inside the row: 0 <= wo*SW - PW + kj*DW < W */
+                    const int64_t off = kj * DW - PW;
+                    int64_t wlo = off >= 0 ? 0 : (-off + SW - 1) / SW;
+                    int64_t whi = W - off <= 0 ? 0 : (W - off + SW - 1) / SW;
+                    if (whi > WO) whi = WO;
+                    if (wlo > whi) wlo = whi;
+                    for (int64_t ho = 0; ho < HO; ho++) {
+                        float *drow = dst + ho * WO;
+                        const int64_t ih = ho * SH - PH + ki * DH;
+                        if (ih < 0 || ih >= H) {
+                            for (int64_t wo = 0; wo < WO; wo++) drow[wo] = 0;
+                            continue;
+                        }
+                        const int64_t base = ih * W + off;
+                        for (int64_t wo = 0; wo < wlo; wo++) drow[wo] = 0;
+                        if (SW == 1) {
+                            #pragma omp simd
+                            for (int64_t wo = wlo; wo < whi; wo++) drow[wo] = src[base + wo];
+                        } else {
+                            for (int64_t wo = wlo; wo < whi; wo++) drow[wo] = src[base + wo * SW];
+                        }
+                        for (int64_t wo = whi; wo < WO; wo++) drow[wo] = 0;
                     }
-                    const int64_t base = ih * W + off;  /* + wo*SW stays inside the row for wo in [wlo, whi) */
-                    for (int64_t wo = 0; wo < wlo; wo++) drow[wo] = 0;
-                    if (SW == 1) {
-                        #pragma omp simd
-                        for (int64_t wo = wlo; wo < whi; wo++) drow[wo] = src[base + wo];
-                    } else {
-                        for (int64_t wo = wlo; wo < whi; wo++) drow[wo] = src[base + wo * SW];
-                    }
-                    for (int64_t wo = whi; wo < WO; wo++) drow[wo] = 0;
                 }
             }
-        }
-    }
-    if (status) return status;
-    /* k1: gemm Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} gemm */
-    {
-        const int64_t M = 4, N = 72, K = 18, batch = 1;
-        if (M > 0 && N > 0) {
-            if (K == 0) {
-                memset(b7, 0, (size_t)(batch * M * N) * sizeof(float));
-            } else {
-                graphc_rt_sgemm(0, 0, batch, M, N, K, 1.0,
-                    b1, 18, 72,
-                    b6, 72, 1296, 0.0,
-                    b7, 72, 288);
+            float *prod = nb == 1 ? ys : cnp;
+            graphc_rt_sgemm(0, 0, G, M, nb * P, K, 1, b1, K, M * K,
+                col, nb * P, K * nb * P, 0, prod, nb * P, M * nb * P);
+            if (nb > 1) {
+                #pragma omp parallel for collapse(2) schedule(static) if(nb * CO * P > GC_PAR_THRESHOLD)
+                for (int64_t i = 0; i < nb; i++)
+                    for (int64_t co = 0; co < CO; co++)
+                        memcpy(ys + (i * CO + co) * P, cnp + (co * nb + i) * P, (size_t)P * sizeof(float));
             }
         }
     }
     if (status) return status;
-    /* k2: strided_copy Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} CNHW -> NCHW */
-    {
-        const int64_t inner = 36;
-        const int64_t outer = 1 * (2) * (4);
-        #pragma omp parallel for schedule(static) if(outer * inner > GC_PAR_THRESHOLD)
-        for (int64_t o = 0; o < outer; o++) {
-            int64_t rem = o;
-            int64_t s = 0, d = 0;
-            { const int64_t c = rem % (4); rem /= (4);
-              s += c * (72); d += c * (36); }
-            { const int64_t c = rem;
-              s += c * (36); d += c * (144); }
-            for (int64_t j = 0; j < inner; j++)
-                b5[d + j * (1)] = b7[s + j * (1)];
-        }
-    }
-    if (status) return status;
-    /* k3: elemwise relu */
+    /* k1: elemwise relu */
     {
         const int64_t n = 288;
         #pragma omp simd
@@ -232,7 +218,7 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
         }
     }
     if (status) return status;
-    /* k4: pool_max MaxPool2d{kernel=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=True} */
+    /* k2: pool_max MaxPool2d{kernel=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=True} */
     {
         const int64_t PLANES = 8, H = 6, W = 6, HO = 3, WO = 3;
         const int64_t KH = 2, KW = 2, SH = 2, SW = 2, PH = 0, PW = 0;
@@ -262,7 +248,7 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
         }
     }
     if (status) return status;
-    /* k5: lrn LRN{size=3, alpha=0.3, beta=0.6, k=1.0} */
+    /* k3: lrn LRN{size=3, alpha=0.3, beta=0.6, k=1.0} */
     {
         const int64_t N = 2, C = 4, P = 9, HALF = 1;
         const float KK = 1.0f, AN = 0.09999999999999999f;
@@ -291,7 +277,7 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
         }
     }
     if (status) return status;
-    /* k6: elemwise fused(second,dmul,second,dmul,add) */
+    /* k4: elemwise fused(second,dmul,second,dmul,add) */
     {
         const int64_t n = 72;
         #pragma omp simd
@@ -304,7 +290,7 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
         }
     }
     if (status) return status;
-    /* k7: lrn_grad LRNGrad{size=3, alpha=0.3, beta=0.6, k=1.0} */
+    /* k5: lrn_grad LRNGrad{size=3, alpha=0.3, beta=0.6, k=1.0} */
     {
         const int64_t N = 2, C = 4, P = 9, HALF = 1;
         const float KK = 1.0f, AN = 0.09999999999999999f, COEF = 0.12f;
@@ -348,7 +334,7 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
         }
     }
     if (status) return status;
-    /* k8: pool_max_grad MaxPool2dGrad{kernel=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=True, input_hw=(6, 6)} */
+    /* k6: pool_max_grad MaxPool2dGrad{kernel=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=True, input_hw=(6, 6)} */
     {
         const int64_t PLANES = 8, HW = 36, P = 9;
         #pragma omp parallel for schedule(static) if(PLANES * (HW + P) > GC_PAR_THRESHOLD)
@@ -361,7 +347,7 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
         }
     }
     if (status) return status;
-    /* k9: elemwise drelu */
+    /* k7: elemwise drelu */
     {
         const int64_t n = 288;
         #pragma omp simd
@@ -374,69 +360,58 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
         }
     }
     if (status) return status;
-    /* k10: strided_copy Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} NCHW -> CNHW */
+    /* k8: conv_chunked_grad_input Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} (chunks of 2 images) */
     {
-        const int64_t inner = 36;
-        const int64_t outer = 1 * (4) * (2);
-        #pragma omp parallel for schedule(static) if(outer * inner > GC_PAR_THRESHOLD)
-        for (int64_t o = 0; o < outer; o++) {
-            int64_t rem = o;
-            int64_t s = 0, d = 0;
-            { const int64_t c = rem % (2); rem /= (2);
-              s += c * (144); d += c * (36); }
-            { const int64_t c = rem;
-              s += c * (36); d += c * (72); }
-            for (int64_t j = 0; j < inner; j++)
-                b17[d + j * (1)] = b5[s + j * (1)];
-        }
-    }
-    if (status) return status;
-    /* k11: gemm Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} gemm */
-    {
-        const int64_t M = 18, N = 72, K = 4, batch = 1;
-        if (M > 0 && N > 0) {
-            if (K == 0) {
-                memset(b18, 0, (size_t)(batch * M * N) * sizeof(float));
-            } else {
-                graphc_rt_sgemm(1, 0, batch, M, N, K, 1.0,
-                    b1, 18, 72,
-                    b17, 72, 288, 0.0,
-                    b18, 72, 1296);
-            }
-        }
-    }
-    if (status) return status;
-    /* k12: conv_col2im Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} col2im */
-    {
-        const int64_t N = 2, CT = 2, H = 6, W = 6;
+        const int64_t N = 2, G = 1, C = 2, M = 4, H = 6, W = 6;
         const int64_t KH = 3, KW = 3, SH = 1, SW = 1;
         const int64_t PH = 1, PW = 1, DH = 1, DW = 1;
         const int64_t HO = 6, WO = 6;
-        const int64_t RS = 72, NS = 36;
-        #pragma omp parallel for collapse(2) schedule(static) if(N * CT * KH * KW * HO * WO > GC_PAR_THRESHOLD)
-        for (int64_t n = 0; n < N; n++) {
-            for (int64_t c = 0; c < CT; c++) {
-                float *dst = b3 + (n * CT + c) * H * W;
-                for (int64_t i = 0; i < H * W; i++) dst[i] = 0;
-                for (int64_t ki = 0; ki < KH; ki++) {
-                    for (int64_t kj = 0; kj < KW; kj++) {
-                        const int64_t r = (c * KH + ki) * KW + kj;
-                        const float *src = b18 + r * RS + n * NS;
-                        const int64_t off = kj * DW - PW;
-                        int64_t wlo = off >= 0 ? 0 : (-off + SW - 1) / SW;
-                        int64_t whi = W - off <= 0 ? 0 : (W - off + SW - 1) / SW;
-                        if (whi > WO) whi = WO;
-                        if (wlo > whi) wlo = whi;
-                        for (int64_t ho = 0; ho < HO; ho++) {
-                            const int64_t ih = ho * SH - PH + ki * DH;
-                            if (ih < 0 || ih >= H) continue;
-                            const int64_t base = ih * W + off;
-                            const float *srow = src + ho * WO;
-                            if (SW == 1) {
-                                #pragma omp simd
-                                for (int64_t wo = wlo; wo < whi; wo++) dst[base + wo] += srow[wo];
-                            } else {
-                                for (int64_t wo = wlo; wo < whi; wo++) dst[base + wo * SW] += srow[wo];
+        const int64_t P = HO * WO, K = C * KH * KW, CT = G * C, CO = G * M, NB = 2;
+        float *restrict col = b17, *restrict cnp = b18;
+        for (int64_t n0 = 0; n0 < N; n0 += NB) {
+            const int64_t nb = N - n0 < NB ? N - n0 : NB;
+            const float *gys = b5 + n0 * CO * P;
+            float *gxs = b3 + n0 * CT * H * W;
+            if (M == 0 || P == 0) {
+                memset(gxs, 0, (size_t)(nb * CT * H * W) * sizeof(float));
+                continue;
+            }
+            if (K == 0) continue;  /* no input channels: nothing to write */
+            const float *g = gys;
+            if (nb > 1) {
+                #pragma omp parallel for collapse(2) schedule(static) if(nb * CO * P > GC_PAR_THRESHOLD)
+                for (int64_t co = 0; co < CO; co++)
+                    for (int64_t i = 0; i < nb; i++)
+                        memcpy(cnp + (co * nb + i) * P, gys + (i * CO + co) * P, (size_t)P * sizeof(float));
+                g = cnp;
+            }
+            graphc_rt_sgemm(1, 0, G, K, nb * P, M, 1, b1, K, M * K,
+                g, nb * P, M * nb * P, 0, col, nb * P, K * nb * P);
+            #pragma omp parallel for collapse(2) schedule(static) if(nb * CT * KH * KW * P > GC_PAR_THRESHOLD)
+            for (int64_t i = 0; i < nb; i++) {
+                for (int64_t c = 0; c < CT; c++) {
+                    float *dst = gxs + (i * CT + c) * H * W;
+                    for (int64_t e = 0; e < H * W; e++) dst[e] = 0;
+                    for (int64_t ki = 0; ki < KH; ki++) {
+                        for (int64_t kj = 0; kj < KW; kj++) {
+                            const int64_t r = (c * KH + ki) * KW + kj;
+                            const float *src = col + (r * nb + i) * P;
+                            const int64_t off = kj * DW - PW;
+                            int64_t wlo = off >= 0 ? 0 : (-off + SW - 1) / SW;
+                            int64_t whi = W - off <= 0 ? 0 : (W - off + SW - 1) / SW;
+                            if (whi > WO) whi = WO;
+                            if (wlo > whi) wlo = whi;
+                            for (int64_t ho = 0; ho < HO; ho++) {
+                                const int64_t ih = ho * SH - PH + ki * DH;
+                                if (ih < 0 || ih >= H) continue;
+                                const int64_t base = ih * W + off;
+                                const float *srow = src + ho * WO;
+                                if (SW == 1) {
+                                    #pragma omp simd
+                                    for (int64_t wo = wlo; wo < whi; wo++) dst[base + wo] += srow[wo];
+                                } else {
+                                    for (int64_t wo = wlo; wo < whi; wo++) dst[base + wo * SW] += srow[wo];
+                                }
                             }
                         }
                     }
@@ -445,76 +420,61 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
         }
     }
     if (status) return status;
-    /* k13: conv_im2col Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} im2col */
+    /* k9: conv_chunked_grad_weights Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} (chunks of 2 images) */
     {
-        const int64_t N = 2, CT = 2, H = 6, W = 6;
+        const int64_t N = 2, G = 1, C = 2, M = 4, H = 6, W = 6;
         const int64_t KH = 3, KW = 3, SH = 1, SW = 1;
         const int64_t PH = 1, PW = 1, DH = 1, DW = 1;
         const int64_t HO = 6, WO = 6;
-        const int64_t RS = 72, NS = 36;
-        const int64_t ROWS = CT * KH * KW;
-        #pragma omp parallel for collapse(2) schedule(static) if(ROWS * N * HO * WO > GC_PAR_THRESHOLD)
-        for (int64_t r = 0; r < ROWS; r++) {
-            for (int64_t n = 0; n < N; n++) {
-                const int64_t kj = r % KW, ki = (r / KW) % KH, c = r / (KH * KW);
-                const float *src = b0 + (n * CT + c) * H * W;
-                float *dst = b19 + r * RS + n * NS;
-                /* wo in [wlo, whi) reads inside the row: 0 <= wo*SW - PW + kj*DW < W */
-                const int64_t off = kj * DW - PW;
-                int64_t wlo = off >= 0 ? 0 : (-off + SW - 1) / SW;
-                int64_t whi = W - off <= 0 ? 0 : (W - off + SW - 1) / SW;
-                if (whi > WO) whi = WO;
-                if (wlo > whi) wlo = whi;
-                for (int64_t ho = 0; ho < HO; ho++) {
-                    float *drow = dst + ho * WO;
-                    const int64_t ih = ho * SH - PH + ki * DH;
-                    if (ih < 0 || ih >= H) {
-                        for (int64_t wo = 0; wo < WO; wo++) drow[wo] = 0;
-                        continue;
+        const int64_t P = HO * WO, K = C * KH * KW, CT = G * C, CO = G * M, NB = 2;
+        float *restrict col = b19, *restrict cnp = b20;
+        if (N == 0 || P == 0) memset(b4, 0, (size_t)(CO * K) * sizeof(float));
+        for (int64_t n0 = 0; n0 < N && P > 0; n0 += NB) {
+            const int64_t nb = N - n0 < NB ? N - n0 : NB;
+            const float *xs = b0 + n0 * CT * H * W;
+            const float *gys = b5 + n0 * CO * P;
+            #pragma omp parallel for collapse(2) schedule(static) if(CT * KH * KW * nb * P > GC_PAR_THRESHOLD)
+            for (int64_t r = 0; r < CT * KH * KW; r++) {
+                for (int64_t i = 0; i < nb; i++) {
+                    const int64_t kj = r % KW, ki = (r / KW) % KH, c = r / (KH * KW);
+                    const float *src = xs + (i * CT + c) * H * W;
+                    float *dst = col + (r * nb + i) * P;
+                    /* wo in [wlo, whi) reads inside the row: 0 <= wo*SW - PW + kj*DW < W */
+                    const int64_t off = kj * DW - PW;
+                    int64_t wlo = off >= 0 ? 0 : (-off + SW - 1) / SW;
+                    int64_t whi = W - off <= 0 ? 0 : (W - off + SW - 1) / SW;
+                    if (whi > WO) whi = WO;
+                    if (wlo > whi) wlo = whi;
+                    for (int64_t ho = 0; ho < HO; ho++) {
+                        float *drow = dst + ho * WO;
+                        const int64_t ih = ho * SH - PH + ki * DH;
+                        if (ih < 0 || ih >= H) {
+                            for (int64_t wo = 0; wo < WO; wo++) drow[wo] = 0;
+                            continue;
+                        }
+                        const int64_t base = ih * W + off;
+                        for (int64_t wo = 0; wo < wlo; wo++) drow[wo] = 0;
+                        if (SW == 1) {
+                            #pragma omp simd
+                            for (int64_t wo = wlo; wo < whi; wo++) drow[wo] = src[base + wo];
+                        } else {
+                            for (int64_t wo = wlo; wo < whi; wo++) drow[wo] = src[base + wo * SW];
+                        }
+                        for (int64_t wo = whi; wo < WO; wo++) drow[wo] = 0;
                     }
-                    const int64_t base = ih * W + off;  /* + wo*SW stays inside the row for wo in [wlo, whi) */
-                    for (int64_t wo = 0; wo < wlo; wo++) drow[wo] = 0;
-                    if (SW == 1) {
-                        #pragma omp simd
-                        for (int64_t wo = wlo; wo < whi; wo++) drow[wo] = src[base + wo];
-                    } else {
-                        for (int64_t wo = wlo; wo < whi; wo++) drow[wo] = src[base + wo * SW];
-                    }
-                    for (int64_t wo = whi; wo < WO; wo++) drow[wo] = 0;
                 }
             }
-        }
-    }
-    if (status) return status;
-    /* k14: strided_copy Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} NCHW -> CNHW */
-    {
-        const int64_t inner = 36;
-        const int64_t outer = 1 * (4) * (2);
-        #pragma omp parallel for schedule(static) if(outer * inner > GC_PAR_THRESHOLD)
-        for (int64_t o = 0; o < outer; o++) {
-            int64_t rem = o;
-            int64_t s = 0, d = 0;
-            { const int64_t c = rem % (2); rem /= (2);
-              s += c * (144); d += c * (36); }
-            { const int64_t c = rem;
-              s += c * (36); d += c * (72); }
-            for (int64_t j = 0; j < inner; j++)
-                b20[d + j * (1)] = b5[s + j * (1)];
-        }
-    }
-    if (status) return status;
-    /* k15: gemm Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} gemm */
-    {
-        const int64_t M = 4, N = 18, K = 72, batch = 1;
-        if (M > 0 && N > 0) {
-            if (K == 0) {
-                memset(b4, 0, (size_t)(batch * M * N) * sizeof(float));
-            } else {
-                graphc_rt_sgemm(0, 1, batch, M, N, K, 1.0,
-                    b20, 72, 288,
-                    b19, 72, 1296, 0.0,
-                    b4, 18, 72);
+            const float *g = gys;
+            if (nb > 1) {
+                #pragma omp parallel for collapse(2) schedule(static) if(nb * CO * P > GC_PAR_THRESHOLD)
+                for (int64_t co = 0; co < CO; co++)
+                    for (int64_t i = 0; i < nb; i++)
+                        memcpy(cnp + (co * nb + i) * P, gys + (i * CO + co) * P, (size_t)P * sizeof(float));
+                g = cnp;
             }
+            if (M > 0 && K > 0)
+                graphc_rt_sgemm(0, 1, G, M, K, nb * P, 1, g, nb * P, M * nb * P,
+                    col, nb * P, K * nb * P, n0 == 0 ? 0 : 1, b4, K, M * K);
         }
     }
     if (status) return status;

@@ -12,7 +12,7 @@ import numpy as np
 import sympy
 
 from ...errors import GraphcShapeError, GraphcTypeError
-from ..graph import Op
+from ..graph import LazyText, Op
 from ..types import FLOAT_DTYPES, TensorType, simplify_dim
 
 
@@ -38,12 +38,34 @@ def shape_str(shape):
     return "(" + ", ".join(str(d) for d in shape) + ")"
 
 
+def div_dim(num, s, up=False):
+    """floor(num / s) (ceiling when `up`) of an integer-valued dim expression and a positive int
+    stride, in the form sympy's evaluation gives, built without it: floor and ceiling ask sympy's
+    assumptions about every term (~50 ms a call, most of a CNN's graph-building time). Integer
+    terms of num / s move out; the rest stays inside, unevaluated."""
+    num = sympy.sympify(num)
+    if s == 1:
+        return num
+    inner, whole = sympy.Integer(0), sympy.Integer(0)
+    for term in sympy.Add.make_args(sympy.expand(num / s)):
+        if term.is_Integer or term.is_integer:  # (a term's own assumptions: cheap)
+            whole += term
+        else:
+            inner += term
+    if inner == 0:
+        return whole
+    if inner.is_Number:
+        return whole + (sympy.ceiling(inner) if up else sympy.floor(inner))
+    fn = sympy.ceiling if up else sympy.floor
+    return whole + fn(inner, evaluate=False)
+
+
 def conv_out_dim(size, k, s, p, d):
     """floor((size + 2p - d*(k-1) - 1) / s) + 1, an int when size and k are."""
     eff = d * (k - 1) + 1
     if isinstance(size, int) and isinstance(k, int):
         return (size + 2 * p - eff) // s + 1
-    return simplify_dim(sympy.floor((sympy.sympify(size) + 2 * p - eff) / s) + 1)
+    return simplify_dim(div_dim(sympy.sympify(size) + 2 * p - eff, s) + 1)
 
 
 class FitsCheck(sympy.Min):
@@ -110,7 +132,8 @@ class _ConvBase(Op):
                     f"{shape_str(w_shape)} with groups={g} expect {cin_g * g} (= {cin_g} x {g})")
         else:
             ctx.equal(c, simplify_dim(sympy.sympify(cin_g) * g),
-                      f"input channels of {shape_str(x_shape)} vs filters {shape_str(w_shape)} x groups")
+                      LazyText(lambda: f"input channels of {shape_str(x_shape)} vs filters "
+                                       f"{shape_str(w_shape)} x groups"))
         (sh, sw), (ph, pw), (dh, dw) = self.stride, self.padding, self.dilation
         for size, k, p, d, axis in ((h, kh, ph, dh, "height"), (wd, kw, pw, dw, "width")):
             if _is_int(size, k) and d * (k - 1) + 1 > size + 2 * p:

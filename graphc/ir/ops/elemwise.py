@@ -11,7 +11,7 @@ import numpy as np
 import sympy
 
 from ...errors import GraphcTypeError
-from ..graph import Constant, Op
+from ..graph import Constant, LazyText, Op
 from ..types import FLOAT_DTYPES, TensorType, result_dtype
 from . import scalar_expr as se
 from . import scalar_fns as sf
@@ -143,6 +143,10 @@ class _NoCtx:
         return a
 
 
+def _broadcast_what(axis, shapes):
+    return f"broadcast axis {axis} of shapes {[tuple(map(str, s)) for s in shapes]}"
+
+
 def broadcast_shapes(shapes, ctx):
     ndim = max((len(s) for s in shapes), default=0)
     padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]
@@ -154,9 +158,11 @@ def broadcast_shapes(shapes, ctx):
             continue
         d = dims[0]
         for other in dims[1:]:
-            d = ctx.equal(d, other, f"broadcast axis {axis} of shapes {[tuple(map(str, s)) for s in shapes]}")
+            d = ctx.equal(d, other, LazyText(_broadcast_what, axis, shapes))
         out.append(d)
     return tuple(out)
+
+
 
 
 def sum_to_shape(g, target_type):

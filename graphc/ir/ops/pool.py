@@ -19,7 +19,7 @@ import sympy
 from ...errors import GraphcShapeError, GraphcTypeError
 from ..graph import Op
 from ..types import FLOAT_DTYPES, TensorType, simplify_dim
-from .conv import pair, shape_str
+from .conv import div_dim, pair, shape_str
 
 
 def pool_out_dim(size, k, s, p, ceil_mode=True):
@@ -30,11 +30,11 @@ def pool_out_dim(size, k, s, p, ceil_mode=True):
         return (size + 2 * p - k) // s + 1
     size = sympy.sympify(size)
     if ceil_mode:
-        out = sympy.ceiling((size + 2 * p - k) / s) + 1
+        out = div_dim(size + 2 * p - k, s, up=True) + 1
         if s + p <= k:  # the last window starts before size + 2p - k + s <= size + p: no clip
             return simplify_dim(out)
-        return simplify_dim(sympy.Min(out, sympy.ceiling((size + p) / s)))
-    return simplify_dim(sympy.floor((size + 2 * p - k) / s) + 1)
+        return simplify_dim(sympy.Min(out, div_dim(size + p, s, up=True)))
+    return simplify_dim(div_dim(size + 2 * p - k, s) + 1)
 
 
 def _eval(d, dims):

@@ -34,6 +34,12 @@ class Pow(sympy.Pow):
     def __new__(cls, base, exp, **_options):
         return sympy.Pow.__new__(cls, base, exp, evaluate=False)
 
+    def _eval_evalf(self, prec):
+        # sympy's evalf rebuilds the power with self.func and expects it to evaluate; this class
+        # never does, so evalf of a constant power (3.0 ** -1, a mean's divisor inlined) recursed
+        # forever when cse's sorting asked for a number. The number comes from sympy's own Pow.
+        return sympy.Pow(self.base, self.exp)._eval_evalf(prec)
+
 
 def _relational(base):
     def new(cls, lhs, rhs, **_options):

@@ -18,6 +18,11 @@ from ..base import Capabilities
 PARALLEL_THRESHOLD = 262144
 
 CONV_ALGORITHMS = ("auto", "gemm", "direct")
+# Bytes of im2col workspace (the column matrix and the (C_out, images, P) product) one convolution
+# may use: the batch is cut into chunks of as many images as fit (at least one). AlexNet's conv1
+# at batch 128 would otherwise need ~560 MB; 32 MB keeps LeNet's and CIFAR's convs in one chunk
+# at their usual batches, and leaves each chunk's gemm thousands of columns wide.
+CONV_WORKSPACE_BYTES = 32 << 20
 _BLAS_PRECISION = {"float32": "s", "float64": "d"}
 
 
@@ -51,6 +56,21 @@ class CCapabilities(Capabilities):
             raise CompileError(f"GRAPHC_CONV_ALGO must be one of {CONV_ALGORITHMS}, got {algo!r}; "
                                "unset it to let graphc choose")
         return algo
+
+    @staticmethod
+    def conv_workspace_bytes():
+        """GRAPHC_CONV_WORKSPACE (bytes) overrides the im2col budget; read at compile time."""
+        raw = os.environ.get("GRAPHC_CONV_WORKSPACE", "").strip()
+        if not raw:
+            return CONV_WORKSPACE_BYTES
+        try:
+            value = int(raw)
+        except ValueError:
+            value = -1
+        if value < 1:
+            raise CompileError(f"GRAPHC_CONV_WORKSPACE must be a positive number of bytes, got "
+                               f"{raw!r}; unset it for the default ({CONV_WORKSPACE_BYTES})")
+        return value
 
     def conv_algorithm(self, kind, depth, rows):
         """'gemm' or 'direct' for one of the three conv kernels (kind: fwd, grad_input,

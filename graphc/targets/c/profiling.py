@@ -26,6 +26,8 @@ class Counters:
     last_run_s: float
     last_start: np.ndarray
     last_s: np.ndarray
+    # top-level loop kernels: {kernel index: (iterations, body kernels' seconds)}, summed
+    loops: dict = None
 
 
 def render_profiled(program, name):
@@ -33,8 +35,22 @@ def render_profiled(program, name):
     context's, which only unit 0 defines)."""
     from .render_c import render_program
     from .toolchain import blas_info
+    slots, extra = loop_slots(program)
     return render_program(program, name, blas_info()[3],
-                          extra={"profile": True, "profile_kernels": max(1, len(program.kernels))})
+                          extra={"profile": True, "profile_kernels": max(1, len(program.kernels)),
+                                 "profile_loop_slots": slots, "profile_extra": extra})
+
+
+def loop_slots(program):
+    """Where each top-level loop kernel's counters sit after the kernels' (4 + 3n): {kernel
+    index: offset of [iterations, body kernel seconds...]}, and how many doubles they take."""
+    offset = 4 + 3 * max(1, len(program.kernels))
+    slots = {}
+    for i, k in enumerate(program.kernels):
+        if k.kind == "loop":
+            slots[i] = offset
+            offset += 1 + len(k.params["body"].kernels)
+    return slots, offset - (4 + 3 * max(1, len(program.kernels)))
 
 
 def build_profiled(program, name, fgraph):
@@ -67,7 +83,10 @@ class ProfiledProgram(CProgram):
         self._reset.argtypes = [ctypes.c_void_p]
         self._reset.restype = None
         self._ctx_addr = int(_ffi.cast("uintptr_t", self.ctx))
-        self._buf = np.zeros(4 + 3 * max(1, self.n_kernels), np.float64)
+        self._loop_slots, extra = loop_slots(program)
+        self._body_sizes = {i: len(program.kernels[i].params["body"].kernels)
+                            for i in self._loop_slots}
+        self._buf = np.zeros(4 + 3 * max(1, self.n_kernels) + extra, np.float64)
 
     def counters(self):
         buf = self._buf
@@ -81,7 +100,9 @@ class ProfiledProgram(CProgram):
         return Counters(calls=int(buf[0]), run_s=float(buf[1]), last_t0=float(buf[2]),
                         last_run_s=float(buf[3]), kernel_s=buf[4:4 + k].copy(),
                         last_start=buf[4 + m:4 + m + k].copy(),
-                        last_s=buf[4 + 2 * m:4 + 2 * m + k].copy())
+                        last_s=buf[4 + 2 * m:4 + 2 * m + k].copy(),
+                        loops={i: (float(buf[at]), buf[at + 1:at + 1 + self._body_sizes[i]].copy())
+                               for i, at in self._loop_slots.items()})
 
     def reset(self):
         with self.lock:

@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import sympy
 
-
+from ...codegen.kernels import spec_of
 from .c_escape import c_comment, c_string
 from .capabilities import C_CAPABILITIES
 from .cprinter import C_TYPES, ScalarPrinter, int_to_c, scalars_to_c
@@ -74,7 +74,7 @@ class _BufView:
 def gemm_prefixes(kernels):
     """BLAS precisions ('s', 'd') the kernels' products use: the gemm helpers to emit."""
     return sorted({C_CAPABILITIES.blas_precision(k.params["dtype"])
-                   for k in _all_kernels(kernels) if k.kind == "gemm"})
+                   for k in _all_kernels(kernels) if spec_of(k.kind).blas})
 
 
 def _all_kernels(kernels):

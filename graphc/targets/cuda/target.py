@@ -6,8 +6,17 @@ from ..c.artifact_target import ArtifactCacheTarget, built_library
 from ..c.capabilities import CCapabilities
 from . import availability, toolchain
 
-# Lowering asks the capabilities for the conv algorithm (the same choice as the C target's).
-CUDA_CAPABILITIES = CCapabilities(artifact_cache=True)
+
+
+class CudaCapabilities(CCapabilities):
+    """Lowering asks for the conv algorithm (the same choice as the C target's). No im2col
+    budget: templates/cuda has no conv_chunked* kernels yet, so convolutions lower to the
+    whole-batch im2col kernels (codegen/lower_cnn.py reads a missing budget as no chunks)."""
+    __slots__ = ()
+    conv_workspace_bytes = None
+
+
+CUDA_CAPABILITIES = CudaCapabilities(artifact_cache=True)
 
 
 class CudaTarget(ArtifactCacheTarget, Target):

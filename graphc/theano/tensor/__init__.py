@@ -6,8 +6,8 @@ from ...ir.constructors import (as_variable, constant, dmatrix, dscalar, dvector
                                 lvector, matrix, scalar, tensor3, tensor4, vector)
 from ...ir.constructors import tensor as _tensor
 from ...ir.graph import Variable
-from ...ir.ops.blas import dot
-from ...ir.ops.blas import matmul as batched_dot
+from ...ir.ops.blas import batched_dot, dot
+from ...ir.subtensor_update import inc_subtensor, set_subtensor
 from ...ir.ops.elemwise import cast
 from ...ir.ops.reduce import argmax, argmin, mean, var
 from ...ir.ops.shape import (arange, concatenate, dimshuffle, flatten, reshape, stack,

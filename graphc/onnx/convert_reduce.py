@@ -1,0 +1,62 @@
+"""Reductions: ReduceSum/Mean/Max/Min/Prod and the composed ones (SumSquare, L1, L2, LogSum,
+LogSumExp), with axes as an attribute (before opset 18) or an input; ArgMax/ArgMin."""
+from ..ir.ops import elemwise as E
+from ..ir.ops.reduce import Argmax, _reduce, mean, normalize_axes
+from ..ir.types import FLOAT_DTYPES
+from .registry import Unsupported, converter
+
+REDUCE_ATTRS = ("axes", "keepdims", "noop_with_empty_axes")
+
+
+def _axes(node, x):
+    axes = node.static_ints(1, "axes") if node.has_input(1) else node.attr("axes")
+    if not axes:
+        if node.attr("noop_with_empty_axes", 0):
+            return None
+        return tuple(range(x.ndim))
+    try:
+        return normalize_axes(axes, x.ndim, str(node))
+    except Exception as e:  # noqa: BLE001  (GraphcTypeError: out of range or repeated)
+        raise Unsupported(str(e)) from None
+
+
+def _reducer(kind, pre=None, post=None, float_only=False):
+    def fn(node):
+        x = node.input(0)
+        if float_only and x.dtype not in FLOAT_DTYPES:
+            raise Unsupported(f"input of dtype {x.dtype}: graphc computes it on floats")
+        axes = _axes(node, x)
+        if axes is None:
+            return x if pre is None else (post or (lambda v: v))(pre(x))
+        keep = bool(node.attr("keepdims", 1))
+        v = pre(x) if pre else x
+        y = mean(v, axes, keep) if kind == "mean" else _reduce(kind, v, axes, keep)
+        return post(y) if post else y
+    return fn
+
+
+for _name, _fn in {
+    "ReduceSum": _reducer("sum"),
+    "ReduceMean": _reducer("mean", float_only=True),
+    "ReduceMax": _reducer("max"),
+    "ReduceMin": _reducer("min"),
+    "ReduceProd": _reducer("prod"),
+    "ReduceSumSquare": _reducer("sum", pre=lambda x: x * x),
+    "ReduceL1": _reducer("sum", pre=E.abs_op),
+    "ReduceL2": _reducer("sum", pre=lambda x: x * x, post=E.sqrt_op, float_only=True),
+    "ReduceLogSum": _reducer("sum", post=E.log_op, float_only=True),
+    "ReduceLogSumExp": _reducer("sum", pre=E.exp_op, post=E.log_op, float_only=True),
+}.items():
+    converter(_name, attrs=REDUCE_ATTRS)(_fn)
+
+
+@converter("ArgMax", "ArgMin", attrs=("axis", "keepdims", "select_last_index"))
+def argmax(node):
+    x = node.input(0)
+    if node.attr("select_last_index", 0):
+        raise Unsupported("select_last_index=1 (graphc returns the first extreme)")
+    axis = node.attr("axis", 0) % max(x.ndim, 1)
+    if node.op_type == "ArgMin":
+        x = E.neg_op(x) if x.dtype != "bool" else E.not_op(x)
+    return Argmax(axis, bool(node.attr("keepdims", 1)))(x)
+
