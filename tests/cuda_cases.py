@@ -33,9 +33,10 @@ def arange_graph():
 class LabelProbe:
     """A Program with a test-only fallible kernel kind (tests/templates/cuda/probe_check.cu.j2:
     labels must lie in [0, 3)) before an in-place update of a shared variable `w`, rendered with
-    the CUDA templates; `check_runs()` builds it for the current mode and checks the error path."""
+    the CUDA templates; `check_runs()` builds it for the current mode and checks the error path.
+    units > 1: rendered as that many translation units (one kernel each), built in parallel."""
 
-    def __init__(self):
+    def __init__(self, units=1):
         import jinja2
         from graphc.codegen.kernels import SPECS, KernelSpec
         from graphc.codegen.plan import build_program
@@ -60,9 +61,15 @@ class LabelProbe:
         # its traits); it is taken out again, so no other test sees a kind with no C template
         SPECS["probe_check"] = KernelSpec("probe_check", ("n", "limit"), fallible=True)
         try:
-            self.source = render_cuda.render_program(self.program, "probe", env=env)
+            if units == 1:
+                self.sources = [render_cuda.render_program(self.program, "probe", env=env)]
+            else:
+                self.sources = render_cuda.render_units(self.program, "probe", units, env=env,
+                                                        min_unit_kernels=1)
         finally:
             del SPECS["probe_check"]
+        self.source = "
+".join(self.sources)
 
     def check_runs(self):
         from graphc.errors import RuntimeCheckError
@@ -70,10 +77,13 @@ class LabelProbe:
         from graphc.targets.cuda import toolchain
         from graphc.targets.cuda.executable import CudaProgram
         directory = private_dir("cuda-test")
-        src = os.path.join(directory, f"probe{'_emu' if toolchain.emulating() else ''}.cu")
-        with open(src, "w") as fh:
-            fh.write(self.source)
-        toolchain.build(src, src[:-3] + ".so")
+        stem = f"probe{len(self.sources)}{'_emu' if toolchain.emulating() else ''}"
+        srcs = [os.path.join(directory, f"{stem}.{u}.cu") for u in range(len(self.sources))]
+        for src, source in zip(srcs, self.sources):
+            with open(src, "w") as fh:
+                fh.write(source)
+        src = srcs[0][:-len(".0.cu")] + ".cu"
+        toolchain.build_units(srcs, src[:-3] + ".so")
         prog = CudaProgram(self.program, self.source, src[:-3] + ".so", self.fn.fgraph)
         fg = self.fn.fgraph
 

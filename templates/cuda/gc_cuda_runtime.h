@@ -39,6 +39,27 @@ static inline unsigned gc_grid(int64_t n, int block) {
     return (unsigned)(g < 1 ? 1 : g > GC_MAX_GRID ? GC_MAX_GRID : g);
 }
 
+/* ---- whole-tensor (few-row) reductions over many blocks ----
+   A reduction of few rows (A <= GC_SPLIT_MAX_ROWS) that are long (R >= 2 slices) runs in two
+   passes: each block reduces one slice of a row into the context's partials buffer, then one
+   block per row reduces the row's partials. One block per row would leave all but A of the
+   GPU's SMs idle. The emulator takes small slices so that tests reach the split. */
+#ifdef GC_CUDA_EMULATE
+#define GC_REDUCE_SLICE 256
+#else
+#define GC_REDUCE_SLICE 16384
+#endif
+#define GC_SPLIT_MAX_ROWS 64
+#define GC_PARTIALS 4096  /* entries (of at most 8 bytes) in ctx->partials */
+#define GC_PARTIALS_BYTES (GC_PARTIALS * 8)
+
+/* Slices per row for a reduction of `rows` rows of `width`: 1 when one block per row is best. */
+static inline int64_t gc_reduce_slices(int64_t rows, int64_t width) {
+    if (rows > GC_SPLIT_MAX_ROWS || width < 2 * (int64_t)GC_REDUCE_SLICE) return 1;
+    int64_t s = (width + GC_REDUCE_SLICE - 1) / GC_REDUCE_SLICE;
+    return s < GC_PARTIALS / rows ? s : GC_PARTIALS / rows;
+}
+
 /* The grid-stride loop of 1-D kernels: i over [0, n). */
 #define GC_GRID_STRIDE(i, n) \
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
@@ -146,6 +167,7 @@ typedef struct gc_ctx {
     int *d_err;        /* device error block, GC_ERR_BYTES */
     int h_err[GC_ERR_BYTES / sizeof(int)];
     gc_cublas_handle blas;
+    void *partials;    /* GC_PARTIALS_BYTES: split reductions' per-block results */
     char error[512];
 } gc_ctx;
 
@@ -153,7 +175,9 @@ static gc_ctx *gc_ctx_create(void) {
     gc_ctx *ctx = (gc_ctx *)calloc(1, sizeof(gc_ctx));
     if (!ctx) return NULL;
     if (cudaStreamCreate(&ctx->stream) != cudaSuccess ||
-        cudaMalloc((void **)&ctx->d_err, GC_ERR_BYTES) != cudaSuccess) {
+        cudaMalloc((void **)&ctx->d_err, GC_ERR_BYTES) != cudaSuccess ||
+        cudaMalloc(&ctx->partials, GC_PARTIALS_BYTES) != cudaSuccess) {
+        cudaFree(ctx->d_err);
         free(ctx);
         return NULL;
     }
@@ -171,6 +195,7 @@ static void gc_ctx_destroy(gc_ctx *ctx) {
     }
 #endif
     cudaFree(ctx->ws);
+    cudaFree(ctx->partials);
     cudaFree(ctx->d_err);
     cudaStreamDestroy(ctx->stream);
     free(ctx);

@@ -19,6 +19,9 @@ _HEX32 = re.compile(r"[0-9a-f]{32}\Z")
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 _INT_LIMIT = 1 << 62
 _MAX_DEPTH = 64
+# Libraries the loader makes available before a cached program runs (the CUDA target's cuBLAS,
+# which its programs look up by name): names from this set only.
+LOADS = frozenset({"cublas"})
 _HEADS = {"Add": sympy.Add, "Mul": sympy.Mul, "Pow": sympy.Pow, "floor": sympy.floor,
           "ceiling": sympy.ceiling, "Max": sympy.Max, "Min": sympy.Min, "Mod": sympy.Mod}
 
@@ -82,7 +85,7 @@ def _dtype(text):
     return dtype
 
 
-def encode(layout, lib_key, lib_sha256, links, arg_layout, shared_index):
+def encode(layout, lib_key, lib_sha256, links, arg_layout, shared_index, loads=()):
     """The record as JSON text (raises Unencodable)."""
     specs = []
     for dtype, spec in layout["out_specs"]:
@@ -97,7 +100,7 @@ def encode(layout, lib_key, lib_sha256, links, arg_layout, shared_index):
               for v in layout["const_values"]]
     return json.dumps({"format": FORMAT, "lib_key": lib_key, "lib_sha256": lib_sha256,
                        "links": [list(link) for link in links], "arg_layout": arg_layout,
-                       "shared_index": list(shared_index),
+                       "shared_index": list(shared_index), "loads": sorted(loads),
                        "layout": {"n_externals": layout["n_externals"],
                                   "dim_names": list(layout["dim_names"]),
                                   "const_values": consts, "out_specs": specs}})
@@ -123,6 +126,8 @@ def _decode(record):
         and _HEX64.match(l[1]) is not None for l in links))
     shared_index = record["shared_index"]
     _require(isinstance(shared_index, list) and all(_is_int(i) and i >= 0 for i in shared_index))
+    loads = record.get("loads", [])
+    _require(isinstance(loads, list) and all(isinstance(n, str) and n in LOADS for n in loads))
     layout = record["layout"]
     n_externals, dim_names = layout["n_externals"], layout["dim_names"]
     _require(_is_int(n_externals) and 0 <= n_externals < 1 << 20)
@@ -131,6 +136,7 @@ def _decode(record):
     specs = [_decode_spec(s, len(dim_names)) for s in layout["out_specs"]]
     return {"lib_key": lib_key, "lib_sha256": lib_sha, "links": [tuple(l) for l in links],
             "arg_layout": record["arg_layout"], "shared_index": shared_index,
+            "loads": loads,
             "layout": {"n_externals": n_externals, "dim_names": dim_names,
                        "const_values": consts, "out_specs": specs}}
 

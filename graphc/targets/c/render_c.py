@@ -127,12 +127,13 @@ def kernel_compile_cost(kernel):
     return _COMPILE_COST.get(kernel.kind, 6)
 
 
-def plan_segments(program, max_units):
+def plan_segments(program, max_units, cost=kernel_compile_cost, min_unit_cost=MIN_UNIT_COST):
     """Split the kernel list into contiguous segments of about equal compile cost, one per
-    translation unit; one segment when splitting would not pay. Returns index ranges."""
-    costs = [kernel_compile_cost(k) for k in program.kernels]
+    translation unit; one segment when splitting would not pay. Returns index ranges. (Another
+    toolchain passes its own `cost` of a kernel and `min_unit_cost` of a unit.)"""
+    costs = [cost(k) for k in program.kernels]
     total = sum(costs)
-    n = max(1, min(max_units, total // MIN_UNIT_COST, len(costs)))
+    n = max(1, min(max_units, total // min_unit_cost, len(costs)))
     segments, start, done = [], 0, 0
     for u in range(n - 1):
         target = total * (u + 1) / n

@@ -1,17 +1,16 @@
-"""The C target's steps for the compiler driver: render, build, load, and the artifact cache."""
-import os
+"""The C target's steps for the compiler driver: render, build, load, and the artifact cache
+(artifact_target.py, shared with the CUDA target)."""
 import shutil
 
-from . import artifact_record, artifacts
 from ...config import config
-from ..base import Built, Target
+from ..base import Target
+from .artifact_target import ArtifactCacheTarget, built_library
 from .capabilities import C_CAPABILITIES
 from .fastcall import prebuild_in_background
-from .cache_trust import file_digest, private_dir
-from .loader import CProgram, library_matches
+from .loader import CProgram
 
 
-class CTarget(Target):
+class CTarget(ArtifactCacheTarget, Target):
     name = "c"
     capabilities = C_CAPABILITIES
 
@@ -25,29 +24,7 @@ class CTarget(Target):
         runtime_lib.prepare_for(fgraph)
         prebuild_in_background()
 
-    def cache_key(self, fgraph, opt_level):
-        return artifacts.graph_signature(fgraph, self.name, opt_level)
-
-    def load_artifact(self, key):
-        return artifacts.load(key)
-
-    def save_artifact(self, key, record):
-        try:
-            text = artifact_record.encode(**record)
-        except artifact_record.Unencodable:  # an output size the record cannot hold as data
-            return
-        artifacts.save(key, text)
-
-    def artifact_record(self, executable):
-        return {"layout": executable.layout,
-                "lib_key": os.path.basename(executable.lib_path)[:-len(".so")],
-                "lib_sha256": executable.lib_sha256, "links": executable.links}
-
-    def from_artifact(self, record, graph, rebuild):
-        key = record["lib_key"]
-        lib_path = os.path.join(private_dir(key[:2]), f"{key}.so")
-        if not library_matches(lib_path, record["lib_sha256"], record["links"]):
-            return None
+    def executable_from_artifact(self, record, lib_path, graph, rebuild):
         return CProgram(None, None, lib_path, graph, layout=record["layout"], rebuild=rebuild)
 
     def render(self, program, name):
@@ -62,13 +39,7 @@ class CTarget(Target):
         from .render_c import gemm_prefixes
         link = [runtime_lib.library_path()] if gemm_prefixes(program.kernels) else []
         lib_path, hit, digest = cached_library(sources, name, link)
-        built = Built(lib_path, hit)
-        built.sha256 = digest
-        # A record checks the runtime library too when it is in the cache (the package's copy is
-        # trusted as the package is).
-        built.links = [(path, file_digest(path)) for path in link
-                       if os.path.abspath(path).startswith(os.path.abspath(config.cache_dir) + os.sep)]
-        return built
+        return built_library(lib_path, hit, digest, link)
 
     def load(self, program, sources, built, fgraph):
         source = "\n".join(sources)  # for inspection (dump, G.debugprint): units one after another

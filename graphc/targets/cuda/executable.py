@@ -34,9 +34,11 @@ class CudaProgram:
 
     source_suffix = ".cu"
 
-    def __init__(self, program, source, lib_path, fgraph):
-        self._program, self.source, self.lib_path = program, source, lib_path
-        self.layout = layout = runtime_layout(program, len(fgraph.inputs))
+    def __init__(self, program, source, lib_path, fgraph, layout=None, rebuild=None):
+        # program and source: None on a warm compile (artifact cache), rebuilt when asked for
+        self._program, self._source, self._rebuild = program, source, rebuild
+        self.lib_path = lib_path
+        self.layout = layout = layout or runtime_layout(program, len(fgraph.inputs))
         self.library = _Library(lib_path)
         lib = self.library.lib
         ctx = lib.gc_ctx_new()
@@ -74,10 +76,18 @@ class CudaProgram:
 
     @property
     def program(self):
+        if self._program is None:
+            self._program, self._source = self._rebuild()
         return self._program
 
+    @property
+    def source(self):
+        if self._source is None:
+            self._program, self._source = self._rebuild()
+        return self._source
+
     def describe(self):
-        return self._program.describe()
+        return self.program.describe()
 
     def fast_path(self, checker, graph, single_output):
         return None  # every call takes run_shared (device residency)

@@ -1,6 +1,8 @@
 """The CUDA target's steps for the compiler driver: render (templates/cuda/), build (nvcc, or g++
-with the CPU execution model under GRAPHC_CUDA_EMULATE=1), load (CudaProgram)."""
-from ..base import Built, Target
+with the CPU execution model under GRAPHC_CUDA_EMULATE=1), load (CudaProgram), and the C
+target's artifact cache (a warm compile in a new process only loads the library)."""
+from ..base import Target
+from ..c.artifact_target import ArtifactCacheTarget, built_library
 from ..c.capabilities import CCapabilities
 from . import availability, toolchain
 
@@ -14,13 +16,13 @@ class CudaCapabilities(CCapabilities):
     conv_workspace_bytes = None
 
 
-# No artifact cache yet: a warm compile re-renders and finds the library in the build cache.
-CUDA_CAPABILITIES = CudaCapabilities(artifact_cache=False)
+CUDA_CAPABILITIES = CudaCapabilities(artifact_cache=True)
 
 
-class CudaTarget(Target):
+class CudaTarget(ArtifactCacheTarget, Target):
     name = "cuda"
     capabilities = CUDA_CAPABILITIES
+    library_area = ("cuda",)
 
     def available(self):
         return not availability.missing()
@@ -29,30 +31,49 @@ class CudaTarget(Target):
         availability.require()  # at G.function, naming what is missing
         availability.start_device()
 
+    def cache_variant(self):
+        # Asked before prepare() (a warm compile never reaches it): the same checks, and the
+        # device's architecture, which the library's SASS is built for.
+        self.prepare(None)
+        return "emulated" if toolchain.emulating() else availability.device_arch()
+
+    def executable_from_artifact(self, record, lib_path, graph, rebuild):
+        from .executable import CudaProgram
+        if "cublas" in record["loads"] and not toolchain.emulating():
+            availability.load_cublas()
+        return CudaProgram(None, None, lib_path, graph, layout=record["layout"], rebuild=rebuild)
+
     def render(self, program, name):
-        from .render_cuda import render_program
-        return [render_program(program, name)]
+        from ..c.toolchain import max_parallel_units
+        from .render_cuda import render_units
+        return render_units(program, name, max_parallel_units())
 
     def build(self, sources, program, name):
         from ..c.cache import cached_library
         from ..c.render_c import gemm_prefixes
         arch = availability.device_arch()
-        link = []
+        link, loads = [], []
         if gemm_prefixes(program.kernels):
             if toolchain.emulating():  # the wrappers call the C target's BLAS helpers
                 from ..c import runtime_lib
                 link = [runtime_lib.library_path()]
             else:
                 availability.load_cublas()
+                loads = ["cublas"]
 
         def build_one(source_paths, out_path, link):
-            toolchain.build(source_paths[0], out_path, link, arch)
+            toolchain.build_units(source_paths, out_path, link, arch)
 
-        path, hit, _ = cached_library(sources, name, link, area=("cuda",), build=build_one,
-                                      key_material=toolchain.cache_key_material(arch),
-                                      suffix=".cu")
-        return Built(path, hit)
+        path, hit, digest = cached_library(sources, name, link, area=self.library_area,
+                                           build=build_one, suffix=".cu",
+                                           key_material=toolchain.cache_key_material(arch))
+        built = built_library(path, hit, digest, link)
+        built.loads = loads
+        return built
 
     def load(self, program, sources, built, fgraph):
         from .executable import CudaProgram
-        return CudaProgram(program, "\n".join(sources), built.path, fgraph)
+        executable = CudaProgram(program, "\n".join(sources), built.path, fgraph)
+        executable.lib_sha256, executable.links = built.sha256, built.links
+        executable.loads = built.loads
+        return executable
