@@ -68,8 +68,7 @@ class LabelProbe:
                                                         min_unit_kernels=1)
         finally:
             del SPECS["probe_check"]
-        self.source = "
-".join(self.sources)
+        self.source = "\n".join(self.sources)
 
     def check_runs(self):
         from graphc.errors import RuntimeCheckError
