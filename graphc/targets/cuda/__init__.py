@@ -1,3 +1,3 @@
 """The CUDA target: the same kernel Program as the C target, rendered from templates/cuda/ as one
-.cu (the __global__ kernels and a host launcher), built by nvcc (or, with GRAPHC_CUDA_EMULATE=1,
+.cu (the device kernels and a host launcher), built by nvcc (or, with GRAPHC_CUDA_EMULATE=1,
 by g++ against graphc's CPU execution model) and run with device-resident shared variables."""

@@ -1,5 +1,5 @@
 """Render a Program as CUDA from templates/cuda/ (jinja2): one .cu holding every kernel's
-__global__ function(s) and the host launcher `gc_run` that launches them all in one call, or,
+device function(s) and the host launcher `gc_run` that launches them all in one call, or,
 for a parallel build, several .cu units holding contiguous segments (render_units).
 
 The scalar bodies, sizes and types are printed by the C target's filters (render_c.C_FILTERS):
