@@ -24,7 +24,7 @@ import sympy
 from . import scan_grad  # noqa: F401  (installs the gradient of loops)
 from .errors import GraphcShapeError, GraphcTypeError
 from .ir.constructors import as_variable
-from .ir.graph import Constant, Node, SharedVariable, Variable, leaves, toposort
+from .ir.graph import Constant, Node, SharedVariable, Variable, leaves, toposort, variables_read
 from .ir.inner_graph import InnerGraph
 from .ir.ops.blas import Matmul
 from .ir.ops.scan import Scan
@@ -106,7 +106,7 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
     results, hoisted_in, hoisted_outer = _hoist_input_products(results, seq_inner, seq_outer,
                                                                inner_rest, outer_rest)
     seq_inner, seq_outer = seq_inner + hoisted_in, seq_outer + hoisted_outer
-    read = _read_by(results)  # a sequence whose every use was hoisted is no longer one
+    read = variables_read(results)  # a sequence whose every use was hoisted is no longer one
     kept = [k for k, v in enumerate(seq_inner) if v in read]
     seq_inner, seq_outer = [seq_inner[k] for k in kept], [seq_outer[k] for k in kept]
     outputs, new_upd = results[:len(outputs)], results[len(outputs):]
@@ -321,13 +321,6 @@ def _hoist_input_products(results, seq_inner, seq_outer, rest_inner, rest_outer)
     if not mapping:
         return results, [], []
     return _replace(results, mapping), new_inner, new_outer
-
-
-def _read_by(results):
-    read = set(results)
-    for node in toposort(results):
-        read.update(node.inputs)
-    return read
 
 
 def _products(results, invariant):

@@ -16,7 +16,7 @@ import numpy as np
 
 from .grad import _total
 from .ir.constructors import constant
-from .ir.graph import Constant, Variable, toposort
+from .ir.graph import Constant, Variable, toposort, variables_read
 from .ir.inner_graph import InnerGraph
 from .ir.ops.blas import Matmul
 from .ir.ops.elemwise import add_op, cast, ge_op, mul_op, second_op, sub_op
@@ -175,7 +175,7 @@ def loop_grad(node, output_grads):
     # a sequence no gradient reaches gets none (not T steps of zeros)
     float_seqs = [k for g, k in zip(g_seq, float_seqs) if g is not None]
     per_step = [g for g in g_seq if g is not None]
-    used = _leaves_used(new_states + per_step + per_step_g)
+    used = variables_read(new_states + per_step + per_step_g)
     saved = [(v, o) for v, o in zip(saved_in_vars, saved_outer) if v in used]
     b_inputs = (list(b_seq_in) + list(b_state_in) + gy + mask_in + [v for v, _ in saved] + gs +
                 [acc[k] for k in keep_acc] + list(b_rest_in))
@@ -225,13 +225,6 @@ def _replace(outputs, mapping):
     live = [o for o in outputs if o is not None]
     new = iter(replace(live, mapping))
     return [next(new) if o is not None else None for o in outputs]
-
-
-def _leaves_used(outputs):
-    used = set(outputs)
-    for n in toposort(outputs):
-        used.update(n.inputs)
-    return used
 
 
 def _split_products(g, outer_of):

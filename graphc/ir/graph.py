@@ -301,6 +301,14 @@ def toposort(outputs):
     return order
 
 
+def variables_read(outputs):
+    """`outputs` and every variable a node of their graph reads."""
+    read = set(outputs)
+    for node in toposort(outputs):
+        read.update(node.inputs)
+    return read
+
+
 def leaves(outputs):
     """Leaf variables (inputs, constants, shareds) reachable from `outputs`, in first-seen order."""
     found, seen = [], set()

@@ -48,6 +48,23 @@ class Built:
         self.path, self.cache_hit = path, cache_hit
 
 
+class RebuildsOnDemand:
+    """An executable's `program` and `source`, made again from the function's own graph by
+    `self._rebuild()` when first asked for: a warm load from the artifact cache has neither."""
+
+    @property
+    def program(self):
+        if self._program is None:
+            self._program, self._source = self._rebuild()
+        return self._program
+
+    @property
+    def source(self):
+        if self._source is None:
+            self._program, self._source = self._rebuild()
+        return self._source
+
+
 class Target:
     name = None
     capabilities = Capabilities()

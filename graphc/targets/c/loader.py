@@ -7,7 +7,7 @@ import numpy as np
 import sympy
 
 from ...errors import RuntimeCheckError
-from ..base import FastPath
+from ..base import FastPath, RebuildsOnDemand
 from .cache_trust import check_file, file_digest, private_dir
 from .fastcall import build_spec, dispatch_module
 from .ffi_module import load_ffi
@@ -126,7 +126,7 @@ def _size_fn(entry, dim_names):
     return ("expr", sympy.lambdify(syms, expr, "math"))
 
 
-class CProgram:
+class CProgram(RebuildsOnDemand):
     """A loaded library and what it takes to call it. `program` (the kernel Program) and
     `source` are kept, or for a warm compile rebuilt from this function's own graph when asked
     for (dumps, AOT export): `rebuild` returns (program, source)."""
@@ -157,18 +157,6 @@ class CProgram:
             spec = tuple(_size_fn(s, layout["dim_names"]) if isinstance(s, tuple) and s[0] == "expr"
                          else s for s in spec)
             self.out_specs.append((np.dtype(dtype), spec, all(isinstance(s, int) for s in spec)))
-
-    @property
-    def program(self):
-        if self._program is None:
-            self._program, self._source = self._rebuild()
-        return self._program
-
-    @property
-    def source(self):
-        if self._source is None:
-            self._program, self._source = self._rebuild()
-        return self._source
 
     def fast_path(self, checker, graph, single_output):
         """The C call path (gc_dispatch), when this program qualifies for it; else None."""

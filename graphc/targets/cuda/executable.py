@@ -10,6 +10,7 @@ import threading
 import numpy as np
 
 from ...errors import RuntimeCheckError
+from ..base import RebuildsOnDemand
 from ..c.loader import runtime_layout
 from .device import DeviceArray, device_view
 from .residency import make_resident
@@ -29,7 +30,7 @@ class _Library:
         lib.gc_run.restype = ctypes.c_int
 
 
-class CudaProgram:
+class CudaProgram(RebuildsOnDemand):
     """What the Function of a CUDA target runs."""
 
     source_suffix = ".cu"
@@ -73,18 +74,6 @@ class CudaProgram:
         ctx, self.ctx = getattr(self, "ctx", None), None
         if ctx:
             self._free_ctx(ctx)
-
-    @property
-    def program(self):
-        if self._program is None:
-            self._program, self._source = self._rebuild()
-        return self._program
-
-    @property
-    def source(self):
-        if self._source is None:
-            self._program, self._source = self._rebuild()
-        return self._source
 
     def describe(self):
         return self.program.describe()
