@@ -3,6 +3,7 @@
 Helpers: tests/pass_helpers.py."""
 import numpy as np
 import pytest
+import sympy
 
 import graphc as G
 from graphc.codegen.memplan import check_plan
@@ -91,3 +92,18 @@ def test_weight_update_is_one_gemm_into_the_weight():
     assert len(gemms) == 1 and gemms[0].in_place
     assert not any(b.role == "temp" and tuple(b.shape) == (5, 3) for k in program.kernels
                    for b in k.outputs)
+
+
+def test_symbolic_ranges_are_compared_at_sample_dims_and_proved_only_when_a_sample_overlaps():
+    from graphc.codegen.memplan import _disjoint, _sampled_ranges
+    n = sympy.Symbol("n", positive=True, integer=True)
+    line = 64 * sympy.ceiling(n / 16)
+    apart = [(sympy.Integer(0), line), (line, 2 * line)]
+    partly = [(sympy.Integer(0), 64 * n), (sympy.Integer(64), 64 * n + 64)]
+    for (a, b), want in ((apart, True), (partly, False)):
+        samples = _sampled_ranges([a, b])
+        assert _disjoint(a, b, *samples) is want
+    # no symbols: one exact comparison
+    a, b = (sympy.Integer(0), sympy.Integer(64)), (sympy.Integer(64), sympy.Integer(128))
+    assert _sampled_ranges([a, b]) == [[(0, 64)], [(64, 128)]]
+    assert _disjoint(a, b, *_sampled_ranges([a, b]))
