@@ -38,6 +38,10 @@ def fuse_gemm(fgraph):
     for node in list(fgraph.nodes):
         if not isinstance(node.op, Elemwise) or len(node.outputs) != 1:
             continue
+        # Cheap tests first: expanding a long fused expression can take sympy many seconds.
+        variables = [v for v in node.inputs if not (isinstance(v, Constant) and v.data.size == 1)]
+        if len(variables) != 2 or not any(_fusible_product(fgraph, v) for v in variables):
+            continue
         # `x @ a + y @ b`: either product may become the gemm's; the first that qualifies does.
         found = [(i, j, k) for i, j, k in _linear_updates(node)
                  if _fusible_product(fgraph, node.inputs[j])]
