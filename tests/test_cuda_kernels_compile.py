@@ -53,9 +53,7 @@ def test_nvcc_compiles_every_kernel_template_for_sm_90(table_programs, tmp_path)
     procs = []
     for dtype, program in table_programs.items():
         src = tmp_path / f"table_{dtype}.cu"
-        source = render_program(distinct_kernels(program), f"cuda_table_{dtype}")
-        assert "_v(" in source  # the elementwise kernels' vector path (float4 / double2) too
-        src.write_text(source)
+        src.write_text(render_program(distinct_kernels(program), f"cuda_table_{dtype}"))
         cmd = toolchain.nvcc_compile_command(str(src), str(tmp_path / f"table_{dtype}.o"), arch="sm_90")
         procs.append((dtype, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                               text=True)))

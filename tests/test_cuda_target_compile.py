@@ -38,6 +38,8 @@ def test_nvcc_compiles_rendered_programs_for_sm_90(tmp_path):
     from graphc.targets.cuda.toolchain import nvcc_compile_command
     procs = []
     for name, source in _sources():
+        if name.startswith("product"):  # tanh(x @ w): the elementwise vector path
+            assert ("float4" if name == "product_f32" else "double2") in source
         src = tmp_path / f"{name}.cu"
         src.write_text(source)
         cmd = nvcc_compile_command(str(src), str(tmp_path / f"{name}.o"), arch="sm_90")

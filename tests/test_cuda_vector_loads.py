@@ -3,7 +3,7 @@ graphc/targets/cuda/vectorize.py): where every operand is float32 (float64) and 
 float4 (double2) kernel with a scalar tail, taken when every pointer is 16-byte aligned. Emulated
 (GRAPHC_CUDA_EMULATE=1): at odd sizes its results are bit for bit the scalar kernel's, which the
 same function runs when an input is a device view 4 (8) bytes off alignment. nvcc compiles the
-vector kernels with the kernel table (test_cuda_kernels_compile.py)."""
+vector kernels in test_cuda_target_compile.py (float4 and double2)."""
 import shutil
 
 import numpy as np
@@ -56,16 +56,15 @@ def test_vector_path_equals_the_scalar_path_at_odd_sizes(dtype):
 
 
 def test_a_contiguous_matrix_and_an_in_place_update_take_the_vector_path():
-    """(3, 7) matrices (21 elements: 5 vectors and a tail of 1) with sizes known at the call:
-    one vector kernel writes the output and updates a shared variable in place on the device,
-    against the C target."""
+    """(65, 65) matrices (4225 elements: 1056 vectors and a tail of 1): one vector kernel writes
+    the output and updates a shared variable in place on the device, against the C target."""
     runs = {}
     for target in ("c", "cuda"):
         a, b = G.tensor("a", (None, None), "float32"), G.tensor("b", (None, None), "float32")
-        w = G.shared(np.linspace(-1, 1, 21).reshape(3, 7).astype("float32"), name="vec.w")
+        w = G.shared(np.linspace(-1, 1, 65 * 65).reshape(65, 65).astype("float32"), name="vec.w")
         f = G.function([a, b], G.sigmoid(a) * b, updates=[(w, w * 0.5 - a * b)], target=target)
         rng = np.random.RandomState(4)
-        av, bv = rng.randn(3, 7).astype("float32"), rng.randn(3, 7).astype("float32")
+        av, bv = rng.randn(65, 65).astype("float32"), rng.randn(65, 65).astype("float32")
         runs[target] = [f(av, bv), f(bv, av), w.get_value()]
         if target == "cuda":
             assert any(vector_width(k) and {o.role for o in k.outputs} == {"shared", "output"}
@@ -74,9 +73,11 @@ def test_a_contiguous_matrix_and_an_in_place_update_take_the_vector_path():
         np.testing.assert_allclose(cuda, c, rtol=1e-6, atol=1e-7)
 
 
-def test_broadcasts_and_mixed_dtypes_keep_only_the_scalar_kernel():
+def test_broadcasts_mixed_dtypes_and_small_sizes_keep_only_the_scalar_kernel():
     x, v = G.matrix("x"), G.vector("v")
     i = G.vector("i", dtype="int64")
-    for inputs, outs in (([x, v], [x + v]), ([i], [G.cast(i, "float32") * 2]), ([x], [x > 0])):
+    s = G.tensor("s", (64, 63), "float32")  # known below MIN_VECTOR_ELEMENTS
+    for inputs, outs in (([x, v], [x + v]), ([i], [G.cast(i, "float32") * 2]), ([x], [x > 0]),
+                         ([s], [G.exp(s)])):
         f = G.function(inputs, outs, target="cuda")
         assert _vector_kernels(f) == 0, outs
