@@ -103,9 +103,13 @@ fi
 # 4. On the device: the GPU suite and the nvcc tests, the op tests with target=cuda, the rows.
 $PY -c "import pycuda.driver as d; d.init(); print(d.Device(0).name(), d.Device(0).compute_capability())" \
     2>&1 | tee -a "$summary"
+# (-s: the suite prints the per-call overhead and the device profile of a training step; the
+# suite has chunked convolution, event profiling and vector loads; the loop file's nvcc test
+# builds the profiling build of a scan)
 log "GPU suite and nvcc tests"
-timeout "$(limit 150)" $PY -m pytest -q -p no:cacheprovider -rs tests/test_cuda_gpu.py \
-    tests/test_cuda_target_compile.py tests/test_cuda_reduce_split.py > "$out/gpu_tests.txt" 2>&1
+timeout "$(limit 150)" $PY -m pytest -q -s -p no:cacheprovider -rs tests/test_cuda_gpu.py \
+    tests/test_cuda_target_compile.py tests/test_cuda_reduce_split.py \
+    "tests/test_cuda_kernels_loop.py::test_nvcc_compiles_loops_for_sm_90" > "$out/gpu_tests.txt" 2>&1
 log "GPU suite: rc=$? ($(tail -1 "$out/gpu_tests.txt"))"
 log "per-target op tests on cuda (time-boxed)"
 timeout "$(limit 90)" $PY -m pytest -q -p no:cacheprovider -x tests/test_ops.py -k cuda \

@@ -104,3 +104,55 @@ def test_per_call_overhead_is_reported():
     print(f"\nper-call overhead of a compiled x + y on the GPU (numpy in and out): "
           f"{per_call * 1e6:.1f} us")
     assert per_call < 5e-3
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_chunked_convolution_on_the_device_matches_the_c_target(dtype, monkeypatch):
+    """conv_chunked* with a budget of two images a chunk: 5 images run as chunks of 2, 2, 1."""
+    from test_cuda_conv_chunked import _conv_graph, _two_images_per_chunk
+    _two_images_per_chunk(monkeypatch, dtype)
+    inputs, outputs = _conv_graph(dtype)
+    fg = G.function(inputs, outputs, target="cuda")
+    fc = G.function(inputs, outputs, target="c")
+    assert {k.kind for k in fg.program.program.kernels} >= {
+        "conv_chunked", "conv_chunked_grad_input", "conv_chunked_grad_weights"}
+    tol = 1e-4 if dtype == "float32" else 1e-10
+    for n in (5, 2, 1):
+        x, w = _rand((n, 4, 6, 5), dtype, n), _rand((6, 2, 3, 2), dtype, 9)
+        for got, want in zip(fg(x, w), fc(x, w)):
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol * (1 + np.abs(want).max()))
+
+
+def test_profile_times_the_device_kernels_with_events():
+    x = G.matrix("x")
+    w = G.shared(_rand((256, 128), "float32"), name="w")
+    cost = G.sum(G.tanh(x @ w) ** 2)
+    f = G.function([x], cost, updates=[(w, w - 1e-4 * G.grad(cost, w))], target="cuda")
+    xv = _rand((512, 256), "float32", 3)
+    f(xv)
+    before = w.get_value()
+    r = G.profile(f, xv, repeat=5)
+    print("\n" + str(r))
+    np.testing.assert_array_equal(w.get_value(), before)
+    assert len(r.kernels) == len(f.program.program.kernels)
+    assert all(k.seconds > 0 for k in r.kernels)
+    assert sum(k.seconds for k in r.kernels) <= r.run_seconds * 1.000001
+    call = r.trace[-1]
+    assert all(call["t0"] <= s <= call["t1"] for s in call["starts"])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_vector_loads_on_the_device_equal_the_scalar_kernel(dtype):
+    """Aligned inputs take the float4 / double2 kernel, an input one element off alignment the
+    scalar one: bit for bit the same at odd sizes."""
+    from graphc.targets.cuda.device import DeviceArray
+    x, y = G.vector("x", dtype=dtype), G.vector("y", dtype=dtype)
+    f = G.function([x, y], G.exp(x) * 2 + y, target="cuda")
+    assert "_v(" in f.program.source
+    for n in (1, 7, 4097, 1000003):
+        xv, yv = _rand(n, dtype, n), _rand(n, dtype, n + 1)
+        base = DeviceArray((n + 1,), dtype)
+        off = DeviceArray((n,), dtype, ptr=base.ptr + np.dtype(dtype).itemsize, owner=base)
+        off.set(xv)
+        np.testing.assert_array_equal(f(xv, yv), f(off, yv))
+        np.testing.assert_allclose(f(xv, yv), np.exp(xv) * 2 + yv, rtol=1e-6)

@@ -21,9 +21,8 @@ from graphc.targets.cuda.render_cuda import environment, render_program
 DTYPES = ("float32", "float64")
 # Kinds that no graph of the table lowers to, and why.
 NOT_IN_TABLE = {"loop": "test_cuda_kernels_loop.py runs and compiles it",
-                # the C target's chunked im2col: the CUDA target lowers to whole-batch im2col
-                "conv_chunked": "C target only", "conv_chunked_grad_input": "C target only",
-                "conv_chunked_grad_weights": "C target only"}
+                # whole-batch im2col: both targets have an im2col budget (conv_chunked* kernels)
+                "conv_im2col": "no target lowers to it", "conv_col2im": "no target lowers to it"}
 
 
 @pytest.fixture(scope="module")

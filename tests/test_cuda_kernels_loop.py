@@ -67,11 +67,14 @@ def test_a_bad_index_inside_the_body_is_the_c_targets_error(emulate):
 
 @pytest.mark.skipif(toolchain.nvcc_path() is None, reason="nvcc (the CUDA toolkit) is not installed")
 def test_nvcc_compiles_loops_for_sm_90(tmp_path):
+    from graphc.targets.cuda.profiling import render_profiled
     procs = []
     for name, (inputs, outputs) in {"rnn": CASES["rnn"][0]("float32", G.dim("T")),
                                     "gather": _gathering_loop()}.items():
         src = tmp_path / f"{name}.cu"
-        src.write_text(render_program(program_of(inputs, outputs), name))
+        # the rnn as the profiling build: event pairs around the loop's body kernels too
+        render = render_profiled if name == "rnn" else render_program
+        src.write_text(render(program_of(inputs, outputs), name))
         cmd = toolchain.nvcc_compile_command(str(src), str(tmp_path / f"{name}.o"), arch="sm_90")
         procs.append((name, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                              text=True)))

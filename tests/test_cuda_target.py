@@ -175,7 +175,8 @@ def test_a_kind_without_a_template_is_named_at_function(monkeypatch):
 
 def test_target_and_backend_are_one_switch(monkeypatch):
     x = G.vector("x")
-    assert G.function([x], x + 1, backend="cuda").program.source.count("__global__") == 1
+    # one kernel: its scalar and float4 versions
+    assert G.function([x], x + 1, backend="cuda").program.source.count("__global__") == 2
     with pytest.raises(G.GraphcTypeError, match="disagree"):
         G.function([x], x + 1, target="cuda", backend="c")
     assert "__global__" not in G.function([x], x + 1, target="cpu").program.source

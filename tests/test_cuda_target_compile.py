@@ -16,9 +16,13 @@ needs_nvcc = pytest.mark.skipif(NVCC is None, reason="nvcc (the CUDA toolkit) is
 
 
 def _sources():
+    from graphc.targets.cuda.profiling import render_profiled
     for name, program in _programs():
         yield name, render_program(program, name)
     yield "label_probe", cases.LabelProbe().source  # a fallible kernel: the device error word
+    # the profiling build (event pairs around each kernel) of a product and its update
+    yield "product_profiled", render_profiled(program_of(*cases.product_graph("float64")),
+                                              "product_profiled")
 
 
 def _programs():
@@ -26,7 +30,6 @@ def _programs():
     yield "elementwise_f64", program_of(*cases.elementwise_graph("float64"))
     yield "integers", program_of(*cases.int_graph())
     yield "product_f32", program_of(*cases.product_graph("float32"))
-    yield "product_f64", program_of(*cases.product_graph("float64"))
     yield "arange", program_of(*cases.arange_graph())
 
 
@@ -35,6 +38,8 @@ def test_nvcc_compiles_rendered_programs_for_sm_90(tmp_path):
     from graphc.targets.cuda.toolchain import nvcc_compile_command
     procs = []
     for name, source in _sources():
+        if name.startswith("product"):  # tanh(x @ w): the elementwise vector path
+            assert ("float4" if name == "product_f32" else "double2") in source
         src = tmp_path / f"{name}.cu"
         src.write_text(source)
         cmd = nvcc_compile_command(str(src), str(tmp_path / f"{name}.o"), arch="sm_90")

@@ -341,17 +341,6 @@ def test_function_profile_keyword_watches_the_function_and_reports_at_exit():
         G.function([x], G.exp(x), backend="py", profile=True)
 
 
-@pytest.mark.skipif(shutil.which("g++") is None, reason="the CUDA emulator needs g++")
-def test_profiling_a_cuda_function_says_it_is_not_supported_yet(monkeypatch):
-    monkeypatch.setenv("GRAPHC_CUDA_EMULATE", "1")  # (the emulated target: no GPU needed)
-    x = G.vector("x")
-    f = G.function([x], G.exp(x) + 1, target="cuda")
-    with pytest.raises(ProfileError, match="target='cuda'.*target='c'"):
-        G.profile(f, np.ones(3, "float32"))
-    with pytest.raises(ProfileError, match="target='cuda'"):
-        G.function([x], G.exp(x) + 2, target="cuda", profile=True)
-
-
 def _rnn_step():
     """A scan's C loop (T steps of h = tanh(x_t W + h U)) trained with its gradient."""
     rng = np.random.RandomState(2)

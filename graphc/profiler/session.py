@@ -69,7 +69,7 @@ class ProfiledFunction(Function):
             return None
         program = self.program.program
         if peak is None:
-            peak = machine_peak(_float_types(program))
+            peak = _default_peak(self.program)
         call = self.wall_s / c.calls
         common = max(self.dim_counts, key=self.dim_counts.get, default=())
         dims = {s.name: v for s, v in zip(self._dim_symbols, common)}
@@ -88,12 +88,15 @@ class ProfiledFunction(Function):
                       python_overhead_seconds=call - run, peak=peak or None, trace=trace)
 
 
+def _default_peak(executable):
+    """The machine's peak (measured once, cached), or False (no fraction of peak) for a device's
+    kernels: the host's peak says nothing of them, and the device's is not measured yet."""
+    if getattr(executable, "runs_on_device", False):
+        return False
+    return machine_peak(_float_types(executable.program))
+
+
 def _unprofiled_target_message(name, fn):
-    backend = getattr(fn, "_source", (None, None))[1]  # the target it was compiled for
-    if backend == "cuda" or getattr(fn.program, "source_suffix", None) == ".cu":
-        return (f"{name}: the profiler does not time target='cuda' kernels yet (no CUDA-event "
-                "build of templates/cuda/program.cu.j2); compile it with target='c' to see its "
-                "kernels' times, or time whole calls of the CUDA function")
     return (f"{name}: its backend runs no compiled kernels to time (the py backend runs numpy); "
             "compile it with backend='c' to profile it")
 
@@ -161,7 +164,7 @@ def profile(fn, *args, repeat=20, warmup=2, peak=None, compare=True):
     program = twin.program.program
     dims = tuple(int(d) for d in dim_values)
     if peak is None:
-        peak = machine_peak(_float_types(program))
+        peak = _default_peak(twin.program)
     durations = np.array([c["durations"] for c in calls]).reshape(len(calls), -1)
     call = statistics.median(c["t1"] - c["t0"] for c in calls)
     loops = {}

@@ -171,8 +171,9 @@ typedef struct gc_ctx {
     char error[512];
 } gc_ctx;
 
-static gc_ctx *gc_ctx_create(void) {
-    gc_ctx *ctx = (gc_ctx *)calloc(1, sizeof(gc_ctx));
+/* `bytes`: sizeof(gc_ctx), or more for a context that extends it (the profiling build's). */
+static gc_ctx *gc_ctx_create(size_t bytes) {
+    gc_ctx *ctx = (gc_ctx *)calloc(1, bytes < sizeof(gc_ctx) ? sizeof(gc_ctx) : bytes);
     if (!ctx) return NULL;
     if (cudaStreamCreate(&ctx->stream) != cudaSuccess ||
         cudaMalloc((void **)&ctx->d_err, GC_ERR_BYTES) != cudaSuccess ||

@@ -67,14 +67,14 @@ def build_profiled(program, name, fgraph):
     return executable
 
 
-class ProfiledProgram(CProgram):
-    """A CProgram whose library times its kernels; run and called exactly as the normal one."""
+class CounterReader:
+    """Reads a profiling library's counters (the layout of templates/c/_profile.j2, which the
+    CUDA target's profiling build shares): mixed into the loaded program of each target."""
 
-    def __init__(self, program, source, lib_path, fgraph):
-        super().__init__(program, source, lib_path, fgraph)
+    def _open_counters(self, lib_path, ctx_addr, program):
         self.n_kernels = len(program.kernels)
-        # ctypes for the two profiling entry points (cffi's module declares the normal ones);
-        # the same dlopen handle, kept open by ctypes for the process's life.
+        # ctypes for the two profiling entry points; the same dlopen handle as the program's,
+        # kept open by ctypes for the process's life.
         lib = ctypes.CDLL(os.path.abspath(lib_path))
         self._read = lib.gc_profile_read
         self._read.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_double), ctypes.c_int64]
@@ -82,7 +82,7 @@ class ProfiledProgram(CProgram):
         self._reset = lib.gc_profile_reset
         self._reset.argtypes = [ctypes.c_void_p]
         self._reset.restype = None
-        self._ctx_addr = int(_ffi.cast("uintptr_t", self.ctx))
+        self._ctx_addr = ctx_addr
         self._loop_slots, extra = loop_slots(program)
         self._body_sizes = {i: len(program.kernels[i].params["body"].kernels)
                             for i in self._loop_slots}
@@ -107,3 +107,11 @@ class ProfiledProgram(CProgram):
     def reset(self):
         with self.lock:
             self._reset(self._ctx_addr)
+
+
+class ProfiledProgram(CounterReader, CProgram):
+    """A CProgram whose library times its kernels; run and called exactly as the normal one."""
+
+    def __init__(self, program, source, lib_path, fgraph):
+        super().__init__(program, source, lib_path, fgraph)
+        self._open_counters(lib_path, int(_ffi.cast("uintptr_t", self.ctx)), program)

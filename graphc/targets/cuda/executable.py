@@ -78,6 +78,12 @@ class CudaProgram(RebuildsOnDemand):
     def describe(self):
         return self.program.describe()
 
+    def profiled(self, fgraph, name):
+        """The profiling build of this program (event timers around each kernel), loaded beside
+        it (graphc.profile, graphc.profiler.watch)."""
+        from .profiling import build_profiled  # (renders and builds: only when profiling)
+        return build_profiled(self.program, name, fgraph)
+
     def fast_path(self, checker, graph, single_output):
         return None  # every call takes run_shared (device residency)
 

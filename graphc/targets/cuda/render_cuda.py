@@ -14,8 +14,9 @@ from ..c.jinja_env import make_environment
 from ..c.render_c import C_FILTERS, _BufView, _all_kernels, gemm_prefixes, plan_segments
 from ..c.size_bound import size_checks
 from ..c.templates_dir import templates_root
+from .vectorize import vector_width
 
-CUDA_FILTERS = dict(C_FILTERS)
+CUDA_FILTERS = dict(C_FILTERS, vector_width=vector_width)
 # The entry point's name: `<prefix>run`; kernels are `<prefix>k<index>`.
 ENTRY_PREFIX = "gc_"
 # nvcc's cost of a unit (nvcc --time, default host optimization, sm_90 SASS + PTX, a loaded
@@ -51,8 +52,9 @@ def check_kinds(program, env=None):
                 "(target='c') or leave this op out of the graph")
 
 
-def render_program(program, name, env=None):
-    """The whole program as one CUDA source (`env`: another jinja environment, for tests)."""
+def render_program(program, name, env=None, extra=None):
+    """The whole program as one CUDA source (`env`: another jinja environment, for tests; `extra`:
+    more template context, as profile=True for the profiling build: cuda/profiling.py)."""
     env = env or environment()
     check_kinds(program, env)
     used = {b.id for k in program.kernels for b in k.buffers}
@@ -65,7 +67,7 @@ def render_program(program, name, env=None):
         workspace_bytes=int_to_c(program.workspace_bytes),
         seq_buffers=externals + temps, seq_kernels=list(enumerate(program.kernels)),
         size_checks=size_checks(program, program.kernels),
-        gemm_prefixes=gemm_prefixes(program.kernels))
+        gemm_prefixes=gemm_prefixes(program.kernels), **(extra or {}))
 
 
 def _unit_cost(kernel):

@@ -1,19 +1,31 @@
 """The CUDA target's steps for the compiler driver: render (templates/cuda/), build (nvcc, or g++
 with the CPU execution model under GRAPHC_CUDA_EMULATE=1), load (CudaProgram), and the C
 target's artifact cache (a warm compile in a new process only loads the library)."""
+import os
+
 from ..base import Target
 from ..c.artifact_target import ArtifactCacheTarget, built_library
 from ..c.capabilities import CCapabilities
 from . import availability, toolchain
 
 
+# Bytes of device im2col workspace one convolution may use (the batch is cut into chunks of as
+# many images as fit, at least one: the conv_chunked* templates). Larger than the C target's
+# 32 MB: device memory is tens of GB, and fewer, wider chunks mean fewer launches and wider
+# gemms; AlexNet's conv1 at batch 128 (~560 MB unchunked) still runs in three chunks.
+CUDA_CONV_WORKSPACE_BYTES = 256 << 20
+
 
 class CudaCapabilities(CCapabilities):
-    """Lowering asks for the conv algorithm (the same choice as the C target's). No im2col
-    budget: templates/cuda has no conv_chunked* kernels yet, so convolutions lower to the
-    whole-batch im2col kernels (codegen/lower_cnn.py reads a missing budget as no chunks)."""
+    """Lowering asks for the conv algorithm (the same choice as the C target's) and the im2col
+    budget (GRAPHC_CONV_WORKSPACE, checked as on the C target, else the CUDA default)."""
     __slots__ = ()
-    conv_workspace_bytes = None
+
+    @staticmethod
+    def conv_workspace_bytes():
+        if os.environ.get("GRAPHC_CONV_WORKSPACE", "").strip():
+            return CCapabilities.conv_workspace_bytes()
+        return CUDA_CONV_WORKSPACE_BYTES
 
 
 CUDA_CAPABILITIES = CudaCapabilities(artifact_cache=True)
