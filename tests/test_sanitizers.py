@@ -12,7 +12,7 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # -O1 (given last, so it wins over the build's -O3), as the sanitizers' docs advise: it halves
-# this test's compile time; the -O3 vector code is checked by valgrind in test_aot.py.
+# this test's compile time; valgrind checks an -O3 build (test_aot.py, an exported MLP).
 SANITIZE = "-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -O1"
 
 
