@@ -1,6 +1,6 @@
-"""Binding value dims (graphc/ir/value_dims.py) at call time: the start and length of each
-dynamic slice, computed from the bounds' values and clipped as numpy clips, after the input
-shapes have bound the other dims and before the program runs."""
+"""Binding value dims (graphc/ir/value_dims.py) at call time: the start and length (and run-time
+step) of each dynamic slice, computed from the bounds' values and clipped as numpy clips, after
+the input shapes have bound the other dims and before the program runs."""
 import numpy as np
 import sympy
 
@@ -18,11 +18,11 @@ class ValueBinder:
         self.input_pos = {v: k for k, v in enumerate(inputs)}
         self.plan = []  # per value dim: ((how, where) for its start, then for its length)
         for vd in self.value_dims:
-            for v in (vd.start, vd.stop):
+            for v in (vd.start, vd.stop, vd.step if vd.step_sym is not None else None):
                 if v is not None:
                     self._check_leaves(v, vd)
             steps = []
-            for sym in (vd.start_sym, vd.len_sym):
+            for sym in vd.symbols:
                 r = resolver.resolve(sym)
                 if isinstance(r, int):
                     steps.append(("equal", r))
@@ -67,9 +67,13 @@ class ValueBinder:
             size = self._eval_expr(self.resolver.resolve(vd.size), dims)
             lo = None if vd.start is None else self._scalar(vd.start, arrays, dims)
             hi = None if vd.stop is None else self._scalar(vd.stop, arrays, dims)
-            r = range(size)[slice(lo, hi, vd.step)]
-            values = (r.start if len(r) else 0, len(r))
-            for (how, where), value, what in zip(steps, values, ("start", "length")):
+            step = vd.step if vd.step_sym is None else self._scalar(vd.step, arrays, dims)
+            if step == 0:
+                raise InputError(f"the slice {vd.label} has step 0 for these inputs; a slice "
+                                 "step must be a nonzero integer (negative steps go backwards)")
+            r = range(size)[slice(lo, hi, step)]
+            values = (r.start if len(r) else 0, len(r), step)
+            for (how, where), value, what in zip(steps, values, ("start", "length", "step")):
                 if how == "bind":
                     dims[where] = value
                     continue
