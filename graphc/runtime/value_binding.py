@@ -38,6 +38,7 @@ class ValueBinder:
         self._fns = {}  # size expression -> python function of the dims
         self._plans = {}  # bound variable -> its nodes in order, with their numpy functions
         self._int_fns = {}  # bound variable -> a function of (arrays, dims) on Python ints
+        self._compiled = None  # what bind calls, made at its first call (_compile)
 
     def layout(self):
         """How the value dims bind, as plain data (a cached program fits when this is equal)."""
@@ -61,30 +62,55 @@ class ValueBinder:
             fn = self._fns[expr] = self._compile_expr(expr, self.symbols)
         return fn(*dims)
 
+    def _compile(self):
+        """Per value dim, the functions bind calls: its axis size (of the dims), its bounds and
+        step (of the arguments and dims) and its plan with expressions compiled. Made at the
+        first call: a call then costs a few us (the givens minibatch step's C fast path)."""
+        compiled = []
+        for vd, steps in zip(self.value_dims, self.plan):
+            size_fn = self._compile_expr(self.resolver.resolve(vd.size), self.symbols)
+            lo_fn, hi_fn = (None if v is None else self._scalar_fn(v) for v in (vd.start, vd.stop))
+            step_fn = (lambda arrays, dims, step=vd.step: step) if vd.step_sym is None \
+                else self._scalar_fn(vd.step)
+            plan = tuple((how, self._compile_expr(where, self.symbols) if how == "expr" else where)
+                         for how, where in steps)
+            compiled.append((vd, size_fn, lo_fn, hi_fn, step_fn, plan))
+        self._compiled = compiled
+        return compiled
+
     def bind(self, arrays, dims):
         """Fill `dims` (the checker's list, in self.symbols order) with the value dims."""
-        for vd, steps in zip(self.value_dims, self.plan):
-            size = self._eval_expr(self.resolver.resolve(vd.size), dims)
-            lo = None if vd.start is None else self._scalar(vd.start, arrays, dims)
-            hi = None if vd.stop is None else self._scalar(vd.stop, arrays, dims)
-            step = vd.step if vd.step_sym is None else self._scalar(vd.step, arrays, dims)
+        for vd, size_fn, lo_fn, hi_fn, step_fn, plan in self._compiled or self._compile():
+            size = size_fn(*dims)
+            lo = None if lo_fn is None else lo_fn(arrays, dims)
+            hi = None if hi_fn is None else hi_fn(arrays, dims)
+            step = step_fn(arrays, dims)
             if step == 0:
                 raise InputError(f"the slice {vd.label} has step 0 for these inputs; a slice "
                                  "step must be a nonzero integer (negative steps go backwards)")
             r = range(size)[slice(lo, hi, step)]
-            values = (r.start if len(r) else 0, len(r), step)
-            for (how, where), value, what in zip(steps, values, ("start", "length", "step")):
+            n = len(r)
+            values = (r.start if n else 0, n, step)
+            for (how, where), value, what in zip(plan, values, ("start", "length", "step")):
                 if how == "bind":
                     dims[where] = value
                     continue
                 want = where if how == "equal" else dims[where] if how == "same" \
-                    else self._eval_expr(where, dims)
+                    else where(*dims)
                 if value != want:
                     raise InputError(f"the slice {vd.label} has {what} {value} for these inputs "
                                      f"(bounds {lo}, {hi} on a size of {size}), but the graph "
                                      f"needs {want} there (another tensor it is combined with); "
                                      "give bounds that make the sizes agree")
         return dims
+
+    def _scalar_fn(self, var):
+        """`var`'s value as a function of (arguments, dims): Python integer arithmetic when it is
+        made of that, else the ops' numpy references (_scalar)."""
+        fast = self._int_fn(var)
+        if fast is not None:
+            return fast
+        return lambda arrays, dims: self._scalar(var, arrays, dims)
 
     def _scalar(self, var, arrays, dims):
         """The value of an integer scalar of the graph: integer arithmetic on Python ints when
