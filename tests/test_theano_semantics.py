@@ -196,7 +196,7 @@ def test_distributions(backend):
     assert sorted(perm) == list(range(10))
     assert set(picked) <= {10, 20}
     with pytest.raises(GraphcTypeError, match="replace=False"):
-        rng.choice((3,), a=5, replace=False)
+        rng.choice((6,), a=5, replace=False)  # (replace=False: tests/test_theano_random_choice.py)
 
 
 def test_distributions_match_between_targets():
