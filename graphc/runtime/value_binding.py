@@ -16,7 +16,7 @@ class ValueBinder:
     def __init__(self, value_dims, inputs, resolver, symbols, compile_expr):
         self.value_dims = list(value_dims)
         self.input_pos = {v: k for k, v in enumerate(inputs)}
-        self.plan = []  # per value dim: ((how, where) for its start, then for its length)
+        self.plan = []  # per value dim: (how, where) for its start, its length (and run-time step)
         for vd in self.value_dims:
             for v in (vd.start, vd.stop, vd.step if vd.step_sym is not None else None):
                 if v is not None:
