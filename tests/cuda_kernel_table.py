@@ -22,8 +22,14 @@ def _uniform(x):
     return G.RandomStreams(seed=11).uniform((3, 7), dtype=x.dtype) + x
 
 
+def _set_repeated_rows(a):
+    """set_subtensor with a repeated (and a negative) row index: scatter_set, the last wins."""
+    return G.set_subtensor(a[G.constant(np.array([3, 0, 3, -1]))], a[1:] * 2)
+
+
 # name -> (builder, input makers, differentiable)
 EXTRA = {
+    "scatter_set": (_set_repeated_rows, [any_(5, 3)], True),
     "pool_max_gather": (_pool_double_grad, [distinct(2, 2, 4, 4), any_(2, 2, 2, 2)], False),
     "random_uniform": (_uniform, [any_(3, 7)], False),
 }

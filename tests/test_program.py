@@ -167,7 +167,7 @@ def _update_then(kind):
 
 def test_memory_planner_reads_kernel_traits():
     assert {k for k, s in K.SPECS.items() if s.fallible is True} == {"gather", "scatter_add",
-                                                                    "softmax_xent"}
+                                                                    "scatter_set", "softmax_xent"}
     assert K.SPECS["loop"].fallible == "body_fallible"  # a loop fails where its body can
     # max/min/argmax fail only over an axis that may be empty (issue 13: numpy raises there)
     assert {k for k, s in K.SPECS.items() if callable(s.fallible)} == {"reduce", "argmax"}

@@ -94,3 +94,53 @@ def test_errors_say_what_is_expected():
         G.set_subtensor(x * 2, 1.0)
     with pytest.raises(G.GraphcTypeError, match="inc_subtensor.*rank 3"):
         G.inc_subtensor(x[1:], G.tensor("y", (1, 1, 4), "float64"))
+
+
+@pytest.mark.parametrize("backend", ["py", "c"])
+def test_repeated_indices_in_set_subtensor_keep_the_last_value_as_numpy(backend):
+    xv = _x()
+    x = G.tensor("x", xv.shape, "float64")
+    rows, cols = G.tensor("rows", (5,), "int64"), G.tensor("cols", (5,), "int64")
+    y = G.tensor("y", (5,), "float64")
+    ym = G.tensor("ym", (5, 6), "float64")
+    f = G.function([x, rows, cols, y, ym], [G.set_subtensor(x[rows], ym),
+                                            G.set_subtensor(x[rows, cols], y),
+                                            G.set_subtensor(x[:, cols], 7.0)], backend=backend)
+    rv, cv = np.array([2, 0, 2, -2, 1]), np.array([5, 5, 1, -1, 5])  # -2 is 2; -1 is 5
+    yv, ymv = np.arange(5.0) + 10, np.arange(30.0).reshape(5, 6)
+    got = f(xv, rv, cv, yv, ymv)
+    want = [xv.copy(), xv.copy(), xv.copy()]
+    want[0][rv] = ymv
+    want[1][rv, cv] = yv
+    want[2][:, cv] = 7.0
+    for g_, w_ in zip(got, want):
+        np.testing.assert_array_equal(g_, w_)
+    assert got[0][2, 0] == ymv[3, 0]  # (rows 0, 2, 3 write row 2: the last, 3, is kept)
+
+
+def test_gradient_of_set_subtensor_with_repeated_indices():
+    rv = np.array([1, 3, 1, 0])
+
+    def fn(x, y):
+        return G.set_subtensor(x[G.constant(rv)], y) ** 2
+    rs = np.random.RandomState(1)
+    verify_grad(fn, [rs.randn(4, 3), rs.randn(4, 3)])
+    x, y = G.tensor("x", (4, 3), "float64"), G.tensor("y", (4, 3), "float64")
+    gy = G.function([x, y], G.grad(G.set_subtensor(x[G.constant(rv)], y).sum(), y))(
+        np.zeros((4, 3)), np.ones((4, 3)))
+    np.testing.assert_array_equal(gy[:, 0], [0, 1, 1, 1])  # the overwritten value gets none
+
+
+def test_repeated_indices_in_set_subtensor_on_cuda_emulated(monkeypatch):
+    import shutil
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is not installed")
+    monkeypatch.setenv("GRAPHC_CUDA_EMULATE", "1")
+    x, idx = G.tensor("x", (5, 3), "float32"), G.tensor("idx", (4,), "int64")
+    y = G.tensor("y", (4, 3), "float32")
+    f = G.function([x, idx, y], G.set_subtensor(x[idx], y), target="cuda")
+    xv, iv = np.ones((5, 3), "float32"), np.array([1, 3, 1, -4])
+    yv = np.arange(12, dtype="float32").reshape(4, 3)
+    want = xv.copy()
+    want[iv] = yv
+    np.testing.assert_array_equal(f(xv, iv, yv), want)

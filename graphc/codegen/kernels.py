@@ -73,6 +73,7 @@ SPECS = {s.kind: s for s in [
     KernelSpec("arange", ("n", "dtype")),
     KernelSpec("gather", _INDEX, fallible=True),
     KernelSpec("scatter_add", _INDEX, fallible=True, accumulates=True),
+    KernelSpec("scatter_set", _INDEX, fallible=True, accumulates=True),  # (the last write wins)
     KernelSpec("softmax", ("rows", "cols", "log", "dtype")),
     KernelSpec("softmax_xent", ("rows", "cols", "grad", "dtype"), fallible=True),
     KernelSpec("conv_im2col", _CONV + ("RS", "NS")),

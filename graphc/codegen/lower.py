@@ -473,6 +473,18 @@ def lower_scatter_add(L, node):
            **_index_params(L, out, idx, ishape, dims, strides, oshape, _contig_strides(oshape)))
 
 
+@lowers(indexing.AdvancedSetSubtensor)
+def lower_scatter_set(L, node):
+    g, idx, out = node.inputs[0], node.inputs[1:], node.outputs[0]
+    oshape = L.shape(out)
+    ishape, dims, strides = _index_operands(L, idx)
+    ob = L.out_buffer(out)
+    L.emit("fill", [ob], [], "zeros", n=size_of(oshape), value=0)
+    L.emit("scatter_set", [ob], [L.buffer(g)] + [L.buffer(i) for i in idx], "scatter-set",
+           strict=False, axes=list(range(len(idx))),
+           **_index_params(L, out, idx, ishape, dims, strides, oshape, _contig_strides(oshape)))
+
+
 def _index_params(L, x, idx, ishape, dims, strides, xshape, xst):
     k = len(idx)
     return dict(nidx=size_of(ishape), inner=size_of(xshape[k:]), dims=dims, idx_strides=strides,

@@ -6,7 +6,7 @@ from .constructors import as_variable
 from .graph import Variable
 from .ops.indexing import AdvancedSubtensor, take
 from .ops.shape import Subtensor, reshape, resolve_slice
-from .value_dims import dynamic_entry, is_dynamic_bound, static_step
+from .value_dims import dynamic_entry, is_dynamic_bound, slice_step
 
 
 def getitem(x, index):
@@ -56,8 +56,9 @@ def getitem(x, index):
             raise GraphcTypeError(f"indexing {x.label()}: too many indices for rank {x.ndim}")
         n = x.type.shape[axis]
         if isinstance(i, slice):
-            i = slice(_const_int(i.start), _const_int(i.stop), static_step(i.step))
-            if is_dynamic_bound(i.start) or is_dynamic_bound(i.stop):
+            i = slice(_const_int(i.start), _const_int(i.stop), slice_step(i.step))
+            if is_dynamic_bound(i.start) or is_dynamic_bound(i.stop) or \
+                    isinstance(i.step, Variable):
                 entry, record = dynamic_entry(i, i.step, axis, bounds)
                 entries.append(entry)
                 dynamic.append(record)

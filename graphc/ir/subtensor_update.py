@@ -5,13 +5,14 @@ tensor of x's shape, then added to x (inc) or selected over x (set). No new kern
 
     x2 = set_subtensor(x[i * bs:(i + 1) * bs, 2:], 0.0)   # run-time bounds work as in x[...]
     x3 = inc_subtensor(x[idx], y)                          # repeated indices accumulate
+    x4 = set_subtensor(x[idx], y)                          # repeated indices: the last wins
 """
 import numpy as np
 
 from ..errors import GraphcTypeError
 from .constructors import as_variable, constant
 from .ops import elemwise
-from .ops.indexing import AdvancedIncSubtensor, AdvancedSubtensor
+from .ops.indexing import AdvancedIncSubtensor, AdvancedSetSubtensor, AdvancedSubtensor
 from .ops.shape import IncSubtensor, Subtensor, Transpose
 
 
@@ -23,11 +24,11 @@ def inc_subtensor(x_sub, y):
 
 def set_subtensor(x_sub, y):
     """x with the positions x_sub = x[...] reads replaced by y (broadcast to x_sub's shape).
-    With index arrays, a repeated index receives the sum of its values (numpy and Theano keep
-    one of them): index each position once."""
-    base, placed = _scatter(x_sub, _broadcast_to(x_sub, y, "set_subtensor"), "set_subtensor")
+    With index arrays, where an index repeats the last of its values is kept, as numpy does."""
+    value = _broadcast_to(x_sub, y, "set_subtensor")
+    base, placed = _scatter(x_sub, value, "set_subtensor", assign=True)
     one = constant(np.ones((), x_sub.dtype))
-    _, chosen = _scatter(x_sub, elemwise.second_op(x_sub, one), "set_subtensor")
+    _, chosen = _scatter(x_sub, elemwise.second_op(x_sub, one), "set_subtensor", assign=True)
     return elemwise.where_op(elemwise.gt_op(chosen, constant(np.zeros((), x_sub.dtype))),
                              placed, base)
 
@@ -42,8 +43,9 @@ def _broadcast_to(x_sub, y, what):
     return elemwise.second_op(x_sub, elemwise.cast(y, x_sub.dtype))
 
 
-def _scatter(x_sub, value, what):
-    """(x, a tensor of x's shape holding `value` at the positions x_sub reads, zeros elsewhere)."""
+def _scatter(x_sub, value, what, assign=False):
+    """(x, a tensor of x's shape holding `value` at the positions x_sub reads, zeros elsewhere;
+    a position read several times holds the sum of its values, or with `assign` the last)."""
     node = getattr(x_sub, "owner", None)
     outer_perm = None
     if node is not None and isinstance(node.op, Transpose) and node.inputs[0].owner is not None \
@@ -62,7 +64,8 @@ def _scatter(x_sub, value, what):
     if isinstance(node.op, Subtensor):
         placed = IncSubtensor(node.op.index, base.type.shape, node.op.dynamic)(value, *extra)
     else:
-        placed = AdvancedIncSubtensor(base.type.shape)(value, *extra)
+        scatter = AdvancedSetSubtensor if assign else AdvancedIncSubtensor
+        placed = scatter(base.type.shape)(value, *extra)
     if node.op.__class__ is AdvancedSubtensor and node.op.axes is not None and \
             base.owner is not None and isinstance(base.owner.op, Transpose):
         inner_perm = base.owner.op.perm  # take's inner transpose: back to x's own axes

@@ -1,7 +1,8 @@
 """Value dims: sizes that come from the values of integer scalars rather than from input shapes.
 
 `x[i * bs:(i + 1) * bs]` with `i` an input has a length known only at run time. The slice is an
-ordinary Subtensor whose start and length on that axis are two new dim symbols; the function
+ordinary Subtensor whose start and length on that axis are two new dim symbols (and its step a
+third when the step is a graph scalar too: `x[a:b:s]`, any sign); the function
 computes their values from the bounds before the program runs (graphc/runtime/value_binding.py),
 clipping them as numpy does, and the program reads them like any other dim. A bound is any
 integer scalar of the graph (inputs, shared variables, constants, shapes and arithmetic on them),
@@ -22,14 +23,25 @@ def _symbol(prefix):
     return sympy.Symbol(f"{prefix}{next(_counter)}", integer=True, nonnegative=True)
 
 
+def _step_symbol():
+    """A run-time slice step: an integer of either sign (never 0: checked at call time)."""
+    return sympy.Symbol(f"_t{next(_counter)}", integer=True, nonzero=True)
+
+
 class ValueDim:
     """The start and length of one dynamically sliced axis, and how to compute them: the axis
-    size (a dim expression), the step (an int) and the start/stop bound variables (or None)."""
-    __slots__ = ("start_sym", "len_sym", "size", "step", "start", "stop", "label")
+    size (a dim expression), the step (an int, or a graph scalar whose value is bound to
+    `step_sym`) and the start/stop bound variables (or None)."""
+    __slots__ = ("start_sym", "len_sym", "step_sym", "size", "step", "start", "stop", "label")
 
-    def __init__(self, start_sym, len_sym, size, step, start, stop, label):
+    def __init__(self, start_sym, len_sym, size, step, start, stop, label, step_sym=None):
         self.start_sym, self.len_sym, self.size, self.step = start_sym, len_sym, size, step
-        self.start, self.stop, self.label = start, stop, label
+        self.start, self.stop, self.label, self.step_sym = start, stop, label, step_sym
+
+    @property
+    def symbols(self):
+        """The dims this slice binds: start, length, and the step when it is a run-time one."""
+        return (self.start_sym, self.len_sym) + (() if self.step_sym is None else (self.step_sym,))
 
 
 def is_dynamic_bound(v):
@@ -37,8 +49,9 @@ def is_dynamic_bound(v):
     return isinstance(v, Variable) and not hasattr(v, "dim_expr") and not isinstance(v, Constant)
 
 
-def static_step(step):
-    """A slice step as an int (ints, numpy ints, integer constants); symbolic steps raise."""
+def slice_step(step):
+    """A slice step as an int (ints, numpy ints, integer constants), or an integer scalar of the
+    graph whose value comes at run time (its sign too; zero raises when the function is called)."""
     if step is None:
         return 1
     if isinstance(step, Constant) and step.data.ndim == 0 and step.data.dtype.kind in "iu":
@@ -47,15 +60,19 @@ def static_step(step):
         if step == 0:
             raise GraphcTypeError("slice step cannot be zero")
         return int(step)
-    raise GraphcTypeError(f"a slice step must be an int known when the graph is built, got "
-                          f"{step!r}; slice with step 1 and index the result instead")
+    if isinstance(step, Variable):  # (x.shape[0] // 2 too: a dim, but of unknown sign)
+        return _as_bound(step, "step")
+    raise GraphcTypeError(f"a slice step must be an int or an integer scalar of the graph, got "
+                          f"{step!r}; pass an int, or an lscalar/iscalar")
 
 
 def dynamic_entry(sl, step, axis, bounds):
-    """(index entry, dynamic record) of a slice with run-time bounds on `axis`; the bound
-    variables are appended to `bounds` (the Subtensor node's extra inputs)."""
+    """(index entry, dynamic record) of a slice with run-time bounds or step on `axis`; the
+    bound variables are appended to `bounds` (the Subtensor node's extra inputs). The record is
+    (axis, start, length, k_start, k_stop, k_step): k is the bound's position among `bounds`,
+    -1 where the bound was left out (k_step -1: the step is the int in the index entry)."""
     ks = []
-    for v in (sl.start, sl.stop):
+    for v in (sl.start, sl.stop, step if isinstance(step, Variable) else None):
         if v is None:
             ks.append(-1)
             continue
@@ -63,14 +80,16 @@ def dynamic_entry(sl, step, axis, bounds):
         bounds.append(v)
         ks.append(len(bounds) - 1)
     start, length = _symbol("_s"), _symbol("_l")
-    return (start, start + length * step, step), (axis, start, length, ks[0], ks[1])
+    if isinstance(step, Variable):
+        step = _step_symbol()
+    return (start, start + length * step, step), (axis, start, length, ks[0], ks[1], ks[2])
 
 
-def _as_bound(v):
+def _as_bound(v, what="bound"):
     from .constructors import as_variable
     v = as_variable(v)
     if v.ndim != 0 or v.dtype not in ("int32", "int64"):
-        raise GraphcTypeError(f"a slice bound must be an integer scalar (int32 or int64), got "
+        raise GraphcTypeError(f"a slice {what} must be an integer scalar (int32 or int64), got "
                               f"{v.label()} of type {v.type}; cast it with .astype('int64')")
     return v
 
@@ -85,18 +104,20 @@ def collect(nodes):
             continue
         shape = node.inputs[0].type.shape if isinstance(op, Subtensor) else op.shape
         bounds = node.inputs[1:]
-        for axis, start, length, k_start, k_stop in op.dynamic:
+        for axis, start, length, k_start, k_stop, k_step in op.dynamic:
             if (start, length) in seen:
                 continue
             seen.add((start, length))
             lo = bounds[k_start] if k_start >= 0 else None
             hi = bounds[k_stop] if k_stop >= 0 else None
-            step = op.index[axis][2]
+            step = bounds[k_step] if k_step >= 0 else op.index[axis][2]
+            step_sym = op.index[axis][2] if k_step >= 0 else None
             what = node.inputs[0].label() if isinstance(op, Subtensor) else "the gradient"
+            step_text = expr_text(step) if k_step >= 0 else str(step)
             label = (f"{what}[{'' if lo is None else expr_text(lo)}:"
-                     f"{'' if hi is None else expr_text(hi)}{'' if step == 1 else f':{step}'}]"
-                     f" (axis {axis})")
-            found.append(ValueDim(start, length, shape[axis], step, lo, hi, label))
+                     f"{'' if hi is None else expr_text(hi)}"
+                     f"{'' if step_text == '1' else ':' + step_text}] (axis {axis})")
+            found.append(ValueDim(start, length, shape[axis], step, lo, hi, label, step_sym))
     return found
 
 

@@ -93,6 +93,21 @@ class ArgumentChecker:
             self._check_expressions(arrays, dims)
         return arrays, dims
 
+    def prebind(self, args):
+        """The dims of a call whose dims are not all input sizes (value dims: run-time slices),
+        computed before the C fast path runs, which then checks the arguments against them; None
+        when anything is off (the checked path then decides, and words the error)."""
+        try:
+            dims = [0] * len(self.symbols)
+            for k, axis, s in self.binders:
+                dims[s] = args[k].shape[axis]
+            self.values.bind(args, dims)
+            if self.symbolic_checks or self.runtime_checks:
+                self._check_expressions(args, dims)
+        except Exception:  # noqa: BLE001 - any failure: the checked path runs and raises
+            return None
+        return dims
+
     def _convert(self, k, a):
         if a is None:
             raise InputError(f"input {self.names[k]}: no value was given (expected an array of dtype "

@@ -1,6 +1,6 @@
-"""Binding value dims (graphc/ir/value_dims.py) at call time: the start and length of each
-dynamic slice, computed from the bounds' values and clipped as numpy clips, after the input
-shapes have bound the other dims and before the program runs."""
+"""Binding value dims (graphc/ir/value_dims.py) at call time: the start and length (and run-time
+step) of each dynamic slice, computed from the bounds' values and clipped as numpy clips, after
+the input shapes have bound the other dims and before the program runs."""
 import numpy as np
 import sympy
 
@@ -16,13 +16,13 @@ class ValueBinder:
     def __init__(self, value_dims, inputs, resolver, symbols, compile_expr):
         self.value_dims = list(value_dims)
         self.input_pos = {v: k for k, v in enumerate(inputs)}
-        self.plan = []  # per value dim: ((how, where) for its start, then for its length)
+        self.plan = []  # per value dim: (how, where) for its start, its length (and run-time step)
         for vd in self.value_dims:
-            for v in (vd.start, vd.stop):
+            for v in (vd.start, vd.stop, vd.step if vd.step_sym is not None else None):
                 if v is not None:
                     self._check_leaves(v, vd)
             steps = []
-            for sym in (vd.start_sym, vd.len_sym):
+            for sym in vd.symbols:
                 r = resolver.resolve(sym)
                 if isinstance(r, int):
                     steps.append(("equal", r))
@@ -38,6 +38,7 @@ class ValueBinder:
         self._fns = {}  # size expression -> python function of the dims
         self._plans = {}  # bound variable -> its nodes in order, with their numpy functions
         self._int_fns = {}  # bound variable -> a function of (arrays, dims) on Python ints
+        self._compiled = None  # what bind calls, made at its first call (_compile)
 
     def layout(self):
         """How the value dims bind, as plain data (a cached program fits when this is equal)."""
@@ -61,26 +62,55 @@ class ValueBinder:
             fn = self._fns[expr] = self._compile_expr(expr, self.symbols)
         return fn(*dims)
 
+    def _compile(self):
+        """Per value dim, the functions bind calls: its axis size (of the dims), its bounds and
+        step (of the arguments and dims) and its plan with expressions compiled. Made at the
+        first call: a call then costs a few us (the givens minibatch step's C fast path)."""
+        compiled = []
+        for vd, steps in zip(self.value_dims, self.plan):
+            size_fn = self._compile_expr(self.resolver.resolve(vd.size), self.symbols)
+            lo_fn, hi_fn = (None if v is None else self._scalar_fn(v) for v in (vd.start, vd.stop))
+            step_fn = (lambda arrays, dims, step=vd.step: step) if vd.step_sym is None \
+                else self._scalar_fn(vd.step)
+            plan = tuple((how, self._compile_expr(where, self.symbols) if how == "expr" else where)
+                         for how, where in steps)
+            compiled.append((vd, size_fn, lo_fn, hi_fn, step_fn, plan))
+        self._compiled = compiled
+        return compiled
+
     def bind(self, arrays, dims):
         """Fill `dims` (the checker's list, in self.symbols order) with the value dims."""
-        for vd, steps in zip(self.value_dims, self.plan):
-            size = self._eval_expr(self.resolver.resolve(vd.size), dims)
-            lo = None if vd.start is None else self._scalar(vd.start, arrays, dims)
-            hi = None if vd.stop is None else self._scalar(vd.stop, arrays, dims)
-            r = range(size)[slice(lo, hi, vd.step)]
-            values = (r.start if len(r) else 0, len(r))
-            for (how, where), value, what in zip(steps, values, ("start", "length")):
+        for vd, size_fn, lo_fn, hi_fn, step_fn, plan in self._compiled or self._compile():
+            size = size_fn(*dims)
+            lo = None if lo_fn is None else lo_fn(arrays, dims)
+            hi = None if hi_fn is None else hi_fn(arrays, dims)
+            step = step_fn(arrays, dims)
+            if step == 0:
+                raise InputError(f"the slice {vd.label} has step 0 for these inputs; a slice "
+                                 "step must be a nonzero integer (negative steps go backwards)")
+            r = range(size)[slice(lo, hi, step)]
+            n = len(r)
+            values = (r.start if n else 0, n, step)
+            for (how, where), value, what in zip(plan, values, ("start", "length", "step")):
                 if how == "bind":
                     dims[where] = value
                     continue
                 want = where if how == "equal" else dims[where] if how == "same" \
-                    else self._eval_expr(where, dims)
+                    else where(*dims)
                 if value != want:
                     raise InputError(f"the slice {vd.label} has {what} {value} for these inputs "
                                      f"(bounds {lo}, {hi} on a size of {size}), but the graph "
                                      f"needs {want} there (another tensor it is combined with); "
                                      "give bounds that make the sizes agree")
         return dims
+
+    def _scalar_fn(self, var):
+        """`var`'s value as a function of (arguments, dims): Python integer arithmetic when it is
+        made of that, else the ops' numpy references (_scalar)."""
+        fast = self._int_fn(var)
+        if fast is not None:
+            return fast
+        return lambda arrays, dims: self._scalar(var, arrays, dims)
 
     def _scalar(self, var, arrays, dims):
         """The value of an integer scalar of the graph: integer arithmetic on Python ints when

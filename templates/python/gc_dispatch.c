@@ -20,13 +20,19 @@ typedef int (*gc_run_fn)(void *ctx, void *const *bufs, const int64_t *dims);
  *   per input:  type_num, ndim, ndim x axis code (>= 0 static size, -1-k: symbolic dim k)
  *   per output: kind (0 fresh, 1 in place into shared j), type_num or j, ndim, axis codes
  *   per update: output index, shared index
+ *
+ * Optional last argument: the dims already computed (a list of n_dims Python ints), for
+ * functions whose dims are not all input sizes (slices with run-time bounds: graphc's
+ * runtime/value_binding.py computes them first); the input shapes are then checked against them.
+ * A Python int is accepted for an int64 or int32 scalar input (f(index)), and a numpy scalar of
+ * the input's dtype for an int64, int32, float64 or float32 one.
  */
 static PyObject *call(PyObject *self, PyObject *args) {
     PyArrayObject *spec_arr;
     unsigned long long fn_addr, ctx_addr;
-    PyObject *arrays, *shareds, *consts, *name_value;
-    if (!PyArg_ParseTuple(args, "O!KKOOOO", &PyArray_Type, &spec_arr, &fn_addr, &ctx_addr, &arrays,
-                          &shareds, &consts, &name_value))
+    PyObject *arrays, *shareds, *consts, *name_value, *given_dims = Py_None;
+    if (!PyArg_ParseTuple(args, "O!KKOOOO|O", &PyArray_Type, &spec_arr, &fn_addr, &ctx_addr,
+                          &arrays, &shareds, &consts, &name_value, &given_dims))
         return NULL;
     const int64_t *s = (const int64_t *)PyArray_DATA(spec_arr);
     const int64_t n_in = s[0], n_sh = s[1], n_const = s[2], n_out = s[3], n_dims = s[4];
@@ -38,10 +44,48 @@ static PyObject *call(PyObject *self, PyObject *args) {
     int64_t dims[GC_MAX_ARGS];
     char bound[GC_MAX_ARGS];
     memset(bound, 0, (size_t)n_dims);
+    if (given_dims != Py_None) {
+        if (!PyList_CheckExact(given_dims) || PyList_GET_SIZE(given_dims) != n_dims)
+            Py_RETURN_NOTIMPLEMENTED;
+        for (int64_t k = 0; k < n_dims; k++) {
+            dims[k] = PyLong_AsLongLong(PyList_GET_ITEM(given_dims, k));
+            if (dims[k] == -1 && PyErr_Occurred()) { PyErr_Clear(); Py_RETURN_NOTIMPLEMENTED; }
+            bound[k] = 1;
+        }
+    }
+    int64_t scalars[GC_MAX_ARGS];  /* the values of Python ints given for scalar inputs */
     int64_t slot = 0;
     for (int64_t i = 0; i < n_in; i++) {
         PyObject *o = PyTuple_GET_ITEM(arrays, i);
         const int64_t type_num = s[0], ndim = s[1];
+        if (PyLong_CheckExact(o) && ndim == 0 && (type_num == NPY_INT64 || type_num == NPY_INT32)) {
+            int overflow;
+            const long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+            if (overflow || (v == -1 && PyErr_Occurred())) { PyErr_Clear(); Py_RETURN_NOTIMPLEMENTED; }
+            if (type_num == NPY_INT32) {
+                if (v < INT32_MIN || v > INT32_MAX) Py_RETURN_NOTIMPLEMENTED;
+                const int32_t narrow = (int32_t)v;
+                memcpy(&scalars[i], &narrow, sizeof narrow);
+            } else {
+                scalars[i] = v;
+            }
+            bufs[slot++] = &scalars[i];
+            s += 2;
+            continue;
+        }
+        if (ndim == 0 && PyArray_IsScalar(o, Generic) && (type_num == NPY_INT64 ||
+                type_num == NPY_INT32 || type_num == NPY_FLOAT64 || type_num == NPY_FLOAT32)) {
+            /* A numpy scalar of the input's dtype (np.int64(i), np.float32(lr)) */
+            PyArray_Descr *descr = PyArray_DescrFromScalar(o);
+            if (!descr) return NULL;
+            const int same = descr->type_num == type_num;
+            Py_DECREF(descr);
+            if (!same) Py_RETURN_NOTIMPLEMENTED;
+            PyArray_ScalarAsCtype(o, &scalars[i]);
+            bufs[slot++] = &scalars[i];
+            s += 2;
+            continue;
+        }
         if (!PyArray_CheckExact(o)) Py_RETURN_NOTIMPLEMENTED;
         PyArrayObject *a = (PyArrayObject *)o;
         if (PyArray_TYPE(a) != type_num || PyArray_NDIM(a) != ndim || !PyArray_IS_C_CONTIGUOUS(a) ||

@@ -80,6 +80,51 @@ class AdvancedIncSubtensor(Op):
         return [AdvancedSubtensor()(output_grads[0], *node.inputs[1:])] + [None] * (len(node.inputs) - 1)
 
 
+class AdvancedSetSubtensor(Op):
+    """zeros(shape) with g written at [i0, ..., ik-1]; where an index repeats, the last write
+    wins (numpy's x[idx] = g, deterministically): set_subtensor with index arrays."""
+    __props__ = ("shape",)
+    needs_dims = True
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    def infer(self, input_types, ctx):
+        return [TensorType(input_types[0].dtype, self.shape)]
+
+    def reference(self, g, *idx, dims=None):
+        from .shape import _eval_dim
+        out = np.zeros([_eval_dim(d, dims) for d in self.shape], dtype=g.dtype)
+        idx = np.broadcast_arrays(*idx)
+        for axis, i in enumerate(idx):
+            n = out.shape[axis]
+            bad = np.flatnonzero((i >= n) | (i < -n))
+            if bad.size:
+                raise IndexError(index_error_text(i.flat[bad[0]], bad[0], axis, len(idx), axis, n))
+        flat = [np.where(i < 0, i + out.shape[a], i).ravel() for a, i in enumerate(idx)]
+        linear = np.ravel_multi_index(flat, out.shape[:len(idx)]) if flat[0].size else flat[0]
+        # the last position writing each element: the first one in reversed order
+        _, first_reversed = np.unique(linear[::-1], return_index=True)
+        last = linear.size - 1 - first_reversed
+        values = g.reshape((linear.size,) + g.shape[idx[0].ndim:])
+        out[tuple(f[last] for f in flat)] = values[last]
+        return out
+
+    def grad(self, node, output_grads):
+        """Each written value gets the output's gradient at its position, unless a later write
+        to the same position overwrote it (then 0)."""
+        from ..constructors import constant
+        from .elemwise import cast, eq_op, where_op
+        from .shape import Arange, reshape
+        from ..types import size_of
+        g, idx = node.inputs[0], node.inputs[1:]
+        ids = reshape(Arange(size_of(g.type.shape))(), g.type.shape)
+        won = eq_op(AdvancedSubtensor()(AdvancedSetSubtensor(self.shape)(ids, *idx), *idx), ids)
+        zero = constant(np.zeros((), g.dtype))
+        grad_g = where_op(won, AdvancedSubtensor()(output_grads[0], *idx), zero)
+        return [cast(grad_g, g.dtype)] + [None] * len(idx)
+
+
 def take(x, indices, axis=0):
     """numpy.take along one axis (the index array's dims replace that axis)."""
     from ..constructors import as_variable

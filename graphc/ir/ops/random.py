@@ -150,16 +150,13 @@ class RandomStreams:
         from ..random_dists import binomial
         return binomial(self.draw, _checked_size(size, ndim), n, p, dtype)
 
-    def choice(self, size=(), a=2, replace=True, p=None, ndim=None, dtype="int64"):
+    def choice(self, size=(), a=None, replace=True, p=None, ndim=None, dtype="int64"):
         from ..random_dists import choice
         return choice(self.draw, _checked_size(size, ndim), a, replace, p, dtype)
 
     def permutation(self, size=(), n=1, ndim=None, dtype="int64"):
         from ..random_dists import permutation
-        if _checked_size(size, ndim) not in ((), None):
-            raise GraphcTypeError("permutation: only size=() (one permutation of range(n)) is "
-                                  "supported")
-        return permutation(self.draw, n, dtype)
+        return permutation(self.draw, n, dtype, _checked_size(size, ndim))
 
     def updates(self):
         """{counter: counter + 1}: include it in G.function(updates=...) (merge with other

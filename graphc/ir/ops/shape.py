@@ -101,10 +101,10 @@ class Subtensor(Op):
     stops are resolved against the (possibly symbolic) shape at construction.
 
     dynamic: the axes whose bounds are integer scalars of the graph, known only at run time
-    (x[i * bs:(i + 1) * bs]), as (axis, start, length, k_start, k_stop): the start and length
-    are value dims (graphc/ir/value_dims.py) the function computes from the bounds before the
-    program runs, clipped as numpy clips; the bounds are the node's inputs 1 + k_start and
-    1 + k_stop (k -1: the bound was left out)."""
+    (x[i * bs:(i + 1) * bs], x[a:b:s]), as (axis, start, length, k_start, k_stop, k_step): the
+    start and length (and a run-time step) are value dims (graphc/ir/value_dims.py) the function
+    computes from the bounds before the program runs, clipped as numpy clips; the bounds are the
+    node's inputs 1 + k (k -1: the bound was left out; k_step -1: the step is an int)."""
     __props__ = ("index", "dynamic")
     needs_dims = True
 
@@ -115,7 +115,7 @@ class Subtensor(Op):
     def infer(self, input_types, ctx):
         t = input_types[0]
         _check_bounds(self, input_types[1:])
-        lengths = {axis: length for axis, _, length, _, _ in self.dynamic}
+        lengths = {axis: length for axis, _, length, *_ in self.dynamic}
         shape = []
         for i, d in enumerate(t.shape):
             if i >= len(self.index):
@@ -149,7 +149,7 @@ class Subtensor(Op):
 
 
 def _check_bounds(op, bound_types):
-    n = 1 + max([max(k_start, k_stop) for *_, k_start, k_stop in op.dynamic], default=-1)
+    n = 1 + max([max(record[3:]) for record in op.dynamic], default=-1)  # (the k's)
     if len(bound_types) != n:
         raise GraphcTypeError(f"{type(op).__name__}: {n} slice bounds expected, got "
                               f"{len(bound_types)}")

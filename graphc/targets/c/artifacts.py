@@ -19,7 +19,7 @@ from . import artifact_record
 from .cache_trust import parse_trusted, private_dir, write_private
 from .templates_dir import templates_root
 
-_FRESH = re.compile(r"\b_[dsl]\d+\b")  # fresh dims, and value dims (ir/value_dims.py)
+_FRESH = re.compile(r"\b_[dslt]\d+\b")  # fresh dims, and value dims (ir/value_dims.py)
 
 
 @functools.lru_cache(maxsize=None)

@@ -9,7 +9,7 @@ import sympy
 from ...errors import RuntimeCheckError
 from ..base import FastPath, RebuildsOnDemand
 from .cache_trust import check_file, file_digest, private_dir
-from .fastcall import build_spec, dispatch_module
+from .fastcall import build_spec, dispatch_module, fast_call_with_dims
 from .ffi_module import load_ffi
 from .omp_fork import protect_children
 from .runtime_build import BLAS_SONAME
@@ -164,7 +164,9 @@ class CProgram(RebuildsOnDemand):
         spec = build_spec(self, checker, graph, single_output) if module else None
         if spec is None:
             return None
-        return FastPath(call=module.call, spec=spec, lock=self.lock,
+        call = module.call if checker.values is None \
+            else fast_call_with_dims(module.call, checker.prebind)
+        return FastPath(call=call, spec=spec, lock=self.lock,
                         fn_addr=int(_ffi.cast("uintptr_t", self.lib.gc_run)),
                         ctx_addr=int(_ffi.cast("uintptr_t", self.ctx)),
                         consts=list(self.const_values))
