@@ -27,6 +27,7 @@ from .ir.constructors import as_variable
 from .ir.graph import Constant, Node, SharedVariable, Variable, leaves, toposort, variables_read
 from .ir.inner_graph import InnerGraph
 from .ir.ops.blas import Matmul
+from .ir.ops.conv import FitsCheck
 from .ir.ops.scan import Scan
 from .ir.ops.shape import reshape
 from .ir.types import FLOAT_DTYPES, TensorType, as_dim, dims_equal
@@ -265,14 +266,15 @@ def _minus(a, b):
 
 def _length_checks(seqs, steps, where):
     """The call-time checks that each sequence has the n_steps steps a scan reads: dim
-    constraints Min(room, 0) == 0 (graphc/runtime/checks.py runs them before the program, so a
-    failing call changes nothing); none where the shapes already show it."""
+    constraints Min(room, 0) == 0 (FitsCheck: sympy's Min is slow and folds what a dim being
+    positive implies); graphc/runtime/checks.py runs them before the program, so a failing
+    call changes nothing. None where the shapes already show it."""
     checks = []
     for k, n in enumerate(_lengths(seqs, where)):
         room = _minus(n, steps)
         if not isinstance(room, int):
             x, taps = seqs[k]
-            checks.append((sympy.Min(room, 0), 0,
+            checks.append((FitsCheck(room), 0,
                            SequenceTooShort(where, k, x.name, x.type.shape[0], taps, steps)))
     return checks
 
@@ -291,7 +293,9 @@ class SequenceTooShort:
 
     def _need(self, steps):
         span = _span(self.taps)
-        return f"{steps}" if not span else f"{steps} + {span} (the span of its taps {list(self.taps)})"
+        if not span:
+            return f"{steps}"
+        return f"{steps} + {span} (the span of its taps {list(self.taps)})"
 
     def __str__(self):
         return (f"{self.where}: {self._what()} is shorter than the scan's n_steps = {self.steps}: "
@@ -306,10 +310,12 @@ class SequenceTooShort:
 
     def explain(self, value_of, name_of=str):
         n, steps = value_of(self.length), value_of(self.steps)
-        name = str(self.steps) if isinstance(self.steps, int) else f"{name_of(self.steps)} = {steps}"
+        name = str(self.steps) if isinstance(self.steps, int) else \
+            f"{name_of(self.steps)} = {steps}"
         return (f"{self.where}: {self._what()} has {n} entries along axis 0 but the scan runs "
-                f"n_steps = {name} steps, which read {self._need(steps)} entries of it; pass a sequence of at "
-                "least that length (a longer one is read up to there) or a smaller n_steps")
+                f"n_steps = {name} steps, which read {self._need(steps)} entries of it; pass a "
+                "sequence of at least that length (a longer one is read up to there) or a "
+                "smaller n_steps")
 
 
 def _take(x, start, steps, backwards):

@@ -11,8 +11,9 @@ B, H = 2, 3
 
 
 def rnn(T, dtype="float64", taps=(-1,), **kw):
-    """h_t = tanh(z_t + h_{t-1} @ U) (+ 0.5 h_{t-2} with taps (-2, -1)): the input projection is
-    the sequence itself (as lstm.py's state_below), so nothing T-sized is hoisted before the loop."""
+    """h_t = tanh(z_t + h_{t-1} @ U) (+ 0.5 h_{t-2} with taps (-2, -1)): the input projection
+    is the sequence itself (as lstm.py's state_below): nothing T-sized is hoisted before the
+    loop."""
     Z = G.tensor("Z", (T, B, H), dtype)
     U = G.tensor("U", (H, H), dtype)
     if taps == (-1,):

@@ -100,7 +100,8 @@ def test_int_n_steps_with_symbolic_sequences_and_taps():
     a = G.tensor("a", (None,), "float64")
     b = G.tensor("b", (G.dim("Tb"),), "float64")
     ys, _ = G.scan(lambda a_m1, a_p1, b_t, y: y + a_m1 * a_p1 + b_t,
-                   sequences=[dict(input=a, taps=[-1, 1]), b], outputs_info=G.constant(0.0, dtype="float64"),
+                   sequences=[dict(input=a, taps=[-1, 1]), b],
+                   outputs_info=G.constant(0.0, dtype="float64"),
                    n_steps=3, name="taps")
     assert ys.type.shape == (3,)
     f = G.function([a, b], ys, backend="c")

@@ -109,7 +109,8 @@ def _rewrite_loop(fgraph, node):
             finals = [loop_node.outputs[available[lag]] for lag in lags]
             value = concatenate([expand_dims(f, 0) for f in finals], 0) if keeps_axis else finals[0]
             if rest:
-                value = Subtensor(((0, value.type.shape[0], 1),) + rest if keeps_axis else rest)(value)
+                index = ((0, value.type.shape[0], 1),) + rest if keeps_axis else rest
+                value = Subtensor(index)(value)
             fgraph.replace(reader.outputs[0], value)
     return True
 
@@ -137,7 +138,8 @@ class TooFewSteps:
         return f"its output is read {self.needed} step{'s' if self.needed > 1 else ''} from the end"
 
     def __str__(self):
-        return f"{self.loop}: {self._read()}, so it must run at least that many; it runs {self.steps}"
+        return (f"{self.loop}: {self._read()}, so it must run at least that many; it runs "
+                f"{self.steps}")
 
     def __format__(self, spec):
         return format(str(self), spec)
