@@ -151,4 +151,4 @@ class TooFewSteps:
         n = value_of(self.steps)
         return (f"{self.loop}: {self._read()} (hs[-{self.needed}]), but the loop runs "
                 f"{name_of(self.steps)} = {n} step{'' if n == 1 else 's'} for these inputs; pass "
-                f"sequences of at least {self.needed} steps")
+                f"sequences of at least {self.needed} step{'s' if self.needed > 1 else ''}")
