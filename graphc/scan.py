@@ -27,6 +27,7 @@ from .ir.constructors import as_variable
 from .ir.graph import Constant, Node, SharedVariable, Variable, leaves, toposort, variables_read
 from .ir.inner_graph import InnerGraph
 from .ir.ops.blas import Matmul
+from .ir.ops.conv import FitsCheck
 from .ir.ops.scan import Scan
 from .ir.ops.shape import reshape
 from .ir.types import FLOAT_DTYPES, TensorType, as_dim, dims_equal
@@ -41,7 +42,9 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
     outputs (a variable or a list), optionally with a dict of shared-variable updates.
     outputs_info: per output, None (not fed back), its initial value, or
     dict(initial=x, taps=[-2, -1]) (x[0] is the value at tap -2: x needs 2 leading entries).
-    n_steps: an int, a graphc.dim or x.shape[i] (sizes are known from input shapes).
+    n_steps: an int, a graphc.dim or x.shape[i] (sizes are known from input shapes). As in
+    Theano, each sequence must then have at least n_steps steps and is read up to there; what
+    the shapes do not show is checked when the function is called, before anything runs.
     """
     where = f"scan {name!r}" if name else "scan"
     seqs = [_sequence(s, k, where) for k, s in enumerate(_as_list(sequences))]
@@ -50,18 +53,17 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
     if truncate_gradient is None or int(truncate_gradient) == 0 or int(truncate_gradient) < -1:
         raise GraphcTypeError(f"{where}: truncate_gradient must be -1 (no truncation) or a "
                               f"positive number of steps, got {truncate_gradient!r}")
-    steps = _steps(seqs, n_steps, where)
+    steps, cut = _steps(seqs, n_steps, where)
 
     # The step's inputs: sequence slices, then the recurrent outputs' previous values.
     seq_outer, seq_inner, fn_args = [], [], []
     for k, (x, taps) in enumerate(seqs):
         low, high = min(min(taps), 0), max(max(taps), 0)
         for tap in taps:
-            # Each sequence is cut to its own number of steps (a symbolic one then stays tied to
-            # the others by the loop's shape check, which the call checks) unless n_steps asks
-            # for fewer.
-            own = x.type.shape[0] - (high - low)
-            count = steps if isinstance(steps, int) and isinstance(own, int) else own
+            # Without n_steps each sequence is cut to its own number of steps (a symbolic one
+            # then stays tied to the others by the loop's shape check, which the call checks);
+            # with n_steps, to its first n_steps (the call checks that they exist).
+            count = steps if cut else x.type.shape[0] - (high - low)
             piece = _take(x, tap - low, count, go_backwards)
             inner = Variable(TensorType(x.dtype, x.type.shape[1:]), name=f"{x.label()}[t{tap:+d}]")
             seq_outer.append(piece)
@@ -129,7 +131,10 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
     initials = [o for _, outer, _ in slots for o in outer] + upd_vars
     op = Scan(body, len(seq_outer), len(initials), None if seq_outer else steps,
               truncate_gradient=int(truncate_gradient), name=name)
-    res = op.make_node(*seq_outer, *initials, *outer_rest).outputs
+    node = op.make_node(*seq_outer, *initials, *outer_rest)
+    if cut:
+        node.constraints.extend(_length_checks(seqs, steps, where))
+    res = node.outputs
     finals, stacked = res[:len(initials)], res[len(initials):len(initials) + len(outputs)]
     new_values = dict(zip(upd_vars, finals[len(initials) - len(upd_vars):]))
     for v in stacked:
@@ -186,53 +191,131 @@ def _taps(taps, what, where):
 
 
 def _steps(seqs, n_steps, where):
-    """The trip count: the sequences' common number of steps, checked against n_steps."""
-    given = None
-    if n_steps is not None:
-        if hasattr(n_steps, "dim_expr"):
-            given = n_steps.dim_expr
-        elif isinstance(n_steps, Constant) and n_steps.ndim == 0:
-            given = int(n_steps.data)
-        elif isinstance(n_steps, Variable):
-            raise GraphcTypeError(
-                f"{where}: n_steps = {n_steps.label()} is a value computed at run time, but the "
-                "number of steps sets the outputs' shapes, which graphc knows from input shapes; "
-                "pass an int, a graphc.dim shared with an input's shape, or x.shape[i]")
-        else:
-            given = as_dim(n_steps, f"{where}: n_steps") if not (
-                isinstance(n_steps, (int, np.integer)) and n_steps < 0) else int(n_steps)
-        if isinstance(given, int) and given < 0:
-            raise GraphcShapeError(f"{where}: n_steps = {given} is negative; pass the number of "
-                                   "steps (>= 0) and go_backwards=True to run backwards")
+    """The trip count and whether the sequences are cut to it: (steps, cut). Without n_steps,
+    the sequences' common number of steps; with it, n_steps (Theano: each sequence must be at
+    least that long and is read up to there; what shapes cannot show is checked at call time,
+    _length_checks)."""
+    given = _given_steps(n_steps, where)
     if not seqs:
         if given is None:
             raise GraphcTypeError(f"{where}: with no sequences the number of steps is unknown; "
                                   "pass n_steps")
-        return given
+        return given, False
+    lengths = _lengths(seqs, where)
+    if given is None:
+        for k, n in enumerate(lengths[1:], 1):
+            if isinstance(n, int) and isinstance(lengths[0], int) and n != lengths[0]:
+                raise GraphcShapeError(
+                    f"{where}: sequences[{k}] gives {n} steps but sequences[0] gives "
+                    f"{lengths[0]} (length minus the span of its taps); give sequences of one "
+                    "length, or slice them, or pass n_steps")
+        return lengths[0], False
+    for k, n in enumerate(lengths):
+        room = _minus(n, given)
+        if isinstance(room, int) and room < 0:
+            raise GraphcShapeError(f"{where}: n_steps = {given} but sequences[{k}] gives only "
+                                   f"{n} steps" if k else
+                                   f"{where}: n_steps = {given} but the sequences give only "
+                                   f"{n} steps")
+    return given, True
+
+
+def _given_steps(n_steps, where):
+    """n_steps as a dim (an int or a sympy expression), or None."""
+    if n_steps is None:
+        return None
+    if hasattr(n_steps, "dim_expr"):
+        given = n_steps.dim_expr
+    elif isinstance(n_steps, Constant) and n_steps.ndim == 0:
+        given = int(n_steps.data)
+    elif isinstance(n_steps, Variable):
+        raise GraphcTypeError(
+            f"{where}: n_steps = {n_steps.label()} is a value computed at run time, but the "
+            "number of steps sets the outputs' shapes, which graphc knows from input shapes; "
+            "pass an int, a graphc.dim shared with an input's shape, or x.shape[i]")
+    else:
+        given = as_dim(n_steps, f"{where}: n_steps") if not (
+            isinstance(n_steps, (int, np.integer)) and n_steps < 0) else int(n_steps)
+    if isinstance(given, int) and given < 0:
+        raise GraphcShapeError(f"{where}: n_steps = {given} is negative; pass the number of "
+                               "steps (>= 0) and go_backwards=True to run backwards")
+    return given
+
+
+def _lengths(seqs, where):
+    """Per sequence, the steps it gives: its length minus the span of its taps."""
     lengths = []
     for k, (x, taps) in enumerate(seqs):
-        span = max(max(taps), 0) - min(min(taps), 0)
+        span = _span(taps)
         n = x.type.shape[0]
         lengths.append(n - span if isinstance(n, int) else sympy.expand(n - span))
         if isinstance(n, int) and n - span < 0:
             raise GraphcShapeError(f"{where}: sequences[{k}] has {n} entries, fewer than its taps "
                                    f"{taps} need ({span + 1} for one step)")
-    for k, n in enumerate(lengths[1:], 1):
-        if isinstance(n, int) and isinstance(lengths[0], int) and n != lengths[0]:
-            raise GraphcShapeError(
-                f"{where}: sequences[{k}] gives {n} steps but sequences[0] gives {lengths[0]} "
-                "(length minus the span of its taps); give sequences of one length, or slice them")
-    steps = lengths[0]
-    if given is not None:
-        if isinstance(given, int) and isinstance(steps, int) and given > steps:
-            raise GraphcShapeError(f"{where}: n_steps = {given} but the sequences give only "
-                                   f"{steps} steps")
-        if isinstance(given, int) and isinstance(steps, int):
-            return given  # fewer steps than the sequences: their first n_steps entries
-        if not dims_equal(given, steps):
-            raise GraphcShapeError(f"{where}: n_steps = {given} and the sequences' {steps} steps "
-                                   "are not provably equal; with sequences, leave n_steps out")
-    return steps
+    return lengths
+
+
+def _span(taps):
+    return max(max(taps), 0) - min(min(taps), 0)
+
+
+def _minus(a, b):
+    r = sympy.expand(sympy.sympify(a) - b)
+    return int(r) if r.is_Integer else r
+
+
+def _length_checks(seqs, steps, where):
+    """The call-time checks that each sequence has the n_steps steps a scan reads: dim
+    constraints Min(room, 0) == 0 (FitsCheck: sympy's Min is slow and folds what a dim being
+    positive implies); graphc/runtime/checks.py runs them before the program, so a failing
+    call changes nothing. None where the shapes already show it."""
+    checks = []
+    for k, n in enumerate(_lengths(seqs, where)):
+        room = _minus(n, steps)
+        if not isinstance(room, int):
+            x, taps = seqs[k]
+            checks.append((FitsCheck(room), 0,
+                           SequenceTooShort(where, k, x.name, x.type.shape[0], taps, steps)))
+    return checks
+
+
+class SequenceTooShort:
+    """The message of a failed length check: it names the scan, the sequence, its length and
+    n_steps, with their values for the call (runtime/checks.py calls `explain`; an AOT library
+    prints str())."""
+
+    def __init__(self, where, k, label, length, taps, steps):
+        self.where, self.k, self.label = where, k, label
+        self.length, self.taps, self.steps = length, tuple(taps), steps
+
+    def _what(self):
+        return f"sequences[{self.k}]" + (f" ({self.label})" if self.label else "")
+
+    def _need(self, steps):
+        span = _span(self.taps)
+        if not span:
+            return f"{steps}"
+        return f"{steps} + {span} (the span of its taps {list(self.taps)})"
+
+    def __str__(self):
+        return (f"{self.where}: {self._what()} is shorter than the scan's n_steps = {self.steps}: "
+                f"it needs {self._need(self.steps)} entries along axis 0 and has {self.length}")
+
+    def __format__(self, spec):
+        return format(str(self), spec)
+
+    def __reduce__(self):
+        return (SequenceTooShort, (self.where, self.k, self.label, self.length, self.taps,
+                                   self.steps))
+
+    def explain(self, value_of, name_of=str):
+        n, steps = value_of(self.length), value_of(self.steps)
+        name = str(self.steps) if isinstance(self.steps, int) else \
+            f"{name_of(self.steps)} = {steps}"
+        return (f"{self.where}: {self._what()} has {n} entries along axis 0 but the scan runs "
+                f"n_steps = {name} steps, which read {self._need(steps)} entries of it; pass a "
+                "sequence of at least that length (a longer one is read up to there) or a "
+                "smaller n_steps")
 
 
 def _take(x, start, steps, backwards):

@@ -22,7 +22,8 @@ def _graph():
 
 def test_levels_are_explicit_lists_of_registered_passes():
     assert manager.PIPELINES["O0"] == []
-    assert manager.PIPELINES["O1"] == ["canonicalize", "merge_increments", "stabilize"]
+    assert manager.PIPELINES["O1"] == ["scan_last_state", "canonicalize", "merge_increments",
+                                       "stabilize"]
     assert manager.PIPELINES["O3"][-2:] == ["fuse_gemm", "fuse_siblings"]
     for names in manager.PIPELINES.values():
         assert manager.pipeline(names) == names
@@ -41,7 +42,8 @@ def test_a_disabled_pass_does_not_run(monkeypatch):
     x, fg = _graph()
     monkeypatch.setattr(G.config, "disabled_passes", ["canonicalize"])
     _, log = optimize(fg, "O1")
-    assert [r.name for r in log] == ["input", "merge_increments", "stabilize"]
+    assert [r.name for r in log] == ["input", "scan_last_state", "merge_increments",
+                                     "stabilize"]
 
 
 def test_opt_level_may_be_a_list_of_passes():

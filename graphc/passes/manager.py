@@ -14,13 +14,14 @@ from ..errors import PipelineError
 # The levels, as run. Stabilize follows canonicalize (which folds what it would match) and the
 # merges (whose patterns it would hide); chain fusion precedes reduction fusion (a reduction
 # absorbs a fused chain); the gemm update goes before sibling fusion, which would hide its
-# elementwise `w - lr * g` inside a multi-output loop.
+# elementwise `w - lr * g` inside a multi-output loop. scan_last_state goes first: it only
+# rewires reads of a loop's history (hs[-1] reads the final state).
 PIPELINES = {
     "O0": [],
-    "O1": ["canonicalize", "merge_increments", "stabilize"],
-    "O2": ["canonicalize", "merge_increments", "merge_products", "stabilize",
+    "O1": ["scan_last_state", "canonicalize", "merge_increments", "stabilize"],
+    "O2": ["scan_last_state", "canonicalize", "merge_increments", "merge_products", "stabilize",
            "fuse_elemwise", "fuse_reductions", "fuse_siblings"],
-    "O3": ["canonicalize", "merge_increments", "merge_products", "stabilize",
+    "O3": ["scan_last_state", "canonicalize", "merge_increments", "merge_products", "stabilize",
            "fuse_elemwise", "fuse_reductions", "fuse_gemm", "fuse_siblings"],
 }
 _REGISTRY = {}
