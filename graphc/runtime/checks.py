@@ -94,14 +94,17 @@ class ArgumentChecker:
         return arrays, dims
 
     def prebind(self, args):
-        """The dims of a call whose dims are not all input sizes (value dims: run-time slices),
-        computed before the C fast path runs, which then checks the arguments against them; None
-        when anything is off (the checked path then decides, and words the error)."""
+        """The dims of a call whose dims are not all input sizes (value dims: run-time slices) or
+        that must pass checks C does not make (sizes known only at the call: x[-1] needs one
+        entry), computed and checked before the C fast path runs, which then checks the
+        arguments against them; None when anything is off (the checked path then decides, and
+        words the error)."""
         try:
             dims = [0] * len(self.symbols)
             for k, axis, s in self.binders:
                 dims[s] = args[k].shape[axis]
-            self.values.bind(args, dims)
+            if self.values is not None:
+                self.values.bind(args, dims)
             if self.symbolic_checks or self.runtime_checks:
                 self._check_expressions(args, dims)
         except Exception:  # noqa: BLE001 - any failure: the checked path runs and raises

@@ -13,7 +13,7 @@ import sympy
 
 from ...errors import GraphcShapeError, GraphcTypeError
 from ..graph import LazyText, Op
-from ..types import FLOAT_DTYPES, TensorType, simplify_dim
+from ..types import FLOAT_DTYPES, FitsCheck, TensorType, simplify_dim  # noqa: F401 (FitsCheck: its old home)
 
 
 # --- shared helpers (pool.py uses them too) -------------------------------------------------
@@ -66,21 +66,6 @@ def conv_out_dim(size, k, s, p, d):
     if isinstance(size, int) and isinstance(k, int):
         return (size + 2 * p - eff) // s + 1
     return simplify_dim(div_dim(sympy.sympify(size) + 2 * p - eff, s) + 1)
-
-
-class FitsCheck(sympy.Min):
-    """Min(room, 0), which is 0 exactly when room >= 0: a size condition the argument checks
-    test at the call (they read a Min against 0 as `room >= 0`; the AOT library prints it as
-    GC_MIN). Built without sympy's Min evaluation, which is slow and would rerun on every
-    substitution of the dims (it tripled LeNet's optimize time)."""
-
-    def __new__(cls, room, zero=0):
-        room = sympy.sympify(room)
-        if room.is_Integer:
-            return sympy.Integer(min(int(room), 0))
-        obj = sympy.Expr.__new__(cls, room, sympy.Integer(0))
-        obj._argset = frozenset(obj.args)
-        return obj
 
 
 def _require_float4(t, name, where):

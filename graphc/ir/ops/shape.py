@@ -5,7 +5,7 @@ import sympy
 
 from ...errors import GraphcShapeError, GraphcTypeError
 from ..graph import Op
-from ..types import TensorType, as_dim, simplify_dim, size_of
+from ..types import FitsCheck, TensorType, as_dim, simplify_dim, size_of
 
 
 def _eval_dim(expr, dims):
@@ -125,6 +125,8 @@ class Subtensor(Op):
             elif isinstance(self.index[i], tuple):
                 start, stop, step = self.index[i]
                 shape.append(simplify_dim(_slice_len(start, stop, step, d)))
+            elif ctx is not None and not isinstance(d, int):
+                _check_index_at_call(ctx, self.index[i], i, d)
         return [TensorType(t.dtype, shape)]
 
     def np_index(self, dims):
@@ -146,6 +148,38 @@ class Subtensor(Op):
         x, bounds = node.inputs[0], node.inputs[1:]
         return [IncSubtensor(self.index, x.type.shape, self.dynamic)(output_grads[0], *bounds)] \
             + [None] * len(bounds)
+
+
+def _check_index_at_call(ctx, index, axis, size):
+    """x[k] on an axis whose size is known only at the call: 0 <= k < size is checked then (the
+    kernels read x[k] unchecked). `index` is already resolved: x[-1] is size - 1."""
+    message = IndexOutOfRange(index, axis, size)
+    for room in (index, size - 1 - index):  # k >= 0 and k <= size - 1
+        ctx.equal(FitsCheck(simplify_dim(room)), 0, message)
+
+
+class IndexOutOfRange:
+    """The message of an integer index checked at the call (formatted only when shown)."""
+
+    def __init__(self, index, axis, size):
+        self.index, self.axis, self.size = index, axis, size
+
+    def __str__(self):
+        return f"index {self.index} must lie in axis {self.axis} of size {self.size}"
+
+    def __format__(self, spec):
+        return format(str(self), spec)
+
+    def __reduce__(self):
+        return (IndexOutOfRange, (self.index, self.axis, self.size))
+
+    def explain(self, value_of, name_of=str):
+        from_end = sympy.expand(sympy.sympify(self.index) - self.size)  # x[-k]: size - k
+        written = int(from_end) if from_end.is_Integer else value_of(self.index)
+        need = written + 1 if written >= 0 else -written
+        return (f"index {written} is out of range for axis {self.axis} of size "
+                f"{name_of(self.size)} = {value_of(self.size)} for these inputs; pass an input "
+                f"with at least {need} entries along axis {self.axis}")
 
 
 def _check_bounds(op, bound_types):

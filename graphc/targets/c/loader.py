@@ -164,8 +164,9 @@ class CProgram(RebuildsOnDemand):
         spec = build_spec(self, checker, graph, single_output) if module else None
         if spec is None:
             return None
-        call = module.call if checker.values is None \
-            else fast_call_with_dims(module.call, checker.prebind)
+        checked_first = checker.values is not None or checker.symbolic_checks or \
+            checker.runtime_checks
+        call = fast_call_with_dims(module.call, checker.prebind) if checked_first else module.call
         return FastPath(call=call, spec=spec, lock=self.lock,
                         fn_addr=int(_ffi.cast("uintptr_t", self.lib.gc_run)),
                         ctx_addr=int(_ffi.cast("uintptr_t", self.ctx)),
