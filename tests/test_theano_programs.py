@@ -383,6 +383,7 @@ def init_lstm_params(n_words, dim_proj, ydim, seed):
 
 
 def lstm_layer(tparams, state_below, options, prefix="lstm", mask=None):
+    nsteps = state_below.shape[0]
     n_samples = state_below.shape[1]
 
     def _slice(_x, n, dim):
@@ -406,9 +407,8 @@ def lstm_layer(tparams, state_below, options, prefix="lstm", mask=None):
     rval, updates = theano.scan(_step, sequences=[mask, state_below],
                                 outputs_info=[T.alloc(numpy_floatX(0.), n_samples, dim_proj),
                                               T.alloc(numpy_floatX(0.), n_samples, dim_proj)],
-                                name=_p(prefix, "_layers"))
-    # The tutorial also passes n_steps=nsteps (x.shape[0]); graphc's scan refuses a symbolic
-    # n_steps it cannot prove equal to the sequences' length (mask.shape[0] here), so it is left out.
+                                name=_p(prefix, "_layers"),
+                                n_steps=nsteps)
     return rval[0]
 
 

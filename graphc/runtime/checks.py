@@ -34,9 +34,7 @@ class ArgumentChecker:
         self.static = [(k, axis, d) for k, shape in enumerate(self.shapes)
                        for axis, d in enumerate(shape) if isinstance(d, int)]
         self.symbolic_checks = later
-        # Each distinct check once (a conv's geometry is checked by its gradients' ops too).
-        self.runtime_checks = list({(a, b): (a, b, msg)
-                                    for a, b, msg in reversed(resolver.runtime_checks)}.values())[::-1]
+        self.runtime_checks = _distinct_checks(resolver.runtime_checks)
         # Dims computed from values (dynamic slices): bound after the shapes (value_binding.py).
         value_dims = getattr(resolver, "value_dims", ())
         self.values = ValueBinder(value_dims, inputs, resolver, self.symbols, _compile) \
@@ -208,6 +206,17 @@ class ArgumentChecker:
                                      "smaller filter (or more padding)")
                 raise InputError(f"{msg}: {a} = {va} but {b} = {vb} for these inputs "
                                  f"({self._bindings(dims, used)})")
+
+
+def _distinct_checks(checks):
+    """Each distinct check once, first come first (a conv's geometry is checked by its gradients'
+    ops too), worded by its most specific message: a generic one (an index range) yields to
+    another for the same condition (a scan's `hs[-2]` reads two steps: the scan says so)."""
+    chosen = {}
+    for a, b, msg in checks:
+        if (a, b) not in chosen or getattr(chosen[(a, b)][2], "generic", False):
+            chosen[(a, b)] = (a, b, msg)
+    return list(chosen.values())
 
 
 def _compile(expr, symbols):
