@@ -47,6 +47,5 @@ def supported_ops():
 
 
 def _load_all():
-    from . import (convert_elementwise, convert_nn, convert_recurrent, convert_reduce,  # noqa: F401
-                   convert_tensor,
-                   fold)
+    from . import (convert_control, convert_elementwise, convert_nn,  # noqa: F401
+                   convert_recurrent, convert_reduce, convert_tensor, fold)
