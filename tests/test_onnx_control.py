@@ -86,7 +86,7 @@ def test_graphc_scan_export_reads_back_compiled():
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
 
 
-def _loop_body(cond_out="cond_in"):
+def _loop_body(cond_out="cond_in", n=3):
     """acc += x * i; ys[i] = acc."""
     return oh.make_graph(
         [oh.make_node("Cast", ["i"], ["i_f"], to=F),
@@ -97,16 +97,16 @@ def _loop_body(cond_out="cond_in"):
          oh.make_node("Less", ["s", "limit"], ["stop_early"]),
          oh.make_node("Identity", [cond_out], ["cond_out"])],
         "body", [_vi("i", [], TensorProto.INT64), _vi("cond_in", [], TensorProto.BOOL),
-                 _vi("acc_in", [3])],
-        [_vi("cond_out", [], TensorProto.BOOL), _vi("acc_out", [3]), _vi("y", [3])])
+                 _vi("acc_in", [n])],
+        [_vi("cond_out", [], TensorProto.BOOL), _vi("acc_out", [n]), _vi("y", [n])])
 
 
-def _loop_model(trip_nodes, trip_name="M", cond_out="cond_in", cond_name="c"):
+def _loop_model(trip_nodes, trip_name="M", cond_out="cond_in", cond_name="c", n=3):
     consts = [nh.from_array(np.array(True), "c"), nh.from_array(np.float32(100.0), "limit")]
     node = oh.make_node("Loop", [trip_name, cond_name, "acc0"], ["acc_T", "ys"],
-                        body=_loop_body(cond_out))
-    return _model(trip_nodes + [node], [_vi("x", ["n"]), _vi("acc0", [3])],
-                  [_vi("acc_T", [3]), _vi("ys", ["M", 3])], consts)
+                        body=_loop_body(cond_out, n))
+    return _model(trip_nodes + [node], [_vi("x", [n]), _vi("acc0", [n])],
+                  [_vi("acc_T", [n]), _vi("ys", ["M", n])], consts)
 
 
 def test_loop_with_a_fixed_trip_count():
@@ -120,15 +120,15 @@ def test_loop_with_a_trip_count_from_a_shape():
     """M = x.shape[0]: one compiled function for every length."""
     nodes = [oh.make_node("Shape", ["x"], ["sx"]),
              oh.make_node("Gather", ["sx", "zero"], ["M"], axis=0)]
-    model = _loop_model(nodes)
+    model = _loop_model(nodes, n="n")
     model.graph.initializer.append(nh.from_array(np.int64(0), "zero"))
     m = GO.load(model)
     f = G.function(m.inputs, list(m.outputs), backend="py")
-    for n in (3, 1):  # x of length 3, or 1 (broadcast onto the [3] accumulator)
+    for n in (3, 5):  # n steps over x of length n
         x = np.arange(1, n + 1, dtype="float32")
-        acc_T, ys = f(x, np.zeros(3, "float32"))
-        want = np.cumsum([np.broadcast_to(x * i, (3,)) for i in range(n)], axis=0)
-        assert ys.shape == (n, 3)
+        acc_T, ys = f(x, np.zeros(n, "float32"))
+        want = np.cumsum([x * i for i in range(n)], axis=0)
+        assert ys.shape == (n, n)
         np.testing.assert_allclose(ys, want, rtol=1e-6)
         np.testing.assert_allclose(acc_T, want[-1], rtol=1e-6)
 
