@@ -47,5 +47,6 @@ def supported_ops():
 
 
 def _load_all():
-    from . import (convert_control, convert_elementwise, convert_nn,  # noqa: F401
-                   convert_recurrent, convert_reduce, convert_tensor, fold)
+    from . import (convert_control, convert_einsum, convert_elementwise,  # noqa: F401
+                   convert_nn, convert_recurrent, convert_reduce, convert_resize,
+                   convert_tensor, fold)
