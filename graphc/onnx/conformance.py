@@ -32,6 +32,13 @@ EXPECTED_FAILURES = {
 }
 
 
+# Cases whose expected outputs come from numpy's random generator (training-mode Dropout):
+# graphc draws from its own Philox streams, so these check what does not depend on the draw:
+# every output is 0 or x / (1 - ratio), the mask output says which, and about `ratio` of the
+# elements are dropped.
+RANDOM_CASES = ("test_training_dropout",)
+
+
 def _node_dir():
     import onnx.backend.test.case.node as pkg
     return os.path.dirname(pkg.__file__)
@@ -153,6 +160,11 @@ def run_case(case, target):
             return "skip", e.problems[0]
         except Exception as e:  # noqa: BLE001
             return "fail", f"run: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        if case.name.startswith(RANDOM_CASES):
+            problem = check_dropout(inputs, outs, expected)
+            if problem:
+                return "fail", problem
+            continue
         for k, (want, got) in enumerate(zip(expected, outs)):
             want = np.asarray(want)
             if want.dtype != got.dtype:
@@ -163,6 +175,31 @@ def run_case(case, target):
                 err = np.nanmax(np.abs(got.astype("float64") - want.astype("float64")))
                 return "fail", f"output {k}: max abs error {err:.3g} (rtol {case.rtol}, atol {case.atol})"
     return "pass", ""
+
+
+def check_dropout(inputs, outs, expected):
+    """What a training-mode Dropout's outputs must satisfy whatever the random draw; the
+    problem found, or ''."""
+    x = inputs[0]
+    ratio = float(inputs[1]) if len(inputs) > 1 else 0.5
+    y = outs[0]
+    if y.shape != x.shape or y.dtype != x.dtype:
+        return f"output 0: {y.dtype}{y.shape}, expected {x.dtype}{x.shape}"
+    kept = y != 0
+    scaled = x / (1 - ratio)
+    if not np.allclose(y[kept], scaled[kept], rtol=1e-5):
+        return "output 0: a kept element is not x / (1 - ratio)"
+    if len(outs) > 1:
+        mask = outs[1]
+        if mask.dtype != np.bool_ or mask.shape != x.shape or np.any(kept & ~mask):
+            return "output 1: the mask does not match the kept elements"
+        if not np.allclose(y[mask], scaled[mask], rtol=1e-5):
+            return "output 1: an element the mask keeps is not x / (1 - ratio)"
+    dropped = 1 - kept.mean()
+    spread = 4 * np.sqrt(ratio * (1 - ratio) / x.size)
+    if abs(dropped - ratio) > spread:
+        return f"{dropped:.2f} of the elements dropped, ratio is {ratio}"
+    return ""
 
 
 def quiet_collect(ops=None, exclude=()):

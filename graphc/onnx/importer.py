@@ -124,6 +124,14 @@ class Importer:
         self.poisoned = set()   # outputs of nodes that could not be converted
         self.problems = []
         self.index = 0
+        self.streams = {}       # seed -> RandomStreams of training-mode Dropout nodes
+
+    def random_streams(self, seed=None):
+        from ..ir.ops.random import RandomStreams
+        key = 0 if seed is None else int(seed)
+        if key not in self.streams:
+            self.streams[key] = RandomStreams(seed=key, name=f"onnx_rng_counter_{key}")
+        return self.streams[key]
 
     # --- values ------------------------------------------------------------------------------
     def value_of(self, name):
