@@ -196,3 +196,18 @@ def test_unsupported_op_inside_a_body_is_reported_with_the_node():
     model = _if_model([oh.make_node("Unique", ["x"], ["t"])], [oh.make_node("Neg", ["x"], ["e"])])
     with pytest.raises(OnnxUnsupported, match="then_branch: Unique .* operator not supported"):
         GO.load(model)
+
+
+def test_exported_bptt_gradient_reads_back():
+    """The gradient of an LSTM scan exports as a reverse Scan over many sequences; read back,
+    it computes the same loss and weight gradients."""
+    from test_onnx_export_scan import B, I, T, _lstm
+    X, params, hs, _ = _lstm(False)
+    loss = (hs * hs).sum()
+    outs = [loss] + G.grad(loss, params)
+    m = GO.load(GO.export([X], outs))
+    x = np.random.default_rng(2).standard_normal((T, B, I)).astype("float32")
+    want = G.function([X], outs, backend="py")(x)
+    got = G.function(m.inputs, list(m.outputs), backend="py")(x)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
