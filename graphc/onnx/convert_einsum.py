@@ -5,11 +5,15 @@ the output use are summed away; a product puts the letters both operands keep (b
 the contracted ones between, and runs as one gemm per batch entry: (B, M, K) @ (B, K, N). The
 result is transposed into the output's order. An ellipsis ("...") becomes letters of its own
 (operands' ellipsis axes must then agree in size: no broadcasting of size 1); a letter repeated
-within one operand (a trace or diagonal) is refused.
+within one operand (a diagonal, or a trace once summed) is read as a gather of the diagonal.
 """
 import re
 
+import numpy as np
+
+from ..ir.constructors import constant
 from ..ir.ops.blas import Matmul
+from ..ir.ops.indexing import take
 from ..ir.ops.reduce import reduce_sum
 from ..ir.ops.shape import reshape, transpose
 from ..ir.types import FLOAT_DTYPES, dims_equal, size_of
@@ -54,10 +58,6 @@ def parse(equation, n_operands, shown=None):
     if len(terms) != n_operands:
         raise Unsupported(f"equation {shown!r} names {len(terms)} operands, the node has "
                           f"{n_operands}")
-    for t in terms:
-        if len(set(t)) != len(t):
-            raise Unsupported(f"equation {shown!r}: operand {t!r} repeats a letter (a trace or "
-                              "diagonal), which graphc does not map")
     if not arrow:
         counts = {c: lhs.count(c) for c in set(lhs.replace(",", ""))}
         out = "".join(sorted(c for c, k in counts.items() if k == 1))
@@ -87,6 +87,25 @@ class Term:
         if letters == self.letters:
             return self
         return Term(transpose(self.x, [self.letters.index(c) for c in letters]), letters)
+
+
+def diagonal(term, shown):
+    """A term whose letter repeats (ii, a diagonal; summed later, a trace) as the term over its
+    diagonal: the repeated axes become one, read with a gather of static flat indices."""
+    while len(set(term.letters)) != len(term.letters):
+        c = next(c for c in term.letters if term.letters.count(c) > 1)
+        p, q = [i for i, d in enumerate(term.letters) if d == c][:2]
+        n, m = term.x.type.shape[p], term.x.type.shape[q]
+        if not isinstance(n, int) or n != m:
+            raise Unsupported(f"equation {shown!r}: the diagonal of letter {c!r} needs two axes "
+                              f"of one static size, got {n} and {m}")
+        rest = [i for i in range(len(term.letters)) if i not in (p, q)]
+        x = transpose(term.x, rest + [p, q])
+        lead = [x.type.shape[i] for i in range(len(rest))]
+        flat = reshape(x, lead + [n * n])
+        x = take(flat, constant(np.arange(n, dtype="int64") * (n + 1)), len(rest))
+        term = Term(x, "".join(term.letters[i] for i in rest) + c)
+    return term
 
 
 def product(a, b, keep):
@@ -129,7 +148,8 @@ def einsum(node):
         raise Unsupported(f"operands of dtypes {[x.dtype for x in xs]}: graphc multiplies floats")
     if len({x.dtype for x in xs}) > 1:
         raise Unsupported(f"operands of dtypes {[x.dtype for x in xs]} differ")
-    ops = [Term(x, t) for x, t in zip(xs, terms)]
+    ops = [diagonal(Term(x, t), node.attr("equation")) for x, t in zip(xs, terms)]
+    terms = [t.letters for t in ops]
 
     def needed_after(k):
         return set(out).union(*[set(t) for t in terms[k + 1:]])
