@@ -65,6 +65,29 @@ def test_resize_matches_pytorch_interpolate(torch_mode, align, attrs, out_hw):
     np.testing.assert_allclose(f(x)[0], want.numpy(), rtol=1e-5, atol=1e-5)  # torch: float32 weights
 
 
+@pytest.mark.parametrize("mode,kw", [("nearest", {}), ("bilinear", {"align_corners": False}),
+                                     ("bicubic", {"align_corners": True})])
+def test_pytorch_interpolate_export_imports(mode, kw):
+    """torch.onnx's Resize nodes as written: scales as a Constant (scale_factor), and sizes
+    computed from Shape with the symbolic batch (size=...)."""
+    torch = pytest.importorskip("torch")
+    import torch_models as TM
+
+    class Up(torch.nn.Module):
+        def forward(self, x):
+            a = torch.nn.functional.interpolate(x, scale_factor=2, mode=mode, **kw)
+            b = torch.nn.functional.interpolate(x, size=(7, 5), mode=mode, **kw)
+            return a.sum(dim=(2, 3)) + b.sum(dim=(2, 3))
+
+    m = GO.load(TM.export(Up(), (2, 3, 6, 6)))
+    assert str(m.inputs[0].type.shape[0]) == "batch"
+    f = G.function(m.inputs, m.outputs[0], backend="py")
+    x = np.random.default_rng(0).standard_normal((3, 3, 6, 6)).astype("float32")
+    with torch.no_grad():
+        want = Up()(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(f(x), want, rtol=1e-5, atol=1e-4)
+
+
 @pytest.mark.parametrize("attrs", [dict(mode="nearest"), dict(mode="linear"),
                                    dict(mode="nearest", nearest_mode="round_prefer_ceil",
                                         coordinate_transformation_mode="half_pixel_symmetric"),

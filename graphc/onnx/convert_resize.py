@@ -12,6 +12,8 @@ from ..ir.constructors import constant
 from ..ir.ops import elemwise as E
 from ..ir.ops.indexing import take
 from ..ir.ops.shape import reshape
+from ..ir.types import dims_equal
+from .convert_tensor import dims_of
 from .registry import Unsupported, converter
 
 MODES = ("nearest", "linear", "cubic")
@@ -124,7 +126,9 @@ def _targets(node, x, keep=()):
     axes = node.attr("axes")
     axes = [a % x.ndim for a in axes] if axes is not None else list(range(x.ndim))
     scales = node.static(2, "scales") if node.has_input(2) else None
-    sizes = node.static_ints(3, "sizes") if node.has_input(3) else None
+    sizes = dims_of(node.static(3, "sizes")) if node.has_input(3) else None
+    if sizes is not None and len(sizes) == 0:
+        sizes = None
     if scales is not None and scales.size == 0:
         scales = None
     if (scales is None) == (sizes is None):
@@ -151,11 +155,13 @@ def _targets(node, x, keep=()):
                                   "of static size")
             n_out = int(scale * n_in)
         else:
-            if not isinstance(n_in, int):
-                if g == n_in and a not in keep:
+            if not isinstance(n_in, int) or not isinstance(g, int):
+                # (PyTorch's exports of interpolate(size=...) keep the batch and channel axes
+                # by sizes read from Shape: symbolic, and equal to the input's)
+                if dims_equal(g, n_in) and a not in keep:
                     continue
-                raise Unsupported(f"axis {a} has the symbolic size {n_in}; graphc resizes axes "
-                                  "of static size")
+                raise Unsupported(f"axis {a} of size {n_in} resized to {g}: graphc resizes "
+                                  "axes of static size to static sizes")
             n_out = int(g)
             if n_out == n_in and a not in keep:
                 continue
@@ -168,7 +174,8 @@ def _targets(node, x, keep=()):
 
 def _keep_aspect(shape, axes, sizes, policy):
     """One scale for all `axes` (the smallest or largest of sizes/shape), sizes rounded half up."""
-    if not all(isinstance(shape[a], int) for a in axes):
+    if not all(isinstance(shape[a], int) for a in axes) or \
+            not all(isinstance(n, int) for n in sizes):
         raise Unsupported(f"keep_aspect_ratio_policy={policy!r} needs static sizes on axes {axes}")
     ratios = [n / shape[a] for a, n in zip(axes, sizes)]
     scale = min(ratios) if policy == "not_larger" else max(ratios)
