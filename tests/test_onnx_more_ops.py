@@ -228,3 +228,40 @@ def test_run_time_training_mode_is_refused():
                    [nh.from_array(np.float32(0.5), "r")], opset=13)
     with pytest.raises(OnnxUnsupported, match="training_mode.*must be known when the model loads"):
         GO.load(model)
+
+
+def test_pytorch_training_mode_export_imports():
+    """torch.onnx's export with training=TRAINING: BatchNormalization(training_mode=1) normalizes
+    by the batch's statistics and Dropout drops, as the module does in train mode."""
+    torch = pytest.importorskip("torch")
+    import io
+    import warnings
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c, self.bn = torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)
+            self.drop = torch.nn.Dropout(0.3)
+
+        def forward(self, x):
+            return self.drop(torch.relu(self.bn(self.c(x))))
+
+    torch.manual_seed(0)
+    net = Net().train()
+    f = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, torch.randn(2, 3, 6, 6), f, dynamo=False, opset_version=17,
+                          training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=False,
+                          input_names=["x"], output_names=["y"])
+    m = GO.load(f.getvalue())
+    assert sorted(p.name for p in m.trainable) == ["bn.bias", "bn.weight", "c.bias", "c.weight"]
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype("float32")
+    y = G.function(m.inputs, m.outputs[0], backend="py")(x)
+    net.drop.p = 0.0
+    with torch.no_grad():
+        want = net(torch.from_numpy(x)).numpy()
+    kept = y != 0
+    np.testing.assert_allclose(y[kept], want[kept] / 0.7, rtol=1e-5, atol=1e-6)
+    dropped = 1 - kept[want != 0].mean()
+    assert 0.15 < dropped < 0.45, dropped
