@@ -23,7 +23,7 @@ from ..scan import scan
 from .importer import static_to_variable
 from .node import is_static, is_symbolic
 from .registry import Unsupported, converter
-from .subgraph import SubgraphImporter, body_inputs, count_nodes, static_true
+from .subgraph import body_inputs, count_nodes, static_true
 
 CHEAP_BRANCH_NODES = 16   # an If computed as a select runs both branches: keep them small
 
@@ -45,7 +45,7 @@ def _move_axis(x, src, dst):
 def scan_(node):
     body, m = node.attr("body"), node.attr("num_scan_inputs")
     ins = node.inputs()
-    n_states = len(ins) - m
+    n_states = len(ins) - (m or 0)
     if m is None or m < 1 or n_states < 0:
         raise Unsupported(f"num_scan_inputs={m} with {len(ins)} inputs: graphc's scan needs at "
                           "least one scan input (it gives the number of steps)")
@@ -62,6 +62,9 @@ def scan_(node):
         raise Unsupported("scan_input_*/scan_output_* attributes do not match the inputs/outputs")
     seqs = []
     for x, axis, rev in zip(xs, in_axes, in_dirs):
+        if x.ndim == 0:
+            raise Unsupported(f"scan input {x.label()} is a scalar; a scan input has an axis to "
+                              "step along")
         x = _move_axis(x, axis % x.ndim, 0)
         seqs.append(x[::-1] if rev else x)
     names = body_inputs(body)
@@ -72,11 +75,11 @@ def scan_(node):
 
     def step(*args):
         slices, prev = args[:m], args[m:m + n_states]
-        sub = SubgraphImporter(node._imp, body, dict(zip(names, list(prev) + list(slices))), what)
-        return [_as_variable(v) for v in sub.outputs()]
+        outs = node.subgraph_outputs(body, dict(zip(names, list(prev) + list(slices))), what)
+        return [_as_variable(v) for v in outs]
 
     out, _ = scan(step, sequences=seqs, outputs_info=list(states) + [None] * n_scan_out,
-               name=str(node), return_list=True)
+                  name=str(node), return_list=True)
     finals = [o[-1] for o in out[:n_states]]
     stacked = []
     for y, axis, rev in zip(out[n_states:], out_axes, out_dirs):
@@ -136,7 +139,7 @@ def loop(node):
     def step(it, *prev):
         bound = {names[0]: it, names[1]: np.array(True)}
         bound.update(zip(names[2:], prev))
-        outs = SubgraphImporter(node._imp, body, bound, what).outputs()
+        outs = node.subgraph_outputs(body, bound, what)
         cond_out = outs[0]
         if isinstance(cond_out, Constant):
             cond_out = np.asarray(cond_out.data)
@@ -165,7 +168,7 @@ def if_(node):
         if cond.size != 1:
             raise Unsupported(f"the condition has shape {cond.shape}; it must hold one value")
         chosen = then_g if bool(cond.reshape(-1)[0]) else else_g
-        return SubgraphImporter(node._imp, chosen, {}, f"{node} branch").outputs()
+        return node.subgraph_outputs(chosen, {}, f"{node} branch")
     reasons = []
     for label, g in (("then", then_g), ("else", else_g)):
         n, types = count_nodes(g)
@@ -174,8 +177,8 @@ def if_(node):
         if n > CHEAP_BRANCH_NODES:
             reasons.append(f"the {label} branch has {n} nodes (over {CHEAP_BRANCH_NODES})")
     if not reasons:
-        t = [_as_variable(v) for v in SubgraphImporter(node._imp, then_g, {}, f"{node} then_branch").outputs()]
-        e = [_as_variable(v) for v in SubgraphImporter(node._imp, else_g, {}, f"{node} else_branch").outputs()]
+        t = [_as_variable(v) for v in node.subgraph_outputs(then_g, {}, f"{node} then_branch")]
+        e = [_as_variable(v) for v in node.subgraph_outputs(else_g, {}, f"{node} else_branch")]
         for k, (a, b) in enumerate(zip(t, e)):
             if a.dtype != b.dtype or a.ndim != b.ndim or not all(
                     dims_equal(x, y) for x, y in zip(a.type.shape, b.type.shape)):

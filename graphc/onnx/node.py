@@ -40,6 +40,12 @@ class NodeView:
             imp = imp.parent
         return imp.random_streams(seed)
 
+    def subgraph_outputs(self, graph, bound, what):
+        """The outputs of a subgraph attribute (a branch, a loop body) converted in this node's
+        scope: `bound` gives its inputs; other names resolve in the enclosing graphs."""
+        from .subgraph import SubgraphImporter
+        return SubgraphImporter(self._imp, graph, bound, what).outputs()
+
     def has_input(self, i):
         return i < len(self.input_names) and self.input_names[i] != ""
 
