@@ -68,6 +68,15 @@ CASES = {
     "rnn_bidir_lens_initial": dict(op="RNN", direction="bidirectional", lens=[1, 5, 3],
                                    initial=True),
     "rnn_layout1_explicit_activations": dict(op="RNN", layout=1, activations=["Tanh"]),
+    "lstm_other_activations": dict(op="LSTM", activations=["HardSigmoid", "LeakyRelu", "ScaledTanh"],
+                                   activation_alpha=[0.3, 0.05, 0.8], activation_beta=[0.4, 1.2]),
+    "gru_bidir_other_activations": dict(op="GRU", direction="bidirectional",
+                                        activations=["Sigmoid", "Softsign", "HardSigmoid", "Elu"]),
+    "rnn_affine_activation": dict(op="RNN", activations=["Affine"], activation_alpha=[0.5],
+                                  activation_beta=[0.1]),
+    "rnn_thresholded_relu_softplus": dict(op="RNN", direction="bidirectional",
+                                          activations=["ThresholdedRelu", "Softplus"],
+                                          activation_alpha=[0.2]),
 }
 
 
@@ -110,8 +119,8 @@ def test_symbolic_sizes_serve_every_length_and_batch():
 
 def test_refusals_are_listed_at_once():
     nodes = [h.make_node("LSTM", ["X", "W", "R"], ["Y1"], hidden_size=2,
-                         activations=["Relu", "Tanh", "Tanh"], name="lstm_relu"),
-             h.make_node("GRU", ["X", "Wg", "Rg"], ["Y2"], hidden_size=2, activation_alpha=[0.5],
+                         activations=["Gelu", "Tanh", "Tanh"], name="lstm_relu"),
+             h.make_node("GRU", ["X", "Wg", "Rg"], ["Y2"], hidden_size=2, activations=["Sigmoid"],
                          name="gru_alpha")]
     inits = [nh.from_array(np.zeros(s, "float32"), n) for n, s in
              [("W", (1, 8, 3)), ("R", (1, 8, 2)), ("Wg", (1, 6, 3)), ("Rg", (1, 6, 2))]]
@@ -122,7 +131,8 @@ def test_refusals_are_listed_at_once():
     with pytest.raises(G.GraphcError) as e:
         GO.load(model)
     text = str(e.value)
-    assert "lstm_relu" in text and "Relu" in text and "gru_alpha" in text, text
+    assert "lstm_relu" in text and "activation 'Gelu'" in text and "gru_alpha" in text, text
+    assert "GRU takes 2 per direction" in text, text
 
 
 def test_gradients_of_imported_lstm_match_finite_differences():

@@ -40,9 +40,11 @@ class GraphcRep(BackendRep):
                 raise
             self.model, self.fn = None, None
             # integer and bool inputs, and single-value float ones (Pad's constant_value)
+            # and any input a problem names as needed at load time (Resize's scales)
             self.int_inputs = [i.name for i in proto.graph.input
                                if i.type.tensor_type.elem_type in (6, 7, 9)
-                               or _is_single_value(i)]
+                               or _is_single_value(i)
+                               or any(repr(i.name) in p for p in e.problems)]
             return
         self.fn = function(self.model.inputs, list(self.model.outputs), backend=target)
 

@@ -10,7 +10,7 @@ from ..ir.ops.broadcast import broadcast_shape, broadcast_to
 from ..ir.ops.conv import Conv2dGradInput, conv2d
 from ..ir.ops.layer_norm import layer_norm
 from ..ir.ops.nn import log_softmax, softmax
-from ..ir.ops.normalization import batch_norm_inference, lrn
+from ..ir.ops.normalization import batch_norm_inference, batch_norm_train, lrn
 from ..ir.ops.pool import AvgPool2d, MaxPool2d
 from ..ir.ops.reduce import mean as reduce_mean, reduce_max
 from ..ir.ops.shape import reshape, transpose
@@ -215,22 +215,27 @@ def global_max(node):
 
 @converter("BatchNormalization", attrs=("epsilon", "momentum", "training_mode"))
 def batch_norm(node):
-    if node.attr("training_mode", 0):
-        raise Unsupported("training_mode=1 (graphc imports batch norm for inference; train "
-                          "with graphc.batch_norm_train)")
-    if node.num_outputs > 1:
-        raise Unsupported("running mean/var outputs exist only in training mode")
     x, scale, bias, mean, var = node.inputs()[:5]
     node.mark_running_stat(3)
     node.mark_running_stat(4)
     eps = node.attr("epsilon", 1e-5)
-    s = x.type.shape
-    if x.ndim in (2, 4):
-        return batch_norm_inference(x, scale, bias, mean, var, eps)
+    training = bool(node.attr("training_mode", 0))
+    if node.num_outputs > 1 and not training:
+        raise Unsupported("running mean/var outputs exist only in training mode")
     if x.ndim < 2:
         raise Unsupported(f"input of rank {x.ndim}")
-    x4 = reshape(x, (s[0], s[1], size_of(s[2:]), 1))
-    return reshape(batch_norm_inference(x4, scale, bias, mean, var, eps), s)
+    s = x.type.shape
+    x4 = x if x.ndim in (2, 4) else reshape(x, (s[0], s[1], size_of(s[2:]), 1))
+    if not training:
+        y = batch_norm_inference(x4, scale, bias, mean, var, eps)
+        return y if x4 is x else reshape(y, s)
+    # Statistics of the batch normalize y; the running ones blend in the (biased) batch
+    # variance, as ONNX's spec and reference do (PyTorch's own module uses the unbiased one).
+    y, batch_mean, batch_var = batch_norm_train(x4, scale, bias, eps)
+    y = y if x4 is x else reshape(y, s)
+    m = np.asarray(node.attr("momentum", 0.9), x.dtype)
+    keep = np.asarray(1 - node.attr("momentum", 0.9), x.dtype)
+    return [y, mean * m + batch_mean * keep, var * m + batch_var * keep][:node.num_outputs]
 
 
 @converter("LRN", attrs=("alpha", "beta", "bias", "size"))
@@ -244,15 +249,22 @@ def lrn_(node):
 
 @converter("Dropout", attrs=("seed",))
 def dropout(node):
-    if node.has_input(2):
-        mode = node.static_scalar(2, "training_mode")
-        if bool(mode):
-            raise Unsupported("training_mode=true (graphc imports Dropout for inference)")
     x = node.input(0)
-    outs = [x]
-    if node.num_outputs > 1:
-        outs.append(E.second_op(x, np.asarray(True)))
-    return outs
+    ratio = float(node.static_scalar(1, "ratio")) if node.has_input(1) else 0.5
+    training = bool(node.static_scalar(2, "training_mode")) if node.has_input(2) else False
+    want_mask = node.num_outputs > 1 and node.proto.output[1] != ""
+    if not training or ratio == 0.0:
+        return [x, E.second_op(x, np.asarray(True))] if want_mask else [x]
+    if not 0.0 < ratio < 1.0:
+        raise Unsupported(f"ratio={ratio} (must be in [0, 1))")
+    if x.dtype not in FLOAT_DTYPES:
+        raise Unsupported(f"training-mode dropout of {x.dtype} (graphc drops floats)")
+    # graphc's random streams: the model's counter advances after every call of a function
+    # that uses it (its default update), so each call draws a new mask.
+    u = node.random_streams(node.attr("seed")).draw(x.type.shape, x.dtype)
+    keep = E.ge_op(u, np.asarray(ratio, x.dtype))
+    y = x * E.cast(keep, x.dtype) * np.asarray(1.0 / (1.0 - ratio), x.dtype)
+    return [y, keep] if want_mask else [y]
 
 
 def _on_axis(fn, x, axis):

@@ -9,13 +9,14 @@ additive) of all steps is one product before the loop; the loop does h @ R^T and
 sequence_lens: a step at or past a sequence's length carries the state unchanged and outputs
 zeros (onnxruntime's convention), so Y_h/Y_c are each sequence's last real state; running in
 reverse, the padded tail is met first and holds the initial state, which is ONNX's meaning too.
-Only the default activations are imported (also when spelled out); clip is supported, as are
+Every activation ONNX lists (with activation_alpha/beta) is imported; clip is supported, as are
 LSTM peepholes (P) and input_forget.
 """
 import numpy as np
 
 from ..ir.constructors import constant
 from ..ir.ops import elemwise as E
+from ..ir.ops.activations import elu, hard_sigmoid, leaky_relu
 from ..ir.ops.blas import Matmul
 from ..ir.ops.shape import arange, reshape, stack, transpose
 from ..scan import scan
@@ -28,18 +29,52 @@ _DEFAULT_ACTIVATIONS = {"LSTM": ("Sigmoid", "Tanh", "Tanh"), "GRU": ("Sigmoid", 
 _GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 
 
+def _c(x, v):
+    return constant(np.asarray(v, x.dtype))
+
+
+# ONNX's recurrent activation functions: (function of x, alpha, beta; uses alpha, uses beta, their
+# defaults). alpha/beta lists are consumed in order by the functions that take them.
+_ACTIVATIONS = {
+    "sigmoid": (lambda x, a, b: E.sigmoid_op(x), False, False, None, None),
+    "tanh": (lambda x, a, b: E.tanh_op(x), False, False, None, None),
+    "relu": (lambda x, a, b: E.relu_op(x), False, False, None, None),
+    "affine": (lambda x, a, b: _c(x, a) * x + _c(x, b), True, True, 1.0, 0.0),
+    "leakyrelu": (lambda x, a, b: leaky_relu(x, a), True, False, 0.01, None),
+    "thresholdedrelu": (lambda x, a, b: E.where_op(E.gt_op(x, _c(x, a)), x, _c(x, 0)), True,
+                        False, 1.0, None),
+    "scaledtanh": (lambda x, a, b: _c(x, a) * E.tanh_op(_c(x, b) * x), True, True, 1.0, 1.0),
+    "hardsigmoid": (lambda x, a, b: hard_sigmoid(x, a, b), True, True, 0.2, 0.5),
+    "elu": (lambda x, a, b: elu(x, a), True, False, 1.0, None),
+    "softsign": (lambda x, a, b: x / (_c(x, 1) + E.abs_op(x)), False, False, None, None),
+    "softplus": (lambda x, a, b: E.softplus_op(x), False, False, None, None),
+}
+
+
 def _activations(node, n_dirs):
+    """Per direction, the cell's activation functions (LSTM f, g, h; GRU f, g; RNN f) as
+    callables of one variable."""
     default = _DEFAULT_ACTIVATIONS[node.op_type]
     given = node.attr("activations")
-    if node.attr("activation_alpha") is not None or node.attr("activation_beta") is not None:
-        raise Unsupported("activation_alpha/activation_beta: graphc imports only the default "
-                          f"activations {'/'.join(default)}")
-    if given is None:
-        return
-    names = [a.decode() if isinstance(a, bytes) else str(a) for a in given]
-    if [n.lower() for n in names] != [n.lower() for n in default * n_dirs]:
-        raise Unsupported(f"activations={names}: graphc imports only the defaults "
-                          f"{list(default * n_dirs)}")
+    names = [a.decode() if isinstance(a, bytes) else str(a) for a in given] if given else \
+        list(default * n_dirs)
+    if len(names) != len(default) * n_dirs:
+        raise Unsupported(f"activations={names}: {node.op_type} takes {len(default)} per "
+                          f"direction ({n_dirs} direction(s))")
+    alphas = list(node.attr("activation_alpha") or [])
+    betas = list(node.attr("activation_beta") or [])
+    fns = []
+    for name in names:
+        entry = _ACTIVATIONS.get(name.lower())
+        if entry is None:
+            raise Unsupported(f"activation {name!r}: ONNX's recurrent activations are "
+                              f"{sorted(_ACTIVATIONS)}")
+        fn, takes_a, takes_b, a0, b0 = entry
+        a = (alphas.pop(0) if alphas else a0) if takes_a else None
+        b = (betas.pop(0) if betas else b0) if takes_b else None
+        fns.append(lambda x, fn=fn, a=a, b=b: fn(x, a, b))
+    k = len(default)
+    return [fns[d * k:(d + 1) * k] for d in range(n_dirs)]
 
 
 def _direction(node):
@@ -70,7 +105,7 @@ class _Spec:
         if self.layout not in (0, 1):
             raise Unsupported(f"layout={self.layout} (ONNX has 0 and 1)")
         self.dirs = _direction(node)
-        _activations(node, len(self.dirs))
+        self.acts = _activations(node, len(self.dirs))
         self.clip = node.attr("clip")
         x = node.input(0)
         if x.ndim != 3:
@@ -144,11 +179,12 @@ def _one_direction(spec, d, reverse, mask):
     if spec.P is not None:
         extra += [spec.P[d, :H], spec.P[d, H:2 * H], spec.P[d, 2 * H:]]
     cell = {"LSTM": _lstm_cell, "GRU": _gru_cell, "RNN": _rnn_cell}[spec.kind]
+    acts = spec.acts[d]
 
     def step(z_t, *rest):
         m_t = rest[0] if mask is not None else None
         prev = rest[1:] if mask is not None else rest
-        new = cell(spec, z_t, prev, R_t, extra)
+        new = cell(spec, acts, z_t, prev, R_t, extra)
         if m_t is None:
             return list(new)
         keep = m_t.dimshuffle(0, "x")
@@ -174,7 +210,7 @@ def _gru_additive(spec):
     return constant(ones)
 
 
-def _lstm_cell(spec, z_t, prev, R_t, consts):
+def _lstm_cell(spec, acts, z_t, prev, R_t, consts):
     H = spec.H
     h, c = prev
     z = z_t + _dot(h, R_t)
@@ -182,34 +218,36 @@ def _lstm_cell(spec, z_t, prev, R_t, consts):
     zi, zo, zf, zc = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
     if pi is not None:
         zi, zf = zi + pi * c, zf + pf * c
-    i = _gate(spec, zi, E.sigmoid_op)
-    f = 1 - i if spec.input_forget else _gate(spec, zf, E.sigmoid_op)
-    c_new = f * c + i * _gate(spec, zc, E.tanh_op)
+    act_f, act_g, act_h = acts
+    i = _gate(spec, zi, act_f)
+    f = 1 - i if spec.input_forget else _gate(spec, zf, act_f)
+    c_new = f * c + i * _gate(spec, zc, act_g)
     if po is not None:
         zo = zo + po * c_new
-    o = _gate(spec, zo, E.sigmoid_op)
-    return o * E.tanh_op(c_new), c_new
+    o = _gate(spec, zo, act_f)
+    return o * act_h(c_new), c_new
 
 
-def _gru_cell(spec, z_t, prev, R_t, consts):
+def _gru_cell(spec, acts, z_t, prev, R_t, consts):
     H = spec.H
     (h,) = prev
     hr = _dot(h, R_t[:, :2 * H])
-    z = _gate(spec, z_t[:, :H] + hr[:, :H], E.sigmoid_op)
-    r = _gate(spec, z_t[:, H:2 * H] + hr[:, H:], E.sigmoid_op)
+    act_f, act_g = acts
+    z = _gate(spec, z_t[:, :H] + hr[:, :H], act_f)
+    r = _gate(spec, z_t[:, H:2 * H] + hr[:, H:], act_f)
     if spec.lbr:
         rec = _dot(h, R_t[:, 2 * H:])
         if consts:
             rec = rec + consts[0]
-        n = _gate(spec, z_t[:, 2 * H:] + r * rec, E.tanh_op)
+        n = _gate(spec, z_t[:, 2 * H:] + r * rec, act_g)
     else:
-        n = _gate(spec, z_t[:, 2 * H:] + _dot(r * h, R_t[:, 2 * H:]), E.tanh_op)
+        n = _gate(spec, z_t[:, 2 * H:] + _dot(r * h, R_t[:, 2 * H:]), act_g)
     return ((1 - z) * n + z * h,)
 
 
-def _rnn_cell(spec, z_t, prev, R_t, consts):
+def _rnn_cell(spec, acts, z_t, prev, R_t, consts):
     (h,) = prev
-    return (_gate(spec, z_t + _dot(h, R_t), E.tanh_op),)
+    return (_gate(spec, z_t + _dot(h, R_t), acts[0]),)
 
 
 def _convert(node):

@@ -124,6 +124,14 @@ class Importer:
         self.poisoned = set()   # outputs of nodes that could not be converted
         self.problems = []
         self.index = 0
+        self.streams = {}       # seed -> RandomStreams of training-mode Dropout nodes
+
+    def random_streams(self, seed=None):
+        from ..ir.ops.random import RandomStreams
+        key = 0 if seed is None else int(seed)
+        if key not in self.streams:
+            self.streams[key] = RandomStreams(seed=key, name=f"onnx_rng_counter_{key}")
+        return self.streams[key]
 
     # --- values ------------------------------------------------------------------------------
     def value_of(self, name):
@@ -157,23 +165,18 @@ class Importer:
         trained, so its value must stay a variable)."""
         for n in names:
             v = self.value_of(n)
-            if not is_static(v) or (n in self.initializers and n not in self.values
-                                    and v.dtype.kind == "f"):
+            if not is_static(v) or (self.is_initializer(n) and v.dtype.kind == "f"):
                 return False
         return True
+
+    def is_initializer(self, name):
+        """name is an initializer of this graph (not shadowed by a node's output)."""
+        return name in self.initializers and name not in self.values
 
     # --- the pass over the graph ---------------------------------------------------------------
     def run(self):
         self._check_opsets()
-        for t in self.graph.initializer:
-            try:
-                self.initializers[t.name] = P.tensor_to_numpy(t, f"initializer {t.name!r}",
-                                                              self.base_dir)
-            except P.UnsupportedType as e:
-                self.problems.append(str(e))
-                self.poisoned.add(t.name)
-        if len(self.graph.sparse_initializer):
-            self.problems.append("sparse initializers are not supported")
+        self.read_initializers()
         inputs, input_names = [], []
         for vi in self.graph.input:
             if vi.name in self.initializers or vi.name in self.poisoned:
@@ -210,6 +213,17 @@ class Importer:
         producer = f"{self.model.producer_name} {self.model.producer_version}".strip()
         return OnnxModel(inputs, outputs, self.params, input_names, output_names, self.opset,
                          producer, self.running_stats)
+
+    def read_initializers(self):
+        for t in self.graph.initializer:
+            try:
+                self.initializers[t.name] = P.tensor_to_numpy(t, f"initializer {t.name!r}",
+                                                              self.base_dir)
+            except P.UnsupportedType as e:
+                self.problems.append(str(e))
+                self.poisoned.add(t.name)
+        if len(self.graph.sparse_initializer):
+            self.problems.append("sparse initializers are not supported")
 
     def _check_opsets(self):
         if self.opset is None:

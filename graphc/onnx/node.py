@@ -33,6 +33,19 @@ class NodeView:
         if self.has_input(i):
             self._imp.running_stats.add(self.input_names[i])
 
+    def random_streams(self, seed=None):
+        """The model's graphc.RandomStreams for `seed` (one per seed, shared by its nodes)."""
+        imp = self._imp
+        while getattr(imp, "parent", None) is not None:
+            imp = imp.parent
+        return imp.random_streams(seed)
+
+    def subgraph_outputs(self, graph, bound, what):
+        """The outputs of a subgraph attribute (a branch, a loop body) converted in this node's
+        scope: `bound` gives its inputs; other names resolve in the enclosing graphs."""
+        from .subgraph import SubgraphImporter
+        return SubgraphImporter(self._imp, graph, bound, what).outputs()
+
     def has_input(self, i):
         return i < len(self.input_names) and self.input_names[i] != ""
 

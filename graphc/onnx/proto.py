@@ -108,6 +108,8 @@ def attribute_value(a, what, base_dir=None):
         return a.s.decode("utf-8", "replace")
     if kind == 4:
         return tensor_to_numpy(a.t, f"{what} attribute {a.name}", base_dir)
+    if kind == 5:
+        return a.g  # a subgraph (If's branches, Loop's and Scan's bodies): converted by its op
     if kind == 6:
         return [float(v) for v in a.floats]
     if kind == 7:
