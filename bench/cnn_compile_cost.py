@@ -42,7 +42,7 @@ def child(net, profile_path):
     stages, prof = {}, None
     if profile_path:
         import cProfile
-        prof = cProfile.Profile()
+        prof = cProfile.Profile(time.process_time)  # CPU seconds: wall is noise on a loaded machine
     _, _, _, _, train, lr, mu, wd = CC.NETS[net]
     init = CC.params(net)
     xv, yv = CC.data(net)

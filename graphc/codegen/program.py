@@ -4,6 +4,7 @@ Typed data, no target text: sizes are ints or sympy expressions over the bound d
 names, scalar bodies are sympy expressions (ScalarBody); each kernel kind's params are listed in
 codegen/kernels.py. A renderer (C today, CUDA next) prints them with its own templates.
 """
+import functools
 from dataclasses import dataclass, field
 
 import sympy
@@ -37,10 +38,17 @@ class Buffer:
 
     @property
     def aligned_nbytes(self):
-        return sympy.ceiling(self.nbytes / ALIGN) * ALIGN
+        return _aligned(self.nbytes)
 
     def __repr__(self):
         return f"b{self.id}"
+
+
+@functools.lru_cache(maxsize=8192)
+def _aligned(nbytes):
+    # (sympy's ceiling asks the assumptions of every term, ~10 ms for a pooled size; the memory
+    # planner asks for each buffer's several times)
+    return sympy.ceiling(nbytes / ALIGN) * ALIGN
 
 
 @dataclass(frozen=True)
