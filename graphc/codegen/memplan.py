@@ -148,10 +148,13 @@ def plan_slots(program):
     # Sums of expanded sizes are expanded already: expanding each running offset again cost a
     # quadratic amount of sympy work (seconds for a CNN compiled for symbolic shapes).
     offset = sympy.Integer(0)
+    program.workspace_slots = []
     for slot in slots:
         for b in slot[2]:
             b.offset = _as_dim(offset)
-        offset = offset + simplify_dim(slot[0])
+        size = simplify_dim(slot[0])
+        program.workspace_slots.append((_as_dim(offset), size))
+        offset = offset + size
     program.workspace_bytes = _as_dim(offset)
     naive = sum((simplify_dim(b.aligned_nbytes) for b in temps), sympy.Integer(0))
     return program.workspace_bytes, _as_dim(naive)

@@ -141,6 +141,9 @@ class Program:
     plan_notes: list = field(default_factory=list)
     in_place_updates: dict = field(default_factory=dict)  # output index -> shared buffer
     naive_bytes: object = 0
+    # [(offset, size)] of the workspace slots in address order (the memory planner's): each
+    # offset is the one before plus that slot's size, which a renderer may print as such.
+    workspace_slots: list = field(default_factory=list)
 
     def describe(self):
         lines = ["dims: " + (", ".join(str(s) for s in self.dim_symbols) or "(none)"), "buffers:"]
