@@ -169,3 +169,34 @@ def test_symbolic_reductions_share_one_compiled_function_per_kind_and_dtype():
             ai.sum(axis=0), (a * 2).sum(axis=1)]
     for got, w in zip(f(a, ai), want):
         np.testing.assert_allclose(got, w, rtol=1e-5, atol=1e-5)
+
+
+def test_an_elementwise_gradient_is_differentiated_once_per_op(monkeypatch):
+    """sympy.diff of an elementwise op's expression is remembered: a net's layers repeat the same
+    ops, and differentiating each copy again took half of building a ResNet's gradient."""
+    calls = []
+    real_diff = sympy.diff
+    monkeypatch.setattr(sympy, "diff", lambda *a, **k: calls.append(a) or real_diff(*a, **k))
+    x = G.matrix("x")
+    h = x
+    for _ in range(4):  # four copies of one op: x * 0.37 + tanh(x) ** 3
+        h = h * 0.37 + G.tanh(h) ** 3
+    grad = G.grad(h.sum(), x)
+    # once per distinct (op, input): add, mul and pow twice each, tanh once (uncached: 28)
+    assert len(calls) == len(set(calls)) <= 7, calls
+    f = G.function([x], grad, backend="py", opt_level="O0")
+    xv = np.linspace(-1, 1, 6).reshape(2, 3).astype(np.float32)
+    y, eps, xv = xv, 1e-6, xv.astype(np.float64)
+    num = np.zeros_like(xv)
+    for idx in np.ndindex(xv.shape):
+        hi, lo = xv.copy(), xv.copy()
+        hi[idx] += eps
+        lo[idx] -= eps
+        num[idx] = (_chain(hi).sum() - _chain(lo).sum()) / (2 * eps)
+    np.testing.assert_allclose(f(y), num, rtol=1e-4, atol=1e-5)
+
+
+def _chain(h):
+    for _ in range(4):
+        h = h * 0.37 + np.tanh(h) ** 3
+    return h
