@@ -14,6 +14,8 @@ convolutions as one kernel that loops over chunks of NB images, NB as many as fi
 least one): im2col of the chunk, the gemm per group, the chunk's result in place. Its scratch is
 bounded by the budget whatever the batch (AlexNet's conv1 at batch 128: ~560 MB unchunked).
 """
+import functools
+
 import sympy
 
 from ..ir.ops import conv, normalization, pool, random
@@ -70,8 +72,15 @@ def _chunk_images(L, geom, dtype):
     per_image = _mul(geom.g * geom.k + geom.cout, geom.p, DTYPE_BYTES[dtype])
     if isinstance(per_image, int) and isinstance(geom.n, int):
         return max(1, min(geom.n, budget() // max(per_image, 1)))
-    fit = sympy.floor(sympy.Integer(budget()) / sympy.Max(per_image, 1))
-    return sympy.Min(geom.n, sympy.Max(1, fit))
+    return _symbolic_chunk(per_image, geom.n, budget())
+
+
+@functools.lru_cache(maxsize=1024)
+def _symbolic_chunk(per_image, n, budget):
+    # (sympy's Min/Max evaluation asks the assumptions about every term, ~30 ms; a convolution's
+    # three kernels ask for the same chunk)
+    fit = sympy.floor(sympy.Integer(budget) / sympy.Max(per_image, 1))
+    return sympy.Min(n, sympy.Max(1, fit))
 
 
 def _emit_chunked(L, kind, geom, nb, outs, ins, dtype, label):

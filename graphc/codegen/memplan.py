@@ -145,14 +145,23 @@ def plan_slots(program):
                 slots.append(best)
         best[1] = b.last + 1
         best[2].append(b)
+    # Sums of expanded sizes are expanded already: expanding each running offset again cost a
+    # quadratic amount of sympy work (seconds for a CNN compiled for symbolic shapes).
     offset = sympy.Integer(0)
+    program.workspace_slots = []
     for slot in slots:
         for b in slot[2]:
-            b.offset = simplify_dim(offset)
-        offset = offset + slot[0]
-    program.workspace_bytes = simplify_dim(offset)
-    naive = sum((b.aligned_nbytes for b in temps), sympy.Integer(0))
-    return program.workspace_bytes, simplify_dim(naive)
+            b.offset = _as_dim(offset)
+        size = simplify_dim(slot[0])
+        program.workspace_slots.append((_as_dim(offset), size))
+        offset = offset + size
+    program.workspace_bytes = _as_dim(offset)
+    naive = sum((simplify_dim(b.aligned_nbytes) for b in temps), sympy.Integer(0))
+    return program.workspace_bytes, _as_dim(naive)
+
+
+def _as_dim(expr):
+    return int(expr) if expr.is_Integer else expr
 
 
 def _is_int(e):

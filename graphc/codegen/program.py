@@ -4,6 +4,7 @@ Typed data, no target text: sizes are ints or sympy expressions over the bound d
 names, scalar bodies are sympy expressions (ScalarBody); each kernel kind's params are listed in
 codegen/kernels.py. A renderer (C today, CUDA next) prints them with its own templates.
 """
+import functools
 from dataclasses import dataclass, field
 
 import sympy
@@ -37,10 +38,17 @@ class Buffer:
 
     @property
     def aligned_nbytes(self):
-        return sympy.ceiling(self.nbytes / ALIGN) * ALIGN
+        return _aligned(self.nbytes)
 
     def __repr__(self):
         return f"b{self.id}"
+
+
+@functools.lru_cache(maxsize=8192)
+def _aligned(nbytes):
+    # (sympy's ceiling asks the assumptions of every term, ~10 ms for a pooled size; the memory
+    # planner asks for each buffer's several times)
+    return sympy.ceiling(nbytes / ALIGN) * ALIGN
 
 
 @dataclass(frozen=True)
@@ -133,6 +141,9 @@ class Program:
     plan_notes: list = field(default_factory=list)
     in_place_updates: dict = field(default_factory=dict)  # output index -> shared buffer
     naive_bytes: object = 0
+    # [(offset, size)] of the workspace slots in address order (the memory planner's): each
+    # offset is the one before plus that slot's size, which a renderer may print as such.
+    workspace_slots: list = field(default_factory=list)
 
     def describe(self):
         lines = ["dims: " + (", ".join(str(s) for s in self.dim_symbols) or "(none)"), "buffers:"]

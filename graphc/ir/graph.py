@@ -3,9 +3,10 @@ import itertools
 import threading
 
 import numpy as np
+import sympy
 
 from ..errors import GraphcShapeError, GraphcTypeError
-from .types import dims_equal, TensorType, is_fresh
+from .types import dim_str, dims_equal, TensorType, is_fresh
 
 _ids = itertools.count()
 _lock_orders = itertools.count()  # the fixed order in which calls take shared variables' locks
@@ -229,7 +230,7 @@ class Op:
     def __str__(self):
         if not self.__props__:
             return type(self).__name__
-        return f"{type(self).__name__}{{{', '.join(f'{p}={getattr(self, p)}' for p in self.__props__)}}}"
+        return f"{type(self).__name__}{{{', '.join(f'{p}={_prop_text(getattr(self, p))}' for p in self.__props__)}}}"
 
     # --- the faces of an op -------------------------------------------------------------
     def infer(self, input_types, ctx):
@@ -258,6 +259,11 @@ class Op:
         ctx = ShapeContext(LazyText(str, self))
         out_types = self.infer([i.type for i in inputs], ctx)
         return Node(self, inputs, out_types, ctx.constraints)
+
+
+def _prop_text(value):
+    # (a size expression printed once: ops are printed in every pass's log and kernel label)
+    return dim_str(value) if isinstance(value, sympy.Basic) else value
 
 
 def _hashable(p):

@@ -2,6 +2,7 @@
 from .fgraph import FunctionGraph
 from .graph import Constant
 from .graph import toposort as _toposort
+from .types import dim_str
 
 
 def graph_text(fgraph):
@@ -40,7 +41,7 @@ def graph_text(fgraph):
 
 def _t(fgraph, v):
     shape = fgraph.dims.shape(v) if hasattr(fgraph, "dims") else v.type.shape
-    return f"{v.dtype}[{', '.join(str(d) for d in shape)}]"
+    return f"{v.dtype}[{', '.join(dim_str(d) for d in shape)}]"
 
 
 def debugprint(obj, file=None):

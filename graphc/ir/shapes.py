@@ -28,8 +28,10 @@ class DimResolver:
                 else:
                     retry.append((a, b, msg))
             pending = retry
-        for a, b, msg in pending:  # (text now; a message that explains itself stays one)
-            msg = msg if hasattr(msg, "explain") else str(msg)
+        # A message stays as given (text, one that explains itself, or a LazyText printed only
+        # when the check fails: printing pooled sizes costs sympy ~0.1 s a message, and the
+        # resolver runs after every pass).
+        for a, b, msg in pending:
             self.runtime_checks.append((self.resolve(a), self.resolve(b), msg))
 
     def _find(self, s):

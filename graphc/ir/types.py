@@ -4,6 +4,7 @@ A symbolic dim (``graphc.dim("batch")``) is a positive integer sympy Symbol. Sym
 broadcast (as in Theano, where only dims known to be 1 broadcast); two different symbols that must
 agree are unified when the function is compiled (see ``graphc.ir.shapes``).
 """
+import functools
 import itertools
 
 import numpy as np
@@ -64,9 +65,9 @@ def simplify_dim(d):
     """Canonical form of a dim expression. sympy.expand, not simplify: simplify is slow and
     its first call imports half of sympy (a second of compile time)."""
     if isinstance(d, sympy.Basic):
-        d = sympy.expand(d) if not d.is_Symbol else d
-        if d.is_Integer:
-            return int(d)
+        if d.is_Symbol:
+            return d
+        return _expanded(d)
     return d
 
 
@@ -85,15 +86,36 @@ class FitsCheck(sympy.Min):
         return obj
 
 
+# Dim expressions are immutable and recur (each layer's sizes in the forward graph, its gradient,
+# every pass, the memory plan): expanding one costs ~1 ms, a second look-up ~1 us.
+@functools.lru_cache(maxsize=16384)
+def _expanded(d):
+    d = sympy.expand(d)
+    return int(d) if d.is_Integer else d
+
+
 def dims_equal(a, b):
     """Whether two dims (ints or sympy expressions) are provably the same size."""
     if isinstance(a, int) and isinstance(b, int):
         return a == b
-    return a == b or sympy.expand(sympy.sympify(a) - b) == 0
+    return a == b or _difference_is_zero(a, b)
+
+
+@functools.lru_cache(maxsize=16384)
+def _difference_is_zero(a, b):
+    return sympy.expand(sympy.sympify(a) - b) == 0
 
 
 def size_of(shape):
     """Number of elements, an int when the shape is static, else a sympy expression."""
+    try:
+        return _size_of(tuple(shape))
+    except TypeError:  # (an unhashable entry: computed, not remembered)
+        return _size_of.__wrapped__(shape)
+
+
+@functools.lru_cache(maxsize=16384)
+def _size_of(shape):
     n = sympy.Integer(1)
     for d in shape:
         n = n * d
@@ -101,6 +123,12 @@ def size_of(shape):
 
 
 def dim_str(d):
+    return _dim_text(d)
+
+
+@functools.lru_cache(maxsize=16384)
+def _dim_text(d):
+    # (sympy's printer takes ~1 ms for a pooled size; graphs print the same dims many times)
     return str(d)
 
 

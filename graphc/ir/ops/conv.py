@@ -8,6 +8,8 @@ three are linear in each argument, so their own gradients are again these three 
 derivatives work). The C lowering (graphc.codegen.lower_cnn) picks im2col + gemm or direct loops.
 """
 
+import functools
+
 import numpy as np
 import sympy
 
@@ -38,6 +40,7 @@ def shape_str(shape):
     return "(" + ", ".join(str(d) for d in shape) + ")"
 
 
+@functools.lru_cache(maxsize=4096)  # (pure; a layer's sizes recur in its gradient's graph)
 def div_dim(num, s, up=False):
     """floor(num / s) (ceiling when `up`) of an integer-valued dim expression and a positive int
     stride, in the form sympy's evaluation gives, built without it: floor and ceiling ask sympy's

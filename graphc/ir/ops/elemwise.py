@@ -114,28 +114,39 @@ class Elemwise(Op):
         out = node.outputs[0]
         if out.dtype not in FLOAT_DTYPES:
             return [None] * self.nin
-        y_sym, g_sym = ARGS[self.nin], ARGS[self.nin + 1]
         grads = []
-        # One op's expression (distinct arguments): the algebra sympy.diff does on it is wanted.
-        expr = se.thaw(self.expr)
         for i, inp in enumerate(node.inputs):
             if inp.dtype not in FLOAT_DTYPES or i in self.cond_inputs:
                 grads.append(None)
                 continue
-            d = sympy.diff(expr, ARGS[i])
-            if d == 0:
+            d_times_g = _grad_expr(self.expr, self.nin, i)
+            if d_times_g is None:
                 grads.append(None)
                 continue
-            if isinstance(expr, _REUSE_OUTPUT):
-                d = d.subs(expr, y_sym)
-            elif isinstance(expr, sf.relu):
-                # relu(x) > 0 exactly where x > 0: reading the output lets x die after forward.
-                d = sf.where(sympy.StrictGreaterThan(y_sym, 0), 1, 0)
             # Named by op, not argument: equal expressions (d(a+b)/da == d(a+b)/db) then merge.
-            op = Elemwise(f"d{self.name}", sf.freeze(d * g_sym), self.nin + 2, "promote")
+            op = Elemwise(f"d{self.name}", d_times_g, self.nin + 2, "promote")
             gi = op(*node.inputs, out, g)
             grads.append(sum_to_shape(gi, inp.type))
         return grads
+
+
+@functools.lru_cache(maxsize=4096)
+def _grad_expr(frozen_expr, nin, i):
+    """d(expr)/d(argument i) times the output gradient (argument nin + 1; the output is argument
+    nin), frozen, or None where it is 0. Pure, and remembered: the same ops recur in every layer,
+    and sympy's diff took half of building a ResNet's gradient."""
+    y_sym, g_sym = ARGS[nin], ARGS[nin + 1]
+    # One op's expression (distinct arguments): the algebra sympy.diff does on it is wanted.
+    expr = se.thaw(frozen_expr)
+    d = sympy.diff(expr, ARGS[i])
+    if d == 0:
+        return None
+    if isinstance(expr, _REUSE_OUTPUT):
+        d = d.subs(expr, y_sym)
+    elif isinstance(expr, sf.relu):
+        # relu(x) > 0 exactly where x > 0: reading the output lets x die after forward.
+        d = sf.where(sympy.StrictGreaterThan(y_sym, 0), 1, 0)
+    return sf.freeze(d * g_sym)
 
 
 class _NoCtx:

@@ -13,6 +13,8 @@ wins over any number (as numpy's max). Average pooling divides by the window siz
 the padded bounds (Caffe; PyTorch's count_include_pad=True): padding counts as zeros, the part
 of a ceil-mode window beyond the padding does not count.
 """
+import functools
+
 import numpy as np
 import sympy
 
@@ -22,6 +24,7 @@ from ..types import FLOAT_DTYPES, TensorType, simplify_dim
 from .conv import div_dim, pair, shape_str
 
 
+@functools.lru_cache(maxsize=4096)  # (pure; a layer's sizes recur in its gradient's graph)
 def pool_out_dim(size, k, s, p, ceil_mode=True):
     if isinstance(size, int):
         if ceil_mode:

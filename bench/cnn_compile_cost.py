@@ -1,0 +1,136 @@
+#!/usr/bin/env python
+"""Where a CNN step's compile time goes (issue 16: cold <= 2 s, warm <= 0.1 s), stage by stage,
+in CPU time (the shared machine makes wall time noise).
+
+    python bench/cnn_compile_cost.py                       # every net, cold then warm
+    python bench/cnn_compile_cost.py --only resnet20 --profile /tmp/prof   # + cProfile dumps
+
+Per net, two fresh processes share one empty GRAPHC_CACHE_DIR: cold (empty caches) then warm (the
+caches the cold one filled). Each builds the step as bench/graphc_cnn.py does, split in stages:
+weights (shared variables; not compile), forward graph, grad + updates, G.function. Reported per
+stage: process CPU seconds (time.process_time), and for G.function also wall seconds and the CPU
+of its child processes (gcc: RUSAGE_CHILDREN), plus the load average at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from bench.peers import cnn_common as CC  # noqa: E402
+
+
+def _children_cpu():
+    import resource
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def child(net, profile_path):
+    import numpy as np
+    import graphc as G
+    from bench import graphc_cnn as GC
+    stages, prof = {}, None
+    if profile_path:
+        import cProfile
+        prof = cProfile.Profile(time.process_time)  # CPU seconds: wall is noise on a loaded machine
+    _, _, _, _, train, lr, mu, wd = CC.NETS[net]
+    init = CC.params(net)
+    xv, yv = CC.data(net)
+
+    def stage(name, fn):
+        c0, w0 = time.process_time(), time.perf_counter()
+        if prof:
+            prof.enable()
+        out = fn()
+        if prof:
+            prof.disable()
+        stages[name] = {"cpu": time.process_time() - c0, "wall": time.perf_counter() - w0}
+        return out
+
+    params = stage("weights", lambda: [G.shared(np.array(a), name=f"p{i}") for i, a in enumerate(init)])
+    x = G.tensor4("x")
+    logits = stage("forward", lambda: GC.forward(net, x, params))
+
+    def grads_and_updates():
+        y = G.lvector("y")
+        cost = G.mean(G.softmax_cross_entropy(logits, y))
+        updates = {}
+        for p, g, a in zip(params, G.grad(cost, params), init):
+            if wd:
+                g = g + np.float32(wd) * p
+            v = G.shared(np.zeros_like(a), name="v_" + p.name)
+            v_new = np.float32(mu) * v + g
+            updates[v] = v_new
+            updates[p] = p - np.float32(lr) * v_new
+        return [x, y], cost, updates
+
+    ins, out, updates = stage("grad", grads_and_updates) if train else ([x], logits, {})
+    gcc0 = _children_cpu()
+    f = stage("function", lambda: G.function(ins, out, updates=updates))
+    stages["function"]["gcc_cpu"] = _children_cpu() - gcc0
+    stages["function"]["timings"] = {k: v for k, v in f.timings.items() if isinstance(v, float)}
+    if prof:
+        prof.dump_stats(profile_path)
+    stages["loadavg"] = os.getloadavg()[0]
+    print("@@" + json.dumps(stages))
+
+
+def run(net, env, profile_path):
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", net]
+    if profile_path:
+        cmd += ["--profile", profile_path]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    for line in p.stdout.splitlines():
+        if line.startswith("@@"):
+            return json.loads(line[2:])
+    raise RuntimeError(f"{net}: exited {p.returncode}: {p.stderr[-2000:]}")
+
+
+def fmt(r):
+    f = r["function"]
+    t = f["timings"]
+    parts = " ".join(f"{k}={v:.3f}" for k, v in t.items() if v >= 0.0005 and k != "total")
+    return (f"forward {r['forward']['cpu']:.3f}  grad {r.get('grad', {}).get('cpu', 0):.3f}  "
+            f"function cpu {f['cpu']:.3f} wall {f['wall']:.3f} gcc {f['gcc_cpu']:.2f}  "
+            f"[{parts}]  load {r['loadavg']:.1f}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default="")
+    ap.add_argument("--profile", default="", help="directory for cProfile dumps (net-cold/warm.prof)")
+    ap.add_argument("--warm-only-cache", default="", help="reuse this cache dir (skips cold if filled)")
+    ap.add_argument("--child", default="")
+    args = ap.parse_args()
+    if args.child:
+        return child(args.child, args.profile)
+    nets = [n for n in args.only.split(",") if n] or list(CC.NETS)
+    if args.profile:
+        os.makedirs(args.profile, exist_ok=True)
+    results = {}
+    for net in nets:
+        cache = args.warm_only_cache or tempfile.mkdtemp(prefix="graphc-cc-")
+        env = dict(os.environ, GRAPHC_CACHE_DIR=os.path.join(cache, "graphc"))
+        prof = (lambda kind: os.path.join(args.profile, f"{net}-{kind}.prof") if args.profile else "")
+        try:
+            results[net] = {kind: run(net, env, prof(kind)) for kind in ("cold", "warm")}
+        finally:
+            if not args.warm_only_cache:
+                shutil.rmtree(cache, ignore_errors=True)
+        for kind in ("cold", "warm"):
+            print(f"{net:14s} {kind}: {fmt(results[net][kind])}", flush=True)
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
