@@ -200,3 +200,23 @@ def _chain(h):
     for _ in range(4):
         h = h * 0.37 + np.tanh(h) ** 3
     return h
+
+
+def test_remembered_sizes_are_never_floats():
+    """size_of remembers its answers; 8.0 == 8 in python, so a float shape entry (a loop's
+    scratch region was workspace / 8) handed a float size to the next (8,) shape, which the C
+    printer then refused."""
+    from graphc.ir.types import size_of
+    assert size_of((8.0,)) == 8.0
+    got = size_of((8,))
+    assert got == 8 and isinstance(got, int)
+
+
+def test_a_loop_region_has_an_integer_size():
+    x = G.tensor("x", (5, 2, 3), "float64")
+    w = G.shared(np.eye(3), name="w")
+    hs, _ = G.scan(lambda x_t, h: G.tanh(G.dot(x_t, w) + h), sequences=x,
+                   outputs_info=G.zeros((2, 3), "float64"))
+    f = G.function([x], hs.sum())
+    regions = [k.scratch[0] for k in f.program.program.kernels if k.kind == "loop"]
+    assert regions and all(isinstance(d, int) for r in regions for d in r.shape)

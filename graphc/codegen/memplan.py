@@ -240,7 +240,8 @@ def plan_memory(program, update_pairs=()):
     for kern, body in loop_bodies(program):
         plan_memory(body)
         region = kern.scratch[0]  # float64 elements: the body's workspace is whole 64-byte lines
-        region.shape = (simplify_dim(body.workspace_bytes / DTYPE_BYTES[region.dtype]),)
+        # (sympify: an int workspace / 8 in python is a float, and a float size poisons caches)
+        region.shape = (simplify_dim(sympy.sympify(body.workspace_bytes) / DTYPE_BYTES[region.dtype]),)
     notes = plan_in_place(program, update_pairs)
     planned, naive = plan_slots(program)
     program.plan_notes = notes + [f"memory plan: peak workspace {planned} bytes vs {naive} bytes "

@@ -108,10 +108,11 @@ def _difference_is_zero(a, b):
 
 def size_of(shape):
     """Number of elements, an int when the shape is static, else a sympy expression."""
-    try:
-        return _size_of(tuple(shape))
-    except TypeError:  # (an unhashable entry: computed, not remembered)
+    shape = tuple(shape)
+    if not all(isinstance(d, (int, sympy.Basic)) for d in shape):
+        # (unhashable, or a float: 8.0 would share 8's cache entry and hand out a float size)
         return _size_of.__wrapped__(shape)
+    return _size_of(shape)
 
 
 @functools.lru_cache(maxsize=16384)
