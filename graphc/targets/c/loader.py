@@ -164,7 +164,7 @@ class CProgram(RebuildsOnDemand):
         spec = build_spec(self, checker, graph, single_output) if module else None
         if spec is None:
             return None
-        return FastPath(call=module.call, spec=spec, lock=self.lock,
+        return FastPath(caller_type=module.Caller, spec=spec, lock=self.lock,
                         fn_addr=int(_ffi.cast("uintptr_t", self.lib.gc_run)),
                         ctx_addr=int(_ffi.cast("uintptr_t", self.ctx)),
                         consts=list(self.const_values))
