@@ -63,8 +63,8 @@ def _torch_logreg():
         cost = xent.mean() + 0.01 * (w ** 2).sum()
         cost.backward()
         with torch.no_grad():
-            w -= 0.1 * w.grad
-            b -= 0.1 * b.grad
+            w.sub_(0.1 * w.grad)
+            b.sub_(0.1 * b.grad)
             w.grad = None
             b.grad = None
         return cost
