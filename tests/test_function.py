@@ -407,7 +407,7 @@ def test_ctrl_c_after_the_program_ran_commits_every_update(backend, path, monkey
             result = real(*args)
             signal.raise_signal(signal.SIGINT)
             return result
-        monkeypatch.setattr(f, "_fast", fast_then_sigint)
+        monkeypatch.setattr(f, "_call", fast_then_sigint)  # (what f(...) calls)
     real_run = f.program.run
 
     def run_then_sigint(*args):

@@ -33,11 +33,18 @@ class Capabilities:
 
 class FastPath:
     """A call path that checks arguments, runs and applies updates in one native call.
-    Function calls `call(spec, fn_addr, ctx_addr, args, shareds, consts, "_value")` under `lock`;
-    it returns NotImplemented for any argument it does not accept, an int on a failed run."""
-    def __init__(self, call, spec, fn_addr, ctx_addr, consts, lock):
-        self.call, self.spec, self.fn_addr, self.ctx_addr = call, spec, fn_addr, ctx_addr
-        self.consts, self.lock = consts, lock
+    `bind(shareds, lock, on_error, fallback)` makes the callable a Function calls with its
+    arguments: it takes `lock`, calls on_error() (which raises) on a failed run, and hands
+    keyword arguments or arguments it does not accept to fallback()(*args, **kwargs) (a weak
+    reference to the checked path). `lock` is the program's own lock. `prebind(args)`, where
+    given, computes and checks the dims first (a list) or returns None (the checked path runs)."""
+    def __init__(self, caller_type, spec, fn_addr, ctx_addr, consts, lock, prebind=None):
+        self.caller_type, self.spec, self.fn_addr, self.ctx_addr = caller_type, spec, fn_addr, ctx_addr
+        self.consts, self.lock, self.prebind = consts, lock, prebind
+
+    def bind(self, shareds, lock, on_error, fallback):
+        return self.caller_type(self.spec, self.fn_addr, self.ctx_addr, list(shareds),
+                                list(self.consts), lock, on_error, fallback, self.prebind)
 
 
 class Built:

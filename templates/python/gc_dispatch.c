@@ -8,6 +8,7 @@
 #include <Python.h>
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
 #include <numpy/arrayobject.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define GC_MAX_ARGS 512
@@ -21,30 +22,26 @@ typedef int (*gc_run_fn)(void *ctx, void *const *bufs, const int64_t *dims);
  *   per output: kind (0 fresh, 1 in place into shared j), type_num or j, ndim, axis codes
  *   per update: output index, shared index
  *
- * Optional last argument: the dims already computed (a list of n_dims Python ints), for
+ * given_dims (NULL: none): the dims already computed (a list of n_dims Python ints), for
  * functions whose dims are not all input sizes (slices with run-time bounds: graphc's
- * runtime/value_binding.py computes them first); the input shapes are then checked against them.
+ * runtime/value_binding.py computes them first) or that have checks of dim expressions (made
+ * in Python first); the input shapes are then checked against them.
  * A Python int is accepted for an int64 or int32 scalar input (f(index)), and a numpy scalar of
  * the input's dtype for an int64, int32, float64 or float32 one.
  */
-static PyObject *call(PyObject *self, PyObject *args) {
-    PyArrayObject *spec_arr;
-    unsigned long long fn_addr, ctx_addr;
-    PyObject *arrays, *shareds, *consts, *name_value, *given_dims = Py_None;
-    if (!PyArg_ParseTuple(args, "O!KKOOOO|O", &PyArray_Type, &spec_arr, &fn_addr, &ctx_addr,
-                          &arrays, &shareds, &consts, &name_value, &given_dims))
-        return NULL;
-    const int64_t *s = (const int64_t *)PyArray_DATA(spec_arr);
+static PyObject *run_checked(const int64_t *s, gc_run_fn fn, void *ctx, PyObject *const *argv,
+                             Py_ssize_t nargs, PyObject *shareds, PyObject *consts,
+                             PyObject *name_value, PyObject *given_dims) {
     const int64_t n_in = s[0], n_sh = s[1], n_const = s[2], n_out = s[3], n_dims = s[4];
     const int64_t n_upd = s[5], single = s[6];
     s += 7;
-    if (!PyTuple_Check(arrays) || PyTuple_GET_SIZE(arrays) != n_in) Py_RETURN_NOTIMPLEMENTED;
+    if (nargs != n_in) Py_RETURN_NOTIMPLEMENTED;
     if (n_in + n_sh + n_const + n_out > GC_MAX_ARGS || n_dims > GC_MAX_ARGS) Py_RETURN_NOTIMPLEMENTED;
     void *bufs[GC_MAX_ARGS];
     int64_t dims[GC_MAX_ARGS];
     char bound[GC_MAX_ARGS];
     memset(bound, 0, (size_t)n_dims);
-    if (given_dims != Py_None) {
+    if (given_dims != NULL) {
         if (!PyList_CheckExact(given_dims) || PyList_GET_SIZE(given_dims) != n_dims)
             Py_RETURN_NOTIMPLEMENTED;
         for (int64_t k = 0; k < n_dims; k++) {
@@ -56,7 +53,7 @@ static PyObject *call(PyObject *self, PyObject *args) {
     int64_t scalars[GC_MAX_ARGS];  /* the values of Python ints given for scalar inputs */
     int64_t slot = 0;
     for (int64_t i = 0; i < n_in; i++) {
-        PyObject *o = PyTuple_GET_ITEM(arrays, i);
+        PyObject *o = argv[i];
         const int64_t type_num = s[0], ndim = s[1];
         if (PyLong_CheckExact(o) && ndim == 0 && (type_num == NPY_INT64 || type_num == NPY_INT32)) {
             int overflow;
@@ -145,7 +142,7 @@ static PyObject *call(PyObject *self, PyObject *args) {
     }
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = ((gc_run_fn)(uintptr_t)fn_addr)((void *)(uintptr_t)ctx_addr, bufs, dims);
+    rc = fn(ctx, bufs, dims);
     Py_END_ALLOW_THREADS
     if (rc != 0) {
         Py_DECREF(outs);
@@ -178,6 +175,169 @@ fail_values:
     return NULL;
 }
 
+/* call(spec, fn_addr, ctx_addr, arrays, shareds, consts, "_value"[, dims]): one call, the caller holds
+   the lock (kept for callers that bind nothing; Function uses a Caller). */
+static PyObject *call(PyObject *self, PyObject *args) {
+    PyArrayObject *spec_arr;
+    unsigned long long fn_addr, ctx_addr;
+    PyObject *arrays, *shareds, *consts, *name_value, *given_dims = Py_None;
+    if (!PyArg_ParseTuple(args, "O!KKOOOO|O", &PyArray_Type, &spec_arr, &fn_addr, &ctx_addr, &arrays,
+                          &shareds, &consts, &name_value, &given_dims))
+        return NULL;
+    if (!PyTuple_Check(arrays)) Py_RETURN_NOTIMPLEMENTED;
+    return run_checked((const int64_t *)PyArray_DATA(spec_arr), (gc_run_fn)(uintptr_t)fn_addr,
+                       (void *)(uintptr_t)ctx_addr, &PyTuple_GET_ITEM(arrays, 0),
+                       PyTuple_GET_SIZE(arrays), shareds, consts, name_value,
+                       given_dims == Py_None ? NULL : given_dims);
+}
+
+/* A Caller binds one function's call once: Caller(spec, fn_addr, ctx_addr, shareds, consts,
+ * lock, on_error, fallback[, prebind]), then caller(*arrays) takes the lock (its
+ * __enter__/__exit__: a lock or graphc's several-locks object), runs, and calls on_error() (which raises) when the program
+ * failed. Keyword arguments, or arguments it does not accept, go to fallback()(*args, **kwargs):
+ * fallback is a weak reference to the Function's checked path (no reference cycle), called only
+ * then. prebind (None: not needed) computes and checks the dims first, as a list, from the
+ * arguments (graphc.runtime.checks.ArgumentChecker.prebind), or returns None: the checked path
+ * then runs. Function's __call__ reaches a Caller without a Python frame (runtime/function.py).
+ * Unpacking the seven arguments of call() was a fifth of a small call's instructions, the Python
+ * frame around it another; a vectorcall with the rest bound here costs neither. */
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *spec, *shareds, *consts, *lock, *on_error, *fallback, *name_value, *prebind;
+    const int64_t *words;
+    gc_run_fn fn;
+    void *ctx;
+} Caller;
+
+static PyObject *str_enter, *str_exit;
+
+static PyObject *caller_fallback(Caller *c, PyObject *const *argv, size_t nargsf, PyObject *kw) {
+    PyObject *checked = PyObject_CallNoArgs(c->fallback);
+    if (!checked) return NULL;
+    if (checked == Py_None) {
+        Py_DECREF(checked);
+        PyErr_SetString(PyExc_RuntimeError, "this graphc function was freed");
+        return NULL;
+    }
+    PyObject *r = PyObject_Vectorcall(checked, argv, nargsf & ~PY_VECTORCALL_ARGUMENTS_OFFSET, kw);
+    Py_DECREF(checked);
+    return r;
+}
+
+static PyObject *caller_vectorcall(PyObject *op, PyObject *const *argv, size_t nargsf, PyObject *kw) {
+    Caller *c = (Caller *)op;
+    const Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (kw != NULL && PyTuple_GET_SIZE(kw) > 0) return caller_fallback(c, argv, nargsf, kw);
+    PyObject *given_dims = NULL;
+    if (c->prebind != Py_None) {
+        PyObject *arg_tuple = PyTuple_New(nargs);
+        if (!arg_tuple) return NULL;
+        for (Py_ssize_t i = 0; i < nargs; i++) { Py_INCREF(argv[i]); PyTuple_SET_ITEM(arg_tuple, i, argv[i]); }
+        given_dims = PyObject_CallOneArg(c->prebind, arg_tuple);
+        Py_DECREF(arg_tuple);
+        if (!given_dims) return NULL;
+        if (!PyList_CheckExact(given_dims)) {  /* None: the checked path decides and words it */
+            Py_DECREF(given_dims);
+            return caller_fallback(c, argv, nargsf, kw);
+        }
+    }
+    PyObject *lock_argv[4] = {c->lock, Py_None, Py_None, Py_None};
+    PyObject *entered = PyObject_VectorcallMethod(str_enter, lock_argv, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    if (!entered) { Py_XDECREF(given_dims); return NULL; }
+    Py_DECREF(entered);
+    PyObject *result = run_checked(c->words, c->fn, c->ctx, argv, nargs, c->shareds, c->consts,
+                                   c->name_value, given_dims);
+    Py_XDECREF(given_dims);
+    PyObject *exc_type = NULL, *exc_value = NULL, *exc_tb = NULL;
+    if (!result) PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    PyObject *exited = PyObject_VectorcallMethod(str_exit, lock_argv, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    if (!result) {
+        Py_XDECREF(exited);
+        PyErr_Restore(exc_type, exc_value, exc_tb);
+        return NULL;
+    }
+    if (!exited) { Py_DECREF(result); return NULL; }
+    Py_DECREF(exited);
+    if (result == Py_NotImplemented) {
+        Py_DECREF(result);
+        return caller_fallback(c, argv, nargsf, kw);
+    }
+    if (PyLong_CheckExact(result)) {  /* the program failed: on_error() raises its message */
+        Py_DECREF(result);
+        PyObject *r = PyObject_CallNoArgs(c->on_error);
+        if (r) {
+            Py_DECREF(r);
+            PyErr_SetString(PyExc_RuntimeError, "a compiled graphc program failed");
+        }
+        return NULL;
+    }
+    return result;
+}
+
+static PyObject *caller_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    PyArrayObject *spec;
+    unsigned long long fn_addr, ctx_addr;
+    PyObject *shareds, *consts, *lock, *on_error, *fallback, *prebind = Py_None;
+    if (!PyArg_ParseTuple(args, "O!KKO!O!OOO|O:Caller", &PyArray_Type, &spec, &fn_addr, &ctx_addr,
+                          &PyList_Type, &shareds, &PyList_Type, &consts, &lock, &on_error, &fallback,
+                          &prebind))
+        return NULL;
+    if (PyArray_TYPE(spec) != NPY_INT64 || !PyArray_IS_C_CONTIGUOUS(spec) || PyArray_NDIM(spec) != 1
+            || PyArray_DIM(spec, 0) < 7) {
+        PyErr_SetString(PyExc_ValueError, "Caller: spec must be a C-contiguous int64 vector");
+        return NULL;
+    }
+    Caller *c = (Caller *)type->tp_alloc(type, 0);
+    if (!c) return NULL;
+    c->vectorcall = caller_vectorcall;
+    Py_INCREF(spec); c->spec = (PyObject *)spec;
+    Py_INCREF(shareds); c->shareds = shareds;
+    Py_INCREF(consts); c->consts = consts;
+    Py_INCREF(lock); c->lock = lock;
+    Py_INCREF(on_error); c->on_error = on_error;
+    Py_INCREF(fallback); c->fallback = fallback;
+    Py_INCREF(prebind); c->prebind = prebind;
+    c->name_value = PyUnicode_InternFromString("_value");
+    if (!c->name_value) { Py_DECREF(c); return NULL; }
+    c->words = (const int64_t *)PyArray_DATA(spec);
+    c->fn = (gc_run_fn)(uintptr_t)fn_addr;
+    c->ctx = (void *)(uintptr_t)ctx_addr;
+    return (PyObject *)c;
+}
+
+static int caller_traverse(Caller *c, visitproc visit, void *arg) {
+    Py_VISIT(c->spec); Py_VISIT(c->shareds); Py_VISIT(c->consts); Py_VISIT(c->lock);
+    Py_VISIT(c->on_error); Py_VISIT(c->fallback); Py_VISIT(c->prebind);
+    return 0;
+}
+
+static int caller_clear(Caller *c) {
+    Py_CLEAR(c->spec); Py_CLEAR(c->shareds); Py_CLEAR(c->consts); Py_CLEAR(c->lock);
+    Py_CLEAR(c->on_error); Py_CLEAR(c->fallback); Py_CLEAR(c->name_value); Py_CLEAR(c->prebind);
+    return 0;
+}
+
+static void caller_dealloc(Caller *c) {
+    PyObject_GC_UnTrack(c);
+    caller_clear(c);
+    Py_TYPE(c)->tp_free((PyObject *)c);
+}
+
+static PyTypeObject CallerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gc_dispatch.Caller",
+    .tp_basicsize = sizeof(Caller),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "One compiled function's fast call, its arguments bound once.",
+    .tp_new = caller_new,
+    .tp_dealloc = (destructor)caller_dealloc,
+    .tp_traverse = (traverseproc)caller_traverse,
+    .tp_clear = (inquiry)caller_clear,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(Caller, vectorcall),
+};
+
 static PyMethodDef methods[] = {
     {"call", call, METH_VARARGS, "Run a compiled graphc program (fast path)."},
     {NULL, NULL, 0, NULL}};
@@ -186,5 +346,16 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "gc_dispatch", NULL, 
 
 PyMODINIT_FUNC PyInit_gc_dispatch(void) {
     import_array();
-    return PyModule_Create(&module);
+    str_enter = PyUnicode_InternFromString("__enter__");
+    str_exit = PyUnicode_InternFromString("__exit__");
+    if (!str_enter || !str_exit || PyType_Ready(&CallerType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    Py_INCREF(&CallerType);
+    if (PyModule_AddObject(m, "Caller", (PyObject *)&CallerType) < 0) {
+        Py_DECREF(&CallerType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

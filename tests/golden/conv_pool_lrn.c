@@ -117,11 +117,16 @@ void graphc_rt_sgemm(int trans_a, int trans_b, int64_t batch, int64_t M, int64_t
         float beta, float *C, int64_t ldc, int64_t sc);
 
 /* Entry points for graphc's in-process loader (cffi). */
+/* The runtime library's thread choice (_thread_choice.j2): how many OpenMP threads this call uses. */
+void graphc_rt_threads_enter(void);
 gc_ctx *gc_ctx_new(void) { return (gc_ctx *)calloc(1, sizeof(gc_ctx)); }
 void gc_ctx_free(gc_ctx *ctx) { if (ctx) { free(ctx->ws); free(ctx); } }
 const char *gc_ctx_error(gc_ctx *ctx) { return ctx->error; }
 static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims);
-int gc_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) { return gc_entry_run(ctx, bufs, dims); }
+int gc_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
+    graphc_rt_threads_enter();
+    return gc_entry_run(ctx, bufs, dims);
+}
 
 /* bufs: one pointer per external buffer (inputs, shared, constants, outputs, in slot order).
    dims: the values of the symbolic dims (none). */

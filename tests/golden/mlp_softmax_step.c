@@ -117,11 +117,16 @@ void graphc_rt_dgemm(int trans_a, int trans_b, int64_t batch, int64_t M, int64_t
         double beta, double *C, int64_t ldc, int64_t sc);
 
 /* Entry points for graphc's in-process loader (cffi). */
+/* The runtime library's thread choice (_thread_choice.j2): how many OpenMP threads this call uses. */
+void graphc_rt_threads_enter(void);
 gc_ctx *gc_ctx_new(void) { return (gc_ctx *)calloc(1, sizeof(gc_ctx)); }
 void gc_ctx_free(gc_ctx *ctx) { if (ctx) { free(ctx->ws); free(ctx); } }
 const char *gc_ctx_error(gc_ctx *ctx) { return ctx->error; }
 static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims);
-int gc_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) { return gc_entry_run(ctx, bufs, dims); }
+int gc_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
+    graphc_rt_threads_enter();
+    return gc_entry_run(ctx, bufs, dims);
+}
 
 /* bufs: one pointer per external buffer (inputs, shared, constants, outputs, in slot order).
    dims: the values of the symbolic dims (batch). */
@@ -269,9 +274,12 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
     {
         const int64_t n = d_batch;
         /* Threads take blocks, each an inner simd loop: gcc 12 runs the combined "parallel for
-           simd" as scalar code (4x slower on one thread, measured). */
+           simd" as scalar code (4x slower on one thread, measured). A small size skips the
+           parallel region altogether: even with its if() false, entering one allocates and frees
+           an OpenMP team (~1000 instructions, most of a small call's time). */
+        if (n > GC_PAR_THRESHOLD) {
         const int64_t nblocks = (n + GC_BLOCK - 1) / GC_BLOCK;
-        #pragma omp parallel for schedule(static) if(n > GC_PAR_THRESHOLD)
+        #pragma omp parallel for schedule(static)
         for (int64_t blk = 0; blk < nblocks; blk++) {
             const int64_t lo = blk * GC_BLOCK, hi = GC_MIN(lo + GC_BLOCK, n);
             #pragma omp simd
@@ -281,6 +289,15 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
             b14[i] = (double)(v0);
 
             }
+        }
+        } else {
+        #pragma omp simd
+        for (int64_t i = 0; i < n; i++) {
+            const double v0 = b11[i * 0];
+
+            b14[i] = (double)(v0);
+
+        }
         }
     }
     if (status) return status;

@@ -80,7 +80,7 @@ def _build_dispatch():
 def build_spec(cprogram, checker, fgraph, single_output):
     """The int64 spec array gc_dispatch reads, or None when the fast path cannot serve."""
     # (dims computed from values, and checks of expressions of the dims, are done in Python
-    # first: fast_call_with_dims)
+    # first: the Caller's prebind)
     syms = checker.symbols
     if len(syms) != cprogram.n_dims:  # same layout checked by the caller
         return None
@@ -107,16 +107,3 @@ def build_spec(cprogram, checker, fgraph, single_output):
     for j, sv in enumerate(fgraph.update_targets):
         words += [n + j, fgraph.shareds.index(sv)]
     return np.array(words, dtype=np.int64)
-
-
-def fast_call_with_dims(c_call, prebind):
-    """gc_dispatch's call for a function whose dims are not all input sizes (run-time slices) or
-    that has checks of dim expressions: the dims are computed and checked first
-    (runtime.checks.ArgumentChecker.prebind, ~a few us), then passed in; NotImplemented when they
-    cannot be (the checked path runs instead)."""
-    def call(spec, fn_addr, ctx_addr, args, shareds, consts, name):
-        dims = prebind(args)
-        if dims is None:
-            return NotImplemented
-        return c_call(spec, fn_addr, ctx_addr, args, shareds, consts, name, dims)
-    return call

@@ -9,7 +9,7 @@ import sympy
 from ...errors import RuntimeCheckError
 from ..base import FastPath, RebuildsOnDemand
 from .cache_trust import check_file, file_digest, private_dir
-from .fastcall import build_spec, dispatch_module, fast_call_with_dims
+from .fastcall import build_spec, dispatch_module
 from .ffi_module import load_ffi
 from .omp_fork import protect_children
 from .runtime_build import BLAS_SONAME
@@ -164,10 +164,12 @@ class CProgram(RebuildsOnDemand):
         spec = build_spec(self, checker, graph, single_output) if module else None
         if spec is None:
             return None
+        # Dims computed from values (run-time slices) and checks of dim expressions (x[-1] of
+        # a symbolic axis) are made in Python first, by the caller's prebind.
         checked_first = checker.values is not None or checker.symbolic_checks or \
             checker.runtime_checks
-        call = fast_call_with_dims(module.call, checker.prebind) if checked_first else module.call
-        return FastPath(call=call, spec=spec, lock=self.lock,
+        return FastPath(caller_type=module.Caller, spec=spec, lock=self.lock,
+                        prebind=checker.prebind if checked_first else None,
                         fn_addr=int(_ffi.cast("uintptr_t", self.lib.gc_run)),
                         ctx_addr=int(_ffi.cast("uintptr_t", self.ctx)),
                         consts=list(self.const_values))

@@ -57,9 +57,8 @@ def build_profiled(program, name, fgraph):
     """A ProfiledProgram for `program` (the kernel Program of a compiled function)."""
     from . import runtime_lib
     from .cache import cached_library
-    from .render_c import gemm_prefixes
     source = render_profiled(program, name)
-    link = [runtime_lib.library_path()] if gemm_prefixes(program.kernels) else []
+    link = [runtime_lib.library_path()]  # (every program: its thread choice lives there)
     lib_path, _, digest = cached_library([source], name, link)
     executable = ProfiledProgram(program, source, lib_path, fgraph)
     executable.lib_sha256 = digest

@@ -1,7 +1,8 @@
 """graphc's runtime library: C that every in-process program may call, compiled once per toolchain
 into the build cache instead of into each program (templates/c/runtime_lib.c.j2).
 
-Today it holds the parallel gemm (templates/c/_gemm_parallel.j2). gcc spends ~50 ms on that
+It holds the parallel gemm (templates/c/_gemm_parallel.j2) and the choice of each call's
+thread count from the machine's load (templates/c/_thread_choice.j2). gcc spends ~50 ms on that
 helper's OpenMP region; compiled into every translation unit that calls the BLAS, it was a quarter
 of the MLP step's cold compile. setup.py builds it at install into the package
 (runtime_build.py); without that copy (a source checkout, other flags in GRAPHC_CFLAGS, another
@@ -14,8 +15,6 @@ import subprocess
 import threading
 
 from ...config import config
-from ...ir.ops.blas import GemmUpdate, Matmul
-from ...ir.ops.conv import _ConvBase
 from . import runtime_build
 from .cache import cached_library
 from .templates_dir import templates_root
@@ -65,10 +64,9 @@ def _start():
 
 def prepare_for(fgraph):
     """Start finding or building the library (library_path() waits for it) before the graph is
-    optimized, when its products will need it: on a fresh cache gcc then works while Python
-    optimizes, lowers and renders (~0.1 s)."""
-    if any(isinstance(n.op, (Matmul, GemmUpdate, _ConvBase)) for n in fgraph.nodes):
-        _start()
+    optimized: every in-process program links it (its calls choose their thread count there), and
+    on a fresh cache gcc then works while Python optimizes, lowers and renders (~0.1 s)."""
+    _start()
 
 
 def library_path():

@@ -36,8 +36,7 @@ class CTarget(ArtifactCacheTarget, Target):
         # (prepare() started finding or building the runtime library before optimizing)
         from . import runtime_lib
         from .cache import cached_library
-        from .render_c import gemm_prefixes
-        link = [runtime_lib.library_path()] if gemm_prefixes(program.kernels) else []
+        link = [runtime_lib.library_path()]  # (every program: its thread choice lives there)
         lib_path, hit, digest = cached_library(sources, name, link)
         return built_library(lib_path, hit, digest, link)
 

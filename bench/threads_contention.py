@@ -1,0 +1,173 @@
+"""Step time on a quiet machine and beside a one-core busy loop (issue 16's shared-machine target):
+graphc (this checkout), graphc-base (another checkout, --baseline PATH) and torch eager, each in a
+fresh process, interleaved per round (A B C, A B C, ...), the busy loop started before the child
+and stopped after it.
+
+    python bench/threads_contention.py --rounds 3
+    python bench/threads_contention.py --baseline /tmp/old --only logreg,tiny --rounds 5
+
+Workloads: `logreg`, Theano's tutorial logistic regression step (400 x 784, L2, SGD: many small
+kernels, the case that collapsed: 66-78 s for 10000 steps with two threads beside a busy core);
+`mlp` and `lenet` (bench/run.py's steps), `elementwise` (the 16M-element chain), `tiny` (x + y on
+10 floats: per-call overhead). Prints one markdown row per (workload, peer): median step time
+quiet, contended, and the growth contended / quiet.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+WORKLOADS = ["logreg", "mlp", "lenet", "elementwise", "tiny"]
+
+
+def _graphc_logreg():
+    import numpy as np
+    import graphc as G
+    rng = np.random.RandomState(0)
+    n, feats = 400, 784
+    xv = rng.randn(n, feats).astype("float32")
+    yv = rng.randint(0, 2, n).astype("float32")
+    x, y = G.matrix("x"), G.vector("y")
+    w = G.shared(rng.randn(feats).astype("float32") * 0.01, name="w")
+    b = G.shared(np.float32(0.0), name="b")
+    p1 = G.sigmoid(G.dot(x, w) + b)
+    xent = -y * G.log(p1) - (1 - y) * G.log(1 - p1)
+    cost = G.mean(xent) + 0.01 * G.sum(w ** 2)
+    gw, gb = G.grad(cost, [w, b])
+    train = G.function([x, y], cost, updates=[(w, w - 0.1 * gw), (b, b - 0.1 * gb)])
+    return lambda: train(xv, yv)
+
+
+def _torch_logreg():
+    import numpy as np
+    import torch
+    rng = np.random.RandomState(0)
+    n, feats = 400, 784
+    xv = torch.from_numpy(rng.randn(n, feats).astype("float32"))
+    yv = torch.from_numpy(rng.randint(0, 2, n).astype("float32"))
+    w = torch.from_numpy(rng.randn(feats).astype("float32") * 0.01).requires_grad_()
+    b = torch.zeros((), requires_grad=True)
+
+    def step():
+        p1 = torch.sigmoid(xv @ w + b)
+        xent = -yv * torch.log(p1) - (1 - yv) * torch.log(1 - p1)
+        cost = xent.mean() + 0.01 * (w ** 2).sum()
+        cost.backward()
+        with torch.no_grad():
+            w.sub_(0.1 * w.grad)
+            b.sub_(0.1 * b.grad)
+            w.grad = None
+            b.grad = None
+        return cost
+    return step
+
+
+def _build(peer, workload):
+    if workload == "logreg":
+        return _torch_logreg() if peer == "torch" else _graphc_logreg()
+    if peer == "torch":
+        from peers import torch_peer as impl
+        kwargs = {"compile": False}
+    else:
+        import graphc_impl as impl
+        kwargs = {}
+    name = {"mlp": "mlp_step", "lenet": "lenet_step", "elementwise": "elementwise_chain",
+            "tiny": "tiny_call"}[workload]
+    return getattr(impl, name)(**kwargs)
+
+
+def child(peer, workload, min_time):
+    sys.path.insert(0, os.environ.get("THREADS_BENCH_ROOT", ROOT))  # whose graphc to import
+    step = _build(peer, workload)
+    for _ in range(3):
+        step()
+    # batch calls so that a sample is >= 20 ms (the tiny call is ~1 us)
+    t0 = time.perf_counter()
+    step()
+    one = max(time.perf_counter() - t0, 1e-7)
+    batch = max(1, int(0.02 / one))
+    samples, start = [], time.perf_counter()
+    while time.perf_counter() - start < min_time or len(samples) < 5:
+        t0 = time.perf_counter()
+        for _ in range(batch):
+            step()
+        samples.append((time.perf_counter() - t0) / batch)
+    print(json.dumps({"median": statistics.median(samples), "min": min(samples)}))
+
+
+def _run_child(peer, workload, contended, baseline, min_time):
+    from contend import busy_loop
+    env = dict(os.environ)
+    env["THREADS_BENCH_ROOT"] = baseline if peer == "graphc-base" else ROOT
+    cmd = [sys.executable, __file__, "--child", peer, workload, "--min-time", str(min_time)]
+    with busy_loop(contended):
+        time.sleep(0.3 if contended else 0)  # the busy loop is running before the step starts
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)
+    if out.returncode != 0:
+        return None, out.stderr.strip().splitlines()[-1:] or ["failed"]
+    return json.loads(out.stdout.strip().splitlines()[-1])["median"], None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default=",".join(WORKLOADS))
+    ap.add_argument("--peers", default="graphc,torch")
+    ap.add_argument("--baseline", help="another checkout's root: adds the peer graphc-base")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--min-time", type=float, default=1.0)
+    ap.add_argument("--child", nargs=2, metavar=("PEER", "WORKLOAD"))
+    args = ap.parse_args()
+    if args.child:
+        child(*args.child, args.min_time)
+        return
+    peers = args.peers.split(",") + (["graphc-base"] if args.baseline else [])
+    results = {}
+    for r in range(args.rounds):
+        for workload in args.only.split(","):
+            for contended in (False, True):
+                for peer in peers:
+                    t, err = _run_child(peer, workload, contended, args.baseline, args.min_time)
+                    results.setdefault((workload, peer, contended), []).append(t)
+                    load = os.getloadavg()[0]
+                    print(f"round {r} {workload:12s} {peer:12s} {'contended' if contended else 'quiet':9s} "
+                          f"{'%.4g ms' % (t * 1e3) if t else err} load {load:.1f}", file=sys.stderr, flush=True)
+    print(f"\nCPU: {_cpu()}; {os.cpu_count()} cpus; rounds {args.rounds}, median round per cell\n")
+    print("| workload | peer | quiet | beside a busy core | growth |")
+    print("|---|---|---|---|---|")
+    for workload in args.only.split(","):
+        for peer in peers:
+            q = [t for t in results[(workload, peer, False)] if t]
+            c = [t for t in results[(workload, peer, True)] if t]
+            if not q or not c:
+                print(f"| {workload} | {peer} | failed | | |")
+                continue
+            mq, mc = statistics.median(q), statistics.median(c)
+            print(f"| {workload} | {peer} | {_fmt(mq)} | {_fmt(mc)} | {mc / mq:.2f}x |")
+
+
+def _fmt(t):
+    return f"{t * 1e6:.2f} us" if t < 1e-3 else f"{t * 1e3:.2f} ms"
+
+
+def _cpu():
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+if __name__ == "__main__":
+    main()
