@@ -70,8 +70,12 @@ def _chunk_images(L, geom, dtype):
     per_image = _mul(geom.g * geom.k + geom.cout, geom.p, DTYPE_BYTES[dtype])
     if isinstance(per_image, int) and isinstance(geom.n, int):
         return max(1, min(geom.n, budget() // max(per_image, 1)))
-    fit = sympy.floor(sympy.Integer(budget()) / sympy.Max(per_image, 1))
-    return sympy.Min(geom.n, sympy.Max(1, fit))
+    # At least one image per chunk: floor(Max(budget, size) / size) >= 1 by construction (sympy
+    # folds Max(1, floor(b / (13*d2*d3))) into the floor, which is 0 for large images, and the
+    # chunk loop then never advanced).
+    size = sympy.Max(per_image, 1)
+    fit = sympy.floor(sympy.Max(sympy.Integer(budget()), size) / size)
+    return sympy.Min(geom.n, fit)
 
 
 def _emit_chunked(L, kind, geom, nb, outs, ins, dtype, label):
