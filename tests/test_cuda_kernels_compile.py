@@ -23,7 +23,7 @@ DTYPES = ("float32", "float64")
 NOT_IN_TABLE = {"loop": "test_cuda_kernels_loop.py runs and compiles it",
                 # the C target's chunked im2col: the CUDA target lowers to whole-batch im2col
                 "conv_chunked": "C target only", "conv_chunked_grad_input": "C target only",
-                "conv_chunked_grad_weights": "C target only"}
+                "conv_chunked_grad_weights": "C target only", "conv_winograd": "C target only"}
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,8 @@ Convolution has two algorithms, chosen per kernel by the target's capabilities
           region), then a transpose of the (C_out, N, P) result into NCHW. The weight gradient is
           gy^T-times-col^T (K = N*P, one big gemm), the input gradient W^T-times-gy then col2im.
   direct: plain loops, OpenMP over (image, channel) planes or over filters.
+  winograd: F(2x2, 3x3) for the forward and input gradient of 3x3 stride-1 convs with enough
+          channels (CCapabilities.winograd_pays; templates/c/conv_winograd.j2), chunked like gemm.
 Both were measured on LeNet's layers (bench/conv_lenet.py has the numbers): gemm wins except where
 the gemm would be tiny.
 A target whose capabilities set an im2col budget (conv_workspace_bytes: the C target) runs gemm
@@ -101,6 +103,45 @@ def _emit_chunked(L, kind, geom, nb, outs, ins, dtype, label):
     L.kernels[-1].scratch = [col, cnp]
 
 
+def _winograd(L, kind, geom):
+    """True where a 3x3, stride-1, undilated, ungrouped conv kernel (forward or input gradient,
+    whose padding 2 - PH must be >= 0) runs as Winograd F(2x2, 3x3): only on a target with
+    chunked conv kernels (a workspace budget), where its capabilities say it pays."""
+    op, pays = geom.op, getattr(L.caps, "winograd_pays", None)
+    if pays is None or getattr(L.caps, "conv_workspace_bytes", None) is None:
+        return False
+    if (geom.g, geom.kh, geom.kw, op.stride, op.dilation) != (1, 3, 3, (1, 1), (1, 1)):
+        return False
+    if kind == "grad_input" and max(op.padding) > 2:
+        return False
+    return pays(kind, geom.ct, geom.cout)
+
+
+def _emit_winograd(L, geom, out_buf, in_buf, w_buf, flip, dtype, label):
+    """One conv_winograd kernel: forward (x -> y) or, flip, the input gradient (gy -> gx), which is
+    the same correlation of gy with the turned, transposed filters, padded 2 - PH."""
+    if flip:
+        ci, co, hi, wi, ho, wo = geom.cout, geom.ct, geom.ho, geom.wo, geom.h, geom.w
+        ph, pw = 2 - geom.op.padding[0], 2 - geom.op.padding[1]
+    else:
+        ci, co, hi, wi, ho, wo = geom.ct, geom.cout, geom.h, geom.w, geom.ho, geom.wo
+        ph, pw = geom.op.padding
+    tiles = _mul(sympy.floor((sympy.sympify(ho) + 1) / 2), sympy.floor((sympy.sympify(wo) + 1) / 2))
+    per_image = _mul(16, ci + co, tiles, DTYPE_BYTES[dtype])
+    budget = min(L.caps.conv_workspace_bytes(), CONV_CHUNK_CACHE_BYTES)
+    if isinstance(per_image, int) and isinstance(geom.n, int):
+        nb = max(1, min(geom.n, budget // max(per_image, 1)))
+    else:
+        size = sympy.Max(per_image, 1)
+        nb = sympy.Min(geom.n, sympy.floor(sympy.Max(sympy.Integer(budget), size) / size))
+    scratch = [L.new_buffer(dtype, (16, co, ci), "temp", f"{label} Winograd filters"),
+               L.new_buffer(dtype, (16, ci, _mul(nb, tiles)), "temp", f"{label} Winograd tiles"),
+               L.new_buffer(dtype, (16, co, _mul(nb, tiles)), "temp", f"{label} Winograd products")]
+    L.emit("conv_winograd", [out_buf], [in_buf, w_buf], f"{label} (Winograd F(2x2,3x3))", N=geom.n,
+           CI=ci, CO=co, HI=hi, WI=wi, HO=ho, WO=wo, PH=ph, PW=pw, NB=nb, FLIP=flip, dtype=dtype)
+    L.kernels[-1].scratch = scratch
+
+
 def _emit_gemm(L, out_buf, a_buf, b_buf, M, N, K, batch, lda, ldb, ldc, sa, sb, sc, ta, tb, dtype,
                label):
     L.emit("gemm", [out_buf], [a_buf, b_buf], label, M=M, N=N, K=K, batch=batch, lda=lda, ldb=ldb,
@@ -138,6 +179,9 @@ def lower_conv2d(L, node):
         L.emit("conv_direct", [yb], [L.buffer(x), L.buffer(w)], label + " (direct)",
                **geom.params(dtype))
         return
+    if _winograd(L, "fwd", geom):
+        _emit_winograd(L, geom, yb, L.buffer(x), L.buffer(w), False, dtype, label)
+        return
     nb = _chunk_images(L, geom, dtype)
     if nb is not None:
         _emit_chunked(L, "conv_chunked", geom, nb, [yb], [L.buffer(x), L.buffer(w)], dtype, label)
@@ -164,6 +208,9 @@ def lower_conv2d_grad_input(L, node):
     if conv_algorithm(L, "grad_input", geom) == "direct":
         L.emit("conv_direct_grad_input", [gxb], [L.buffer(gy), L.buffer(w)], label + " (direct)",
                **geom.params(dtype))
+        return
+    if _winograd(L, "grad_input", geom):
+        _emit_winograd(L, geom, gxb, L.buffer(gy), L.buffer(w), True, dtype, label)
         return
     nb = _chunk_images(L, geom, dtype)
     if nb is not None:
