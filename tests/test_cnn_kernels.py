@@ -25,10 +25,11 @@ def test_chunk_holds_one_image_when_one_image_exceeds_the_budget(monkeypatch):
     xv = np.random.RandomState(1).standard_normal((3, 3, 9, 7))
     dims = {s: 1 for k in chunked for s in sympy.sympify(k.params["NB"]).free_symbols}
     for k in chunked:  # every symbol at its smallest value still gives a chunk of >= 1 image
-        nb = sympy.sympify(k.params["NB"]).subs({s: v for s, v in dims.items()})
-        assert nb >= 1
-        big = sympy.sympify(k.params["NB"]).subs({s: 1000 for s in dims})
-        assert big >= 1, f"NB = {k.params['NB']} is {big} for large images"
+        for name in ("NB", "NB1"):
+            nb = sympy.sympify(k.params[name]).subs({s: v for s, v in dims.items()})
+            assert nb >= 1
+            big = sympy.sympify(k.params[name]).subs({s: 1000 for s in dims})
+            assert big >= 1, f"{name} = {k.params[name]} is {big} for large images"
     ref = G.function([x], outs, backend="py", opt_level="O0")
     for got, want in zip(f(xv), ref(xv)):
         np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11)
@@ -122,3 +123,15 @@ def test_winograd_input_gradient_needs_padding_at_most_2(monkeypatch):
     """Padding 3: the input gradient would need padding -1; it stays im2col + gemm."""
     monkeypatch.setenv("GRAPHC_CONV_ALGO", "winograd")
     assert _lowered_kinds((2, 32, 4, 4), (32, 32, 3, 3), padding=3).count("conv_winograd") == 1
+
+
+def test_one_thread_chunk_is_cache_sized_within_the_memory_chunk():
+    """cifar-quick's conv2 at batch 100: the memory budget holds 39 images, the one-thread chunk
+    (CONV_CHUNK_CACHE_BYTES) one image (852 KB of im2col)."""
+    x = G.tensor("x", (100, 32, 16, 16))
+    w = G.shared(np.zeros((32, 32, 5, 5), np.float32), name="w")
+    y = G.conv2d(x, w, padding=2)
+    program = program_of([x], [y] + G.grad(y.sum(), [x, w]))
+    kernels = [k for k in program.kernels if k.kind.startswith("conv_chunked")]
+    assert len(kernels) == 3
+    assert all(k.params["NB"] == 39 and k.params["NB1"] == 1 for k in kernels)

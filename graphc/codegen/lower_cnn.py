@@ -64,7 +64,7 @@ def conv_algorithm(L, kind, geom):
     return L.caps.conv_algorithm(kind, geom.k, geom.mg)
 
 
-# Chunks sized for the cache, not only for the memory budget: one image's column matrix is then
+# Chunks sized for the cache on one thread, not only for the memory budget: one image's column matrix is then
 # still in L2 when the gemm packs it, and no (C_out, nb, P) transpose is needed. Measured on the
 # CIFAR/ResNet/VGG layers (float32, 1 thread, forward + both gradients, interleaved): chunks of
 # <= 512 KiB (one image there) vs the 32 MB budget: 1.45x faster on a 3-channel 5x5 conv,
@@ -73,33 +73,44 @@ def conv_algorithm(L, kind, geom):
 CONV_CHUNK_CACHE_BYTES = 512 * 1024
 
 
-def _chunk_images(L, geom, dtype):
-    """Images per chunk (an int, or an expression of the dims), or None: no budget, no chunks.
-    The smaller of the memory budget and CONV_CHUNK_CACHE_BYTES, and at least one image."""
-    workspace = getattr(L.caps, "conv_workspace_bytes", None)
-    if workspace is None:
-        return None
-
-    def budget():
-        return min(workspace(), CONV_CHUNK_CACHE_BYTES)
-    per_image = _mul(geom.g * geom.k + geom.cout, geom.p, DTYPE_BYTES[dtype])
-    if isinstance(per_image, int) and isinstance(geom.n, int):
-        return max(1, min(geom.n, budget() // max(per_image, 1)))
-    # At least one image per chunk: floor(Max(budget, size) / size) >= 1 by construction (sympy
-    # folds Max(1, floor(b / (13*d2*d3))) into the floor, which is 0 for large images, and the
-    # chunk loop then never advanced).
+def _images_in(budget, per_image, n):
+    """Images of per_image bytes that fit budget, at least one and at most n. With symbolic
+    sizes floor(Max(budget, size) / size) >= 1 by construction (sympy folds
+    Max(1, floor(b / (13*d2*d3))) into the floor, which is 0 for large images, and the chunk
+    loop then never advanced)."""
+    if isinstance(per_image, int) and isinstance(n, int):
+        return max(1, min(n, budget // max(per_image, 1)))
     size = sympy.Max(per_image, 1)
-    fit = sympy.floor(sympy.Max(sympy.Integer(budget()), size) / size)
-    return sympy.Min(geom.n, fit)
+    return sympy.Min(n, sympy.floor(sympy.Max(sympy.Integer(budget), size) / size))
+
+
+def _chunk_sizes(L, per_image, n):
+    """(NB, NB1): images per chunk under the memory budget (the scratch is sized for it), and
+    under CONV_CHUNK_CACHE_BYTES too, which the kernel uses when it runs on one thread. Cache
+    chunks on 2 threads of a loaded 2-core machine were 3x slower (744 vs 242 ms, cifar-quick's
+    conv2): every image then pays the OpenMP regions and barriers of its im2col and gemm."""
+    workspace = L.caps.conv_workspace_bytes()
+    return (_images_in(workspace, per_image, n),
+            _images_in(min(workspace, CONV_CHUNK_CACHE_BYTES), per_image, n))
+
+
+def _chunk_images(L, geom, dtype):
+    """Images per chunk (an int, or an expression of the dims), or None: no budget, no chunks."""
+    budget = getattr(L.caps, "conv_workspace_bytes", None)
+    if budget is None:
+        return None
+    per_image = _mul(geom.g * geom.k + geom.cout, geom.p, DTYPE_BYTES[dtype])
+    return _chunk_sizes(L, per_image, geom.n)
 
 
 def _emit_chunked(L, kind, geom, nb, outs, ins, dtype, label):
     """One conv_chunked* kernel; its scratch: the column matrix (G*K, NB*P) and the
-    (C_out, NB, P) product (forward) or output gradient (the gradients)."""
+    (C_out, NB, P) product (forward) or output gradient (the gradients). nb: (NB, NB1)."""
+    nb, nb1 = nb
     col = L.new_buffer(dtype, (_mul(geom.g, geom.k), _mul(nb, geom.p)), "temp", f"{label} im2col chunk")
     cnp = L.new_buffer(dtype, (geom.cout, _mul(nb, geom.p)), "temp", f"{label} (C_out, NB, P) chunk")
     size = f"{nb} images" if isinstance(nb, int) else "images"
-    L.emit(kind, outs, ins, f"{label} (chunks of {size})", **geom.params(dtype, NB=nb))
+    L.emit(kind, outs, ins, f"{label} (chunks of {size})", **geom.params(dtype, NB=nb, NB1=nb1))
     L.kernels[-1].scratch = [col, cnp]
 
 
@@ -128,17 +139,13 @@ def _emit_winograd(L, geom, out_buf, in_buf, w_buf, flip, dtype, label):
         ph, pw = geom.op.padding
     tiles = _mul(sympy.floor((sympy.sympify(ho) + 1) / 2), sympy.floor((sympy.sympify(wo) + 1) / 2))
     per_image = _mul(16, ci + co, tiles, DTYPE_BYTES[dtype])
-    budget = min(L.caps.conv_workspace_bytes(), CONV_CHUNK_CACHE_BYTES)
-    if isinstance(per_image, int) and isinstance(geom.n, int):
-        nb = max(1, min(geom.n, budget // max(per_image, 1)))
-    else:
-        size = sympy.Max(per_image, 1)
-        nb = sympy.Min(geom.n, sympy.floor(sympy.Max(sympy.Integer(budget), size) / size))
+    nb, nb1 = _chunk_sizes(L, per_image, geom.n)
     scratch = [L.new_buffer(dtype, (16, co, ci), "temp", f"{label} Winograd filters"),
                L.new_buffer(dtype, (16, ci, _mul(nb, tiles)), "temp", f"{label} Winograd tiles"),
                L.new_buffer(dtype, (16, co, _mul(nb, tiles)), "temp", f"{label} Winograd products")]
     L.emit("conv_winograd", [out_buf], [in_buf, w_buf], f"{label} (Winograd F(2x2,3x3))", N=geom.n,
-           CI=ci, CO=co, HI=hi, WI=wi, HO=ho, WO=wo, PH=ph, PW=pw, NB=nb, FLIP=flip, dtype=dtype)
+           CI=ci, CO=co, HI=hi, WI=wi, HO=ho, WO=wo, PH=ph, PW=pw, NB=nb, NB1=nb1, FLIP=flip,
+           dtype=dtype)
     L.kernels[-1].scratch = scratch
 
 
