@@ -80,9 +80,14 @@ SPECS = {s.kind: s for s in [
     KernelSpec("conv_col2im", _CONV + ("RS", "NS")),
     # im2col + gemm over chunks of NB images (the workspace stays bounded); scratch: the chunk's
     # column matrix and its (C_out, NB, P) product or output gradient (lower_cnn.py)
-    KernelSpec("conv_chunked", _CONV + ("NB",), blas=True),
-    KernelSpec("conv_chunked_grad_input", _CONV + ("NB",), blas=True),
-    KernelSpec("conv_chunked_grad_weights", _CONV + ("NB",), blas=True),
+    # (NB1: the chunk for one thread, cache-sized, <= NB)
+    KernelSpec("conv_chunked", _CONV + ("NB", "NB1"), blas=True),
+    KernelSpec("conv_chunked_grad_input", _CONV + ("NB", "NB1"), blas=True),
+    KernelSpec("conv_chunked_grad_weights", _CONV + ("NB", "NB1"), blas=True),
+    # Winograd F(2x2, 3x3) of a 3x3 stride-1 conv (FLIP: its input gradient) over chunks of NB
+    # images; scratch: the filters' transform U, the chunk's tiles V and products M (lower_cnn.py)
+    KernelSpec("conv_winograd", ("N", "CI", "CO", "HI", "WI", "HO", "WO", "PH", "PW", "NB", "NB1",
+                                 "FLIP", "dtype"), blas=True),
     KernelSpec("conv_direct", _CONV),
     KernelSpec("conv_direct_grad_input", _CONV),
     KernelSpec("conv_direct_grad_weights", _CONV),

@@ -7,6 +7,8 @@ Convolution has two algorithms, chosen per kernel by the target's capabilities
           region), then a transpose of the (C_out, N, P) result into NCHW. The weight gradient is
           gy^T-times-col^T (K = N*P, one big gemm), the input gradient W^T-times-gy then col2im.
   direct: plain loops, OpenMP over (image, channel) planes or over filters.
+  winograd: F(2x2, 3x3) for the forward and input gradient of 3x3 stride-1 convs with enough
+          channels (CCapabilities.winograd_pays; templates/c/conv_winograd.j2), chunked like gemm.
 Both were measured on LeNet's layers (bench/conv_lenet.py has the numbers): gemm wins except where
 the gemm would be tiny.
 A target whose capabilities set an im2col budget (conv_workspace_bytes: the C target) runs gemm
@@ -64,33 +66,90 @@ def conv_algorithm(L, kind, geom):
     return L.caps.conv_algorithm(kind, geom.k, geom.mg)
 
 
+# Chunks sized for the cache on one thread, not only for the memory budget: one image's column matrix is then
+# still in L2 when the gemm packs it, and no (C_out, nb, P) transpose is needed. Measured on the
+# CIFAR/ResNet/VGG layers (float32, 1 thread, forward + both gradients, interleaved): chunks of
+# <= 512 KiB (one image there) vs the 32 MB budget: 1.45x faster on a 3-channel 5x5 conv,
+# 1.39x on cifar-quick's conv2, 1.53x on ResNet's 16-channel 3x3, 1.20x on VGG's 64-channel
+# 3x3, equal on 256 channels at 8x8 (bench/conv_layers.py; bench/README.md).
+CONV_CHUNK_CACHE_BYTES = 512 * 1024
+
+
+@functools.lru_cache(maxsize=1024)  # (sympy's Min/Max ask the assumptions, ~30 ms; a conv's
+def _images_in(budget, per_image, n):  # three kernels ask for the same chunk)
+    """Images of per_image bytes that fit budget, at least one and at most n. With symbolic
+    sizes floor(Max(budget, size) / size) >= 1 by construction (sympy folds
+    Max(1, floor(b / (13*d2*d3))) into the floor, which is 0 for large images, and the chunk
+    loop then never advanced)."""
+    if isinstance(per_image, int) and isinstance(n, int):
+        return max(1, min(n, budget // max(per_image, 1)))
+    size = sympy.Max(per_image, 1)
+    return sympy.Min(n, sympy.floor(sympy.Max(sympy.Integer(budget), size) / size))
+
+
+def _chunk_sizes(L, per_image, n):
+    """(NB, NB1): images per chunk under the memory budget (the scratch is sized for it), and
+    under CONV_CHUNK_CACHE_BYTES too, which the kernel uses when it runs on one thread. Cache
+    chunks on 2 threads of a loaded 2-core machine were 3x slower (744 vs 242 ms, cifar-quick's
+    conv2): every image then pays the OpenMP regions and barriers of its im2col and gemm."""
+    workspace = L.caps.conv_workspace_bytes()
+    return (_images_in(workspace, per_image, n),
+            _images_in(min(workspace, CONV_CHUNK_CACHE_BYTES), per_image, n))
+
+
 def _chunk_images(L, geom, dtype):
     """Images per chunk (an int, or an expression of the dims), or None: no budget, no chunks."""
     budget = getattr(L.caps, "conv_workspace_bytes", None)
     if budget is None:
         return None
     per_image = _mul(geom.g * geom.k + geom.cout, geom.p, DTYPE_BYTES[dtype])
-    if isinstance(per_image, int) and isinstance(geom.n, int):
-        return max(1, min(geom.n, budget() // max(per_image, 1)))
-    return _symbolic_chunk(per_image, geom.n, budget())
-
-
-@functools.lru_cache(maxsize=1024)
-def _symbolic_chunk(per_image, n, budget):
-    # (sympy's Min/Max evaluation asks the assumptions about every term, ~30 ms; a convolution's
-    # three kernels ask for the same chunk)
-    fit = sympy.floor(sympy.Integer(budget) / sympy.Max(per_image, 1))
-    return sympy.Min(n, sympy.Max(1, fit))
+    return _chunk_sizes(L, per_image, geom.n)
 
 
 def _emit_chunked(L, kind, geom, nb, outs, ins, dtype, label):
     """One conv_chunked* kernel; its scratch: the column matrix (G*K, NB*P) and the
-    (C_out, NB, P) product (forward) or output gradient (the gradients)."""
+    (C_out, NB, P) product (forward) or output gradient (the gradients). nb: (NB, NB1)."""
+    nb, nb1 = nb
     col = L.new_buffer(dtype, (_mul(geom.g, geom.k), _mul(nb, geom.p)), "temp", f"{label} im2col chunk")
     cnp = L.new_buffer(dtype, (geom.cout, _mul(nb, geom.p)), "temp", f"{label} (C_out, NB, P) chunk")
     size = f"{nb} images" if isinstance(nb, int) else "images"
-    L.emit(kind, outs, ins, f"{label} (chunks of {size})", **geom.params(dtype, NB=nb))
+    L.emit(kind, outs, ins, f"{label} (chunks of {size})", **geom.params(dtype, NB=nb, NB1=nb1))
     L.kernels[-1].scratch = [col, cnp]
+
+
+def _winograd(L, kind, geom):
+    """True where a 3x3, stride-1, undilated, ungrouped conv kernel (forward or input gradient,
+    whose padding 2 - PH must be >= 0) runs as Winograd F(2x2, 3x3): only on a target with
+    chunked conv kernels (a workspace budget), where its capabilities say it pays."""
+    op, pays = geom.op, getattr(L.caps, "winograd_pays", None)
+    if pays is None or getattr(L.caps, "conv_workspace_bytes", None) is None:
+        return False
+    if (geom.g, geom.kh, geom.kw, op.stride, op.dilation) != (1, 3, 3, (1, 1), (1, 1)):
+        return False
+    if kind == "grad_input" and max(op.padding) > 2:
+        return False
+    return pays(kind, geom.ct, geom.cout)
+
+
+def _emit_winograd(L, geom, out_buf, in_buf, w_buf, flip, dtype, label):
+    """One conv_winograd kernel: forward (x -> y) or, flip, the input gradient (gy -> gx), which is
+    the same correlation of gy with the turned, transposed filters, padded 2 - PH."""
+    if flip:
+        ci, co, hi, wi, ho, wo = geom.cout, geom.ct, geom.ho, geom.wo, geom.h, geom.w
+        ph, pw = 2 - geom.op.padding[0], 2 - geom.op.padding[1]
+    else:
+        ci, co, hi, wi, ho, wo = geom.ct, geom.cout, geom.h, geom.w, geom.ho, geom.wo
+        ph, pw = geom.op.padding
+    tiles = _mul(sympy.floor((sympy.sympify(ho) + 1) / 2), sympy.floor((sympy.sympify(wo) + 1) / 2))
+    per_image = _mul(16, ci + co, tiles, DTYPE_BYTES[dtype])
+    nb, nb1 = _chunk_sizes(L, per_image, geom.n)
+    scratch = [L.new_buffer(dtype, (16, co, ci), "temp", f"{label} Winograd filters"),
+               L.new_buffer(dtype, (16, ci, _mul(nb, tiles)), "temp", f"{label} Winograd tiles"),
+               L.new_buffer(dtype, (16, co, _mul(nb, tiles)), "temp", f"{label} Winograd products")]
+    L.emit("conv_winograd", [out_buf], [in_buf, w_buf], f"{label} (Winograd F(2x2,3x3))", N=geom.n,
+           CI=ci, CO=co, HI=hi, WI=wi, HO=ho, WO=wo, PH=ph, PW=pw, NB=nb, NB1=nb1, FLIP=flip,
+           dtype=dtype)
+    L.kernels[-1].scratch = scratch
 
 
 def _emit_gemm(L, out_buf, a_buf, b_buf, M, N, K, batch, lda, ldb, ldc, sa, sb, sc, ta, tb, dtype,
@@ -130,6 +189,9 @@ def lower_conv2d(L, node):
         L.emit("conv_direct", [yb], [L.buffer(x), L.buffer(w)], label + " (direct)",
                **geom.params(dtype))
         return
+    if _winograd(L, "fwd", geom):
+        _emit_winograd(L, geom, yb, L.buffer(x), L.buffer(w), False, dtype, label)
+        return
     nb = _chunk_images(L, geom, dtype)
     if nb is not None:
         _emit_chunked(L, "conv_chunked", geom, nb, [yb], [L.buffer(x), L.buffer(w)], dtype, label)
@@ -156,6 +218,9 @@ def lower_conv2d_grad_input(L, node):
     if conv_algorithm(L, "grad_input", geom) == "direct":
         L.emit("conv_direct_grad_input", [gxb], [L.buffer(gy), L.buffer(w)], label + " (direct)",
                **geom.params(dtype))
+        return
+    if _winograd(L, "grad_input", geom):
+        _emit_winograd(L, geom, gxb, L.buffer(gy), L.buffer(w), True, dtype, label)
         return
     nb = _chunk_images(L, geom, dtype)
     if nb is not None:

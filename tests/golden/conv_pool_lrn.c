@@ -158,7 +158,7 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
         const int64_t KH = 3, KW = 3, SH = 1, SW = 1;
         const int64_t PH = 1, PW = 1, DH = 1, DW = 1;
         const int64_t HO = 6, WO = 6;
-        const int64_t P = HO * WO, K = C * KH * KW, CT = G * C, CO = G * M, NB = 2;
+        const int64_t P = HO * WO, K = C * KH * KW, CT = G * C, CO = G * M, NB = omp_get_max_threads() > 1 ? 2 : 2;
         float *restrict col = b6, *restrict cnp = b7;
         for (int64_t n0 = 0; n0 < N; n0 += NB) {
             const int64_t nb = N - n0 < NB ? N - n0 : NB;
@@ -371,7 +371,7 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
         const int64_t KH = 3, KW = 3, SH = 1, SW = 1;
         const int64_t PH = 1, PW = 1, DH = 1, DW = 1;
         const int64_t HO = 6, WO = 6;
-        const int64_t P = HO * WO, K = C * KH * KW, CT = G * C, CO = G * M, NB = 2;
+        const int64_t P = HO * WO, K = C * KH * KW, CT = G * C, CO = G * M, NB = omp_get_max_threads() > 1 ? 2 : 2;
         float *restrict col = b17, *restrict cnp = b18;
         for (int64_t n0 = 0; n0 < N; n0 += NB) {
             const int64_t nb = N - n0 < NB ? N - n0 : NB;
@@ -431,7 +431,7 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
         const int64_t KH = 3, KW = 3, SH = 1, SW = 1;
         const int64_t PH = 1, PW = 1, DH = 1, DW = 1;
         const int64_t HO = 6, WO = 6;
-        const int64_t P = HO * WO, K = C * KH * KW, CT = G * C, CO = G * M, NB = 2;
+        const int64_t P = HO * WO, K = C * KH * KW, CT = G * C, CO = G * M, NB = omp_get_max_threads() > 1 ? 2 : 2;
         float *restrict col = b19, *restrict cnp = b20;
         if (N == 0 || P == 0) memset(b4, 0, (size_t)(CO * K) * sizeof(float));
         for (int64_t n0 = 0; n0 < N && P > 0; n0 += NB) {

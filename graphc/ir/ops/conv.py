@@ -282,8 +282,9 @@ def conv2d(x, w, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, filte
     """Cross-correlation of x (N, C, H, W) with filters w (C_out, C/groups, kh, kw) (no bias:
     add one with `+ b.dimshuffle('x', 0, 'x', 'x')`). filter_flip=True: a true convolution, the
     filters read flipped in both spatial axes (Theano's default; weights trained by Theano need
-    it). The C target picks im2col + gemm or direct loops by the sizes; GRAPHC_CONV_ALGO=gemm|
-    direct, set when the function is compiled, forces one."""
+    it). The C target picks im2col + gemm, Winograd F(2x2, 3x3) (3x3 stride 1, >= 32 channels) or
+    direct loops by the sizes; GRAPHC_CONV_ALGO=gemm|direct|winograd, set when the function is
+    compiled, forces one (winograd where the shape allows it, gemm elsewhere)."""
     from ..constructors import as_variable
     from .elemwise import cast
     x, w = as_variable(x), as_variable(w)

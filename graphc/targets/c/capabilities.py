@@ -17,12 +17,17 @@ from ..base import Capabilities
 # for such loops in parallel was mostly gcc running "parallel for simd" as scalar code.)
 PARALLEL_THRESHOLD = 262144
 
-CONV_ALGORITHMS = ("auto", "gemm", "direct")
+CONV_ALGORITHMS = ("auto", "gemm", "direct", "winograd")
 # Bytes of im2col workspace (the column matrix and the (C_out, images, P) product) one convolution
 # may use: the batch is cut into chunks of as many images as fit (at least one). AlexNet's conv1
 # at batch 128 would otherwise need ~560 MB; 32 MB keeps LeNet's and CIFAR's convs in one chunk
 # at their usual batches, and leaves each chunk's gemm thousands of columns wide.
 CONV_WORKSPACE_BYTES = 32 << 20
+# Winograd F(2x2, 3x3) does 16 products per 2x2 output tile instead of 36, but pays for the
+# tile transforms per channel. Measured (bench/conv_layers.py: forward + both gradients, float32,
+# 1 thread, interleaved, vs im2col + gemm): 16 channels 32x32 b128 1.06x slower, 32 channels
+# 16x16 1.28x faster, 128 channels 16x16 1.29x faster; so from 32 input and output channels.
+WINOGRAD_MIN_CHANNELS = 32
 _BLAS_PRECISION = {"float32": "s", "float64": "d"}
 
 
@@ -71,6 +76,17 @@ class CCapabilities(Capabilities):
             raise CompileError(f"GRAPHC_CONV_WORKSPACE must be a positive number of bytes, got "
                                f"{raw!r}; unset it for the default ({CONV_WORKSPACE_BYTES})")
         return value
+
+    def winograd_pays(self, kind, channels_in, channels_out):
+        """Whether a 3x3 stride-1 conv kernel (kind: fwd or grad_input; lowering checks the
+        shape) runs as Winograd F(2x2, 3x3) instead of im2col + gemm. GRAPHC_CONV_ALGO=winograd
+        forces it wherever the shape allows, gemm or direct never."""
+        forced = self.forced_conv_algorithm()
+        if forced != "auto":
+            return forced == "winograd"
+        ci = channels_in if isinstance(channels_in, int) else 1 << 30
+        co = channels_out if isinstance(channels_out, int) else 1 << 30
+        return min(ci, co) >= WINOGRAD_MIN_CHANNELS
 
     def conv_algorithm(self, kind, depth, rows):
         """'gemm' or 'direct' for one of the three conv kernels (kind: fwd, grad_input,

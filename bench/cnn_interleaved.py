@@ -1,0 +1,49 @@
+#!/usr/bin/env python
+"""A CNN net's training step (bench/peers/cnn_common.py) for graphc and torch eager in ONE process,
+interleaved rounds, CPU time per step: the step ratio on a shared machine, where wall times and
+separate processes drift with the load.
+
+    python bench/cnn_interleaved.py cifar_quick --threads 1 --rounds 3
+    python bench/cnn_interleaved.py resnet20 --graphc-root /work/main   # graphc from another checkout
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("net")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--graphc-root", default=ROOT, help="the checkout whose graphc is measured")
+    args = ap.parse_args()
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    sys.path[:0] = [os.path.abspath(args.graphc_root), ROOT]
+    import torch
+    torch.set_num_threads(args.threads)
+    import graphc
+    from bench import graphc_cnn
+    from bench.peers import torch_peer
+    steps = {"graphc": graphc_cnn.cnn_step(args.net), "torch": torch_peer.cnn_step(args.net, compile=False)}
+    for s in steps.values():
+        s()
+    times = {k: [] for k in steps}
+    for _ in range(args.rounds):
+        for k, s in steps.items():
+            t0 = time.process_time()
+            s()
+            times[k].append(time.process_time() - t0)
+    g, t = min(times["graphc"]), min(times["torch"])
+    print(f"{args.net} threads={args.threads} graphc({os.path.dirname(graphc.__file__)}) "
+          f"{1e3 * g:.0f} ms  torch {1e3 * t:.0f} ms  ratio {g / t:.2f}  load {os.getloadavg()[0]:.1f}",
+          flush=True)
+
+
+if __name__ == "__main__":
+    main()

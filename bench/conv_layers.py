@@ -1,0 +1,90 @@
+#!/usr/bin/env python
+"""One convolution layer's training work (forward, input and weight gradients) for graphc and torch
+eager, interleaved in one process, CPU time (the machine is shared: wall time is noise).
+
+    OMP_NUM_THREADS=1 python bench/conv_layers.py 100,32,16,16,32,5,1,2 --rounds 5
+    python bench/conv_layers.py 64,64,32,32,64,3,1,1 --threads 2 --env GRAPHC_CONV_WORKSPACE=33554432
+
+A layer is N,C,H,W,C_out,K,stride,pad (float32). --env sets a compile-time GRAPHC_ variable for a
+second graphc variant (A/B of a lowering choice in one process)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _graphc_layer(G, np, layer, env):
+    N, C, H, W, CO, K, S, P = layer
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        rng = np.random.default_rng(0)
+        x = G.tensor4("x")
+        w = G.shared((rng.standard_normal((CO, C, K, K)) * 0.1).astype(np.float32), name="w")
+        y = G.conv2d(x, w, stride=(S, S), padding=(P, P))
+        f = G.function([x], G.grad(G.sum(y * y), [x, w]))
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    xv = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    return lambda: f(xv)
+
+
+def _torch_layer(torch, layer):
+    N, C, H, W, CO, K, S, P = layer
+    x = torch.randn(N, C, H, W, requires_grad=True)
+    w = (torch.randn(CO, C, K, K) * 0.1).requires_grad_()
+
+    def step():
+        y = torch.nn.functional.conv2d(x, w, stride=S, padding=P)
+        (y * y).sum().backward()
+        x.grad = w.grad = None
+    return step
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("layer", help="N,C,H,W,C_out,K,stride,pad")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for a graphc variant")
+    args = ap.parse_args()
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    sys.path.insert(0, ROOT)
+    import numpy as np
+    import graphc as G
+    layer = [int(v) for v in args.layer.split(",")]
+    steps = {"graphc": _graphc_layer(G, np, layer, {})}
+    for i, kv in enumerate(args.env):
+        name, _, value = kv.partition("=")
+        steps[f"graphc[{kv}]"] = _graphc_layer(G, np, layer, {name: value})
+    try:
+        import torch
+        torch.set_num_threads(args.threads)
+        steps["torch"] = _torch_layer(torch, layer)
+    except ImportError:
+        pass
+    times = {k: [] for k in steps}
+    for s in steps.values():
+        s()
+    for _ in range(args.rounds):
+        for k, s in steps.items():
+            t0 = time.process_time()
+            s()
+            times[k].append(time.process_time() - t0)
+    N, C, H, W, CO, K, S, P = layer
+    ho, wo = (H + 2 * P - K) // S + 1, (W + 2 * P - K) // S + 1
+    flops = 3 * 2 * N * CO * C * K * K * ho * wo
+    best = min(min(t) for t in times.values())
+    for k, t in times.items():
+        m = min(t)
+        print(f"{args.layer} threads={args.threads} {k:32s} min {1e3 * m:8.1f} ms "
+              f"{flops / m / 1e9:6.1f} GFLOP/s  {m / best:5.2f}x best", flush=True)
+
+
+if __name__ == "__main__":
+    main()
