@@ -104,3 +104,22 @@ def test_too_few_steps_for_the_last_entries_read_is_refused(target):
     assert float(counter.get_value()) == 0.0
     f(*_point(2, "float64", (-2, -1)))
     assert float(counter.get_value()) == 1.0
+
+
+def test_a_state_passed_through_unchanged_ends_the_lag_chain():
+    """A step that returns a state as it came (the body's output is its input) made the chain
+    of lags a cycle: the pass looped, growing memory without bound (found by reading back an
+    exported BPTT gradient)."""
+    x = G.tensor("x", (None, 2, 3), "float64")
+    h0, c0 = G.tensor("h0", (2, 3), "float64"), G.tensor("c0", (2, 3), "float64")
+    (hs, cs), _ = G.scan(lambda x_t, h, c: (G.tanh(x_t + h + c), c), sequences=x,
+                         outputs_info=[h0, c0])
+    f = G.function([x, h0, c0], [hs[-1], cs[-1]])
+    xv = np.random.RandomState(0).standard_normal((4, 2, 3))
+    hv, cv = np.zeros((2, 3)), np.ones((2, 3))
+    got_h, got_c = f(xv, hv, cv)
+    h = hv
+    for t in range(4):
+        h = np.tanh(xv[t] + h + cv)
+    np.testing.assert_allclose(got_h, h, rtol=1e-12)
+    np.testing.assert_array_equal(got_c, cv)

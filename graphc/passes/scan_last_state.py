@@ -43,7 +43,7 @@ def _lags(op, i):
     while lag in lags:  # a state whose new value is the previous value of the state at `lag`
         prev = body.inputs[ns + lags[lag]]
         nxt = next((j for j in range(nc) if body.outputs[j] is prev), None)
-        if nxt is None:
+        if nxt is None or nxt in lags.values():  # (a state passed through unchanged: a cycle)
             break
         lag += 1
         lags[lag] = nxt
