@@ -54,6 +54,18 @@ class AdvancedSubtensor(Op):
         return [AdvancedIncSubtensor(x.type.shape)(output_grads[0], *idx)] + [None] * len(idx)
 
 
+def _zeros_indexed_by(shape, dtype, idx, dims):
+    """zeros(shape), after checking that the index arrays idx (one per leading axis) fit it."""
+    from .shape import _eval_dim
+    out = np.zeros([_eval_dim(d, dims) for d in shape], dtype=dtype)
+    for axis, i in enumerate(idx):
+        n = out.shape[axis]
+        bad = np.flatnonzero((i >= n) | (i < -n))
+        if bad.size:
+            raise IndexError(index_error_text(i.flat[bad[0]], bad[0], axis, len(idx), axis, n))
+    return out
+
+
 class AdvancedIncSubtensor(Op):
     """zeros(shape) with g scatter-added at [i0, ..., ik-1] (repeated indices accumulate)."""
     __props__ = ("shape",)
@@ -66,13 +78,7 @@ class AdvancedIncSubtensor(Op):
         return [TensorType(input_types[0].dtype, self.shape)]
 
     def reference(self, g, *idx, dims=None):
-        from .shape import _eval_dim
-        out = np.zeros([_eval_dim(d, dims) for d in self.shape], dtype=g.dtype)
-        for axis, i in enumerate(idx):
-            n = out.shape[axis]
-            bad = np.flatnonzero((i >= n) | (i < -n))
-            if bad.size:
-                raise IndexError(index_error_text(i.flat[bad[0]], bad[0], axis, len(idx), axis, n))
+        out = _zeros_indexed_by(self.shape, g.dtype, idx, dims)
         np.add.at(out, tuple(idx), g)
         return out
 
@@ -93,14 +99,8 @@ class AdvancedSetSubtensor(Op):
         return [TensorType(input_types[0].dtype, self.shape)]
 
     def reference(self, g, *idx, dims=None):
-        from .shape import _eval_dim
-        out = np.zeros([_eval_dim(d, dims) for d in self.shape], dtype=g.dtype)
         idx = np.broadcast_arrays(*idx)
-        for axis, i in enumerate(idx):
-            n = out.shape[axis]
-            bad = np.flatnonzero((i >= n) | (i < -n))
-            if bad.size:
-                raise IndexError(index_error_text(i.flat[bad[0]], bad[0], axis, len(idx), axis, n))
+        out = _zeros_indexed_by(self.shape, g.dtype, idx, dims)
         flat = [np.where(i < 0, i + out.shape[a], i).ravel() for a, i in enumerate(idx)]
         linear = np.ravel_multi_index(flat, out.shape[:len(idx)]) if flat[0].size else flat[0]
         # the last position writing each element: the first one in reversed order
