@@ -136,7 +136,8 @@ def test_profile_times_the_device_kernels_with_events():
     np.testing.assert_array_equal(w.get_value(), before)
     assert len(r.kernels) == len(f.program.program.kernels)
     assert all(k.seconds > 0 for k in r.kernels)
-    assert sum(k.seconds for k in r.kernels) <= r.run_seconds * 1.000001
+    # (medians need not add up; the means over the same calls do)
+    assert sum(k.mean_seconds for k in r.kernels) <= r.mean_call_seconds * 1.000001
     call = r.trace[-1]
     assert all(call["t0"] <= s <= call["t1"] for s in call["starts"])
 
