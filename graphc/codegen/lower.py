@@ -463,25 +463,23 @@ def _gather_text(node):
 
 @lowers(indexing.AdvancedIncSubtensor)
 def lower_scatter_add(L, node):
-    g, idx, out = node.inputs[0], node.inputs[1:], node.outputs[0]
-    oshape = L.shape(out)
-    ishape, dims, strides = _index_operands(L, idx)
-    ob = L.out_buffer(out)
-    L.emit("fill", [ob], [], "zeros", n=size_of(oshape), value=0)
-    L.emit("scatter_add", [ob], [L.buffer(g)] + [L.buffer(i) for i in idx], "scatter-add", strict=False,
-           axes=list(range(len(idx))),
-           **_index_params(L, out, idx, ishape, dims, strides, oshape, _contig_strides(oshape)))
+    _lower_scatter(L, node, "scatter_add", "scatter-add")
 
 
 @lowers(indexing.AdvancedSetSubtensor)
 def lower_scatter_set(L, node):
+    _lower_scatter(L, node, "scatter_set", "scatter-set")
+
+
+def _lower_scatter(L, node, kind, label):
+    """zeros, then g added (scatter_add) or written (scatter_set) at the index arrays."""
     g, idx, out = node.inputs[0], node.inputs[1:], node.outputs[0]
     oshape = L.shape(out)
     ishape, dims, strides = _index_operands(L, idx)
     ob = L.out_buffer(out)
     L.emit("fill", [ob], [], "zeros", n=size_of(oshape), value=0)
-    L.emit("scatter_set", [ob], [L.buffer(g)] + [L.buffer(i) for i in idx], "scatter-set",
-           strict=False, axes=list(range(len(idx))),
+    L.emit(kind, [ob], [L.buffer(g)] + [L.buffer(i) for i in idx], label, strict=False,
+           axes=list(range(len(idx))),
            **_index_params(L, out, idx, ishape, dims, strides, oshape, _contig_strides(oshape)))
 
 

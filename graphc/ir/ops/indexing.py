@@ -66,8 +66,8 @@ def _zeros_indexed_by(shape, dtype, idx, dims):
     return out
 
 
-class AdvancedIncSubtensor(Op):
-    """zeros(shape) with g scatter-added at [i0, ..., ik-1] (repeated indices accumulate)."""
+class _ScatterInto(Op):
+    """zeros(shape) with g placed at the index arrays [i0, ..., ik-1] (subclasses say how)."""
     __props__ = ("shape",)
     needs_dims = True
 
@@ -76,6 +76,10 @@ class AdvancedIncSubtensor(Op):
 
     def infer(self, input_types, ctx):
         return [TensorType(input_types[0].dtype, self.shape)]
+
+
+class AdvancedIncSubtensor(_ScatterInto):
+    """zeros(shape) with g scatter-added at [i0, ..., ik-1] (repeated indices accumulate)."""
 
     def reference(self, g, *idx, dims=None):
         out = _zeros_indexed_by(self.shape, g.dtype, idx, dims)
@@ -86,17 +90,9 @@ class AdvancedIncSubtensor(Op):
         return [AdvancedSubtensor()(output_grads[0], *node.inputs[1:])] + [None] * (len(node.inputs) - 1)
 
 
-class AdvancedSetSubtensor(Op):
+class AdvancedSetSubtensor(_ScatterInto):
     """zeros(shape) with g written at [i0, ..., ik-1]; where an index repeats, the last write
     wins (numpy's x[idx] = g, deterministically): set_subtensor with index arrays."""
-    __props__ = ("shape",)
-    needs_dims = True
-
-    def __init__(self, shape):
-        self.shape = tuple(shape)
-
-    def infer(self, input_types, ctx):
-        return [TensorType(input_types[0].dtype, self.shape)]
 
     def reference(self, g, *idx, dims=None):
         idx = np.broadcast_arrays(*idx)
