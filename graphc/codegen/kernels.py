@@ -104,9 +104,11 @@ SPECS = {s.kind: s for s in [
     # (kind, index, stride) with kind slice (inputs[index] + it*stride elements), whole
     # (inputs[index]), state_in / state_out (state index's previous / next value), slice_out
     # (outputs[index] + it*stride). `state_sizes`: elements per state. `reverse`: the slices
-    # are taken at trip-1-it instead of it.
+    # are taken at trip-1-it instead of it. `packs`: body products whose right operand is
+    # loop-invariant and packed once before the loop (lower_loop.py, the target's capabilities
+    # decide), (body kernel index, loop input index, scratch index, trans_b, K, N, ldb) each.
     KernelSpec("loop", ("trip", "n_seqs", "n_states", "state_sizes", "bindings", "body",
-                        "body_fallible", "reverse"), fallible="body_fallible"),
+                        "body_fallible", "reverse", "packs"), fallible="body_fallible"),
     KernelSpec("random_uniform", ("n", "single", "k0", "k1", "m0", "m1", "w0", "w1")),
 ]}
 

@@ -97,8 +97,37 @@ def lower_loop(L, node):
     for j, o in enumerate(node_outputs[:op.n_carry]):
         scratch += [L.new_buffer(o.dtype, L.shape(o), "temp", f"loop state {j} ({half})")
                     for half in ("a", "b")]
+    packs = _packed_products(L, body, bindings, inputs, scratch)
     L.emit("loop", outputs, inputs, str(node.op), trip=trip, n_seqs=op.n_seqs, n_states=op.n_carry,
            state_sizes=[size_of(L.shape(o)) for o in node_outputs[:op.n_carry]],
            bindings=bindings, body=body, reverse=op.reverse,
-           body_fallible=any(spec_of(k.kind).can_fail(k) for k in body.kernels))
+           body_fallible=any(spec_of(k.kind).can_fail(k) for k in body.kernels), packs=packs)
     L.kernels[-1].scratch = scratch
+
+
+def _packed_products(L, body, bindings, inputs, scratch):
+    """The body's products whose right operand the loop reads whole (a recurrent weight) and
+    the target packs once before the first iteration, where its capabilities say it pays: the
+    BLAS would pack that operand again on every step. Each packed operand gets a scratch buffer
+    (appended to `scratch`); returns the loop's `packs` param."""
+    pays = getattr(L.caps, "packs_loop_product", None)
+    if pays is None:
+        return []
+    whole = {id(b): index for b, (kind, index, _) in zip(body.externals, bindings)
+             if kind == "whole"}
+    packs, packed = [], {}  # packed: (input index, trans_b) -> scratch index
+    for ki, k in enumerate(body.kernels):
+        if k.kind != "gemm" or id(k.inputs[1]) not in whole:
+            continue
+        p = k.params
+        if p["batch"] != 1 or not pays(p["M"], p["N"], p["K"], p["dtype"]):
+            continue
+        index, N, K = whole[id(k.inputs[1])], int(p["N"]), int(p["K"])
+        key = (index, bool(p["trans_b"]), N, K, p["ldb"])
+        if key not in packed:
+            panels = -(-N // 32) * 32  # whole panels of the widest (float32) kernel
+            packed[key] = len(scratch)
+            scratch.append(L.new_buffer(p["dtype"], (panels * K,), "temp",
+                                        f"packed {inputs[index].name or 'operand'} of {k.label}"))
+        packs.append((ki, index, packed[key], bool(p["trans_b"]), K, N, p["ldb"]))
+    return packs

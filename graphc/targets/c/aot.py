@@ -27,7 +27,7 @@ import sympy
 from .cprinter import C_TYPES, int_to_c
 from ...codegen.plan import build_program
 from .capabilities import C_CAPABILITIES
-from .render_c import environment, gemm_prefixes, render_program
+from .render_c import environment, gemm_prefixes, render_program, uses_packed_gemm
 from .toolchain import blas_info, cflags
 from ...config import config
 from ...errors import CompileError, GraphcTypeError
@@ -290,7 +290,7 @@ def export(functions, out_dir, name=None, march=None, embed_params=True, profile
     param_index = {sv: k for k, sv in enumerate(shareds)}
 
     blas_prefix = blas_info()[3]
-    fns, scratch, precisions = [], [], set()
+    fns, scratch, precisions, packed_gemm = [], [], set(), False
     prof_total = 0  # doubles of profiling counters, all functions (profile=True)
     for fn_name, fn in functions.items():
         program = _program_of(fn)
@@ -306,6 +306,7 @@ def export(functions, out_dir, name=None, march=None, embed_params=True, profile
                                       wrapper="aot_fn_prelude", entry_prefix=info["prefix"],
                                       extra=extra)
         precisions.update(gemm_prefixes(program.kernels))
+        packed_gemm = packed_gemm or uses_packed_gemm(program.kernels)
         fns.append(info)
     _check_symbol_clash(name, fns)
     uses_blas = bool(precisions)
@@ -332,6 +333,7 @@ def export(functions, out_dir, name=None, march=None, embed_params=True, profile
     ctx = dict(name=name, P=name.upper(), functions=fns, params=params, n_params=len(params),
                n_scratch=len(scratch), uses_blas=uses_blas, embed_params=embed_params,
                gemm_prefixes=sorted(precisions), blas_prefix=blas_prefix, gemm_linkage="static",
+               packed_gemm=packed_gemm,
                files=files, blas_file=blas_file, max_dim=MAX_DIM, dtype_codes=DTYPE_CODES,
                march=march or "native", lib_flags=" ".join(flags), blas_lib=blas_lib,
                magic=PARAMS_MAGIC.decode(), version=PARAMS_VERSION, align=PARAMS_ALIGN,

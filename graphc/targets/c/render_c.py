@@ -123,7 +123,12 @@ def _blas_context(kernels):
     functions they call."""
     prefixes = gemm_prefixes(kernels)
     return {"uses_blas": bool(prefixes), "gemm_prefixes": prefixes,
-            "reduce_helpers": reduce_helpers(kernels)}
+            "reduce_helpers": reduce_helpers(kernels), "packed_gemm": uses_packed_gemm(kernels)}
+
+
+def uses_packed_gemm(kernels):
+    """Whether a loop among the kernels packs a product's operand (templates/c/_gemm_packed.j2)."""
+    return any(k.kind == "loop" and k.params["packs"] for k in _all_kernels(kernels))
 
 
 def render_program(program, name, blas_prefix, wrapper="jit_wrapper", entry_prefix="gc_entry_",
