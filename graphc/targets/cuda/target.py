@@ -20,6 +20,8 @@ class CudaCapabilities(CCapabilities):
     """Lowering asks for the conv algorithm (the same choice as the C target's) and the im2col
     budget (GRAPHC_CONV_WORKSPACE, checked as on the C target, else the CUDA default)."""
     __slots__ = ()
+    # A loop body's products go to cuBLAS: no operand is packed (_gemm_packed.j2 is the C target's).
+    packs_loop_product = None
 
     @staticmethod
     def conv_workspace_bytes():
