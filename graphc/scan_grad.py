@@ -175,11 +175,17 @@ def loop_grad(node, output_grads):
     # a sequence no gradient reaches gets none (not T steps of zeros)
     float_seqs = [k for g, k in zip(g_seq, float_seqs) if g is not None]
     per_step = [g for g in g_seq if g is not None]
-    used = variables_read(new_states + per_step + per_step_g)
+    # A weight's per-step factor that is also a sequence's gradient is stacked once (an LSTM's
+    # g_z: z_t = (input projection)_t + h @ U gives both; stacked twice it cost a copy per step
+    # and T steps of workspace).
+    reuse = [next((k for k, g in enumerate(per_step) if _same_value(g, gt)), None)
+             for gt in per_step_g]
+    extra_g = [gt for gt, k in zip(per_step_g, reuse) if k is None]
+    used = variables_read(new_states + per_step + extra_g)
     saved = [(v, o) for v, o in zip(saved_in_vars, saved_outer) if v in used]
     b_inputs = (list(b_seq_in) + list(b_state_in) + gy + mask_in + [v for v, _ in saved] + gs +
                 [acc[k] for k in keep_acc] + list(b_rest_in))
-    back_body = InnerGraph(b_inputs, new_states + per_step + per_step_g)
+    back_body = InnerGraph(b_inputs, new_states + per_step + extra_g)
 
     sequences = (list(seqs) + prev + [g_stacked[i] for i in float_stacked] + mask_seq +
                  [o for _, o in saved])
@@ -190,8 +196,10 @@ def loop_grad(node, output_grads):
     res = back.make_node(*sequences, *initial, *rest).outputs
     g_inits = dict(zip(float_states, res[:len(float_states)]))
     acc_final = dict(zip(keep_acc, res[len(float_states):len(initial)]))
-    g_seqs = dict(zip(float_seqs, res[len(initial):len(initial) + len(float_seqs)]))
-    stacked_g = iter(res[len(initial) + len(float_seqs):])
+    seq_outs = res[len(initial):len(initial) + len(float_seqs)]
+    g_seqs = dict(zip(float_seqs, seq_outs))
+    extra_outs = iter(res[len(initial) + len(float_seqs):])
+    stacked_g = iter([seq_outs[k] if k is not None else next(extra_outs) for k in reuse])
     g_rests = {}
     for k, products in enumerate(hoisted):
         total = acc_final.get(k)
@@ -201,6 +209,17 @@ def loop_grad(node, output_grads):
         g_rests[float_rest[k]] = cast(total, rest[float_rest[k]].dtype)
     return ([g_seqs.get(k) for k in range(ns)] + [g_inits.get(j) for j in range(nc)] +
             [g_rests.get(k) for k in range(len(rest))])
+
+
+def _same_value(a, b):
+    """a and b are one value: the same variable, or outputs of equal ops on the same inputs
+    (the gradients of both operands of an add are two such nodes)."""
+    if a is b:
+        return True
+    na, nb = a.owner, b.owner
+    return na is not None and nb is not None and na.op == nb.op and \
+        len(na.inputs) == len(nb.inputs) and all(x is y for x, y in zip(na.inputs, nb.inputs)) and \
+        na.outputs.index(a) == nb.outputs.index(b)
 
 
 def _saved_values(node, grads):

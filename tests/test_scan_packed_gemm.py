@@ -166,3 +166,16 @@ def test_switched_off_and_other_targets_keep_the_blas(monkeypatch):
     assert not _packs(program_of(small[0], small[1]).kernels)
     monkeypatch.setenv("GRAPHC_PACKED_GEMM", "0")
     assert not _packs(program_of(inputs, outputs).kernels)
+
+
+def test_lstm_backward_loop_stacks_the_gate_gradient_once():
+    """g_z is both the gradient of the input projection's slice z_t and the per-step factor of
+    U's gradient (h_{t-1}^T g_z, one product after the loop): the reverse loop stacks it once,
+    and both read that one history."""
+    from graphc.ir.graph import toposort
+    from graphc.ir.ops.loop import Loop
+    inputs, outputs, values = lstm_training("float64", H=4)
+    [back] = [n for n in toposort(outputs) if isinstance(n.op, Loop) and n.op.reverse]
+    stacked = back.outputs[back.op.n_carry:]
+    assert [o.type.shape[-1] for o in stacked] == [16]  # one [T, B, 4H] history
+    _same_on_c_and_py(inputs, outputs, values, "float64", "lstm_gz_once")
