@@ -51,7 +51,16 @@ class Loop(Op):
             raise GraphcTypeError(f"Loop: the body takes {len(body.inputs)} inputs, got "
                                   f"{len(input_types)}; pass sequences, initial states and "
                                   "non-sequences in that order")
-        dims = body.function_graph().dims
+        body_fg = body.function_graph()
+        if body_fg.value_dims:
+            vd = body_fg.value_dims[0]
+            name = getattr(self, "name", None)
+            where = f"scan {name!r}" if name else "Loop"
+            raise GraphcTypeError(f"{where}: the step slices {vd.label} with a bound that is a value "
+                                  "of the step (it changes from step to step), but a step's sizes "
+                                  "are fixed for the whole loop; mask instead (G.switch on "
+                                  "G.arange(n) < bound), or slice outside the scan")
+        dims = body_fg.dims
         outer_of = {}  # body dim symbol -> the outer dim it stands for
         steps = self.n_steps
         for k, (t, v) in enumerate(zip(input_types, body.inputs)):
@@ -71,6 +80,7 @@ class Loop(Op):
                     outer_of[r] = d_outer
                 else:
                     ctx.equal(d_outer, _outer(r, outer_of), f"input {k} of the body")
+        _lift_body_checks(body.function_graph().constraints, outer_of, ctx)
         outs = []
         for j, o in enumerate(body.outputs):
             shape = tuple(_outer(dims.resolve(d), outer_of) for d in o.type.shape)
@@ -128,6 +138,21 @@ class Loop(Op):
     def __str__(self):
         back = ", reverse" if self.reverse else ""
         return f"Loop{{{self.n_seqs} seqs, {self.n_carry} states{back}, {self.body!r}}}"
+
+
+def _lift_body_checks(constraints, outer_of, ctx):
+    """The body's conditions on sizes (a nested scan's n_steps against its sequences, two
+    operands' sizes) hold for the outer dims each iteration binds, so the outer graph checks them
+    at call time: without this a call could read past a sequence (a nested scan's n_steps larger
+    than its sequence ran on in C, reading beyond the buffer). A condition on the body's own
+    sizes (no outer dim stands for them) stays inside."""
+    for a, b, what in constraints:
+        sides = [sympy.sympify(x) for x in (a, b)]
+        free = set().union(*(x.free_symbols for x in sides))
+        if not free or not free <= set(outer_of):
+            continue
+        a, b = (_outer(x, outer_of) for x in sides)
+        ctx.equal(int(a) if a.is_Integer else a, int(b) if b.is_Integer else b, what)
 
 
 def _outer(d, outer_of):
