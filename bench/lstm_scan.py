@@ -3,7 +3,7 @@ against the unrolled graph and PyTorch eager, interleaved; cold and warm compile
 processes (an empty cache, then the same cache) at T=32 and T=512; the planned memory of the
 step against T and against the unrolled step.
 
-    python bench/lstm_scan.py [--rounds 10] [--threads N]
+    python bench/lstm_scan.py [--rounds 10] [--threads N] [--steps-only] [--packed-ab]
 
 Timings on a shared machine are noisy: each figure is the median of the rounds, with the best.
 Compile times also come as CPU seconds (this process's, and gcc's as its children's), which
@@ -53,21 +53,35 @@ def compile_seconds(builder, T, cache):
     return tuple(float(x) for x in out.stdout.strip().splitlines()[-1].split())
 
 
-def step_times(rounds):
+def step_times(rounds, packed_ab=False):
+    """Per step: (median, best) wall seconds and (median, best) CPU seconds, the steps taking turns
+    in each round and the order reversed every other round (on a loaded machine CPU time is the
+    steadier figure: wall time counts the other sessions' turns on the cores). packed_ab: also
+    the scan step built with GRAPHC_PACKED_GEMM=0 (its loop products left to the BLAS)."""
     import numpy as np
     from bench import graphc_impl
     from bench.peers import torch_peer
-    steps = {"graphc scan": graphc_impl.lstm_step(), "graphc unrolled": graphc_impl.lstm_step_unrolled(),
-             "torch eager": torch_peer.lstm_step()}
+    steps = {"graphc scan": graphc_impl.lstm_step()}
+    if packed_ab:
+        os.environ["GRAPHC_PACKED_GEMM"] = "0"
+        try:
+            steps["graphc scan, BLAS"] = graphc_impl.lstm_step()
+        finally:
+            del os.environ["GRAPHC_PACKED_GEMM"]
+    steps.update({"graphc unrolled": graphc_impl.lstm_step_unrolled(),
+                  "torch eager": torch_peer.lstm_step()})
     for s in steps.values():
         s(), s()
-    times = {k: [] for k in steps}
-    for _ in range(rounds):
-        for k, s in steps.items():
-            t = time.perf_counter()
-            s()
-            times[k].append(time.perf_counter() - t)
-    return {k: (float(np.median(v)), float(min(v))) for k, v in times.items()}
+    wall, cpu = {k: [] for k in steps}, {k: [] for k in steps}
+    names = list(steps)
+    for r in range(rounds):
+        for k in (names if r % 2 == 0 else names[::-1]):
+            t, c = time.perf_counter(), time.process_time()
+            steps[k]()
+            cpu[k].append(time.process_time() - c)
+            wall[k].append(time.perf_counter() - t)
+    return {k: (float(np.median(wall[k])), float(min(wall[k])), float(np.median(cpu[k])),
+                float(min(cpu[k]))) for k in steps}
 
 
 def planned_bytes(builder, T):
@@ -77,16 +91,7 @@ def planned_bytes(builder, T):
     return int(bench_step_program("_planned").workspace_bytes)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=10)
-    ap.add_argument("--threads", type=int, default=0, metavar="N",
-                    help="cap graphc's OpenMP, the BLAS and torch at N threads (default: theirs)")
-    args = ap.parse_args()
-    if args.threads:  # before numpy, torch or a graphc library loads a thread pool
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[var] = str(args.threads)
-    result = {}
+def compile_times(result):
     with tempfile.TemporaryDirectory() as cache:
         compile_seconds("lstm_step", 8, cache)  # writes the bytecode; T=8 is another program
         for T in (32, 512):
@@ -96,11 +101,37 @@ def main():
                                         "cold_gcc_cpu_s": cold[2], "warm_cpu_s": warm[1]}
             print(f"scan compile T={T}: cold {cold[0]:.2f} s (CPU {cold[1]:.2f} s + gcc "
                   f"{cold[2]:.2f} s), warm {warm[0]:.3f} s (CPU {warm[1]:.3f} s)", flush=True)
-    result["step"] = step_times(args.rounds)
-    for k, (med, best) in result["step"].items():
-        print(f"step {k:16s} median {med * 1e3:7.1f} ms  best {best * 1e3:7.1f} ms", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=0, metavar="N",
+                    help="cap graphc's OpenMP, the BLAS and torch at N threads (default: theirs)")
+    ap.add_argument("--steps-only", action="store_true", help="only the step times")
+    ap.add_argument("--packed-ab", action="store_true",
+                    help="also time the scan step with its loop products left to the BLAS")
+    args = ap.parse_args()
+    if args.threads:  # before numpy, torch or a graphc library loads a thread pool
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(args.threads)
+        try:  # (torch reads OMP_NUM_THREADS too; its intra-op pool is set for certain)
+            import torch
+            torch.set_num_threads(args.threads)
+        except ImportError:
+            pass
+    result = {}
+    if not args.steps_only:
+        compile_times(result)
+    result["step"] = step_times(args.rounds, args.packed_ab)
+    for k, (med, best, cmed, cbest) in result["step"].items():
+        print(f"step {k:18s} wall median {med * 1e3:7.1f} ms  best {best * 1e3:7.1f} ms | CPU "
+              f"median {cmed * 1e3:7.1f} ms  best {cbest * 1e3:7.1f} ms", flush=True)
     ratio = result["step"]["graphc scan"][0] / result["step"]["torch eager"][0]
-    print(f"scan / torch eager (medians): {ratio:.2f}")
+    cpu_ratio = result["step"]["graphc scan"][2] / result["step"]["torch eager"][2]
+    print(f"scan / torch eager (medians): wall {ratio:.2f}, CPU {cpu_ratio:.2f}")
+    if args.steps_only:
+        return
     result["planned_bytes"] = {f"scan T={T}": planned_bytes("lstm_step", T) for T in (8, 16, 32, 64)}
     result["planned_bytes"]["unrolled T=32"] = planned_bytes("lstm_step_unrolled", 32)
     for k, v in result["planned_bytes"].items():

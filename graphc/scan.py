@@ -28,6 +28,7 @@ from .ir.graph import Constant, Node, SharedVariable, Variable, leaves, toposort
 from .ir.inner_graph import InnerGraph
 from .ir.ops.blas import Matmul
 from .ir.ops.conv import FitsCheck
+from .ir.ops.elemwise import add_op
 from .ir.ops.scan import Scan
 from .ir.ops.shape import reshape
 from .ir.types import FLOAT_DTYPES, TensorType, as_dim, dims_equal
@@ -407,13 +408,27 @@ def _hoist_input_products(results, seq_inner, seq_outer, rest_inner, rest_outer)
 
 
 def _products(results, invariant):
-    """Outputs of the float matrix products in the step that change from step to step."""
+    """Outputs of the float matrix products in the step that change from step to step. A product
+    read only by one add of its shape (an LSTM's z = (x W)_t + h U) is kept as that sum: the
+    gradient reads the sum (it would add again), and the product then accumulates into it (a
+    gemm with beta = 1: passes/fuse_gemm.py) instead of being written and added."""
     fixed = set(invariant)
+    order = toposort(results)
+    readers = {}
+    for node in order:
+        for i in node.inputs:
+            readers.setdefault(i, []).append(node)
     found = []
-    for node in toposort(results):
+    for node in order:
         if isinstance(node.op, Matmul) and node.outputs[0].dtype in FLOAT_DTYPES and \
                 not all(i in fixed or isinstance(i, Constant) for i in node.inputs):
-            found.append(node.outputs[0])
+            out = node.outputs[0]
+            users = readers.get(out, [])
+            if out not in results and len(users) == 1 and users[0].op == add_op and \
+                    users[0].outputs[0].type == out.type:
+                out = users[0].outputs[0]
+            if out not in found:
+                found.append(out)
     return found
 
 
