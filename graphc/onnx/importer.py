@@ -125,6 +125,7 @@ class Importer:
         self.problems = []
         self.index = 0
         self.streams = {}       # seed -> RandomStreams of training-mode Dropout nodes
+        self.in_loop_body = False  # inside a Loop/Scan body (subgraph.py)
 
     def random_streams(self, seed=None):
         from ..ir.ops.random import RandomStreams
