@@ -201,3 +201,36 @@ def test_slice_bounds_computed_from_data():
     x = np.array([1, -2, 3, -4, 5], "float32")
     for v in ([1, 1, -1, 0], [-1, -1, -1, -1], [2, 2, 2, 2]):
         _check(model, f, m, {"x": x, "v": np.array(v, "float32")})
+
+
+def test_training_through_a_loop_with_a_run_time_trip_count():
+    """G.grad back-propagates through the scan of a Loop whose trip count is an input: the
+    gradient of the weight equals finite differences, for two trip counts of one function."""
+    body = oh.make_graph(
+        [oh.make_node("Identity", ["cond_in"], ["cond_out"]),
+         oh.make_node("MatMul", ["h_in", "W"], ["hw"]),
+         oh.make_node("Tanh", ["hw"], ["h_out"])],
+        "body", [_vi("i", [], I64), _vi("cond_in", [], B), _vi("h_in", [3], TensorProto.DOUBLE)],
+        [_vi("cond_out", [], B), _vi("h_out", [3], TensorProto.DOUBLE)])
+    loop = oh.make_node("Loop", ["M", "", "h0"], ["h_T"], body=body)
+    w = np.random.default_rng(4).standard_normal((3, 3)) * 0.6
+    model = _model([loop], [_vi("M", [], I64), _vi("h0", [3], TensorProto.DOUBLE)],
+                   [_vi("h_T", [3], TensorProto.DOUBLE)], [nh.from_array(w, "W")])
+    m = GO.load(model)
+    W = m.params["W"]
+    loss = m.outputs[0].sum()
+    f = G.function(m.inputs, [loss] + G.grad(loss, [W]), backend="py")
+    h0 = np.array([0.5, -0.3, 0.8])
+    for trip in (1, 4):
+        _, gw = f(np.array(trip, "int64"), h0)
+        num = np.zeros_like(w)
+        for idx in np.ndindex(*w.shape):
+            vals = []
+            for eps in (1e-6, -1e-6):
+                wp = w.copy()
+                wp[idx] += eps
+                W.set_value(wp)
+                vals.append(f(np.array(trip, "int64"), h0)[0])
+            num[idx] = (vals[0] - vals[1]) / 2e-6
+        W.set_value(w)
+        np.testing.assert_allclose(gw, num, rtol=1e-6, atol=1e-8)
