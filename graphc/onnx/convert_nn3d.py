@@ -1,5 +1,5 @@
-"""3-D Conv, MaxPool and AveragePool (NCDHW), and dilated pools, composed at load time from graphc's 2-D ops, so
-gradients and every target come with them.
+"""3-D Conv, MaxPool and AveragePool (NCDHW), and dilated pools, composed at load time from
+graphc's 2-D ops, so gradients and every target come with them.
 
 - Conv: a 3-D convolution is a sum over the kernel's depth of 2-D convolutions of depth slices.
   The kD slices of the (depth-padded) input that output depth od reads, x[:, :, od*sD + kd*dD],
