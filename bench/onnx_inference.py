@@ -1,11 +1,13 @@
 """Inference latency of ONNX models imported by graphc vs onnxruntime (CPU), in one run.
 
-    python bench/onnx_inference.py [--batches 1,64] [--repeats 30] [--threads N]
+    python bench/onnx_inference.py [--batches 1,64] [--repeats 30] [--threads N] [--conv3d]
 
 The models are PyTorch's (tests/torch_models.py: LeNet and a ResNet-style CIFAR net with batch
 norm), exported once to ONNX; both runtimes read the same file and get the same inputs. Each
 cell is the median over 3 rounds of `repeats` calls after warm-up, the runtimes alternating
 block by block so that a busy machine slows both alike. Needs torch, onnx and onnxruntime ('.[bench,onnx]').
+--conv3d adds a 3-D block (Conv 8->16 3x3x3 pad 1, Relu, MaxPool 2x2x2 on 8x16x32x32), which
+graphc composes from 2-D ops when it loads (graphc/onnx/convert_nn3d.py).
 """
 import argparse
 import os
@@ -40,6 +42,7 @@ def main(argv=None):
     p.add_argument("--batches", default="1,64")
     p.add_argument("--repeats", type=int, default=30)
     p.add_argument("--threads", type=int, default=0, help="threads for both (0: their defaults)")
+    p.add_argument("--conv3d", action="store_true", help="also time a 3-D conv/pool block")
     a = p.parse_args(argv)
     if a.threads:
         os.environ["OMP_NUM_THREADS"] = str(a.threads)
@@ -53,10 +56,13 @@ def main(argv=None):
     if a.threads:
         so.intra_op_num_threads = a.threads
     rows = []
-    for name, make, shape in (("LeNet", TM.LeNet, (1, 28, 28)),
-                              ("ResNet-style", TM.ResNetish, (3, 32, 32))):
+    models = [("LeNet", lambda: TM.export(TM.LeNet(), (2, 1, 28, 28)), (1, 28, 28)),
+              ("ResNet-style", lambda: TM.export(TM.ResNetish(), (2, 3, 32, 32)), (3, 32, 32))]
+    if a.conv3d:
+        models.append(("Conv3d block", _conv3d_block, (8, 16, 32, 32)))
+    for name, make, shape in models:
         torch.manual_seed(0)
-        data = TM.export(make(), (2,) + shape)
+        data = make()
         sess = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
         m = G.onnx.load(onnx.load_from_string(data))
         f = G.function(m.inputs, m.outputs[0])
@@ -71,6 +77,18 @@ def main(argv=None):
     print(f"| model | batch | graphc | onnxruntime | graphc / ort |\n|---|---|---|---|---|")
     for name, batch, g, o in rows:
         print(f"| {name} | {batch} | {g * 1e3:.3f} ms | {o * 1e3:.3f} ms | {g / o:.2f}x |")
+
+
+def _conv3d_block():
+    from onnx import TensorProto, helper as oh, numpy_helper as nh
+    w = (np.random.default_rng(0).standard_normal((16, 8, 3, 3, 3)) * 0.1).astype("float32")
+    nodes = [oh.make_node("Conv", ["x", "w"], ["c"], pads=[1] * 6), oh.make_node("Relu", ["c"], ["r"]),
+             oh.make_node("MaxPool", ["r"], ["y"], kernel_shape=[2, 2, 2], strides=[2, 2, 2])]
+    g = oh.make_graph(nodes, "conv3d", [oh.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                  ["n", 8, 16, 32, 32])],
+                      [oh.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 16, 8, 16, 16])],
+                      initializer=[nh.from_array(w, "w")])
+    return oh.make_model(g, opset_imports=[oh.make_opsetid("", 17)]).SerializeToString()
 
 
 if __name__ == "__main__":

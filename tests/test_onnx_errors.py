@@ -34,7 +34,7 @@ def test_every_unsupported_thing_is_listed_at_once():
     b = M.Builder()
     b.n("Relu", ["x"], "r")
     b.n("Unique", ["r"], "e")                                      # unsupported operator
-    b.n("MaxPool", ["x4"], "mp", kernel_shape=[2, 2], dilations=[2, 2])  # unsupported attribute value
+    b.n("MaxPool", ["x4"], "mp", kernel_shape=[2, 2], storage_order=1)  # unsupported attribute value
     b.n("Softmax", ["r"], "s", axis=1, bogus=3)                    # unknown attribute
     b.nodes.append(h.make_node("Foo", ["r"], ["f"], domain="com.example", name="custom"))
     b.n("Add", ["e", "s"], "out")                                  # depends on failed nodes: quiet
@@ -49,23 +49,23 @@ def test_every_unsupported_thing_is_listed_at_once():
     problems = e.value.problems
     assert len(problems) == 4, problems
     text = str(e.value)
-    for part in ("Unique", "dilations", "bogus", "'custom'", "com.example", "opset 17"):
+    for part in ("Unique", "storage_order", "bogus", "'custom'", "com.example", "opset 17"):
         assert part in text, (part, text)
 
 
 def test_unsupported_types_are_listed_with_the_operators():
     nodes = [h.make_node("Relu", ["x"], ["r"]), h.make_node("Add", ["h", "w"], ["s"]),
-             h.make_node("Cast", ["r"], ["c"], to=onnx.TensorProto.FLOAT16),
+             h.make_node("Cast", ["r"], ["c"], to=onnx.TensorProto.BFLOAT16),
              h.make_node("Unique", ["r"], ["e"])]
     m = _one_node_model(nodes, [h.make_tensor_value_info("x", F, [2]),
-                                h.make_tensor_value_info("h", onnx.TensorProto.FLOAT16, [2])],
+                                h.make_tensor_value_info("h", onnx.TensorProto.BFLOAT16, [2])],
                         [h.make_tensor_value_info(n, F, None) for n in ("s", "c", "e")],
                         [h.make_tensor("w", onnx.TensorProto.UINT8, [2], [1, 2])])
     with pytest.raises(GO.OnnxUnsupported) as e:
         GO.load(m, check=False)
     text = str(e.value)
     assert len(e.value.problems) == 4, e.value.problems
-    for part in ("input 'h'", "initializer 'w'", "FLOAT16", "UINT8", "Unique", "Cast"):
+    for part in ("input 'h'", "initializer 'w'", "BFLOAT16", "UINT8", "Unique", "Cast"):
         assert part in text, (part, text)
 
 
@@ -106,9 +106,9 @@ def test_tensor_data_disagreeing_with_shape():
 
 def test_unsupported_element_type_names_the_input():
     m = _one_node_model(h.make_node("Relu", ["x"], ["y"]),
-                        [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT16, [3])],
-                        [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT16, [3])])
-    with pytest.raises(GO.OnnxError, match="input 'x'.*FLOAT16"):
+                        [h.make_tensor_value_info("x", onnx.TensorProto.BFLOAT16, [3])],
+                        [h.make_tensor_value_info("y", onnx.TensorProto.BFLOAT16, [3])])
+    with pytest.raises(GO.OnnxError, match="input 'x'.*BFLOAT16"):
         GO.load(m)
 
 

@@ -94,12 +94,38 @@ def _as_bound(v, what="bound"):
     return v
 
 
+COUNT_LIMIT = 2 ** 62  # a count binds as len(range(COUNT_LIMIT)[:bound]): the bound clipped at 0
+
+
+def count_dim(bound, label):
+    """An int64 scalar whose value is the integer scalar `bound` clipped at 0, and whose
+    `dim_expr` is a value dim bound to that value when the function is called (before the
+    program runs), so it can size outputs and set a scan's n_steps. The node must stay in the
+    graph the function is built from (pass it along, e.g. as a scan non-sequence)."""
+    from .ops.elemwise import maximum_op
+    from .ops.shape import ValueCount
+    bound = _as_bound(bound, "count")
+    # (a negative stop would count from the end of range(COUNT_LIMIT))
+    out = ValueCount(_symbol("_l"))(maximum_op(bound, np.asarray(0, bound.dtype)))
+    out.dim_expr = out.owner.op.expr
+    out.count_label = label
+    return out
+
+
 def collect(nodes):
-    """The ValueDims of the dynamic slices among `nodes` (the graph the user built), once each."""
-    from .ops.shape import IncSubtensor, Subtensor
+    """The ValueDims of the dynamic slices and counts among `nodes` (the graph the user built),
+    once each."""
+    from .ops.shape import IncSubtensor, Subtensor, ValueCount
     found, seen = [], set()
     for node in nodes:
         op = node.op
+        if isinstance(op, ValueCount) and op.expr not in seen:
+            seen.add(op.expr)
+            label = getattr(node.outputs[0], "count_label", None) or \
+                f"the count {expr_text(node.inputs[0])}"
+            found.append(ValueDim(_symbol("_s"), op.expr, COUNT_LIMIT, 1, None, node.inputs[0],
+                                  label))
+            continue
         if not isinstance(op, (Subtensor, IncSubtensor)) or not op.dynamic:
             continue
         shape = node.inputs[0].type.shape if isinstance(op, Subtensor) else op.shape

@@ -56,7 +56,8 @@ class GraphcRep(BackendRep):
             self.variants[key] = (model, function(model.inputs, list(model.outputs),
                                                   backend=self.target))
         model, fn = self.variants[key]
-        return fn, [a for n, a in zip(self.input_names, args) if n not in fixed]
+        kept = [(n, a) for n, a in zip(self.input_names, args) if n not in fixed]
+        return model, fn, [a for _, a in kept], [n for n, _ in kept]
 
     def run(self, inputs, **kwargs):
         names = self.input_names
@@ -71,11 +72,17 @@ class GraphcRep(BackendRep):
         if len(inputs) != len(names):
             raise OnnxError(f"run: the model takes {len(names)} inputs {names}, got {len(inputs)}")
         args = [np.asarray(a) for a in inputs]
-        fn = self.fn
-        if fn is None:
-            fn, args = self._specialized(args)
-        outs = fn(*args)
-        return tuple(np.asarray(o) for o in outs)
+        model = self.model
+        if self.fn is None:
+            model, fn, args, names = self._specialized(args)
+        else:
+            fn, names = self.fn, self.input_names
+        # float16 computes in float32 (proto.py): cast at the boundary
+        f16_in, f16_out = set(model.float16_inputs), set(model.float16_outputs)
+        args = [a.astype("float32") if n in f16_in else a for n, a in zip(names, args)]
+        outs = [np.asarray(o) for o in fn(*args)]
+        return tuple(o.astype("float16") if n in f16_out else o
+                     for n, o in zip(model.output_names, outs))
 
 
 class GraphcBackend(Backend):

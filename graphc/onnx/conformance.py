@@ -8,7 +8,8 @@ runs each case as ONNX wrote it and, where it is float32, as a float64 twin (eve
 widened; "_float64" names it), and prints one row per operator (cases passed / run, skipped with the reason, the first failure)
 and the total. A case is skipped when load() declines the model with OnnxUnsupported (a dtype
 graphc lacks, an attribute it does not implement): the reason is printed. EXPECTED_FAILURES
-lists the cases that load but whose results differ from ONNX's, each with why.
+lists the cases that load but whose results differ from ONNX's, each with why. float16 cases
+run computed in float32, cast to and from float16 at the backend's boundary.
 """
 import argparse
 import dataclasses

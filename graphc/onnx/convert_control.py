@@ -3,11 +3,14 @@
 - Scan -> graphc.scan, one to one (states are carried, scan inputs are sequences, scan outputs
   are stacked); input/output axes and directions become transposes and reversals around it.
   graphc's own Scan export (export_loop.py) reads back this way.
-- Loop -> graphc.scan when its condition stays true: the trip count is fixed at load time (a
-  number, or a size from the input shapes), and the body's condition output is true whatever
-  happens (the condition input passed through, or a constant). The iteration number is a
-  sequence (arange). A while loop (condition computed at run time) and a trip count computed
-  from data are refused: graphc's loops run a number of steps known when the call starts.
+- Loop -> graphc.scan when its condition stays true: the body's condition output is true whatever
+  happens (the condition input passed through, or a constant). The trip count is a number or a
+  size of the input shapes, or a value computed from data at run time: then it is a count dim
+  (graphc/ir/value_dims.py) bound when the call starts, as is an initial condition computed at
+  run time (false: 0 steps); the call checks that the loop runs at least once. The iteration
+  number is a sequence (arange), so the body reads it as a graph value. A while loop (a
+  condition computed in the body) is refused: graphc's loops run a number of steps known when
+  the call starts.
 - If -> the branch taken when the condition is known at load time; otherwise both branches are
   computed and selected with where(), when both are cheap (no loops, few nodes) and their
   outputs agree in dtype and shape. Else it is refused with every reason.
@@ -17,8 +20,9 @@ import sympy
 
 from ..ir.graph import Constant, Variable
 from ..ir.ops import elemwise as E
-from ..ir.ops.shape import arange, reshape, transpose
-from ..ir.types import dims_equal
+from ..ir.ops.shape import arange, dim_value, reshape, transpose
+from ..ir.types import FitsCheck, dims_equal
+from ..ir.value_dims import count_dim
 from ..scan import scan
 from .importer import static_to_variable
 from .node import is_static, is_symbolic
@@ -75,7 +79,8 @@ def scan_(node):
 
     def step(*args):
         slices, prev = args[:m], args[m:m + n_states]
-        outs = node.subgraph_outputs(body, dict(zip(names, list(prev) + list(slices))), what)
+        outs = node.subgraph_outputs(body, dict(zip(names, list(prev) + list(slices))), what,
+                                     loop_body=True)
         return [_as_variable(v) for v in outs]
 
     out, _ = scan(step, sequences=seqs, outputs_info=list(states) + [None] * n_scan_out,
@@ -89,15 +94,17 @@ def scan_(node):
 
 
 def _trip_count(node):
-    """The Loop's trip count as an int or a symbolic size; None when absent."""
+    """The Loop's trip count: an int or a symbolic size known at load time, a graphc int64
+    scalar computed at run time, or None when absent."""
     if not node.has_input(0):
         return None
     v = node.value(0)
     if not is_static(v):
-        raise Unsupported(f"the trip count M ({node.input_names[0]!r}) must be known when the "
-                          "model loads (a number or a size of the inputs' shapes): graphc's loops "
-                          "run a number of steps fixed when the call starts; give its value with "
-                          "load(static_inputs={name: value})")
+        x = node.input(0)
+        if x.ndim and not all(d == 1 for d in x.type.shape):
+            raise Unsupported(f"the trip count M has shape {x.type.shape}; it must hold one value")
+        x = reshape(x, ()) if x.ndim else x
+        return x if x.dtype == "int64" else E.cast(x, "int64")
     if v.size != 1:
         raise Unsupported(f"the trip count M has shape {v.shape}; it must hold one value")
     n = v.reshape(-1)[0]
@@ -106,23 +113,62 @@ def _trip_count(node):
     return int(n)
 
 
+class LoopRunsZeroTimes:
+    """The message of the call-time check that a Loop with a run-time trip count (or initial
+    condition) runs at least once: graphc reads its carried values from the last step."""
+
+    def __init__(self, where, steps):
+        self.where, self.steps = where, steps
+
+    def __str__(self):
+        return (f"{self.where}: the loop runs 0 times for these inputs (its trip count M is 0 or "
+                "negative, or its initial condition is false); graphc's import of a Loop runs at "
+                "least one iteration: pass M >= 1 and a true condition")
+
+    def __format__(self, spec):
+        return format(str(self), spec)
+
+    def __reduce__(self):
+        return (LoopRunsZeroTimes, (self.where, self.steps))
+
+    def explain(self, value_of, name_of=str):
+        return str(self)
+
+
+def _run_time_count(node, trip, cond):
+    """The loop's number of steps when it is known only at the call: M (where the initial
+    condition is true, else 0) as a count dim, checked at the call to be at least 1."""
+    m = trip if isinstance(trip, Variable) else static_to_variable(np.array(trip, "int64")) \
+        if isinstance(trip, int) else dim_value(trip)
+    if cond is not None:
+        m = E.where_op(_cond_scalar(cond), m, np.asarray(0, "int64"))
+    count = count_dim(m, f"the trip count of {node}")
+    count.owner.constraints.append((FitsCheck(count.dim_expr - 1), 0,
+                                    LoopRunsZeroTimes(str(node), count.dim_expr)))
+    return count
+
+
 @converter("Loop", attrs=("body",))
 def loop(node):
     body = node.attr("body")
     trip = _trip_count(node)
-    reasons = []
+    reasons, cond = [], None
     if node.has_input(1):
-        cond = node.value(1)
-        if not is_static(cond):
-            raise Unsupported(f"the initial condition ({node.input_names[1]!r}) must be known "
-                              "when the model loads (true): a condition computed at run time "
-                              "makes a while loop, which graphc does not compile")
-        elif not static_true(cond):
+        v = node.value(1)
+        if not is_static(v):
+            cond = node.input(1)   # checked at the call (a false one gives 0 steps: refused)
+        elif not static_true(v):
             reasons.append("the initial condition is false (the loop never runs)")
     if trip is None:
-        reasons.append("there is no trip count M (the loop ends on its condition alone)")
+        reasons.append("there is no trip count M (a while loop: it ends on its condition "
+                       "alone, which graphc's scan cannot, since its steps are fixed when the "
+                       "call starts)")
     if isinstance(trip, int) and trip < 1:
         reasons.append(f"the trip count is {trip} (graphc's loops run at least one step)")
+    run_time = isinstance(trip, Variable) or cond is not None
+    if run_time and node.in_loop_body:
+        reasons.append("its trip count or initial condition is computed at run time inside an "
+                       "enclosing loop's body (graphc binds a run-time trip count once per call)")
     carried = [node.input(i) for i in range(2, len(node.input_names))]
     if any(v is None for v in carried):
         reasons.append("an omitted loop-carried input")
@@ -130,26 +176,31 @@ def loop(node):
     if len(names) != 2 + len(carried):
         reasons.append(f"the body takes {len(names)} inputs, expected 2 + {len(carried)}")
     if reasons:
-        raise Unsupported("graphc maps a Loop onto its scan only when the condition stays true and "
-                          "the trip count is known at load time; here " + "; ".join(reasons))
+        raise Unsupported("graphc maps a Loop onto its scan only when it has a trip count and its "
+                          "condition stays true; here " + "; ".join(reasons))
     n_carried = len(carried)
     n_scan_out = len(body.output) - 1 - n_carried
     what = f"{node} body"
+    # A run-time count is passed as a non-sequence: the function finds its value dim there.
+    count = [_run_time_count(node, trip, cond)] if run_time else []
+    steps = count[0].dim_expr if count else trip
 
     def step(it, *prev):
         bound = {names[0]: it, names[1]: np.array(True)}
-        bound.update(zip(names[2:], prev))
-        outs = node.subgraph_outputs(body, bound, what)
+        bound.update(zip(names[2:], prev[:n_carried]))
+        outs = node.subgraph_outputs(body, bound, what, loop_body=True)
         cond_out = outs[0]
         if isinstance(cond_out, Constant):
             cond_out = np.asarray(cond_out.data)
         if not static_true(cond_out):
-            raise Unsupported("the body's condition output is computed at run time (an early "
-                              "exit); graphc maps only Loops whose condition stays true")
+            raise Unsupported("the body's condition output is computed at run time (a while loop "
+                              "or an early exit); graphc maps only Loops whose condition stays "
+                              "true, since its scan's steps are fixed when the call starts")
         return [_as_variable(v) for v in outs[1:]]
 
-    out, _ = scan(step, sequences=[arange(trip, dtype="int64")],
-               outputs_info=list(carried) + [None] * n_scan_out, name=str(node), return_list=True)
+    out, _ = scan(step, sequences=[arange(steps, dtype="int64")], non_sequences=count,
+                  outputs_info=list(carried) + [None] * n_scan_out, name=str(node),
+                  return_list=True)
     return [o[-1] for o in out[:n_carried]] + list(out[n_carried:])
 
 

@@ -1,5 +1,6 @@
 """Neural-network ONNX operators: Conv/ConvTranspose, pools, normalizations, softmax, Gemm,
-MatMul, Dropout. 1-D convolutions and pools run as 2-D ones over a height of 1."""
+MatMul, Dropout. 1-D convolutions and pools run as 2-D ones over a height of 1; 3-D ones are
+composed of 2-D ones (convert_nn3d.py)."""
 import numpy as np
 import sympy
 
@@ -24,7 +25,8 @@ POOL_ATTRS = ("auto_pad", "kernel_shape", "pads", "strides", "ceil_mode", "dilat
 def _spatial(node, x):
     n = x.ndim - 2
     if n not in (1, 2):
-        raise Unsupported(f"input of rank {x.ndim}: graphc has 1-D and 2-D {node.op_type} (NCW, NCHW)")
+        raise Unsupported(f"input of rank {x.ndim}: graphc has 1-D, 2-D and 3-D {node.op_type} "
+                          "(NCW, NCHW, NCDHW)")
     return n
 
 
@@ -102,6 +104,9 @@ def _kernel_of(node, w_shape=None):
 @converter("Conv", attrs=("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"))
 def conv(node):
     x, w, b = node.input(0), node.input(1), node.input(2)
+    if x.ndim == 5:
+        from .convert_nn3d import conv_3d
+        return conv_3d(node, x, w, b)
     nsp = _spatial(node, x)
     kernel = _kernel_of(node, w.type.shape)
     strides, dil = _ints(node, "strides", nsp, 1), _ints(node, "dilations", nsp, 1)
@@ -121,6 +126,9 @@ def conv(node):
                                    "strides", "output_padding", "output_shape"))
 def conv_transpose(node):
     x, w, b = node.input(0), node.input(1), node.input(2)
+    if x.ndim == 5:
+        raise Unsupported("input of rank 5: graphc composes 3-D Conv and pools from 2-D ones, "
+                          "not the 3-D transposed convolution")
     nsp = _spatial(node, x)
     kernel = _kernel_of(node, w.type.shape)
     strides, dil = _ints(node, "strides", nsp, 1), _ints(node, "dilations", nsp, 1)
@@ -148,13 +156,15 @@ def _pool_geometry(node, x):
     nsp = _spatial(node, x)
     kernel = _kernel_of(node)
     strides, dil = _ints(node, "strides", nsp, 1), _ints(node, "dilations", nsp, 1)
-    if any(d != 1 for d in dil):
-        raise Unsupported(f"dilations {dil} (graphc pools have none)")
     begins, ends = _pads(node, x.type.shape[2:], kernel, strides, dil)
     kernel, strides, dil, begins, ends = _lift(nsp, kernel, strides, dil, begins, ends)
+    check_pool_pads(kernel, begins, ends)
+    return nsp, kernel, strides, begins, ends, bool(node.attr("ceil_mode", 0))
+
+
+def check_pool_pads(kernel, begins, ends):
     if any(p >= k for p, k in zip(begins + ends, kernel + kernel)):
         raise Unsupported(f"pads {begins + ends} as large as the window {kernel}")
-    return nsp, kernel, strides, begins, ends, bool(node.attr("ceil_mode", 0))
 
 
 def _neg_inf_border(x2, begins, ends):
@@ -167,37 +177,57 @@ def _neg_inf_border(x2, begins, ends):
     return pad_zeros(x2, begins, ends) + mask.reshape((1, 1) + mask.shape)
 
 
-@converter("MaxPool", attrs=POOL_ATTRS + ("storage_order",))
-def max_pool(node):
-    x = node.input(0)
+def _check_pool_outputs(node):
     if node.num_outputs > 1 and node.proto.output[1]:
         raise Unsupported("the Indices output is not supported")
     if node.attr("storage_order", 0):
         raise Unsupported("storage_order=1")
-    nsp, kernel, strides, begins, ends, ceil = _pool_geometry(node, x)
-    x2 = _as_2d(x)
+
+
+def max_pool_2d(x2, kernel, strides, begins, ends, ceil):
+    """ONNX's MaxPool of (N, C, H, W), pads per side."""
     if begins != ends:
         x2, begins = _neg_inf_border(x2, begins, ends), [0, 0]
     y, _ = MaxPool2d(tuple(kernel), tuple(strides), tuple(begins), ceil)(x2)
-    return _from_2d(y, nsp)
+    return y
+
+
+def avg_pool_2d(x2, kernel, strides, begins, ends, ceil, count_include_pad):
+    """ONNX's AveragePool of (N, C, H, W), pads per side."""
+    asym = begins != ends
+    pool = AvgPool2d(tuple(kernel), tuple(strides), (0, 0) if asym else tuple(begins), ceil)
+    y = pool(pad_zeros(x2, begins, ends) if asym else x2)
+    if not count_include_pad and any(begins + ends):
+        # graphc counts padding in the divisor: divide by the pool of a ones plane padded alike
+        hw = x2.type.shape[2:]
+        if all(isinstance(d, int) for d in hw):
+            ones = constant(np.ones((1, 1) + tuple(hw), x2.dtype))
+        else:
+            ones = E.second_op(x2, np.asarray(1, x2.dtype))
+        y = y / pool(pad_zeros(ones, begins, ends) if asym else ones)
+    return y
+
+
+@converter("MaxPool", attrs=POOL_ATTRS + ("storage_order",))
+def max_pool(node):
+    x = node.input(0)
+    _check_pool_outputs(node)
+    if x.ndim == 5 or any(d != 1 for d in node.attr("dilations") or []):
+        from .convert_nn3d import separable_pool
+        return separable_pool(node, x, "max")
+    nsp, kernel, strides, begins, ends, ceil = _pool_geometry(node, x)
+    return _from_2d(max_pool_2d(_as_2d(x), kernel, strides, begins, ends, ceil), nsp)
 
 
 @converter("AveragePool", attrs=POOL_ATTRS + ("count_include_pad",))
 def avg_pool(node):
     x = node.input(0)
+    if x.ndim == 5 or any(d != 1 for d in node.attr("dilations") or []):
+        from .convert_nn3d import separable_pool
+        return separable_pool(node, x, "avg")
     nsp, kernel, strides, begins, ends, ceil = _pool_geometry(node, x)
-    x2 = _as_2d(x)
-    asym = begins != ends
-    pool = AvgPool2d(tuple(kernel), tuple(strides), (0, 0) if asym else tuple(begins), ceil)
-    y = pool(pad_zeros(x2, begins, ends) if asym else x2)
-    if not node.attr("count_include_pad", 0) and any(begins + ends):
-        # graphc counts padding in the divisor: divide by the pool of a ones plane padded alike
-        hw = x2.type.shape[2:]
-        if all(isinstance(d, int) for d in hw):
-            ones = constant(np.ones((1, 1) + tuple(hw), x.dtype))
-        else:
-            ones = E.second_op(x2, np.asarray(1, x.dtype))
-        y = y / pool(pad_zeros(ones, begins, ends) if asym else ones)
+    y = avg_pool_2d(_as_2d(x), kernel, strides, begins, ends, ceil,
+                    node.attr("count_include_pad", 0))
     return _from_2d(y, nsp)
 
 

@@ -12,6 +12,7 @@ from ..ir.ops.shape import Arange, IncSubtensor, concatenate, reshape, transpose
 from ..ir.types import simplify_dim, size_of
 from .node import is_static
 from .registry import Unsupported, converter
+from .slice_dynamic import has_run_time_bounds, run_time_slice, static_axis_slice
 
 INT64_MAX = 2 ** 63 - 1
 
@@ -170,15 +171,10 @@ def slice_index(node, shape):
         if isinstance(n, int):
             if not isinstance(s, int) or not isinstance(e, int):
                 raise Unsupported(f"slice bounds {s}:{e} are symbolic on an axis of static size {n}")
-            s, e = (v + n if v < 0 else v for v in (s, e))
-            if st > 0:
-                s, e = min(max(s, 0), n), min(max(e, 0), n)
-            else:
-                s, e = min(max(s, 0), n - 1), min(max(e, -1), n - 1)
-                e = None if e == -1 else e
-        else:  # symbolic size: ends past the axis (INT64_MAX/MIN) mean "to the end"
-            if isinstance(e, int):
-                e = None if (e >= big if st > 0 else e <= -big) else e
+            index[a] = static_axis_slice(s, e, st, n)
+            continue
+        if isinstance(e, int):  # symbolic size: ends past the axis (INT64_MAX/MIN): to the end
+            e = None if (e >= big if st > 0 else e <= -big) else e
         index[a] = slice(s, e, st)
     return tuple(index)
 
@@ -186,6 +182,8 @@ def slice_index(node, shape):
 @converter("Slice")
 def slice_(node):
     x = node.input(0)
+    if has_run_time_bounds(node):
+        return run_time_slice(node, x)
     return x[slice_index(node, x.type.shape)]
 
 

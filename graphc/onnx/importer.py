@@ -31,11 +31,13 @@ class OnnxModel:
     (the params less batch norm's running mean and variance, which fine-tuning keeps)."""
 
     def __init__(self, inputs, outputs, params, input_names, output_names, opset, producer,
-                 running_stats=()):
+                 running_stats=(), float16_inputs=(), float16_outputs=()):
         self.inputs, self.outputs, self.params = inputs, outputs, params
         self.trainable = [p for name, p in params.items() if name not in set(running_stats)]
         self.input_names, self.output_names = input_names, output_names
         self.opset, self.producer = opset, producer
+        # float16 in the model, float32 in graphc (proto.py): cast these at the boundary
+        self.float16_inputs, self.float16_outputs = list(float16_inputs), list(float16_outputs)
 
     def __repr__(self):
         ins = ", ".join(f"{v.name}: {v.type}" for v in self.inputs)
@@ -125,6 +127,7 @@ class Importer:
         self.problems = []
         self.index = 0
         self.streams = {}       # seed -> RandomStreams of training-mode Dropout nodes
+        self.in_loop_body = False  # inside a Loop/Scan body (subgraph.py)
 
     def random_streams(self, seed=None):
         from ..ir.ops.random import RandomStreams
@@ -212,7 +215,8 @@ class Importer:
             output_names.append(vi.name)
         producer = f"{self.model.producer_name} {self.model.producer_version}".strip()
         return OnnxModel(inputs, outputs, self.params, input_names, output_names, self.opset,
-                         producer, self.running_stats)
+                         producer, self.running_stats, _float16(self.graph.input, input_names),
+                         _float16(self.graph.output, output_names))
 
     def read_initializers(self):
         for t in self.graph.initializer:
@@ -240,7 +244,9 @@ class Importer:
         conv = CONVERTERS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
         if conv is None:
             domain = f" of domain {node.domain!r}" if node.domain not in ("", "ai.onnx") else ""
-            self._problem(node, f"operator{domain} not supported")
+            why = f": it makes or reads sequences or optionals, and {P.NOT_TENSORS}" \
+                if node.op_type in P.NOT_TENSOR_OPS and not domain else ""
+            self._problem(node, f"operator{domain} not supported{why}")
             self.poisoned.update(node.output)
             return
         attrs, bad = {}, []
@@ -292,6 +298,13 @@ class Importer:
             if name:
                 self._problem(node, f"output {name!r} is not produced by graphc's import")
                 self.poisoned.add(name)
+
+
+def _float16(value_infos, names):
+    wanted = set(names)
+    return [vi.name for vi in value_infos if vi.name in wanted
+            and vi.type.WhichOneof("value") == "tensor_type"
+            and vi.type.tensor_type.elem_type == P.FLOAT16]
 
 
 def static_to_variable(arr):

@@ -40,11 +40,16 @@ class NodeView:
             imp = imp.parent
         return imp.random_streams(seed)
 
-    def subgraph_outputs(self, graph, bound, what):
+    @property
+    def in_loop_body(self):
+        """Whether this node is inside a Loop's or Scan's body (a step of graphc's scan)."""
+        return self._imp.in_loop_body
+
+    def subgraph_outputs(self, graph, bound, what, loop_body=False):
         """The outputs of a subgraph attribute (a branch, a loop body) converted in this node's
         scope: `bound` gives its inputs; other names resolve in the enclosing graphs."""
         from .subgraph import SubgraphImporter
-        return SubgraphImporter(self._imp, graph, bound, what).outputs()
+        return SubgraphImporter(self._imp, graph, bound, what, loop_body).outputs()
 
     def has_input(self, i):
         return i < len(self.input_names) and self.input_names[i] != ""

@@ -10,6 +10,15 @@ from ..errors import GraphcError
 # ONNX TensorProto element types graphc has a dtype for (graphc.ir.types.DTYPES).
 ELEM_TO_DTYPE = {1: "float32", 11: "float64", 6: "int32", 7: "int64", 9: "bool"}
 DTYPE_TO_ELEM = {v: k for k, v in ELEM_TO_DTYPE.items()}
+# float16 has no graphc dtype: a float16 model computes in float32. Its initializers and
+# constants are widened when read, its float16 inputs and outputs are float32 variables (the
+# backend casts at the boundary: OnnxModel.float16_inputs/float16_outputs), and a Cast to float16
+# inside the graph is a cast to float32 (values are not rounded to float16's precision).
+FLOAT16 = 10
+ELEM_TO_DTYPE[FLOAT16] = "float32"
+DTYPE_TO_ELEM["float16"] = FLOAT16
+STORED_ITEMSIZE = {FLOAT16: 2}   # bytes per element in the file, where not the dtype's own
+QUANTIZED = {2: "UINT8", 3: "INT8", 4: "UINT16", 5: "INT16"}
 ELEM_NAMES = {0: "UNDEFINED", 1: "FLOAT", 2: "UINT8", 3: "INT8", 4: "UINT16", 5: "INT16",
               6: "INT32", 7: "INT64", 8: "STRING", 9: "BOOL", 10: "FLOAT16", 11: "DOUBLE",
               12: "UINT32", 13: "UINT64", 14: "COMPLEX64", 15: "COMPLEX128", 16: "BFLOAT16"}
@@ -39,14 +48,27 @@ class UnsupportedType(OnnxError):
     """An element type graphc has no dtype for (the importer lists these with the rest)."""
 
 
+# Why sequence, map and optional values are refused (inputs, outputs, and the operators on them).
+NOT_TENSORS = ("graphc compiles tensors whose shapes are fixed when a call starts, while a "
+               "sequence's length and element shapes (or whether an optional is empty) may change "
+               "at run time; export the model with tensors in their place")
+NOT_TENSOR_OPS = ("SequenceConstruct", "SequenceEmpty", "SequenceAt", "SequenceInsert",
+                  "SequenceErase", "SequenceLength", "SequenceMap", "SplitToSequence",
+                  "ConcatFromSequence", "Optional", "OptionalHasElement", "OptionalGetElement")
+
+
 def elem_name(elem):
     return ELEM_NAMES.get(elem, f"type {elem}")
 
 
 def dtype_of_elem(elem, what):
     if elem not in ELEM_TO_DTYPE:
-        raise UnsupportedType(f"{what}: element type {elem_name(elem)} has no graphc dtype (graphc has "
-                        "float32, float64, int32, int64, bool); convert the model's tensors first")
+        hint = ("; a quantized model (int8/uint8 tensors, QuantizeLinear, QLinear* ops) must be "
+                "dequantized to float first: graphc computes in float32/float64"
+                if elem in QUANTIZED else "")
+        raise UnsupportedType(f"{what}: element type {elem_name(elem)} has no graphc dtype (graphc "
+                              "has float32, float64, int32, int64, bool, and reads float16 as "
+                              f"float32); convert the model's tensors first{hint}")
     return ELEM_TO_DTYPE[elem]
 
 
@@ -62,10 +84,11 @@ def tensor_to_numpy(t, what, base_dir=None):
         raise OnnxError(f"{what}: declared shape {dims} is larger than 16 GiB; the file is malformed")
     if t.data_location == 1:  # EXTERNAL
         _load_external(t, what, base_dir)
-    if t.HasField("raw_data") and len(t.raw_data) != count * np.dtype(dtype).itemsize:
+    itemsize = STORED_ITEMSIZE.get(t.data_type, np.dtype(dtype).itemsize)
+    if t.HasField("raw_data") and len(t.raw_data) != count * itemsize:
         raise OnnxError(f"{what}: raw data holds {len(t.raw_data)} bytes but shape {dims} of "
-                        f"{dtype} needs {count * np.dtype(dtype).itemsize}; the file is truncated "
-                        "or corrupt")
+                        f"{elem_name(t.data_type)} needs {count * itemsize}; the file is "
+                        "truncated or corrupt")
     try:
         arr = numpy_helper.to_array(t)
     except Exception as e:  # noqa: BLE001  (a malformed proto can fail in many ways)
@@ -125,8 +148,10 @@ def value_info_type(vi, what):
     None (unknown)."""
     tt = vi.type
     if tt.WhichOneof("value") != "tensor_type":
-        raise OnnxError(f"{what} {vi.name!r}: only tensor inputs and outputs are supported "
-                        "(sequences, maps and optionals are not)")
+        kind = {"sequence_type": "a sequence", "map_type": "a map",
+                "optional_type": "an optional", "sparse_tensor_type": "a sparse tensor"}.get(
+                    tt.WhichOneof("value"), "not a tensor")
+        raise UnsupportedType(f"{what} {vi.name!r} is {kind}: {NOT_TENSORS}")
     dtype = dtype_of_elem(tt.tensor_type.elem_type, f"{what} {vi.name!r}")
     if not tt.tensor_type.HasField("shape"):
         raise OnnxError(f"{what} {vi.name!r}: has no shape; graphc needs each input's rank (give "

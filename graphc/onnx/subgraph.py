@@ -13,11 +13,13 @@ from .registry import Unsupported
 
 
 class SubgraphImporter(Importer):
-    def __init__(self, parent, graph, bound, what):
+    def __init__(self, parent, graph, bound, what, loop_body=False):
         """parent: the enclosing Importer; bound: {body input name: Variable or numpy array};
-        what: the enclosing node and attribute, for messages."""
+        what: the enclosing node and attribute, for messages; loop_body: the graph is a scan
+        step (values change per step: run-time sizes cannot be bound once per call)."""
         super().__init__(parent.model, parent.base_dir)
         self.parent, self.graph, self.what = parent, graph, what
+        self.in_loop_body = loop_body or parent.in_loop_body
         self.opset = parent.opset
         self.params = parent.params              # parameters belong to the whole model
         self.running_stats = parent.running_stats

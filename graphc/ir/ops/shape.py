@@ -301,6 +301,25 @@ class DimValue(Op):
         return []
 
 
+class ValueCount(DimValue):
+    """A count taken from the value of an integer scalar of the graph (a loop's trip count read
+    from data): `expr` is a value dim (graphc/ir/value_dims.py: count_dim) that the function
+    binds before the program runs, to the bound's value clipped at 0. Its output is that count as
+    an int64 scalar, with `dim_expr`, so shapes and scan's n_steps can use it."""
+
+    def infer(self, input_types, ctx):
+        (t,) = input_types
+        if t.ndim != 0 or t.dtype not in ("int32", "int64"):
+            raise GraphcTypeError(f"a count must be an integer scalar (int32 or int64), got {t}")
+        return [TensorType("int64", ())]
+
+    def reference(self, bound, dims=None):
+        return np.array(_eval_dim(self.expr, dims), dtype="int64")
+
+    def grad(self, node, output_grads):
+        return [None]
+
+
 class Arange(Op):
     """0, 1, ..., n-1 for a size n known at construction (an int or a symbolic dim)."""
     __props__ = ("n", "dtype")
