@@ -32,6 +32,7 @@ from .ir.ops.elemwise import add_op
 from .ir.ops.scan import Scan
 from .ir.ops.shape import reshape
 from .ir.types import FLOAT_DTYPES, TensorType, as_dim, dims_equal
+from .ir.value_dims import count_dim
 
 
 def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None,
@@ -43,8 +44,9 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
     outputs (a variable or a list), optionally with a dict of shared-variable updates.
     outputs_info: per output, None (not fed back), its initial value, or
     dict(initial=x, taps=[-2, -1]) (x[0] is the value at tap -2: x needs 2 leading entries).
-    n_steps: an int, a graphc.dim or x.shape[i] (sizes are known from input shapes). As in
-    Theano, each sequence must then have at least n_steps steps and is read up to there; what
+    n_steps: an int, a graphc.dim, x.shape[i], or an integer scalar computed at run time (an
+    input such as G.iscalar, bound when the function is called; a negative value runs 0 steps).
+    As in Theano, each sequence must then have at least n_steps steps and is read up to there; what
     the shapes do not show is checked when the function is called, before anything runs.
     """
     where = f"scan {name!r}" if name else "scan"
@@ -54,7 +56,7 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
     if truncate_gradient is None or int(truncate_gradient) == 0 or int(truncate_gradient) < -1:
         raise GraphcTypeError(f"{where}: truncate_gradient must be -1 (no truncation) or a "
                               f"positive number of steps, got {truncate_gradient!r}")
-    steps, cut = _steps(seqs, n_steps, where)
+    steps, cut, counts = _steps(seqs, n_steps, where)
 
     # The step's inputs: sequence slices, then the recurrent outputs' previous values.
     seq_outer, seq_inner, fn_args = [], [], []
@@ -104,8 +106,10 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
         if e.type.dtype != v.dtype or e.ndim != v.ndim:
             raise GraphcTypeError(f"{where}: the step updates shared {v.label()} ({v.type}) to "
                                   f"{e.type}; an update keeps the variable's type")
-    results, outer_rest, inner_rest = _close_over(results, inner_inputs, standing_in, explicit,
-                                                  strict, where)
+    # A run-time n_steps rides along as an unread non-sequence: its value binds the trip count
+    # when the function is called, so its node must stay in the graph.
+    results, outer_rest, inner_rest = _close_over(results, inner_inputs, standing_in,
+                                                  explicit + counts, strict, where)
     results, hoisted_in, hoisted_outer = _hoist_input_products(results, seq_inner, seq_outer,
                                                                inner_rest, outer_rest)
     seq_inner, seq_outer = seq_inner + hoisted_in, seq_outer + hoisted_outer
@@ -134,7 +138,8 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
               truncate_gradient=int(truncate_gradient), name=name)
     node = op.make_node(*seq_outer, *initials, *outer_rest)
     if cut:
-        node.constraints.extend(_length_checks(seqs, steps, where))
+        node.constraints.extend(_length_checks(seqs, steps, where,
+                                               counts[0].steps_label if counts else None))
     res = node.outputs
     finals, stacked = res[:len(initials)], res[len(initials):len(initials) + len(outputs)]
     new_values = dict(zip(upd_vars, finals[len(initials) - len(upd_vars):]))
@@ -192,16 +197,17 @@ def _taps(taps, what, where):
 
 
 def _steps(seqs, n_steps, where):
-    """The trip count and whether the sequences are cut to it: (steps, cut). Without n_steps,
+    """The trip count, whether the sequences are cut to it, and the run-time n_steps node if
+    n_steps is a value: (steps, cut, counts). Without n_steps,
     the sequences' common number of steps; with it, n_steps (Theano: each sequence must be at
     least that long and is read up to there; what shapes cannot show is checked at call time,
     _length_checks)."""
-    given = _given_steps(n_steps, where)
+    given, counts = _given_steps(n_steps, where)
     if not seqs:
         if given is None:
             raise GraphcTypeError(f"{where}: with no sequences the number of steps is unknown; "
                                   "pass n_steps")
-        return given, False
+        return given, False, counts
     lengths = _lengths(seqs, where)
     if given is None:
         for k, n in enumerate(lengths[1:], 1):
@@ -210,7 +216,7 @@ def _steps(seqs, n_steps, where):
                     f"{where}: sequences[{k}] gives {n} steps but sequences[0] gives "
                     f"{lengths[0]} (length minus the span of its taps); give sequences of one "
                     "length, or slice them, or pass n_steps")
-        return lengths[0], False
+        return lengths[0], False, counts
     for k, n in enumerate(lengths):
         room = _minus(n, given)
         if isinstance(room, int) and room < 0:
@@ -218,29 +224,33 @@ def _steps(seqs, n_steps, where):
                                    f"{n} steps" if k else
                                    f"{where}: n_steps = {given} but the sequences give only "
                                    f"{n} steps")
-    return given, True
+    return given, True, counts
 
 
 def _given_steps(n_steps, where):
-    """n_steps as a dim (an int or a sympy expression), or None."""
+    """(n_steps as a dim (an int or a sympy expression) or None, [the count node of a run-time
+    n_steps]). A value computed at run time (Theano's iscalar n_steps) becomes a count bound when
+    the function is called (ir/value_dims.count_dim); negative counts run 0 steps."""
     if n_steps is None:
-        return None
+        return None, []
     if hasattr(n_steps, "dim_expr"):
         given = n_steps.dim_expr
     elif isinstance(n_steps, Constant) and n_steps.ndim == 0:
         given = int(n_steps.data)
     elif isinstance(n_steps, Variable):
-        raise GraphcTypeError(
-            f"{where}: n_steps = {n_steps.label()} is a value computed at run time, but the "
-            "number of steps sets the outputs' shapes, which graphc knows from input shapes; "
-            "pass an int, a graphc.dim shared with an input's shape, or x.shape[i]")
+        if n_steps.ndim != 0 or not np.issubdtype(np.dtype(n_steps.dtype), np.integer):
+            raise GraphcTypeError(f"{where}: n_steps = {n_steps.label()} is {n_steps.type}; "
+                                  "pass an integer scalar, an int or a graphc.dim")
+        count = count_dim(n_steps, f"{where}: n_steps = {n_steps.label()}")
+        count.steps_label = n_steps.label()
+        return count.dim_expr, [count]
     else:
         given = as_dim(n_steps, f"{where}: n_steps") if not (
             isinstance(n_steps, (int, np.integer)) and n_steps < 0) else int(n_steps)
     if isinstance(given, int) and given < 0:
         raise GraphcShapeError(f"{where}: n_steps = {given} is negative; pass the number of "
                                "steps (>= 0) and go_backwards=True to run backwards")
-    return given
+    return given, []
 
 
 def _lengths(seqs, where):
@@ -265,7 +275,7 @@ def _minus(a, b):
     return int(r) if r.is_Integer else r
 
 
-def _length_checks(seqs, steps, where):
+def _length_checks(seqs, steps, where, steps_label=None):
     """The call-time checks that each sequence has the n_steps steps a scan reads: dim
     constraints Min(room, 0) == 0 (FitsCheck: sympy's Min is slow and folds what a dim being
     positive implies); graphc/runtime/checks.py runs them before the program, so a failing
@@ -276,7 +286,8 @@ def _length_checks(seqs, steps, where):
         if not isinstance(room, int):
             x, taps = seqs[k]
             checks.append((FitsCheck(room), 0,
-                           SequenceTooShort(where, k, x.name, x.type.shape[0], taps, steps)))
+                           SequenceTooShort(where, k, x.name, x.type.shape[0], taps, steps,
+                                            steps_label)))
     return checks
 
 
@@ -285,9 +296,10 @@ class SequenceTooShort:
     n_steps, with their values for the call (runtime/checks.py calls `explain`; an AOT library
     prints str())."""
 
-    def __init__(self, where, k, label, length, taps, steps):
+    def __init__(self, where, k, label, length, taps, steps, steps_label=None):
         self.where, self.k, self.label = where, k, label
         self.length, self.taps, self.steps = length, tuple(taps), steps
+        self.steps_label = steps_label  # the run-time n_steps' variable, where it is one
 
     def _what(self):
         return f"sequences[{self.k}]" + (f" ({self.label})" if self.label else "")
@@ -307,12 +319,12 @@ class SequenceTooShort:
 
     def __reduce__(self):
         return (SequenceTooShort, (self.where, self.k, self.label, self.length, self.taps,
-                                   self.steps))
+                                   self.steps, self.steps_label))
 
     def explain(self, value_of, name_of=str):
         n, steps = value_of(self.length), value_of(self.steps)
         name = str(self.steps) if isinstance(self.steps, int) else \
-            f"{name_of(self.steps)} = {steps}"
+            f"{self.steps_label or name_of(self.steps)} = {steps}"
         return (f"{self.where}: {self._what()} has {n} entries along axis 0 but the scan runs "
                 f"n_steps = {name} steps, which read {self._need(steps)} entries of it; pass a "
                 "sequence of at least that length (a longer one is read up to there) or a "

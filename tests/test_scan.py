@@ -229,8 +229,8 @@ def test_n_steps_errors():
         G.scan(lambda x: x, sequences=X, n_steps=6)
     with _err("n_steps = -1 is negative"):
         G.scan(lambda x: x, sequences=X, n_steps=-1)
-    with _err("n_steps = n is a value computed at run time"):
-        G.scan(lambda: G.constant(1.0), n_steps=G.lscalar("n"))
+    with _err(r"n_steps = n is float64\[\]; pass an integer scalar"):
+        G.scan(lambda: G.constant(1.0), n_steps=G.dscalar("n"))
     with _err("with no sequences the number of steps is unknown; pass n_steps"):
         G.scan(lambda h: h, outputs_info=G.dvector("h0"))
 
