@@ -160,6 +160,12 @@ def test_correct_kernels_pass_with_their_values(racecheck_env):
     np.testing.assert_array_equal(probes.w.get_value(), 2)
 
 
+def test_a_checked_element_that_a_conditional_would_narrow_fails_to_compile(racecheck_env):
+    """`c ? x[i] : 0` is a float on a GPU; a checked element there would become an int."""
+    with pytest.raises(CompileError, match=r"float-conversion"):
+        RaceProbes([("ternary_to_int", 1, 0)], "race_probe_ternary")
+
+
 def test_the_real_build_renders_no_checker_code():
     from program_cases import program_of
     from graphc.targets.cuda.render_cuda import environment, render_program
@@ -179,3 +185,59 @@ def test_racecheck_needs_the_emulator(monkeypatch):
     from graphc.targets.cuda import toolchain
     with pytest.raises(CompileError, match="set GRAPHC_CUDA_EMULATE=1 as well"):
         toolchain.racechecking()
+
+
+def _rnn(dtype):
+    xs, h0 = G.tensor("xs", (None, 2, 3), dtype), G.tensor("h0", (2, 4), dtype)
+    w, u = G.tensor("w", (3, 4), dtype), G.tensor("u", (4, 4), dtype)
+    hs, _ = G.scan(lambda x_t, h, w, u: G.tanh(G.dot(x_t, w) + G.dot(h, u)),
+                   sequences=xs, outputs_info=h0, non_sequences=[w, u])
+    loss = G.sum(hs[-1] ** 2) + G.sum(hs)
+    return [xs, h0, w, u], [hs] + G.grad(loss, [xs, w, u])
+
+
+def _chunked_conv(dtype, monkeypatch):
+    # a budget of two images per chunk: a batch of 5 runs as chunks of 2, 2, 1
+    from test_cuda_conv_chunked import _conv_graph, _two_images_per_chunk
+    _two_images_per_chunk(monkeypatch, dtype)
+    return _conv_graph(dtype)
+
+
+def _reductions(dtype):
+    """Long rows (the two-pass split reduction: the emulator's slices are 256 long), a few
+    columns (the column kernel), argmax, softmax and its cross-entropy with their gradients, and
+    a float32 elementwise chain long enough for the vector kernel."""
+    a, c = G.dim("a"), G.dim("c")
+    x, labels = G.tensor("x", (a, c), dtype), G.tensor("labels", (a,), "int64")
+    v = G.tensor("v", (None,), "float32")
+    xent = G.softmax_cross_entropy(x, labels)
+    outs = [x.sum(axis=1), x.max(axis=1), x.sum(axis=0), x.argmax(axis=1), G.softmax(x),
+            G.log_softmax(x), xent, G.grad(G.sum(xent) + G.sum(G.softmax(x) ** 2), x),
+            G.exp(v) * 2 + v * v]
+    return [x, labels, v], outs
+
+
+def test_scans_conv_chunks_and_reductions_are_race_free(racecheck_env, monkeypatch):
+    """One racecheck build of a scan with its BPTT gradient, chunked convolution with both
+    gradients, split and column reductions, argmax, softmax and softmax cross-entropy with their
+    gradients and a vector-load elementwise kernel; a hazard would raise RaceCheckError. (The whole
+    kernel table runs under the checker in test_cuda_kernels_emulated.py, float64.)"""
+    dtype = "float64"
+    parts = [_rnn(dtype), _chunked_conv(dtype, monkeypatch), _reductions(dtype)]
+    inputs = [x for ins, _ in parts for x in ins]
+    outputs = [y for _, outs in parts for y in outs]
+    f = G.function(inputs, outputs, target="cuda", name="racecheck_combined")
+    kinds = {k.kind for k in f.program.program.kernels}
+    assert {"loop", "conv_chunked", "conv_chunked_grad_input", "conv_chunked_grad_weights",
+            "reduce", "argmax", "softmax", "softmax_xent", "elemwise"} <= kinds
+    assert "gc_rc_ptr" in f.program.source and "_v(" in f.program.source
+    ref = G.function(inputs, outputs, backend="py")
+    rng = np.random.RandomState(0)
+    values = [rng.standard_normal((3, 2, 3)), rng.standard_normal((2, 4)),
+              rng.standard_normal((3, 4)) * 0.5, rng.standard_normal((4, 4)) * 0.5,
+              rng.standard_normal((5, 4, 6, 5)), rng.standard_normal((6, 2, 3, 2)),
+              rng.standard_normal((3, 600)), rng.randint(0, 600, 3).astype("int64"),
+              rng.standard_normal(4100).astype("float32")]
+    for got, want in zip(f(*values), ref(*values)):
+        np.testing.assert_allclose(got, want, rtol=1e-5 if got.dtype == "float32" else 1e-9,
+                                   atol=1e-6 if got.dtype == "float32" else 1e-9)

@@ -37,7 +37,10 @@ def racechecking():
 
 
 def _emulation_flags():
-    return ["-DGC_RACECHECK=1"] if racechecking() else []
+    # A checked element is an object: a ?: whose other operand has another type converts it to
+    # that type (`c ? part[i] : 0` would truncate a double to int), where a plain element would
+    # not. g++ says so for floats; the templates convert such elements (_kernel.cu.j2's elem).
+    return ["-DGC_RACECHECK=1", "-Werror=float-conversion"] if racechecking() else []
 
 
 def nvcc_path():
