@@ -119,4 +119,16 @@ log "GPU bench rows"
 timeout "$(limit 200)" $PY bench/gpu_rows.py --quick --out "$out/gpu_rows.json" > "$out/gpu_rows.txt" 2>&1
 log "bench: rc=$?"
 tee -a "$summary" < "$out/gpu_rows.txt"
+# 5. NVIDIA's race checker on a training step, with what time is left: on the device, what the
+#    emulator's checker (GRAPHC_CUDA_RACECHECK=1, tests/test_cuda_racecheck.py) finds without one.
+san=$(command -v compute-sanitizer || echo "$CUDA_HOME/bin/compute-sanitizer")
+if [[ -x "$san" ]]; then
+    log "compute-sanitizer racecheck of a training step (time-boxed)"
+    timeout "$(limit 120)" "$san" --tool racecheck --racecheck-report hazard --error-exitcode 3 \
+        $PY -m pytest -q -x -p no:cacheprovider tests/test_cuda_gpu.py \
+        -k "cublas_training_steps and float32" > "$out/racecheck_gpu.txt" 2>&1
+    log "racecheck on the device: rc=$? ($(grep -m1 -E 'SUMMARY' "$out/racecheck_gpu.txt"))"
+else
+    log "no compute-sanitizer: the device race check is skipped"
+fi
 log "done"

@@ -36,3 +36,8 @@ class PipelineError(GraphcError, ValueError):
 class GraphVerifyError(GraphcError, RuntimeError):
     """A pass left a malformed graph (the verifier, GRAPHC_VERIFY_GRAPHS=1, found it): a bug in
     that pass, named in the message."""
+
+
+class RaceCheckError(RuntimeCheckError):
+    """The CUDA race checker (GRAPHC_CUDA_RACECHECK=1, emulated) found data races or out-of-bounds
+    accesses in the kernels of a call: a bug in graphc's CUDA templates, named in the message."""

@@ -4,7 +4,9 @@
    the CUDA built-ins the templates use onto host code: each block's threads run as cooperative
    fibers (ucontext) that switch at __syncthreads(), blocks run one after another, "device memory"
    is host memory, atomics are plain operations (one host thread runs everything). Slow, for tests
-   only: races that this model cannot show are the GPU run's job. */
+   only. Races and out-of-bounds accesses do not show in this model by themselves: with
+   GC_RACECHECK (GRAPHC_CUDA_RACECHECK=1) the checker of gc_cuda_racecheck.h watches every access
+   the kernels make. */
 #ifndef GC_CUDA_EMULATE_H
 #define GC_CUDA_EMULATE_H
 #define GC_CUDA_EMULATE 1
@@ -45,7 +47,8 @@ static cudaError_t gc_emu_last_error;
 #define GC_EMU_MAX_THREADS 1024
 #define GC_EMU_STACK (64 * 1024)
 
-struct gc_emu_fiber { ucontext_t ctx; uint3 tid; int done; };
+/* epoch: the __syncthreads() this thread has passed (the race checker's barrier interval) */
+struct gc_emu_fiber { ucontext_t ctx; uint3 tid; int done; unsigned epoch; };
 struct gc_emu_state {
     ucontext_t scheduler;
     gc_emu_fiber *fibers;
@@ -58,6 +61,17 @@ struct gc_emu_state {
 };
 static gc_emu_state gc_emu;
 
+/* The race checker's hooks (gc_cuda_racecheck.h): a launch starts, a block starts. */
+#ifdef GC_RACECHECK
+static void gc_rc_on_launch(const char *kernel);
+static void gc_rc_on_block(void);
+#define GC_EMU_ON_LAUNCH(kernel) gc_rc_on_launch(kernel)
+#define GC_EMU_ON_BLOCK() gc_rc_on_block()
+#else
+#define GC_EMU_ON_LAUNCH(kernel) ((void)0)
+#define GC_EMU_ON_BLOCK() ((void)0)
+#endif
+
 static void gc_emu_fiber_main(void) {
     gc_emu_fiber *f = &gc_emu.fibers[gc_emu.current];
     threadIdx = f->tid;
@@ -66,12 +80,19 @@ static void gc_emu_fiber_main(void) {
     /* returns to uc_link: the scheduler */
 }
 
-/* __syncthreads(): back to the scheduler, which resumes every other live thread of the block
-   before this one continues. */
-static inline void __syncthreads(void) {
+/* Back to the scheduler, which resumes every other live thread of the block before this one
+   continues. */
+static inline void gc_emu_barrier(void) {
     gc_emu_fiber *f = &gc_emu.fibers[gc_emu.current];
     swapcontext(&f->ctx, &gc_emu.scheduler);
     threadIdx = f->tid;
+}
+
+/* __syncthreads(): a barrier that also orders memory (the next barrier interval). The warp
+   shuffles' own barriers below are not: on a GPU a shuffle orders no memory accesses. */
+static inline void __syncthreads(void) {
+    gc_emu.fibers[gc_emu.current].epoch++;
+    gc_emu_barrier();
 }
 
 static int gc_emu_run_block(void) {
@@ -83,11 +104,13 @@ static int gc_emu_run_block(void) {
         f->ctx.uc_stack.ss_size = GC_EMU_STACK;
         f->ctx.uc_link = &gc_emu.scheduler;
         f->done = 0;
+        f->epoch = 0;
         f->tid.x = t % blockDim.x;
         f->tid.y = (t / blockDim.x) % blockDim.y;
         f->tid.z = t / (blockDim.x * blockDim.y);
         makecontext(&f->ctx, gc_emu_fiber_main, 0);
     }
+    GC_EMU_ON_BLOCK();
     /* Rounds: each live thread runs to its next barrier or its end. */
     for (int live = n; live > 0;) {
         live = 0;
@@ -134,7 +157,8 @@ static int gc_emu_launch(dim3 grid, dim3 block, size_t shmem, F body) {
 }
 
 #define GC_EMU_LAUNCH(kernel, grid, block, shmem, ...) \
-    (gc_emu_last_error = gc_emu_launch(dim3(grid), dim3(block), (size_t)(shmem), [&]() { kernel(__VA_ARGS__); }))
+    (GC_EMU_ON_LAUNCH(#kernel), \
+     gc_emu_last_error = gc_emu_launch(dim3(grid), dim3(block), (size_t)(shmem), [&]() { kernel(__VA_ARGS__); }))
 
 /* Dynamic shared memory: one zeroed buffer per launch, reused block after block. */
 #define GC_EMU_SHARED_DYN(T, name) T *name = (T *)gc_emu.dyn_shared
@@ -147,11 +171,11 @@ static inline T gc_emu_shfl_down(T v, int offset) {
     static unsigned long long slots[GC_EMU_MAX_THREADS];
     const int me = (int)(threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z));
     memcpy(&slots[me], &v, sizeof v);
-    __syncthreads();
+    gc_emu_barrier();
     const int lane = me % GC_EMU_WARP_SIZE, src = me + offset;
     T out = v;
     if (lane + offset < GC_EMU_WARP_SIZE && src < gc_emu.n) memcpy(&out, &slots[src], sizeof out);
-    __syncthreads();
+    gc_emu_barrier();
     return out;
 }
 
@@ -228,4 +252,7 @@ static inline cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cud
     *ms = (float)((*end - *start) * 1e3);
     return cudaSuccess;
 }
+#ifdef GC_RACECHECK
+#include "gc_cuda_racecheck.h"
+#endif
 #endif

@@ -9,11 +9,15 @@ import threading
 
 import numpy as np
 
-from ...errors import RuntimeCheckError
+from ...errors import RaceCheckError, RuntimeCheckError
 from ..base import RebuildsOnDemand
 from ..c.loader import runtime_layout
 from .device import DeviceArray, device_view
 from .residency import make_resident
+
+
+# gc_run's return when the race checker's build found hazards (gc_cuda_racecheck.h)
+RACECHECK_FAILED = -2
 
 
 class _Library:
@@ -28,6 +32,14 @@ class _Library:
         lib.gc_run.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p),
                                ctypes.POINTER(ctypes.c_int64)]
         lib.gc_run.restype = ctypes.c_int
+
+    def racecheck_report(self):
+        """The race checker's full report of the last call (its build exports gc_rc_report)."""
+        report = getattr(self.lib, "gc_rc_report", None)
+        if report is None:
+            return ""
+        report.restype = ctypes.c_char_p
+        return report().decode(errors="replace")
 
 
 class CudaProgram(RebuildsOnDemand):
@@ -87,8 +99,12 @@ class CudaProgram(RebuildsOnDemand):
     def fast_path(self, checker, graph, single_output):
         return None  # every call takes run_shared (device residency)
 
-    def raise_error(self):
+    def raise_error(self, rc=-1):
         msg = self.library.lib.gc_ctx_error(self.ctx).decode(errors="replace")
+        if rc == RACECHECK_FAILED:  # the race checker's build (gc_cuda_racecheck.h)
+            report = self.library.racecheck_report()
+            raise RaceCheckError(f"{msg}:\n{report}\nThe call changed no shared variable. This is a "
+                                 "bug in graphc's CUDA templates: please report it with this message.")
         raise RuntimeCheckError(f"compiled function failed: {msg}")
 
     def _pooled(self, pool, key, shape, dtype):
@@ -145,7 +161,7 @@ class CudaProgram(RebuildsOnDemand):
                 self.dims[k] = d
             rc = self.library.lib.gc_run(self.ctx, ptrs, self.dims)
             if rc != 0:
-                self.raise_error()
+                self.raise_error(rc)
             if host_outputs is True:
                 results = [o.get() for o in outs[:n_user]]
             elif host_outputs == "borrow":

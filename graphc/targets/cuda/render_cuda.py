@@ -4,12 +4,16 @@ for a parallel build, several .cu units holding contiguous segments (render_unit
 
 The scalar bodies, sizes and types are printed by the C target's filters (render_c.C_FILTERS):
 the C printer's output is valid CUDA device code (templates declare temporaries with `auto`).
-A kernel kind without templates/cuda/<kind>.cu.j2 is refused by name before anything renders."""
+A kernel kind without templates/cuda/<kind>.cu.j2 is refused by name before anything renders.
+
+With racecheck (GRAPHC_CUDA_RACECHECK=1, emulated builds only) the templates render checked
+pointers and a wrapped gc_run for templates/cuda/gc_cuda_racecheck.h; without it they render the
+real build's source, unchanged by the checker."""
 from functools import lru_cache
 
 from ...errors import CompileError
 from ..c.cache_trust import check_file, private_dir
-from ..c.cprinter import int_to_c
+from ..c.cprinter import C_TYPES, int_to_c
 from ..c.jinja_env import make_environment
 from ..c.render_c import C_FILTERS, _BufView, _all_kernels, gemm_prefixes, plan_segments
 from ..c.size_bound import size_checks
@@ -28,9 +32,13 @@ MIN_UNIT_KERNELS = 12
 
 
 @lru_cache(maxsize=None)
-def environment():
-    return make_environment(templates_root(), private_dir("jinja-cuda"), None,
-                            filters=CUDA_FILTERS, check_file=check_file)
+def environment(racecheck=False):
+    """The CUDA templates' environment; `racecheck`: the race checker's build (the templates'
+    global of that name)."""
+    env = make_environment(templates_root(), private_dir("jinja-cuda"), None,
+                           filters=CUDA_FILTERS, check_file=check_file)
+    env.globals["racecheck"] = racecheck
+    return env
 
 
 def template_kinds(env=None):
@@ -67,7 +75,14 @@ def render_program(program, name, env=None, extra=None):
         workspace_bytes=int_to_c(program.workspace_bytes),
         seq_buffers=externals + temps, seq_kernels=list(enumerate(program.kernels)),
         size_checks=size_checks(program, program.kernels),
-        gemm_prefixes=gemm_prefixes(program.kernels), **(extra or {}))
+        gemm_prefixes=gemm_prefixes(program.kernels),
+        racecheck_shared=[(b.slot, int_to_c(b.size), C_TYPES[b.dtype])
+                          for b in program.externals if b.role == "shared"], **(extra or {}))
+
+
+def render_racecheck(program, name):
+    """The race checker's build of the program: one unit, checked pointers (emulated only)."""
+    return [render_program(program, name, environment(racecheck=True))]
 
 
 def _unit_cost(kernel):

@@ -49,6 +49,8 @@ class CudaTarget(ArtifactCacheTarget, Target):
         # Asked before prepare() (a warm compile never reaches it): the same checks, and the
         # device's architecture, which the library's SASS is built for.
         self.prepare(None)
+        if toolchain.racechecking():
+            return "emulated racecheck"
         return "emulated" if toolchain.emulating() else availability.device_arch()
 
     def executable_from_artifact(self, record, lib_path, graph, rebuild):
@@ -59,7 +61,9 @@ class CudaTarget(ArtifactCacheTarget, Target):
 
     def render(self, program, name):
         from ..c.toolchain import max_parallel_units
-        from .render_cuda import render_units
+        from .render_cuda import render_racecheck, render_units
+        if toolchain.racechecking():
+            return render_racecheck(program, name)
         return render_units(program, name, max_parallel_units())
 
     def build(self, sources, program, name):

@@ -22,6 +22,27 @@ def emulating():
     return os.environ.get("GRAPHC_CUDA_EMULATE", "").strip().lower() not in ("", "0", "false", "no")
 
 
+def racechecking():
+    """GRAPHC_CUDA_RACECHECK=1 (with GRAPHC_CUDA_EMULATE=1): the emulated build checks every
+    load and store of its kernels for data races and out-of-bounds accesses (templates/cuda/
+    gc_cuda_racecheck.h). Read at each compile."""
+    if os.environ.get("GRAPHC_CUDA_RACECHECK", "").strip().lower() in ("", "0", "false", "no"):
+        return False
+    if not emulating():
+        raise CompileError(
+            "GRAPHC_CUDA_RACECHECK=1 checks the emulated CUDA build only, but GRAPHC_CUDA_EMULATE "
+            "is not set: set GRAPHC_CUDA_EMULATE=1 as well, or unset GRAPHC_CUDA_RACECHECK and run "
+            "NVIDIA's compute-sanitizer --tool racecheck on a GPU")
+    return True
+
+
+def _emulation_flags():
+    # A checked element is an object: a ?: whose other operand has another type converts it to
+    # that type (`c ? part[i] : 0` would truncate a double to int), where a plain element would
+    # not. g++ says so for floats; the templates convert such elements (_kernel.cu.j2's elem).
+    return ["-DGC_RACECHECK=1", "-Werror=float-conversion"] if racechecking() else []
+
+
 def nvcc_path():
     found = shutil.which("nvcc")
     if found:
@@ -33,6 +54,10 @@ def nvcc_path():
 
 def emulator_header():
     return os.path.join(templates_root(), "cuda", "gc_cuda_emulate.h")
+
+
+def racecheck_header():
+    return os.path.join(templates_root(), "cuda", "gc_cuda_racecheck.h")
 
 
 def _gencode(arch):
@@ -51,8 +76,8 @@ def build_command(src, out, link=(), arch=DEFAULT_ARCH):
     """The command that builds one .cu into a shared library, for a device or emulated."""
     libs = [os.path.abspath(path) for path in link]
     if emulating():
-        return ["g++", "-x", "c++", "-std=c++17", "-O1", "-fPIC", "-shared",
-                "-include", emulator_header(), src, "-x", "none", "-o", out] + libs + _emulated_blas(libs) + \
+        return ["g++", "-x", "c++", "-std=c++17", "-O1", "-fPIC", "-shared"] + _emulation_flags() + \
+            ["-include", emulator_header(), src, "-x", "none", "-o", out] + libs + _emulated_blas(libs) + \
             ["-lm"]
     rpath = [f"-Xlinker=-rpath={d}" for d in [cuda_lib_dir()] if d]
     return [nvcc_path() or "nvcc", "-std=c++17", "-shared", "-Xcompiler", "-fPIC",
@@ -92,8 +117,8 @@ def build(src, out, link=(), arch=DEFAULT_ARCH):
 def object_command(src, obj, arch=DEFAULT_ARCH):
     """Compile one translation unit of a split program to an object file."""
     if emulating():
-        return ["g++", "-x", "c++", "-std=c++17", "-O1", "-fPIC", "-c", "-include",
-                emulator_header(), src, "-o", obj]
+        return ["g++", "-x", "c++", "-std=c++17", "-O1", "-fPIC", "-c"] + _emulation_flags() + \
+            ["-include", emulator_header(), src, "-o", obj]
     return nvcc_compile_command(src, obj, arch)
 
 
@@ -150,7 +175,10 @@ def _version(tool):
 def cache_key_material(arch=DEFAULT_ARCH):
     """What the built library depends on besides the source."""
     if emulating():
-        with open(emulator_header(), "rb") as fh:
-            header = fh.read().decode("utf-8", "replace")
-        return "\n".join(["emulate", _version("g++"), header, " ".join(_emulated_blas(["blas"]))])
+        headers = []
+        for path in (emulator_header(), racecheck_header()):
+            with open(path, "rb") as fh:
+                headers.append(fh.read().decode("utf-8", "replace"))
+        return "\n".join(["emulate", _version("g++"), *headers, " ".join(_emulated_blas(["blas"])),
+                          " ".join(_emulation_flags())])
     return "\n".join(["nvcc", _version(nvcc_path() or "nvcc"), arch])
