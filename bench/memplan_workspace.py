@@ -54,7 +54,7 @@ def _builder(name):
         xv, yv = CC.data(name)
         return (lambda: graphc_cnn.cnn_step(name)), [xv, yv]
     if name == "mlp":
-        return graphc_impl.mlp_step, None
+        return graphc_impl.mlp_step, list(C.mlp_data(128))
     if name == "lstm_scan":
         return graphc_impl.lstm_step, None
     raise SystemExit(f"unknown workload {name!r}: one of {', '.join(CNNS + OTHERS)}")
@@ -124,7 +124,7 @@ def main():
     print("|---|---|---|---|---|---|")
     for name in args.only.split(","):
         r = measure(name, args.slots)
-        print(f"| {name} | {r['workspace'] / 2**20:.1f} MiB | {r['naive'] / 2**20:.1f} MiB | {r['slots']} | "
+        print(f"| {name} | {r['workspace'] / 2**20:.2f} MiB | {r['naive'] / 2**20:.2f} MiB | {r['slots']} | "
               f"{r['lower_plan_cpu_s']:.2f} | {r['plan_slots_cpu_s']:.3f} |", flush=True)
         if args.slots:
             print("    largest slots (MiB): " + ", ".join(f"{s / 2**20:.1f}" for s in r["largest_slots"]),

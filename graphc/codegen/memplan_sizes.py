@@ -457,6 +457,19 @@ def _integer_valued(p):
     return all(k > 0 and _is_integer_atom(atom) for m in p for atom, k in m)
 
 
+def integer_valued(e):
+    """Whether e takes integer values for every value of the dims, read off its form: products
+    and sums of integers, integer dims, roundings and their Min/Max. (False: not known.)"""
+    e = sympy.sympify(e)
+    if e.is_Integer:
+        return True
+    if e.is_Add or e.is_Mul:
+        return all(integer_valued(a) for a in e.args)
+    if e.is_Pow:
+        return e.args[1].is_Integer and e.args[1] > 0 and integer_valued(e.args[0])
+    return _is_integer_atom(e)
+
+
 @functools.lru_cache(maxsize=16384)
 def _is_integer_atom(atom):
     if atom.is_Symbol:
@@ -464,7 +477,7 @@ def _is_integer_atom(atom):
     if isinstance(atom, (sympy.floor, sympy.ceiling)):
         return True
     if isinstance(atom, (sympy.Min, sympy.Max)):
-        return all(a.is_Integer or _is_integer_atom(a) for a in atom.args)
+        return all(integer_valued(a) for a in atom.args)
     return False
 
 

@@ -17,11 +17,14 @@ buffers go largest first (greedy by size: the big activations and scratch buffer
 slots, smaller ones fill their gaps in time), each into the free slot it grows least, then wastes
 least. The cost only chooses; correctness never depends on it.
 """
+import functools
+
 import sympy
 
 from ..ir.types import simplify_dim
 from .memplan_live import live_temps, liveness
-from .memplan_sizes import add_to_max, max_of, typical
+from .memplan_sizes import add_to_max, integer_valued, max_of, typical
+from .program import ALIGN, _aligned
 
 
 class _Slot:
@@ -43,7 +46,24 @@ class _Slot:
 
 def buffer_size(buf):
     """A temporary's bytes in the workspace (whole 64-byte lines), in canonical form."""
-    return simplify_dim(buf.aligned_nbytes)
+    return _whole_lines(sympy.sympify(buf.nbytes))
+
+
+@functools.lru_cache(maxsize=16384)
+def _whole_lines(nbytes):
+    """nbytes rounded up to whole lines: itself when each term is a multiple of the line over
+    integer factors (`256*n*h*w`, most activations); building sympy's ceiling first costs ~10 ms
+    a size (its evaluation asks the assumptions of every term)."""
+    if nbytes.is_Integer:
+        return -(-int(nbytes) // ALIGN) * ALIGN
+    if all(_whole_line_term(t) for t in sympy.Add.make_args(nbytes)):
+        return nbytes
+    return simplify_dim(_aligned(nbytes))
+
+
+def _whole_line_term(term):
+    coeff, rest = term.as_coeff_Mul()
+    return coeff.is_Integer and int(coeff) % ALIGN == 0 and integer_valued(rest)
 
 
 def plan_slots(program):
@@ -83,8 +103,8 @@ def plan_slots(program):
         program.workspace_slots.append((_as_dim(offset), _as_dim(size)))
         offset = offset + size
     program.workspace_bytes = _as_dim(offset)
-    naive = sum((sizes[b.id] for b in temps), sympy.Integer(0))
-    return program.workspace_bytes, _as_dim(sympy.sympify(naive))
+    naive = sympy.Add(*(sizes[b.id] for b in temps))  # (one Add: a running sum is quadratic)
+    return program.workspace_bytes, _as_dim(naive)
 
 
 def _points(values):
