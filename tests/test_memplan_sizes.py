@@ -129,7 +129,7 @@ def test_a_slot_of_unordered_sizes_is_their_max_and_keeps_only_maximal_parts():
 
 
 def test_typical_values_and_evaluation_are_exact():
-    assert typical(64 * C(n / 16)) == (64, 128, 512)  # n = 8, 32, 128
+    assert typical(64 * C(n / 16)) == (64, 64, 256)  # n = 4, 16, 64
     e = 256 * n * X * Y + Max(3 * n, 2 * m)
     env = ((n, 5), (m, 9), (h, 3), (w, 1))
     assert evaluate(e, env) == int(e.xreplace(dict(env)))

@@ -12,7 +12,7 @@ overlap. A slot's size must hold each of its buffers for every value of the dims
   a + b), so a buffer always joins a free slot when there is one.
 
 Which free slot, and in which order buffers are placed, is a cost choice, read at typical dim
-values (memplan_sizes.typical: every dim 8, 32 and 128, each weighted by that point's total):
+values (memplan_sizes.typical: every dim 4, 16 and 64, each weighted by that point's total):
 buffers go largest first (greedy by size: the big activations and scratch buffers claim the
 slots, smaller ones fill their gaps in time), each into the free slot it grows least, then wastes
 least. The cost only chooses; correctness never depends on it.
