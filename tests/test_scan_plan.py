@@ -25,10 +25,9 @@ def test_plan_grows_linearly_in_T_and_stays_below_the_unrolled_one():
     # affine in T (the planner's sharing and alignment move it by a few hundred bytes)
     step = sizes[8] - sizes[4]
     assert step > 0 and abs((sizes[16] - sizes[8]) - 2 * step) <= 0.05 * 2 * step, sizes
-    # the loops' fixed cost (their regions, the states' double buffers) is nearly paid back by
-    # T = 16: since the planner shares slots of different sizes, the unrolled step's plan reaches
-    # its peak live bytes too (the bench LSTM at T = 32: scan 22.6 MB, unrolled 21.9 MB)
-    assert sizes[16] <= 1.1 * int(_plan("lstm_step_unrolled", 16).workspace_bytes)
+    # the loops' fixed cost (their regions, the states' double buffers) is paid back by T = 16
+    # here (the bench LSTM at T = 32: 22.6 MB against 24.8 MB, bench/README.md)
+    assert sizes[16] <= int(_plan("lstm_step_unrolled", 16).workspace_bytes)
 
 
 def test_loop_bodies_plan_their_own_region_once():
