@@ -95,7 +95,7 @@ def test_weight_update_is_one_gemm_into_the_weight():
 
 
 def test_symbolic_ranges_are_compared_at_sample_dims_and_proved_only_when_a_sample_overlaps():
-    from graphc.codegen.memplan import _disjoint, _sampled_ranges
+    from graphc.codegen.memplan_check import _disjoint, _sampled_ranges
     n = sympy.Symbol("n", positive=True, integer=True)
     line = 64 * sympy.ceiling(n / 16)
     apart = [(sympy.Integer(0), line), (line, 2 * line)]

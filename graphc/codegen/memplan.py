@@ -6,7 +6,8 @@
    size), and a parameter update writes straight into its shared variable when that kernel is the
    last reader of the old value and nothing after it can fail (so a failed call still leaves every
    shared variable as it was, and every update still reads the values from before the call).
-3. Sharing: temporaries that never live at once share workspace slots (best fit); sizes stay
+3. Sharing (memplan_slots.py): temporaries that never live at once share workspace slots, of
+   different symbolic sizes too (ordered by memplan_sizes.py, else a Max slot size); sizes stay
    symbolic until the dims are bound, so slot sizes and offsets are sympy expressions.
 4. Loops: a loop kernel's body Program is planned first, on its own: its temporaries share the
    body's workspace region, which every iteration reuses. That region and the two buffers of
@@ -14,30 +15,17 @@
    so they never alias the loop's inputs and outputs (live there too) and may share storage
    with temporaries elsewhere. A buffer the body reads on every iteration is an input of the
    loop kernel: it lives across the whole loop.
-`check_plan` is a separate validator: no two temporaries live at the same time may overlap,
-recursively through loop bodies.
+`check_plan` (memplan_check.py) is a separate validator: no two temporaries live at the same
+time may overlap, recursively through loop bodies.
 """
 import sympy
 
 from ..ir.types import dims_equal, simplify_dim
 from .kernels import spec_of
-from .program import DTYPE_BYTES, Program
-
-
-def loop_bodies(program):
-    """(kernel, body Program) for each loop kernel of the program (not recursing)."""
-    return [(k, k.params["body"]) for k in program.kernels
-            if isinstance(k.params.get("body"), Program)]
-
-
-def liveness(program):
-    for b in program.buffers:
-        b.first, b.last = -1, -1
-    for k, kern in enumerate(program.kernels):
-        for b in kern.buffers:
-            if b.first < 0:
-                b.first = k
-            b.last = k
+from .memplan_check import check_plan  # noqa: F401  (the planner's validator, imported from here)
+from .memplan_live import liveness, loop_bodies
+from .memplan_slots import plan_slots
+from .program import DTYPE_BYTES
 
 
 def _replace_buffer(program, old, new):
@@ -117,123 +105,6 @@ def _gemm_update_in_place(program, k, out_buf, shared_buf, last_fallible):
     _replace_buffer(program, out_buf, shared_buf)
     gemm.in_place = True
     return True
-
-
-def plan_slots(program):
-    """Assign workspace offsets to temporaries; returns (planned bytes, naive bytes)."""
-    liveness(program)
-    temps = sorted((b for b in program.buffers if b.role == "temp" and b.first >= 0),
-                   key=lambda b: (b.first, b.id))
-    slots = []  # [size expr, free_from kernel index, buffers]
-    for b in temps:
-        need = b.aligned_nbytes
-        best = None
-        for slot in slots:
-            if slot[1] > b.first:
-                continue
-            fits = _fits(slot[0], need)
-            if fits and (best is None or _smaller(slot[0], best[0])):
-                best = slot
-        if best is None:
-            # No free slot is big enough: grow the largest free one if any, else open a new one.
-            free = [s for s in slots if s[1] <= b.first and _is_int(s[0]) and _is_int(need)]
-            if free:
-                best = free[0]
-                best[0] = simplify_dim(sympy.Max(best[0], need))
-            else:
-                best = [need, 0, []]
-                slots.append(best)
-        best[1] = b.last + 1
-        best[2].append(b)
-    # Sums of expanded sizes are expanded already: expanding each running offset again cost a
-    # quadratic amount of sympy work (seconds for a CNN compiled for symbolic shapes).
-    offset = sympy.Integer(0)
-    program.workspace_slots = []
-    for slot in slots:
-        for b in slot[2]:
-            b.offset = _as_dim(offset)
-        size = simplify_dim(slot[0])
-        program.workspace_slots.append((_as_dim(offset), size))
-        offset = offset + size
-    program.workspace_bytes = _as_dim(offset)
-    naive = sum((simplify_dim(b.aligned_nbytes) for b in temps), sympy.Integer(0))
-    return program.workspace_bytes, _as_dim(naive)
-
-
-def _as_dim(expr):
-    return int(expr) if expr.is_Integer else expr
-
-
-def _is_int(e):
-    return sympy.sympify(e).is_Integer
-
-
-def _fits(slot_size, need):
-    """A slot can hold a buffer: static sizes compare; symbolic sizes must match exactly (asking
-    sympy to order general size expressions can take minutes)."""
-    a, b = sympy.sympify(slot_size), sympy.sympify(need)
-    if a.is_Integer and b.is_Integer:
-        return a >= b
-    return a == b
-
-
-def _smaller(a, b):
-    a, b = sympy.sympify(a), sympy.sympify(b)
-    return bool(a.is_Integer and b.is_Integer and a < b)
-
-
-def check_plan(program):
-    """Raise AssertionError if two temporaries that are live at the same time overlap, or a loop's
-    body does not fit its workspace region, or a loop's scratch aliases what it reads or writes."""
-    for kern, body in loop_bodies(program):
-        check_plan(body)
-        region = kern.scratch[0]
-        assert sympy.simplify(region.nbytes - body.workspace_bytes) == 0, \
-            f"loop {kern.label}: body workspace {body.workspace_bytes} bytes, region {region.nbytes}"
-        assert not set(map(id, kern.scratch)) & set(map(id, kern.inputs + kern.outputs)), \
-            f"loop {kern.label}: a scratch buffer is also an input or output"
-        assert len(set(map(id, kern.scratch))) == len(kern.scratch), \
-            f"loop {kern.label}: two scratch buffers are one"
-    liveness(program)
-    temps = [b for b in program.buffers if b.role == "temp" and b.first >= 0]
-    ranges = [_byte_range(b) for b in temps]
-    samples = _sampled_ranges(ranges)
-    for i, a in enumerate(temps):
-        for j in range(i + 1, len(temps)):
-            b = temps[j]
-            if a is b or a.last < b.first or b.last < a.first:
-                continue
-            assert _disjoint(ranges[i], ranges[j], samples[i], samples[j]), \
-                f"buffers b{a.id} and b{b.id} are live together and overlap"
-    return True
-
-
-# Dim values at which symbolic byte ranges are compared when sympy cannot prove them apart.
-_SAMPLE_DIMS = (1, 2, 3, 5, 7, 8, 15, 16, 17, 31, 64, 100, 127, 128, 1000, 4097)
-
-
-def _byte_range(buf):
-    start = sympy.sympify(buf.offset)
-    return start, start + buf.aligned_nbytes
-
-
-def _sampled_ranges(ranges):
-    """Each range's integer bounds with every dim set to each sample value in turn. Evaluated
-    once per buffer (xreplace, not subs: subs made check_plan take minutes on symbolic CNNs)."""
-    symbols = set().union(*(e.free_symbols for r in ranges for e in r))
-    envs = [{s: sympy.Integer(v) for s in symbols} for v in _SAMPLE_DIMS] if symbols else [{}]
-    return [[(int(start.xreplace(env)), int(end.xreplace(env))) for env in envs]
-            for start, end in ranges]
-
-
-def _disjoint(a, b, a_samples, b_samples):
-    """[a0, a1) and [b0, b1) do not overlap: checked at many dim values, and where a sample
-    overlaps, proved by sympy or refused (sympy cannot always prove facts like
-    64*ceiling(n/16) >= 64 for positive n, and asking it first is slow)."""
-    if all(va1 <= vb0 or vb1 <= va0 for (va0, va1), (vb0, vb1) in zip(a_samples, b_samples)):
-        return True
-    (a0, a1), (b0, b1) = a, b
-    return bool((a1 - b0).is_nonpositive or (b1 - a0).is_nonpositive)
 
 
 def plan_memory(program, update_pairs=()):

@@ -137,19 +137,19 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
     float *restrict b2 = (float *)bufs[2];  /* output out0 */
     float *restrict b3 = (float *)bufs[3];  /* output out1 */
     float *restrict b4 = (float *)bufs[4];  /* output out2 */
-    float *restrict b5 = (float *)(ctx->ws + 0);  /* temp v_0 */
-    float *restrict b6 = (float *)(ctx->ws + 1152);  /* temp Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} im2col chunk */
+    float *restrict b5 = (float *)(ctx->ws + 5184);  /* temp v_0 */
+    float *restrict b6 = (float *)(ctx->ws + 0);  /* temp Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} im2col chunk */
     float *restrict b7 = (float *)(ctx->ws + 6336);  /* temp Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} (C_out, NB, P) chunk */
     float *restrict b9 = (float *)(ctx->ws + 6336);  /* temp v_1 */
-    int32_t *restrict b10 = (int32_t *)(ctx->ws + 1152);  /* temp v_2 */
+    int32_t *restrict b10 = (int32_t *)(ctx->ws + 0);  /* temp v_2 */
     float *restrict b11 = (float *)(ctx->ws + 7488);  /* temp v_3 */
     float *restrict b12 = (float *)(ctx->ws + 7808);  /* temp LRNGrad{size=3, alpha=0.3, beta=0.6, k=1.0} scale */
     float *restrict b13 = (float *)(ctx->ws + 8128);  /* temp LRNGrad{size=3, alpha=0.3, beta=0.6, k=1.0} ratio */
     float *restrict b14 = (float *)(ctx->ws + 8448);  /* temp v_4 */
     float *restrict b15 = (float *)(ctx->ws + 6336);  /* temp v_5 */
-    float *restrict b17 = (float *)(ctx->ws + 1152);  /* temp Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} im2col chunk */
+    float *restrict b17 = (float *)(ctx->ws + 0);  /* temp Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} im2col chunk */
     float *restrict b18 = (float *)(ctx->ws + 6336);  /* temp Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} (C_out, NB, P) chunk */
-    float *restrict b19 = (float *)(ctx->ws + 1152);  /* temp Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} im2col chunk */
+    float *restrict b19 = (float *)(ctx->ws + 0);  /* temp Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} im2col chunk */
     float *restrict b20 = (float *)(ctx->ws + 6336);  /* temp Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} (C_out, NB, P) chunk */
     int status = 0;
     /* k0: conv_chunked Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} (chunks of 2 images) */

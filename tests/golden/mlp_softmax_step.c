@@ -134,10 +134,9 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
     const int64_t d_batch = dims[0];
     (void)d_batch;
     const int64_t gc_ws1 = 0 + (64*(-gc_floordiv_i64(-(d_batch), 4)));
-    const int64_t gc_ws2 = gc_ws1 + (64*(-gc_floordiv_i64(-(d_batch), 8)));
-    const int64_t gc_ws3 = gc_ws2 + 64;
-    const int64_t gc_ws4 = gc_ws3 + 64;
-    if (gc_reserve(ctx, (size_t)((128 + (64*(-gc_floordiv_i64(-(d_batch), 8))) + (128*(-gc_floordiv_i64(-(d_batch), 4)))))) != 0) return -1;
+    const int64_t gc_ws2 = gc_ws1 + (64*(-gc_floordiv_i64(-(d_batch), 4)));
+    const int64_t gc_ws3 = gc_ws2 + (64*(-gc_floordiv_i64(-(d_batch), 8)));
+    if (gc_reserve(ctx, (size_t)((64 + (64*(-gc_floordiv_i64(-(d_batch), 8))) + (128*(-gc_floordiv_i64(-(d_batch), 4)))))) != 0) return -1;
     double *restrict b0 = (double *)bufs[0];  /* input x */
     int64_t *restrict b1 = (int64_t *)bufs[1];  /* input y */
     double *restrict b2 = (double *)bufs[2];  /* shared W */
@@ -148,11 +147,11 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
     double *restrict b7 = (double *)bufs[7];  /* output out3 */
     double *restrict b8 = (double *)(ctx->ws + 0);  /* temp v_0 */
     double *restrict b10 = (double *)(ctx->ws + gc_ws1);  /* temp v_1 */
-    double *restrict b11 = (double *)(ctx->ws + gc_ws2);  /* temp v_2 */
-    int64_t *restrict b12 = (int64_t *)(ctx->ws + gc_ws3);  /* temp v_3 */
-    double *restrict b14 = (double *)(ctx->ws + gc_ws1);  /* temp v_4 */
-    double *restrict b15 = (double *)(ctx->ws + gc_ws4);  /* temp v_5 */
-    double *restrict b16 = (double *)(ctx->ws + gc_ws2);  /* temp v_6 */
+    double *restrict b11 = (double *)(ctx->ws + gc_ws3);  /* temp v_2 */
+    int64_t *restrict b12 = (int64_t *)(ctx->ws + gc_ws2);  /* temp v_3 */
+    double *restrict b14 = (double *)(ctx->ws + gc_ws2);  /* temp v_4 */
+    double *restrict b15 = (double *)(ctx->ws + gc_ws1);  /* temp v_5 */
+    double *restrict b16 = (double *)(ctx->ws + gc_ws3);  /* temp v_6 */
     int status = 0;
     /* k0: gemm Matmul{trans_a=False, trans_b=False} */
     {
