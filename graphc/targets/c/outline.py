@@ -1,0 +1,107 @@
+"""Kernels as C functions, each distinct one compiled once (issue 16: cold compile time).
+
+A CNN repeats its layers: ResNet-20's step has 593 kernels but 118 distinct ones (the same batch
+norm sums, the same 3x3 convs of a stage, the same fused elementwise bodies), and gcc compiled every
+copy inline. Here each kernel's template is rendered once with its buffers numbered by first use
+(b0, b1, ... as parameters), the text is the function's identity, and every kernel with the same
+text calls one function. Nothing else changes: the body is the template's, with the same
+constants, sizes and `restrict` pointers, so the code each kernel runs is what it ran inline.
+
+A function used once stays `static` and gcc inlines it back; one used more often is `noinline`
+(gcc would otherwise copy it into every caller and compile it again). Loop kernels stay inline:
+their bodies name the kernel's index for the profiler and their own buffers."""
+from dataclasses import dataclass, field
+
+from .cprinter import C_TYPES
+
+NOT_OUTLINED = frozenset({"loop"})
+
+
+@dataclass(eq=False)
+class _LocalBuffer:
+    """A kernel's buffer as its function sees it: a parameter b<id>, id its order of first use."""
+    id: int
+    ctype: str
+
+
+@dataclass(eq=False)
+class KernelFunction:
+    name: str
+    kind: str
+    label: str  # the first caller's
+    body: str
+    params: list  # [_LocalBuffer] in parameter order
+    uses: list = field(default_factory=list)  # kernel indices that call it
+    unit: int = 0  # the translation unit that defines it (render_units)
+    linkage: str = "static"  # or "hidden": called from another unit of the same library
+
+    @property
+    def shared(self):
+        return len(self.uses) > 1
+
+
+@dataclass(frozen=True)
+class KernelCall:
+    function: KernelFunction
+    args: tuple  # the caller's buffer ids, in the function's parameter order
+
+
+class _Renumbered:
+    """The view of a kernel its template renders: the same kind, params and label, its buffers
+    numbered 0, 1, ... by first use (a buffer used twice, as in place, keeps one number)."""
+
+    def __init__(self, kernel):
+        self.kind, self.params, self.label = kernel.kind, kernel.params, kernel.label
+        self.in_place = kernel.in_place
+        numbers, self.order = {}, []
+
+        def local(b):
+            if b.id not in numbers:
+                numbers[b.id] = len(numbers)
+                self.order.append(b)
+            return _LocalBuffer(numbers[b.id], C_TYPES[b.dtype])
+        self.inputs = [local(b) for b in kernel.inputs]
+        self.outputs = [local(b) for b in kernel.outputs]
+        self.scratch = [local(b) for b in kernel.scratch]
+        self.local_buffers = sorted({b.id: b for b in self.inputs + self.outputs + self.scratch}.values(),
+                                    key=lambda b: b.id)
+
+    @property
+    def buffers(self):
+        return self.inputs + self.outputs + self.scratch
+
+
+def outline_kernels(env, kernels, prefix, context):
+    """(functions, {kernel index: KernelCall}) for the kernels (loops excepted), one function per
+    distinct rendered body, named <prefix>k<n>. `context`: what the kernel templates may read
+    besides `k` (reduce_helpers)."""
+    functions, by_body, calls = [], {}, {}
+    for ki, kernel in enumerate(kernels):
+        if kernel.kind in NOT_OUTLINED:
+            continue
+        view = _Renumbered(kernel)
+        body = env.get_template(f"c/{kernel.kind}.j2").render(k=view, **context)
+        key = (body, tuple(b.ctype for b in view.local_buffers))
+        fn = by_body.get(key)
+        if fn is None:
+            fn = by_body[key] = KernelFunction(f"{prefix}k{len(functions)}", kernel.kind, kernel.label,
+                                                  body, view.local_buffers)
+            functions.append(fn)
+        fn.uses.append(ki)
+        calls[ki] = KernelCall(fn, tuple(b.id for b in view.order))
+    return functions, calls
+
+
+def first_use_costs(kernels, calls, cost):
+    """Each kernel's compile cost once its function is shared: the first caller pays for the
+    body, later callers only for a call."""
+    seen, out = set(), []
+    for ki, kernel in enumerate(kernels):
+        call = calls.get(ki)
+        if call is None or id(call.function) not in seen:
+            out.append(cost(kernel))
+            if call is not None:
+                seen.add(id(call.function))
+        else:
+            out.append(0)
+    return out
