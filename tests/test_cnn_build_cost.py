@@ -292,3 +292,24 @@ def test_the_graph_as_written_is_measured_only_when_asked(monkeypatch):
     first = program.graph_naive_bytes
     assert isinstance(first, sympy.Basic) and program.graph_naive_bytes == first and len(calls) == 1
     assert str(first) in program.describe()
+
+
+def test_conv_chunk_counts_are_built_without_sympy_min_max_evaluation():
+    """A conv's images per chunk, Min(N, floor(Max(budget, s) / s)), is kept as written (KeptMin,
+    KeptMax): sympy's Min/Max compared the terms through the assumptions (~0.1 s per conv, again
+    on every expand); the C printed and the values are those of the evaluated form."""
+    from graphc.codegen.lower_cnn import _images_in
+    from graphc.ir.types import KeptMax, KeptMin, dim, size_of
+    from graphc.targets.c.cprinter import int_to_c
+    n, h, w = dim("n"), dim("h"), dim("w")
+    per_image = sympy.expand((sympy.floor((h - 1) / 2) + 1) * (sympy.floor((w - 1) / 2) + 1) * 704)
+    _images_in.cache_clear()
+    got = _images_in(33554432, per_image, n)
+    assert isinstance(got, KeptMin) and got.atoms(KeptMax)
+    size = sympy.Max(per_image, 1)
+    want = sympy.Min(n, sympy.floor(sympy.Max(sympy.Integer(33554432), size) / size))
+    assert int_to_c(got) == int_to_c(want)
+    for values in ({n: 128, h: 32, w: 32}, {n: 3, h: 1, w: 1}, {n: 1000, h: 227, w: 300}):
+        assert got.subs(values) == want.subs(values)
+    assert size_of((got, 3)) == 3 * got  # expands without re-evaluating
+    assert KeptMin(3, 5) == 3 and KeptMax(3, sympy.Integer(5)) == 5

@@ -21,6 +21,7 @@ import functools
 import sympy
 
 from ..ir.ops import conv, normalization, pool, random
+from ..ir.types import KeptMax, KeptMin
 from .lower_support import contig_strides as _contig_strides
 from .lower_support import emit_strided_copy as _emit_strided_copy
 from .lower_support import lowers
@@ -84,7 +85,7 @@ def _images_in(budget, per_image, n):  # three kernels ask for the same chunk)
     if isinstance(per_image, int) and isinstance(n, int):
         return max(1, min(n, budget // max(per_image, 1)))
     size = sympy.Max(per_image, 1)
-    return sympy.Min(n, sympy.floor(sympy.Max(sympy.Integer(budget), size) / size))
+    return KeptMin(n, sympy.floor(KeptMax(sympy.Integer(budget), size) / size))
 
 
 def _chunk_sizes(L, per_image, n):
