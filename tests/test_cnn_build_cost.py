@@ -313,3 +313,33 @@ def test_conv_chunk_counts_are_built_without_sympy_min_max_evaluation():
         assert got.subs(values) == want.subs(values)
     assert size_of((got, 3)) == 3 * got  # expands without re-evaluating
     assert KeptMin(3, 5) == 3 and KeptMax(3, sympy.Integer(5)) == 5
+
+
+def test_convs_of_one_stencil_share_a_function_whatever_their_channels(monkeypatch):
+    """Chunked conv kernels take their sizes (channels, image sizes, images per chunk) as run-time
+    arguments, so CIFAR-10 quick's three 5x5 pad-2 convs are one forward body (and one of each
+    gradient); the stencil (kernel size, stride, padding) stays a constant."""
+    monkeypatch.setenv("GRAPHC_CONV_ALGO", "gemm")  # (no Winograd, no direct conv)
+    x = G.tensor4("x")
+    rng = np.random.RandomState(6)
+    shapes = [(4, 3, 5, 5), (6, 4, 5, 5), (5, 6, 5, 5), (5, 5, 3, 3)]
+    ws = [G.shared((rng.standard_normal(s) * 0.2).astype(np.float32), name=f"w{i}")
+          for i, s in enumerate(shapes)]
+    h = x
+    for w in ws[:3]:
+        h = G.relu(G.conv2d(h, w, padding=2))
+    h = G.conv2d(h, ws[3], stride=2)  # another stencil: its own body
+    cost = (h ** 2).mean()
+    grads = G.grad(cost, ws)
+    f = G.function([x], [cost] + grads)
+    assert [k.kind for k in f.program.program.kernels].count("conv_chunked") == 4
+    by_kind = {}
+    for line in f.program.source.splitlines():
+        if line.startswith("/* conv_chunked"):
+            by_kind.setdefault(line.split()[1], 0)
+            by_kind[line.split()[1]] += 1
+    assert by_kind == {"conv_chunked": 2, "conv_chunked_grad_input": 2, "conv_chunked_grad_weights": 2}
+    xv = rng.standard_normal((3, 3, 9, 8)).astype(np.float32)
+    ref = G.function([x], [cost] + grads, backend="py", opt_level="O0")
+    for got, want in zip(f(xv), ref(xv)):
+        np.testing.assert_allclose(got, want, rtol=2e-4, atol=1e-5)

@@ -116,14 +116,14 @@ void graphc_rt_sgemm(int trans_a, int trans_b, int64_t batch, int64_t M, int64_t
         float alpha, const float *A, int64_t lda, int64_t sa, const float *B, int64_t ldb, int64_t sb,
         float beta, float *C, int64_t ldc, int64_t sc);
 /* conv_chunked Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} (chunks of 2 images) */
-static int gc_entry_k0(gc_ctx *ctx, const int64_t *dims, float *restrict b0, float *restrict b1, float *restrict b2, float *restrict b3, float *restrict b4) {
+static int gc_entry_k0(gc_ctx *ctx, const int64_t *dims, float *restrict b0, float *restrict b1, float *restrict b2, float *restrict b3, float *restrict b4, const int64_t d_a_N, const int64_t d_a_CG, const int64_t d_a_MG, const int64_t d_a_H, const int64_t d_a_W, const int64_t d_a_HO, const int64_t d_a_WO, const int64_t d_a_NB, const int64_t d_a_NB1) {
     int status = 0;
     {
-        const int64_t N = 2, G = 1, C = 2, M = 4, H = 6, W = 6;
+        const int64_t N = d_a_N, G = 1, C = d_a_CG, M = d_a_MG, H = d_a_H, W = d_a_W;
         const int64_t KH = 3, KW = 3, SH = 1, SW = 1;
         const int64_t PH = 1, PW = 1, DH = 1, DW = 1;
-        const int64_t HO = 6, WO = 6;
-        const int64_t P = HO * WO, K = C * KH * KW, CT = G * C, CO = G * M, NB = omp_get_max_threads() > 1 ? 2 : 2;
+        const int64_t HO = d_a_HO, WO = d_a_WO;
+        const int64_t P = HO * WO, K = C * KH * KW, CT = G * C, CO = G * M, NB = omp_get_max_threads() > 1 ? d_a_NB : d_a_NB1;
         float *restrict col = b3, *restrict cnp = b4;
         for (int64_t n0 = 0; n0 < N; n0 += NB) {
             const int64_t nb = N - n0 < NB ? N - n0 : NB;
@@ -361,14 +361,14 @@ static int gc_entry_k7(gc_ctx *ctx, const int64_t *dims, float *restrict b0, flo
     return status;
 }
 /* conv_chunked_grad_input Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} (chunks of 2 images) */
-static int gc_entry_k8(gc_ctx *ctx, const int64_t *dims, float *restrict b0, float *restrict b1, float *restrict b2, float *restrict b3, float *restrict b4) {
+static int gc_entry_k8(gc_ctx *ctx, const int64_t *dims, float *restrict b0, float *restrict b1, float *restrict b2, float *restrict b3, float *restrict b4, const int64_t d_a_N, const int64_t d_a_CG, const int64_t d_a_MG, const int64_t d_a_H, const int64_t d_a_W, const int64_t d_a_HO, const int64_t d_a_WO, const int64_t d_a_NB, const int64_t d_a_NB1) {
     int status = 0;
     {
-        const int64_t N = 2, G = 1, C = 2, M = 4, H = 6, W = 6;
+        const int64_t N = d_a_N, G = 1, C = d_a_CG, M = d_a_MG, H = d_a_H, W = d_a_W;
         const int64_t KH = 3, KW = 3, SH = 1, SW = 1;
         const int64_t PH = 1, PW = 1, DH = 1, DW = 1;
-        const int64_t HO = 6, WO = 6;
-        const int64_t P = HO * WO, K = C * KH * KW, CT = G * C, CO = G * M, NB = omp_get_max_threads() > 1 ? 2 : 2;
+        const int64_t HO = d_a_HO, WO = d_a_WO;
+        const int64_t P = HO * WO, K = C * KH * KW, CT = G * C, CO = G * M, NB = omp_get_max_threads() > 1 ? d_a_NB : d_a_NB1;
         float *restrict col = b3, *restrict cnp = b4;
         for (int64_t n0 = 0; n0 < N; n0 += NB) {
             const int64_t nb = N - n0 < NB ? N - n0 : NB;
@@ -425,14 +425,14 @@ static int gc_entry_k8(gc_ctx *ctx, const int64_t *dims, float *restrict b0, flo
     return status;
 }
 /* conv_chunked_grad_weights Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} (chunks of 2 images) */
-static int gc_entry_k9(gc_ctx *ctx, const int64_t *dims, float *restrict b0, float *restrict b1, float *restrict b2, float *restrict b3, float *restrict b4) {
+static int gc_entry_k9(gc_ctx *ctx, const int64_t *dims, float *restrict b0, float *restrict b1, float *restrict b2, float *restrict b3, float *restrict b4, const int64_t d_a_N, const int64_t d_a_CG, const int64_t d_a_MG, const int64_t d_a_H, const int64_t d_a_W, const int64_t d_a_HO, const int64_t d_a_WO, const int64_t d_a_NB, const int64_t d_a_NB1) {
     int status = 0;
     {
-        const int64_t N = 2, G = 1, C = 2, M = 4, H = 6, W = 6;
+        const int64_t N = d_a_N, G = 1, C = d_a_CG, M = d_a_MG, H = d_a_H, W = d_a_W;
         const int64_t KH = 3, KW = 3, SH = 1, SW = 1;
         const int64_t PH = 1, PW = 1, DH = 1, DW = 1;
-        const int64_t HO = 6, WO = 6;
-        const int64_t P = HO * WO, K = C * KH * KW, CT = G * C, CO = G * M, NB = omp_get_max_threads() > 1 ? 2 : 2;
+        const int64_t HO = d_a_HO, WO = d_a_WO;
+        const int64_t P = HO * WO, K = C * KH * KW, CT = G * C, CO = G * M, NB = omp_get_max_threads() > 1 ? d_a_NB : d_a_NB1;
         float *restrict col = b3, *restrict cnp = b4;
         if (N == 0 || P == 0) memset(b2, 0, (size_t)(CO * K) * sizeof(float));
         for (int64_t n0 = 0; n0 < N && P > 0; n0 += NB) {
@@ -524,7 +524,7 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
     float *restrict b20 = (float *)(ctx->ws + 6336);  /* temp Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} (C_out, NB, P) chunk */
     int status = 0;
     /* k0: conv_chunked Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} (chunks of 2 images) */
-    status = gc_entry_k0(ctx, dims, b0, b1, b5, b6, b7);
+    status = gc_entry_k0(ctx, dims, b0, b1, b5, b6, b7, 2, 2, 4, 6, 6, 6, 6, 2, 2);
     if (status) return status;
     /* k1: elemwise relu */
     status = gc_entry_k1(ctx, dims, b5);
@@ -548,10 +548,10 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
     status = gc_entry_k7(ctx, dims, b5, b15);
     if (status) return status;
     /* k8: conv_chunked_grad_input Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} (chunks of 2 images) */
-    status = gc_entry_k8(ctx, dims, b5, b1, b3, b17, b18);
+    status = gc_entry_k8(ctx, dims, b5, b1, b3, b17, b18, 2, 2, 4, 6, 6, 6, 6, 2, 2);
     if (status) return status;
     /* k9: conv_chunked_grad_weights Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} (chunks of 2 images) */
-    status = gc_entry_k9(ctx, dims, b0, b5, b4, b19, b20);
+    status = gc_entry_k9(ctx, dims, b0, b5, b4, b19, b20, 2, 2, 4, 6, 6, 6, 6, 2, 2);
     if (status) return status;
     return 0;
 }

@@ -12,9 +12,19 @@ A function used once stays `static` and gcc inlines it back; one used more often
 their bodies name the kernel's index for the profiler and their own buffers."""
 from dataclasses import dataclass, field
 
-from .cprinter import C_TYPES
+import sympy
+
+from .cprinter import C_TYPES, int_to_c
 
 NOT_OUTLINED = frozenset({"loop"})
+# Kernels whose sizes (channels, image and output sizes, images per chunk) are run-time arguments
+# of their function, so that the layers of a net share one body per stencil (kernel size, stride,
+# padding, dilation, groups stay constants: they shape the inner loops). Their templates use these
+# params only as C values (| c_int); the work per call is im2col/col2im loops and gemm calls whose
+# sizes are mostly symbolic already. CIFAR-10 quick's eight chunked conv kernels are three bodies.
+_CONV_SIZES = ("N", "CG", "MG", "H", "W", "HO", "WO", "NB", "NB1")
+SIZE_ARGUMENTS = {"conv_chunked": _CONV_SIZES, "conv_chunked_grad_input": _CONV_SIZES,
+                  "conv_chunked_grad_weights": _CONV_SIZES}
 
 
 @dataclass(eq=False)
@@ -31,6 +41,7 @@ class KernelFunction:
     label: str  # the first caller's
     body: str
     params: list  # [_LocalBuffer] in parameter order
+    sizes: tuple = ()  # the size parameters (int64_t d_<name>), after the buffers
     uses: list = field(default_factory=list)  # kernel indices that call it
     unit: int = 0  # the translation unit that defines it (render_units)
     linkage: str = "static"  # or "hidden": called from another unit of the same library
@@ -44,6 +55,7 @@ class KernelFunction:
 class KernelCall:
     function: KernelFunction
     args: tuple  # the caller's buffer ids, in the function's parameter order
+    sizes: tuple = ()  # the caller's values of the size parameters, as C
 
 
 class _Renumbered:
@@ -51,7 +63,12 @@ class _Renumbered:
     numbered 0, 1, ... by first use (a buffer used twice, as in place, keeps one number)."""
 
     def __init__(self, kernel):
-        self.kind, self.params, self.label = kernel.kind, kernel.params, kernel.label
+        self.kind, self.params, self.label = kernel.kind, dict(kernel.params), kernel.label
+        # size params as parameters a_<name> (printed d_a_<name>, as a dim is)
+        self.size_names = tuple(f"a_{n}" for n in SIZE_ARGUMENTS.get(kernel.kind, ()))
+        self.size_values = tuple(int_to_c(kernel.params[n]) for n in SIZE_ARGUMENTS.get(kernel.kind, ()))
+        for n, name in zip(SIZE_ARGUMENTS.get(kernel.kind, ()), self.size_names):
+            self.params[n] = sympy.Symbol(name, integer=True, positive=True)
         self.in_place = kernel.in_place
         numbers, self.order = {}, []
 
@@ -85,10 +102,10 @@ def outline_kernels(env, kernels, prefix, context):
         fn = by_body.get(key)
         if fn is None:
             fn = by_body[key] = KernelFunction(f"{prefix}k{len(functions)}", kernel.kind, kernel.label,
-                                                  body, view.local_buffers)
+                                                  body, view.local_buffers, view.size_names)
             functions.append(fn)
         fn.uses.append(ki)
-        calls[ki] = KernelCall(fn, tuple(b.id for b in view.order))
+        calls[ki] = KernelCall(fn, tuple(b.id for b in view.order), view.size_values)
     return functions, calls
 
 
