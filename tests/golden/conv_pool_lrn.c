@@ -115,20 +115,55 @@ static int gc_reserve(gc_ctx *ctx, size_t bytes) {
 void graphc_rt_sgemm(int trans_a, int trans_b, int64_t batch, int64_t M, int64_t N, int64_t K,
         float alpha, const float *A, int64_t lda, int64_t sa, const float *B, int64_t ldb, int64_t sb,
         float beta, float *C, int64_t ldc, int64_t sc);
-/* conv_chunked Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} (chunks of 2 images) */
-static int gc_entry_k0(gc_ctx *ctx, const int64_t *dims, float *restrict b0, float *restrict b1, float *restrict b2, float *restrict b3, float *restrict b4, const int64_t d_a_N, const int64_t d_a_CG, const int64_t d_a_MG, const int64_t d_a_H, const int64_t d_a_W, const int64_t d_a_HO, const int64_t d_a_WO, const int64_t d_a_NB, const int64_t d_a_NB1) {
+
+/* Entry points for graphc's in-process loader (cffi). */
+/* The runtime library's thread choice (_thread_choice.j2): how many OpenMP threads this call uses. */
+void graphc_rt_threads_enter(void);
+gc_ctx *gc_ctx_new(void) { return (gc_ctx *)calloc(1, sizeof(gc_ctx)); }
+void gc_ctx_free(gc_ctx *ctx) { if (ctx) { free(ctx->ws); free(ctx); } }
+const char *gc_ctx_error(gc_ctx *ctx) { return ctx->error; }
+static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims);
+int gc_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
+    graphc_rt_threads_enter();
+    return gc_entry_run(ctx, bufs, dims);
+}
+
+/* bufs: one pointer per external buffer (inputs, shared, constants, outputs, in slot order).
+   dims: the values of the symbolic dims (none). */
+static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
+    if (gc_reserve(ctx, (size_t)(8768)) != 0) return -1;
+    float *restrict b0 = (float *)bufs[0];  /* input x */
+    float *restrict b1 = (float *)bufs[1];  /* input w */
+    float *restrict b2 = (float *)bufs[2];  /* output out0 */
+    float *restrict b3 = (float *)bufs[3];  /* output out1 */
+    float *restrict b4 = (float *)bufs[4];  /* output out2 */
+    float *restrict b5 = (float *)(ctx->ws + 0);  /* temp v_0 */
+    float *restrict b6 = (float *)(ctx->ws + 1152);  /* temp Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} im2col chunk */
+    float *restrict b7 = (float *)(ctx->ws + 6336);  /* temp Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} (C_out, NB, P) chunk */
+    float *restrict b9 = (float *)(ctx->ws + 6336);  /* temp v_1 */
+    int32_t *restrict b10 = (int32_t *)(ctx->ws + 1152);  /* temp v_2 */
+    float *restrict b11 = (float *)(ctx->ws + 7488);  /* temp v_3 */
+    float *restrict b12 = (float *)(ctx->ws + 7808);  /* temp LRNGrad{size=3, alpha=0.3, beta=0.6, k=1.0} scale */
+    float *restrict b13 = (float *)(ctx->ws + 8128);  /* temp LRNGrad{size=3, alpha=0.3, beta=0.6, k=1.0} ratio */
+    float *restrict b14 = (float *)(ctx->ws + 8448);  /* temp v_4 */
+    float *restrict b15 = (float *)(ctx->ws + 6336);  /* temp v_5 */
+    float *restrict b17 = (float *)(ctx->ws + 1152);  /* temp Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} im2col chunk */
+    float *restrict b18 = (float *)(ctx->ws + 6336);  /* temp Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} (C_out, NB, P) chunk */
+    float *restrict b19 = (float *)(ctx->ws + 1152);  /* temp Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} im2col chunk */
+    float *restrict b20 = (float *)(ctx->ws + 6336);  /* temp Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} (C_out, NB, P) chunk */
     int status = 0;
+    /* k0: conv_chunked Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} (chunks of 2 images) */
     {
-        const int64_t N = d_a_N, G = 1, C = d_a_CG, M = d_a_MG, H = d_a_H, W = d_a_W;
+        const int64_t N = 2, G = 1, C = 2, M = 4, H = 6, W = 6;
         const int64_t KH = 3, KW = 3, SH = 1, SW = 1;
         const int64_t PH = 1, PW = 1, DH = 1, DW = 1;
-        const int64_t HO = d_a_HO, WO = d_a_WO;
-        const int64_t P = HO * WO, K = C * KH * KW, CT = G * C, CO = G * M, NB = omp_get_max_threads() > 1 ? d_a_NB : d_a_NB1;
-        float *restrict col = b3, *restrict cnp = b4;
+        const int64_t HO = 6, WO = 6;
+        const int64_t P = HO * WO, K = C * KH * KW, CT = G * C, CO = G * M, NB = omp_get_max_threads() > 1 ? 2 : 2;
+        float *restrict col = b6, *restrict cnp = b7;
         for (int64_t n0 = 0; n0 < N; n0 += NB) {
             const int64_t nb = N - n0 < NB ? N - n0 : NB;
             const float *xs = b0 + n0 * CT * H * W;
-            float *ys = b2 + n0 * CO * P;
+            float *ys = b5 + n0 * CO * P;
             if (K == 0 || P == 0) {
                 memset(ys, 0, (size_t)(nb * CO * P) * sizeof(float));
                 continue;
@@ -174,37 +209,29 @@ static int gc_entry_k0(gc_ctx *ctx, const int64_t *dims, float *restrict b0, flo
                         memcpy(ys + (i * CO + co) * P, cnp + (co * nb + i) * P, (size_t)P * sizeof(float));
             }
         }
-
     }
-    return status;
-}
-/* elemwise relu */
-static int gc_entry_k1(gc_ctx *ctx, const int64_t *dims, float *restrict b0) {
-    int status = 0;
+    if (status) return status;
+    /* k1: elemwise relu */
     {
         const int64_t n = 288;
         #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
-            const float v0 = b0[i * 1];
+            const float v0 = b5[i * 1];
 
-            b0[i] = (float)(gc_reluf(v0));
+            b5[i] = (float)(gc_reluf(v0));
 
         }
-
     }
-    return status;
-}
-/* pool_max MaxPool2d{kernel=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=True} */
-static int gc_entry_k2(gc_ctx *ctx, const int64_t *dims, float *restrict b0, float *restrict b1, int32_t *restrict b2) {
-    int status = 0;
+    if (status) return status;
+    /* k2: pool_max MaxPool2d{kernel=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=True} */
     {
         const int64_t PLANES = 8, H = 6, W = 6, HO = 3, WO = 3;
         const int64_t KH = 2, KW = 2, SH = 2, SW = 2, PH = 0, PW = 0;
         #pragma omp parallel for schedule(static) if(PLANES * HO * WO * KH * KW > GC_PAR_THRESHOLD)
         for (int64_t pl = 0; pl < PLANES; pl++) {
-            const float *src = b0 + pl * H * W;
-            float *dst = b1 + pl * HO * WO;
-            int32_t *adst = b2 + pl * HO * WO;
+            const float *src = b5 + pl * H * W;
+            float *dst = b9 + pl * HO * WO;
+            int32_t *adst = b10 + pl * HO * WO;
             for (int64_t ho = 0; ho < HO; ho++) {
                 int64_t hs = ho * SH - PH, he = GC_MIN(hs + KH, H);
                 hs = GC_MAX(hs, 0);
@@ -224,13 +251,9 @@ static int gc_entry_k2(gc_ctx *ctx, const int64_t *dims, float *restrict b0, flo
                 }
             }
         }
-
     }
-    return status;
-}
-/* lrn LRN{size=3, alpha=0.3, beta=0.6, k=1.0} */
-static int gc_entry_k3(gc_ctx *ctx, const int64_t *dims, float *restrict b0, float *restrict b1) {
-    int status = 0;
+    if (status) return status;
+    /* k3: lrn LRN{size=3, alpha=0.3, beta=0.6, k=1.0} */
     {
         const int64_t N = 2, C = 4, P = 9, HALF = 1;
         const float KK = 1.0f, AN = 0.09999999999999999f;
@@ -238,14 +261,14 @@ static int gc_entry_k3(gc_ctx *ctx, const int64_t *dims, float *restrict b0, flo
         for (int64_t n = 0; n < N; n++) {
             for (int64_t c = 0; c < C; c++) {
                 const int64_t lo = GC_MAX(c - HALF, 0), hi = GC_MIN(c + HALF, C - 1);
-                const float *xc = b0 + (n * C + c) * P;
-                float *yc = b1 + (n * C + c) * P;
+                const float *xc = b9 + (n * C + c) * P;
+                float *yc = b2 + (n * C + c) * P;
                 for (int64_t p0 = 0; p0 < P; p0 += 256) {
                     const int64_t nb = GC_MIN(256, P - p0);
                     float acc[256];
                     for (int64_t j = 0; j < nb; j++) acc[j] = 0;
                     for (int64_t c2 = lo; c2 <= hi; c2++) {
-                        const float *xr = b0 + (n * C + c2) * P + p0;
+                        const float *xr = b9 + (n * C + c2) * P + p0;
                         #pragma omp simd
                         for (int64_t j = 0; j < nb; j++) acc[j] += xr[j] * xr[j];
                     }
@@ -257,30 +280,22 @@ static int gc_entry_k3(gc_ctx *ctx, const int64_t *dims, float *restrict b0, flo
                 }
             }
         }
-
     }
-    return status;
-}
-/* elemwise fused(second,dmul,second,dmul,add) */
-static int gc_entry_k4(gc_ctx *ctx, const int64_t *dims, float *restrict b0, float *restrict b1) {
-    int status = 0;
+    if (status) return status;
+    /* k4: elemwise fused(second,dmul,second,dmul,add) */
     {
         const int64_t n = 72;
         #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
-            const float v0 = b0[i * 1];
+            const float v0 = b2[i * 1];
             const __auto_type t0 = v0*1.0f;
 
-            b1[i] = (float)(t0 + t0);
+            b11[i] = (float)(t0 + t0);
 
         }
-
     }
-    return status;
-}
-/* lrn_grad LRNGrad{size=3, alpha=0.3, beta=0.6, k=1.0} */
-static int gc_entry_k5(gc_ctx *ctx, const int64_t *dims, float *restrict b0, float *restrict b1, float *restrict b2, float *restrict b3, float *restrict b4, float *restrict b5) {
-    int status = 0;
+    if (status) return status;
+    /* k5: lrn_grad LRNGrad{size=3, alpha=0.3, beta=0.6, k=1.0} */
     {
         const int64_t N = 2, C = 4, P = 9, HALF = 1;
         const float KK = 1.0f, AN = 0.09999999999999999f, COEF = 0.12f;
@@ -289,17 +304,17 @@ static int gc_entry_k5(gc_ctx *ctx, const int64_t *dims, float *restrict b0, flo
             for (int64_t c = 0; c < C; c++) {
                 const int64_t lo = GC_MAX(c - HALF, 0), hi = GC_MIN(c + HALF, C - 1);
                 const int64_t o = (n * C + c) * P;
-                for (int64_t j = 0; j < P; j++) b4[o + j] = 0;
+                for (int64_t j = 0; j < P; j++) b12[o + j] = 0;
                 for (int64_t c2 = lo; c2 <= hi; c2++) {
-                    const float *xr = b0 + (n * C + c2) * P;
+                    const float *xr = b9 + (n * C + c2) * P;
                     #pragma omp simd
-                    for (int64_t j = 0; j < P; j++) b4[o + j] += xr[j] * xr[j];
+                    for (int64_t j = 0; j < P; j++) b12[o + j] += xr[j] * xr[j];
                 }
                 #pragma omp simd
                 for (int64_t j = 0; j < P; j++) {
-                    const float s = KK + AN * b4[o + j];
-                    b4[o + j] = s;
-                    b5[o + j] = b2[o + j] * b1[o + j] / s;
+                    const float s = KK + AN * b12[o + j];
+                    b12[o + j] = s;
+                    b13[o + j] = b11[o + j] * b2[o + j] / s;
                 }
             }
         }
@@ -308,72 +323,60 @@ static int gc_entry_k5(gc_ctx *ctx, const int64_t *dims, float *restrict b0, flo
             for (int64_t c = 0; c < C; c++) {
                 const int64_t lo = GC_MAX(c - HALF, 0), hi = GC_MIN(c + HALF, C - 1);
                 const int64_t o = (n * C + c) * P;
-                float *g = b3 + o;
+                float *g = b14 + o;
                 for (int64_t j = 0; j < P; j++) g[j] = 0;
                 for (int64_t c2 = lo; c2 <= hi; c2++) {
-                    const float *rr = b5 + (n * C + c2) * P;
+                    const float *rr = b13 + (n * C + c2) * P;
                     #pragma omp simd
                     for (int64_t j = 0; j < P; j++) g[j] += rr[j];
                 }
                 #pragma omp simd
                 for (int64_t j = 0; j < P; j++) {
-                    const float s = b4[o + j];
-                    g[j] = b2[o + j] * expf(-0.6f * logf(s)) - COEF * b0[o + j] * g[j];
+                    const float s = b12[o + j];
+                    g[j] = b11[o + j] * expf(-0.6f * logf(s)) - COEF * b9[o + j] * g[j];
                 }
             }
         }
-
     }
-    return status;
-}
-/* pool_max_grad MaxPool2dGrad{kernel=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=True, input_hw=(6, 6)} */
-static int gc_entry_k6(gc_ctx *ctx, const int64_t *dims, float *restrict b0, int32_t *restrict b1, float *restrict b2) {
-    int status = 0;
+    if (status) return status;
+    /* k6: pool_max_grad MaxPool2dGrad{kernel=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=True, input_hw=(6, 6)} */
     {
         const int64_t PLANES = 8, HW = 36, P = 9;
         #pragma omp parallel for schedule(static) if(PLANES * (HW + P) > GC_PAR_THRESHOLD)
         for (int64_t pl = 0; pl < PLANES; pl++) {
-            float *dst = b2 + pl * HW;
-            const float *g = b0 + pl * P;
-            const int32_t *a = b1 + pl * P;
+            float *dst = b15 + pl * HW;
+            const float *g = b14 + pl * P;
+            const int32_t *a = b10 + pl * P;
             for (int64_t i = 0; i < HW; i++) dst[i] = 0;
             for (int64_t i = 0; i < P; i++) dst[a[i]] += g[i];
         }
-
     }
-    return status;
-}
-/* elemwise drelu */
-static int gc_entry_k7(gc_ctx *ctx, const int64_t *dims, float *restrict b0, float *restrict b1) {
-    int status = 0;
+    if (status) return status;
+    /* k7: elemwise drelu */
     {
         const int64_t n = 288;
         #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
-            const float v0 = b0[i * 1];
-            const float v1 = b1[i * 1];
+            const float v0 = b5[i * 1];
+            const float v1 = b15[i * 1];
 
-            b0[i] = (float)(v1*((v0 > 0) ? (1) : (0)));
+            b5[i] = (float)(v1*((v0 > 0) ? (1) : (0)));
 
         }
-
     }
-    return status;
-}
-/* conv_chunked_grad_input Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} (chunks of 2 images) */
-static int gc_entry_k8(gc_ctx *ctx, const int64_t *dims, float *restrict b0, float *restrict b1, float *restrict b2, float *restrict b3, float *restrict b4, const int64_t d_a_N, const int64_t d_a_CG, const int64_t d_a_MG, const int64_t d_a_H, const int64_t d_a_W, const int64_t d_a_HO, const int64_t d_a_WO, const int64_t d_a_NB, const int64_t d_a_NB1) {
-    int status = 0;
+    if (status) return status;
+    /* k8: conv_chunked_grad_input Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} (chunks of 2 images) */
     {
-        const int64_t N = d_a_N, G = 1, C = d_a_CG, M = d_a_MG, H = d_a_H, W = d_a_W;
+        const int64_t N = 2, G = 1, C = 2, M = 4, H = 6, W = 6;
         const int64_t KH = 3, KW = 3, SH = 1, SW = 1;
         const int64_t PH = 1, PW = 1, DH = 1, DW = 1;
-        const int64_t HO = d_a_HO, WO = d_a_WO;
-        const int64_t P = HO * WO, K = C * KH * KW, CT = G * C, CO = G * M, NB = omp_get_max_threads() > 1 ? d_a_NB : d_a_NB1;
-        float *restrict col = b3, *restrict cnp = b4;
+        const int64_t HO = 6, WO = 6;
+        const int64_t P = HO * WO, K = C * KH * KW, CT = G * C, CO = G * M, NB = omp_get_max_threads() > 1 ? 2 : 2;
+        float *restrict col = b17, *restrict cnp = b18;
         for (int64_t n0 = 0; n0 < N; n0 += NB) {
             const int64_t nb = N - n0 < NB ? N - n0 : NB;
-            const float *gys = b0 + n0 * CO * P;
-            float *gxs = b2 + n0 * CT * H * W;
+            const float *gys = b5 + n0 * CO * P;
+            float *gxs = b3 + n0 * CT * H * W;
             if (M == 0 || P == 0) {
                 memset(gxs, 0, (size_t)(nb * CT * H * W) * sizeof(float));
                 continue;
@@ -420,25 +423,21 @@ static int gc_entry_k8(gc_ctx *ctx, const int64_t *dims, float *restrict b0, flo
                 }
             }
         }
-
     }
-    return status;
-}
-/* conv_chunked_grad_weights Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} (chunks of 2 images) */
-static int gc_entry_k9(gc_ctx *ctx, const int64_t *dims, float *restrict b0, float *restrict b1, float *restrict b2, float *restrict b3, float *restrict b4, const int64_t d_a_N, const int64_t d_a_CG, const int64_t d_a_MG, const int64_t d_a_H, const int64_t d_a_W, const int64_t d_a_HO, const int64_t d_a_WO, const int64_t d_a_NB, const int64_t d_a_NB1) {
-    int status = 0;
+    if (status) return status;
+    /* k9: conv_chunked_grad_weights Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} (chunks of 2 images) */
     {
-        const int64_t N = d_a_N, G = 1, C = d_a_CG, M = d_a_MG, H = d_a_H, W = d_a_W;
+        const int64_t N = 2, G = 1, C = 2, M = 4, H = 6, W = 6;
         const int64_t KH = 3, KW = 3, SH = 1, SW = 1;
         const int64_t PH = 1, PW = 1, DH = 1, DW = 1;
-        const int64_t HO = d_a_HO, WO = d_a_WO;
-        const int64_t P = HO * WO, K = C * KH * KW, CT = G * C, CO = G * M, NB = omp_get_max_threads() > 1 ? d_a_NB : d_a_NB1;
-        float *restrict col = b3, *restrict cnp = b4;
-        if (N == 0 || P == 0) memset(b2, 0, (size_t)(CO * K) * sizeof(float));
+        const int64_t HO = 6, WO = 6;
+        const int64_t P = HO * WO, K = C * KH * KW, CT = G * C, CO = G * M, NB = omp_get_max_threads() > 1 ? 2 : 2;
+        float *restrict col = b19, *restrict cnp = b20;
+        if (N == 0 || P == 0) memset(b4, 0, (size_t)(CO * K) * sizeof(float));
         for (int64_t n0 = 0; n0 < N && P > 0; n0 += NB) {
             const int64_t nb = N - n0 < NB ? N - n0 : NB;
             const float *xs = b0 + n0 * CT * H * W;
-            const float *gys = b1 + n0 * CO * P;
+            const float *gys = b5 + n0 * CO * P;
             #pragma omp parallel for collapse(2) schedule(static) if(CT * KH * KW * nb * P > GC_PAR_THRESHOLD)
             for (int64_t r = 0; r < CT * KH * KW; r++) {
                 for (int64_t i = 0; i < nb; i++) {
@@ -480,78 +479,9 @@ static int gc_entry_k9(gc_ctx *ctx, const int64_t *dims, float *restrict b0, flo
             }
             if (M > 0 && K > 0)
                 graphc_rt_sgemm(0, 1, G, M, K, nb * P, 1, g, nb * P, M * nb * P,
-                    col, nb * P, K * nb * P, n0 == 0 ? 0 : 1, b2, K, M * K);
+                    col, nb * P, K * nb * P, n0 == 0 ? 0 : 1, b4, K, M * K);
         }
-
     }
-    return status;
-}
-
-/* Entry points for graphc's in-process loader (cffi). */
-/* The runtime library's thread choice (_thread_choice.j2): how many OpenMP threads this call uses. */
-void graphc_rt_threads_enter(void);
-gc_ctx *gc_ctx_new(void) { return (gc_ctx *)calloc(1, sizeof(gc_ctx)); }
-void gc_ctx_free(gc_ctx *ctx) { if (ctx) { free(ctx->ws); free(ctx); } }
-const char *gc_ctx_error(gc_ctx *ctx) { return ctx->error; }
-static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims);
-int gc_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
-    graphc_rt_threads_enter();
-    return gc_entry_run(ctx, bufs, dims);
-}
-
-/* bufs: one pointer per external buffer (inputs, shared, constants, outputs, in slot order).
-   dims: the values of the symbolic dims (none). */
-static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
-    if (gc_reserve(ctx, (size_t)(8768)) != 0) return -1;
-    float *restrict b0 = (float *)bufs[0];  /* input x */
-    float *restrict b1 = (float *)bufs[1];  /* input w */
-    float *restrict b2 = (float *)bufs[2];  /* output out0 */
-    float *restrict b3 = (float *)bufs[3];  /* output out1 */
-    float *restrict b4 = (float *)bufs[4];  /* output out2 */
-    float *restrict b5 = (float *)(ctx->ws + 0);  /* temp v_0 */
-    float *restrict b6 = (float *)(ctx->ws + 1152);  /* temp Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} im2col chunk */
-    float *restrict b7 = (float *)(ctx->ws + 6336);  /* temp Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} (C_out, NB, P) chunk */
-    float *restrict b9 = (float *)(ctx->ws + 6336);  /* temp v_1 */
-    int32_t *restrict b10 = (int32_t *)(ctx->ws + 1152);  /* temp v_2 */
-    float *restrict b11 = (float *)(ctx->ws + 7488);  /* temp v_3 */
-    float *restrict b12 = (float *)(ctx->ws + 7808);  /* temp LRNGrad{size=3, alpha=0.3, beta=0.6, k=1.0} scale */
-    float *restrict b13 = (float *)(ctx->ws + 8128);  /* temp LRNGrad{size=3, alpha=0.3, beta=0.6, k=1.0} ratio */
-    float *restrict b14 = (float *)(ctx->ws + 8448);  /* temp v_4 */
-    float *restrict b15 = (float *)(ctx->ws + 6336);  /* temp v_5 */
-    float *restrict b17 = (float *)(ctx->ws + 1152);  /* temp Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} im2col chunk */
-    float *restrict b18 = (float *)(ctx->ws + 6336);  /* temp Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} (C_out, NB, P) chunk */
-    float *restrict b19 = (float *)(ctx->ws + 1152);  /* temp Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} im2col chunk */
-    float *restrict b20 = (float *)(ctx->ws + 6336);  /* temp Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} (C_out, NB, P) chunk */
-    int status = 0;
-    /* k0: conv_chunked Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} (chunks of 2 images) */
-    status = gc_entry_k0(ctx, dims, b0, b1, b5, b6, b7, 2, 2, 4, 6, 6, 6, 6, 2, 2);
-    if (status) return status;
-    /* k1: elemwise relu */
-    status = gc_entry_k1(ctx, dims, b5);
-    if (status) return status;
-    /* k2: pool_max MaxPool2d{kernel=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=True} */
-    status = gc_entry_k2(ctx, dims, b5, b9, b10);
-    if (status) return status;
-    /* k3: lrn LRN{size=3, alpha=0.3, beta=0.6, k=1.0} */
-    status = gc_entry_k3(ctx, dims, b9, b2);
-    if (status) return status;
-    /* k4: elemwise fused(second,dmul,second,dmul,add) */
-    status = gc_entry_k4(ctx, dims, b2, b11);
-    if (status) return status;
-    /* k5: lrn_grad LRNGrad{size=3, alpha=0.3, beta=0.6, k=1.0} */
-    status = gc_entry_k5(ctx, dims, b9, b2, b11, b14, b12, b13);
-    if (status) return status;
-    /* k6: pool_max_grad MaxPool2dGrad{kernel=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=True, input_hw=(6, 6)} */
-    status = gc_entry_k6(ctx, dims, b14, b10, b15);
-    if (status) return status;
-    /* k7: elemwise drelu */
-    status = gc_entry_k7(ctx, dims, b5, b15);
-    if (status) return status;
-    /* k8: conv_chunked_grad_input Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} (chunks of 2 images) */
-    status = gc_entry_k8(ctx, dims, b5, b1, b3, b17, b18, 2, 2, 4, 6, 6, 6, 6, 2, 2);
-    if (status) return status;
-    /* k9: conv_chunked_grad_weights Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} (chunks of 2 images) */
-    status = gc_entry_k9(ctx, dims, b0, b5, b4, b19, b20, 2, 2, 4, 6, 6, 6, 6, 2, 2);
     if (status) return status;
     return 0;
 }

@@ -111,83 +111,6 @@ static int gc_reserve(gc_ctx *ctx, size_t bytes) {
 }
 #endif
 #include <omp.h>
-/* elemwise fused(cast_float32,mul,add,tanh,add) */
-static int gc_entry_k0(gc_ctx *ctx, const int64_t *dims, float *restrict b0, float *restrict b1, int32_t *restrict b2, float *restrict b3) {
-    const int64_t d_batch = dims[0];
-    (void)d_batch;
-    int status = 0;
-    {
-        const int64_t inner = 4;
-        const int64_t outer = d_batch;
-        #pragma omp parallel for schedule(static) if(outer * inner > GC_PAR_THRESHOLD)
-        for (int64_t o = 0; o < outer; o++) {
-            int64_t rem = o;
-            const int64_t c0 = rem;
-            const int64_t base0 = 0 + c0 * (0);
-            const int64_t base1 = 0 + c0 * (4);
-            const int64_t base2 = 0 + c0 * (4);
-            #pragma omp simd
-            for (int64_t j = 0; j < inner; j++) {
-            const float v0 = b0[base0 + j * 1];
-            const float v1 = b1[base1 + j * 1];
-            const int32_t v2 = b2[base2 + j * 1];
-
-            b3[o * inner + j] = (float)(tanhf(v1*2.0f + v0) + ((float)(v2)));
-
-            }
-        }
-
-    }
-    return status;
-}
-/* reduce Reduce{sum, axes=(1,)}(elementwise) */
-static int gc_entry_k1(gc_ctx *ctx, const int64_t *dims, float *restrict b0, float *restrict b1) {
-    const int64_t d_batch = dims[0];
-    (void)d_batch;
-    int status = 0;
-    {
-        const int64_t A = d_batch, R = 4, B = 1;
-        if (A == 1 && B == 1) {
-            double acc = 0;
-            /* blocks per thread, a simd loop in each (see elemwise.j2: not "parallel for simd") */
-            const int64_t nblocks = (R + GC_BLOCK - 1) / GC_BLOCK;
-            #pragma omp parallel for reduction(+:acc) schedule(static) if(R > GC_PAR_THRESHOLD)
-            for (int64_t blk = 0; blk < nblocks; blk++) {
-                const int64_t lo = blk * GC_BLOCK, hi = GC_MIN(lo + GC_BLOCK, R);
-                #pragma omp simd reduction(+:acc)
-                for (int64_t r = lo; r < hi; r++) { acc += ({ const float v0 = b0[r]; (double)(expf(v0)*v0); }); }
-            }
-            b1[0] = (float)acc;
-        } else if (B == 1) {
-            #pragma omp parallel for schedule(static) if(A * R > GC_PAR_THRESHOLD)
-            for (int64_t a = 0; a < A; a++) {
-                double acc = 0;
-                #pragma omp simd reduction(+:acc)
-                for (int64_t r = 0; r < R; r++) { acc += ({ const float v0 = b0[a * R + r]; (double)(expf(v0)*v0); }); }
-                b1[a] = (float)acc;
-            }
-        } else {
-            /* Reduce over a middle axis: walk rows in order, 64 output columns at a time. */
-            const int64_t nblocks = (B + 63) / 64;
-            #pragma omp parallel for collapse(2) schedule(static) if(A * R * B > GC_PAR_THRESHOLD)
-            for (int64_t a = 0; a < A; a++) {
-                for (int64_t blk = 0; blk < nblocks; blk++) {
-                    const int64_t col0 = blk * 64, nb = GC_MIN(64, B - col0);
-                    double acc[64];
-                    for (int64_t j = 0; j < nb; j++) acc[j] = 0;
-                    for (int64_t r = 0; r < R; r++) {
-                        const int64_t base = (a * R + r) * B + col0;
-                        #pragma omp simd
-                        for (int64_t j = 0; j < nb; j++) { acc[j] += ({ const float v0 = b0[base + j]; (double)(expf(v0)*v0); }); }
-                    }
-                    for (int64_t j = 0; j < nb; j++) b1[a * B + col0 + j] = (float)acc[j];
-                }
-            }
-        }
-
-    }
-    return status;
-}
 
 /* Entry points for graphc's in-process loader (cffi). */
 /* The runtime library's thread choice (_thread_choice.j2): how many OpenMP threads this call uses. */
@@ -214,10 +137,69 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
     float *restrict b4 = (float *)bufs[4];  /* output out1 */
     int status = 0;
     /* k0: elemwise fused(cast_float32,mul,add,tanh,add) */
-    status = gc_entry_k0(ctx, dims, b1, b0, b2, b3);
+    {
+        const int64_t inner = 4;
+        const int64_t outer = d_batch;
+        #pragma omp parallel for schedule(static) if(outer * inner > GC_PAR_THRESHOLD)
+        for (int64_t o = 0; o < outer; o++) {
+            int64_t rem = o;
+            const int64_t c0 = rem;
+            const int64_t base0 = 0 + c0 * (0);
+            const int64_t base1 = 0 + c0 * (4);
+            const int64_t base2 = 0 + c0 * (4);
+            #pragma omp simd
+            for (int64_t j = 0; j < inner; j++) {
+            const float v0 = b1[base0 + j * 1];
+            const float v1 = b0[base1 + j * 1];
+            const int32_t v2 = b2[base2 + j * 1];
+
+            b3[o * inner + j] = (float)(tanhf(v1*2.0f + v0) + ((float)(v2)));
+
+            }
+        }
+    }
     if (status) return status;
     /* k1: reduce Reduce{sum, axes=(1,)}(elementwise) */
-    status = gc_entry_k1(ctx, dims, b0, b4);
+    {
+        const int64_t A = d_batch, R = 4, B = 1;
+        if (A == 1 && B == 1) {
+            double acc = 0;
+            /* blocks per thread, a simd loop in each (see elemwise.j2: not "parallel for simd") */
+            const int64_t nblocks = (R + GC_BLOCK - 1) / GC_BLOCK;
+            #pragma omp parallel for reduction(+:acc) schedule(static) if(R > GC_PAR_THRESHOLD)
+            for (int64_t blk = 0; blk < nblocks; blk++) {
+                const int64_t lo = blk * GC_BLOCK, hi = GC_MIN(lo + GC_BLOCK, R);
+                #pragma omp simd reduction(+:acc)
+                for (int64_t r = lo; r < hi; r++) { acc += ({ const float v0 = b0[r]; (double)(expf(v0)*v0); }); }
+            }
+            b4[0] = (float)acc;
+        } else if (B == 1) {
+            #pragma omp parallel for schedule(static) if(A * R > GC_PAR_THRESHOLD)
+            for (int64_t a = 0; a < A; a++) {
+                double acc = 0;
+                #pragma omp simd reduction(+:acc)
+                for (int64_t r = 0; r < R; r++) { acc += ({ const float v0 = b0[a * R + r]; (double)(expf(v0)*v0); }); }
+                b4[a] = (float)acc;
+            }
+        } else {
+            /* Reduce over a middle axis: walk rows in order, 64 output columns at a time. */
+            const int64_t nblocks = (B + 63) / 64;
+            #pragma omp parallel for collapse(2) schedule(static) if(A * R * B > GC_PAR_THRESHOLD)
+            for (int64_t a = 0; a < A; a++) {
+                for (int64_t blk = 0; blk < nblocks; blk++) {
+                    const int64_t col0 = blk * 64, nb = GC_MIN(64, B - col0);
+                    double acc[64];
+                    for (int64_t j = 0; j < nb; j++) acc[j] = 0;
+                    for (int64_t r = 0; r < R; r++) {
+                        const int64_t base = (a * R + r) * B + col0;
+                        #pragma omp simd
+                        for (int64_t j = 0; j < nb; j++) { acc[j] += ({ const float v0 = b0[base + j]; (double)(expf(v0)*v0); }); }
+                    }
+                    for (int64_t j = 0; j < nb; j++) b4[a * B + col0 + j] = (float)acc[j];
+                }
+            }
+        }
+    }
     if (status) return status;
     return 0;
 }

@@ -115,307 +115,6 @@ static int gc_reserve(gc_ctx *ctx, size_t bytes) {
 void graphc_rt_dgemm(int trans_a, int trans_b, int64_t batch, int64_t M, int64_t N, int64_t K,
         double alpha, const double *A, int64_t lda, int64_t sa, const double *B, int64_t ldb, int64_t sb,
         double beta, double *C, int64_t ldc, int64_t sc);
-/* gemm Matmul{trans_a=False, trans_b=False} */
-static int gc_entry_k0(gc_ctx *ctx, const int64_t *dims, double *restrict b0, double *restrict b1, double *restrict b2) {
-    const int64_t d_batch = dims[0];
-    (void)d_batch;
-    int status = 0;
-    {
-        const int64_t M = d_batch, N = 2, K = 3, batch = 1;
-        if (M > 0 && N > 0) {
-            if (K == 0) {
-                memset(b2, 0, (size_t)(batch * M * N) * sizeof(double));
-            } else {
-                graphc_rt_dgemm(0, 0, batch, M, N, K, 1.0,
-                    b0, 3, (3*d_batch),
-                    b1, 2, 6, 0.0,
-                    b2, 2, (2*d_batch));
-            }
-        }
-
-    }
-    return status;
-}
-/* elemwise add */
-static int gc_entry_k1(gc_ctx *ctx, const int64_t *dims, double *restrict b0, double *restrict b1) {
-    const int64_t d_batch = dims[0];
-    (void)d_batch;
-    int status = 0;
-    {
-        const int64_t inner = 2;
-        const int64_t outer = d_batch;
-        #pragma omp parallel for schedule(static) if(outer * inner > GC_PAR_THRESHOLD)
-        for (int64_t o = 0; o < outer; o++) {
-            int64_t rem = o;
-            const int64_t c0 = rem;
-            const int64_t base0 = 0 + c0 * (2);
-            const int64_t base1 = 0 + c0 * (0);
-            #pragma omp simd
-            for (int64_t j = 0; j < inner; j++) {
-            const double v0 = b0[base0 + j * 1];
-            const double v1 = b1[base1 + j * 1];
-
-            b0[o * inner + j] = (double)(v0 + v1);
-
-            }
-        }
-
-    }
-    return status;
-}
-/* softmax_xent SoftmaxCrossEntropy */
-static int gc_entry_k2(gc_ctx *ctx, const int64_t *dims, double *restrict b0, int64_t *restrict b1, double *restrict b2) {
-    const int64_t d_batch = dims[0];
-    (void)d_batch;
-    int status = 0;
-    {
-        /* -log softmax(x)[y], one row per iteration, via log-sum-exp. */
-        const int64_t rows = d_batch, cols = 2;
-        int bad = 0;
-        #pragma omp parallel for schedule(static) if(rows * cols > GC_PAR_THRESHOLD)
-        for (int64_t r = 0; r < rows; r++) {
-            const double *in = b0 + r * cols;
-            const int64_t label = (int64_t)b1[r];
-            if (label < 0 || label >= cols) {
-                #pragma omp atomic write
-                bad = 1;
-                continue;
-            }
-            double m = -INFINITY;
-            for (int64_t j = 0; j < cols; j++) m = in[j] > m ? in[j] : m;
-            double s = 0;
-            for (int64_t j = 0; j < cols; j++) s += exp(in[j] - m);
-            b2[r] = log(s) - (in[label] - m);
-        }
-        if (bad) {
-            snprintf(ctx->error, sizeof ctx->error, "label out of range [0, %lld) in %s", (long long)cols, "SoftmaxCrossEntropy");
-            status = -1;
-        }
-
-    }
-    return status;
-}
-/* reduce Reduce{kind=sum, axes=(0,), keepdims=False} */
-static int gc_entry_k3(gc_ctx *ctx, const int64_t *dims, double *restrict b0, double *restrict b1) {
-    const int64_t d_batch = dims[0];
-    (void)d_batch;
-    int status = 0;
-    {
-        const int64_t A = 1, R = d_batch, B = 1;
-        if (1) {
-            double acc = 0;
-            /* blocks per thread, a simd loop in each (see elemwise.j2: not "parallel for simd") */
-            const int64_t nblocks = (R + GC_BLOCK - 1) / GC_BLOCK;
-            #pragma omp parallel for reduction(+:acc) schedule(static) if(R > GC_PAR_THRESHOLD)
-            for (int64_t blk = 0; blk < nblocks; blk++) {
-                const int64_t lo = blk * GC_BLOCK, hi = GC_MIN(lo + GC_BLOCK, R);
-                #pragma omp simd reduction(+:acc)
-                for (int64_t r = lo; r < hi; r++) { acc += (double)b0[r]; }
-            }
-            b1[0] = (double)acc;
-        } else if (0) {
-        } else {
-        }
-
-    }
-    return status;
-}
-/* fill DimValue{expr=batch} */
-static int gc_entry_k4(gc_ctx *ctx, const int64_t *dims, int64_t *restrict b0) {
-    const int64_t d_batch = dims[0];
-    (void)d_batch;
-    int status = 0;
-    {
-        const int64_t n = 1;
-        for (int64_t i = 0; i < n; i++) b0[i] = d_batch;
-
-    }
-    return status;
-}
-/* elemwise siblings(fused(cast_float64,true_div), fused(cast_float64,dtrue_div)) */
-static int gc_entry_k5(gc_ctx *ctx, const int64_t *dims, double *restrict b0, int64_t *restrict b1, double *restrict b2) {
-    const int64_t d_batch = dims[0];
-    (void)d_batch;
-    int status = 0;
-    {
-        {
-            const double v0 = b0[0];
-            const int64_t v1 = b1[0];
-            const __auto_type t0 = (1.0/(((double)(v1))));
-
-            b2[0] = (double)(v0*t0);
-            b0[0] = (double)(1.0*t0);
-
-        }
-
-    }
-    return status;
-}
-/* softmax Softmax */
-static int gc_entry_k6(gc_ctx *ctx, const int64_t *dims, double *restrict b0, double *restrict b1) {
-    const int64_t d_batch = dims[0];
-    (void)d_batch;
-    int status = 0;
-    {
-        const int64_t rows = d_batch, cols = 2;
-        #pragma omp parallel for schedule(static) if(rows * cols > GC_PAR_THRESHOLD)
-        for (int64_t r = 0; r < rows; r++) {
-            const double *in = b0 + r * cols;
-            double *out = b1 + r * cols;
-            double m = -INFINITY;
-            for (int64_t j = 0; j < cols; j++) m = in[j] > m ? in[j] : m;
-            double s = 0;
-            for (int64_t j = 0; j < cols; j++) s += exp(in[j] - m);
-            const double inv = (double)(1.0 / s);
-            for (int64_t j = 0; j < cols; j++) out[j] = exp(in[j] - m) * inv;
-        }
-
-    }
-    return status;
-}
-/* elemwise second */
-static int gc_entry_k7(gc_ctx *ctx, const int64_t *dims, double *restrict b0, double *restrict b1) {
-    const int64_t d_batch = dims[0];
-    (void)d_batch;
-    int status = 0;
-    {
-        const int64_t n = d_batch;
-        /* Threads take blocks, each an inner simd loop: gcc 12 runs the combined "parallel for
-           simd" as scalar code (4x slower on one thread, measured). A small size skips the
-           parallel region altogether: even with its if() false, entering one allocates and frees
-           an OpenMP team (~1000 instructions, most of a small call's time). */
-        if (n > GC_PAR_THRESHOLD) {
-        const int64_t nblocks = (n + GC_BLOCK - 1) / GC_BLOCK;
-        #pragma omp parallel for schedule(static)
-        for (int64_t blk = 0; blk < nblocks; blk++) {
-            const int64_t lo = blk * GC_BLOCK, hi = GC_MIN(lo + GC_BLOCK, n);
-            #pragma omp simd
-            for (int64_t i = lo; i < hi; i++) {
-            const double v0 = b0[i * 0];
-
-            b1[i] = (double)(v0);
-
-            }
-        }
-        } else {
-        #pragma omp simd
-        for (int64_t i = 0; i < n; i++) {
-            const double v0 = b0[i * 0];
-
-            b1[i] = (double)(v0);
-
-        }
-        }
-
-    }
-    return status;
-}
-/* softmax_xent SoftmaxCrossEntropyGrad */
-static int gc_entry_k8(gc_ctx *ctx, const int64_t *dims, double *restrict b0, int64_t *restrict b1, double *restrict b2, double *restrict b3) {
-    const int64_t d_batch = dims[0];
-    (void)d_batch;
-    int status = 0;
-    {
-        /* (softmax(x) - onehot(y)) * g, one row per iteration, via log-sum-exp. */
-        const int64_t rows = d_batch, cols = 2;
-        int bad = 0;
-        #pragma omp parallel for schedule(static) if(rows * cols > GC_PAR_THRESHOLD)
-        for (int64_t r = 0; r < rows; r++) {
-            const double *in = b0 + r * cols;
-            const int64_t label = (int64_t)b1[r];
-            if (label < 0 || label >= cols) {
-                #pragma omp atomic write
-                bad = 1;
-                continue;
-            }
-            double m = -INFINITY;
-            for (int64_t j = 0; j < cols; j++) m = in[j] > m ? in[j] : m;
-            double s = 0;
-            for (int64_t j = 0; j < cols; j++) s += exp(in[j] - m);
-            const double g = b2[r], scale = g / s;
-            double *out = b3 + r * cols;
-            for (int64_t j = 0; j < cols; j++) out[j] = exp(in[j] - m) * scale;
-            out[label] -= g;
-        }
-        if (bad) {
-            snprintf(ctx->error, sizeof ctx->error, "label out of range [0, %lld) in %s", (long long)cols, "SoftmaxCrossEntropyGrad");
-            status = -1;
-        }
-
-    }
-    return status;
-}
-/* gemm GemmUpdate{trans_a=True, trans_b=False, alpha=-0.1} */
-static int gc_entry_k9(gc_ctx *ctx, const int64_t *dims, double *restrict b0, double *restrict b1, double *restrict b2) {
-    const int64_t d_batch = dims[0];
-    (void)d_batch;
-    int status = 0;
-    {
-        const int64_t M = 3, N = 2, K = d_batch, batch = 1;
-        if (M > 0 && N > 0) {
-            if (K == 0) {
-                (void)0;  /* C += alpha * (nothing) */
-            } else {
-                graphc_rt_dgemm(1, 0, batch, M, N, K, -0.1,
-                    b0, 3, (3*d_batch),
-                    b1, 2, (2*d_batch), 1.0,
-                    b2, 2, 6);
-            }
-        }
-
-    }
-    return status;
-}
-/* reduce Reduce{kind=sum, axes=(0,), keepdims=True} */
-static int gc_entry_k10(gc_ctx *ctx, const int64_t *dims, double *restrict b0, double *restrict b1) {
-    const int64_t d_batch = dims[0];
-    (void)d_batch;
-    int status = 0;
-    {
-        const int64_t A = 1, R = d_batch, B = 2;
-        if (0) {
-        } else if (0) {
-        } else {
-            /* Reduce over a middle axis: walk rows in order, 64 output columns at a time. */
-            const int64_t nblocks = (B + 63) / 64;
-            #pragma omp parallel for collapse(2) schedule(static) if(A * R * B > GC_PAR_THRESHOLD)
-            for (int64_t a = 0; a < A; a++) {
-                for (int64_t blk = 0; blk < nblocks; blk++) {
-                    const int64_t col0 = blk * 64, nb = GC_MIN(64, B - col0);
-                    double acc[64];
-                    for (int64_t j = 0; j < nb; j++) acc[j] = 0;
-                    for (int64_t r = 0; r < R; r++) {
-                        const int64_t base = (a * R + r) * B + col0;
-                        #pragma omp simd
-                        for (int64_t j = 0; j < nb; j++) { acc[j] += (double)b0[base + j]; }
-                    }
-                    for (int64_t j = 0; j < nb; j++) b1[a * B + col0 + j] = (double)acc[j];
-                }
-            }
-        }
-
-    }
-    return status;
-}
-/* elemwise fused(mul,sub) */
-static int gc_entry_k11(gc_ctx *ctx, const int64_t *dims, double *restrict b0, double *restrict b1) {
-    const int64_t d_batch = dims[0];
-    (void)d_batch;
-    int status = 0;
-    {
-        const int64_t n = 2;
-        #pragma omp simd
-        for (int64_t i = 0; i < n; i++) {
-            const double v0 = b0[i * 1];
-            const double v1 = b1[i * 1];
-
-            b0[i] = (double)(v0 - 0.1*v1);
-
-        }
-
-    }
-    return status;
-}
 
 /* Entry points for graphc's in-process loader (cffi). */
 /* The runtime library's thread choice (_thread_choice.j2): how many OpenMP threads this call uses. */
@@ -456,40 +155,233 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
     double *restrict b16 = (double *)(ctx->ws + gc_ws2);  /* temp v_6 */
     int status = 0;
     /* k0: gemm Matmul{trans_a=False, trans_b=False} */
-    status = gc_entry_k0(ctx, dims, b0, b2, b8);
+    {
+        const int64_t M = d_batch, N = 2, K = 3, batch = 1;
+        if (M > 0 && N > 0) {
+            if (K == 0) {
+                memset(b8, 0, (size_t)(batch * M * N) * sizeof(double));
+            } else {
+                graphc_rt_dgemm(0, 0, batch, M, N, K, 1.0,
+                    b0, 3, (3*d_batch),
+                    b2, 2, 6, 0.0,
+                    b8, 2, (2*d_batch));
+            }
+        }
+    }
     if (status) return status;
     /* k1: elemwise add */
-    status = gc_entry_k1(ctx, dims, b8, b3);
+    {
+        const int64_t inner = 2;
+        const int64_t outer = d_batch;
+        #pragma omp parallel for schedule(static) if(outer * inner > GC_PAR_THRESHOLD)
+        for (int64_t o = 0; o < outer; o++) {
+            int64_t rem = o;
+            const int64_t c0 = rem;
+            const int64_t base0 = 0 + c0 * (2);
+            const int64_t base1 = 0 + c0 * (0);
+            #pragma omp simd
+            for (int64_t j = 0; j < inner; j++) {
+            const double v0 = b8[base0 + j * 1];
+            const double v1 = b3[base1 + j * 1];
+
+            b8[o * inner + j] = (double)(v0 + v1);
+
+            }
+        }
+    }
     if (status) return status;
     /* k2: softmax_xent SoftmaxCrossEntropy */
-    status = gc_entry_k2(ctx, dims, b8, b1, b10);
+    {
+        /* -log softmax(x)[y], one row per iteration, via log-sum-exp. */
+        const int64_t rows = d_batch, cols = 2;
+        int bad = 0;
+        #pragma omp parallel for schedule(static) if(rows * cols > GC_PAR_THRESHOLD)
+        for (int64_t r = 0; r < rows; r++) {
+            const double *in = b8 + r * cols;
+            const int64_t label = (int64_t)b1[r];
+            if (label < 0 || label >= cols) {
+                #pragma omp atomic write
+                bad = 1;
+                continue;
+            }
+            double m = -INFINITY;
+            for (int64_t j = 0; j < cols; j++) m = in[j] > m ? in[j] : m;
+            double s = 0;
+            for (int64_t j = 0; j < cols; j++) s += exp(in[j] - m);
+            b10[r] = log(s) - (in[label] - m);
+        }
+        if (bad) {
+            snprintf(ctx->error, sizeof ctx->error, "label out of range [0, %lld) in %s", (long long)cols, "SoftmaxCrossEntropy");
+            status = -1;
+        }
+    }
     if (status) return status;
     /* k3: reduce Reduce{kind=sum, axes=(0,), keepdims=False} */
-    status = gc_entry_k3(ctx, dims, b10, b11);
+    {
+        const int64_t A = 1, R = d_batch, B = 1;
+        if (1) {
+            double acc = 0;
+            /* blocks per thread, a simd loop in each (see elemwise.j2: not "parallel for simd") */
+            const int64_t nblocks = (R + GC_BLOCK - 1) / GC_BLOCK;
+            #pragma omp parallel for reduction(+:acc) schedule(static) if(R > GC_PAR_THRESHOLD)
+            for (int64_t blk = 0; blk < nblocks; blk++) {
+                const int64_t lo = blk * GC_BLOCK, hi = GC_MIN(lo + GC_BLOCK, R);
+                #pragma omp simd reduction(+:acc)
+                for (int64_t r = lo; r < hi; r++) { acc += (double)b10[r]; }
+            }
+            b11[0] = (double)acc;
+        } else if (0) {
+        } else {
+        }
+    }
     if (status) return status;
     /* k4: fill DimValue{expr=batch} */
-    status = gc_entry_k4(ctx, dims, b12);
+    {
+        const int64_t n = 1;
+        for (int64_t i = 0; i < n; i++) b12[i] = d_batch;
+    }
     if (status) return status;
     /* k5: elemwise siblings(fused(cast_float64,true_div), fused(cast_float64,dtrue_div)) */
-    status = gc_entry_k5(ctx, dims, b11, b12, b4);
+    {
+        {
+            const double v0 = b11[0];
+            const int64_t v1 = b12[0];
+            const __auto_type t0 = (1.0/(((double)(v1))));
+
+            b4[0] = (double)(v0*t0);
+            b11[0] = (double)(1.0*t0);
+
+        }
+    }
     if (status) return status;
     /* k6: softmax Softmax */
-    status = gc_entry_k6(ctx, dims, b8, b5);
+    {
+        const int64_t rows = d_batch, cols = 2;
+        #pragma omp parallel for schedule(static) if(rows * cols > GC_PAR_THRESHOLD)
+        for (int64_t r = 0; r < rows; r++) {
+            const double *in = b8 + r * cols;
+            double *out = b5 + r * cols;
+            double m = -INFINITY;
+            for (int64_t j = 0; j < cols; j++) m = in[j] > m ? in[j] : m;
+            double s = 0;
+            for (int64_t j = 0; j < cols; j++) s += exp(in[j] - m);
+            const double inv = (double)(1.0 / s);
+            for (int64_t j = 0; j < cols; j++) out[j] = exp(in[j] - m) * inv;
+        }
+    }
     if (status) return status;
     /* k7: elemwise second */
-    status = gc_entry_k7(ctx, dims, b11, b14);
+    {
+        const int64_t n = d_batch;
+        /* Threads take blocks, each an inner simd loop: gcc 12 runs the combined "parallel for
+           simd" as scalar code (4x slower on one thread, measured). A small size skips the
+           parallel region altogether: even with its if() false, entering one allocates and frees
+           an OpenMP team (~1000 instructions, most of a small call's time). */
+        if (n > GC_PAR_THRESHOLD) {
+        const int64_t nblocks = (n + GC_BLOCK - 1) / GC_BLOCK;
+        #pragma omp parallel for schedule(static)
+        for (int64_t blk = 0; blk < nblocks; blk++) {
+            const int64_t lo = blk * GC_BLOCK, hi = GC_MIN(lo + GC_BLOCK, n);
+            #pragma omp simd
+            for (int64_t i = lo; i < hi; i++) {
+            const double v0 = b11[i * 0];
+
+            b14[i] = (double)(v0);
+
+            }
+        }
+        } else {
+        #pragma omp simd
+        for (int64_t i = 0; i < n; i++) {
+            const double v0 = b11[i * 0];
+
+            b14[i] = (double)(v0);
+
+        }
+        }
+    }
     if (status) return status;
     /* k8: softmax_xent SoftmaxCrossEntropyGrad */
-    status = gc_entry_k8(ctx, dims, b8, b1, b14, b15);
+    {
+        /* (softmax(x) - onehot(y)) * g, one row per iteration, via log-sum-exp. */
+        const int64_t rows = d_batch, cols = 2;
+        int bad = 0;
+        #pragma omp parallel for schedule(static) if(rows * cols > GC_PAR_THRESHOLD)
+        for (int64_t r = 0; r < rows; r++) {
+            const double *in = b8 + r * cols;
+            const int64_t label = (int64_t)b1[r];
+            if (label < 0 || label >= cols) {
+                #pragma omp atomic write
+                bad = 1;
+                continue;
+            }
+            double m = -INFINITY;
+            for (int64_t j = 0; j < cols; j++) m = in[j] > m ? in[j] : m;
+            double s = 0;
+            for (int64_t j = 0; j < cols; j++) s += exp(in[j] - m);
+            const double g = b14[r], scale = g / s;
+            double *out = b15 + r * cols;
+            for (int64_t j = 0; j < cols; j++) out[j] = exp(in[j] - m) * scale;
+            out[label] -= g;
+        }
+        if (bad) {
+            snprintf(ctx->error, sizeof ctx->error, "label out of range [0, %lld) in %s", (long long)cols, "SoftmaxCrossEntropyGrad");
+            status = -1;
+        }
+    }
     if (status) return status;
     /* k9: gemm GemmUpdate{trans_a=True, trans_b=False, alpha=-0.1} */
-    status = gc_entry_k9(ctx, dims, b0, b15, b2);
+    {
+        const int64_t M = 3, N = 2, K = d_batch, batch = 1;
+        if (M > 0 && N > 0) {
+            if (K == 0) {
+                (void)0;  /* C += alpha * (nothing) */
+            } else {
+                graphc_rt_dgemm(1, 0, batch, M, N, K, -0.1,
+                    b0, 3, (3*d_batch),
+                    b15, 2, (2*d_batch), 1.0,
+                    b2, 2, 6);
+            }
+        }
+    }
     if (status) return status;
     /* k10: reduce Reduce{kind=sum, axes=(0,), keepdims=True} */
-    status = gc_entry_k10(ctx, dims, b15, b16);
+    {
+        const int64_t A = 1, R = d_batch, B = 2;
+        if (0) {
+        } else if (0) {
+        } else {
+            /* Reduce over a middle axis: walk rows in order, 64 output columns at a time. */
+            const int64_t nblocks = (B + 63) / 64;
+            #pragma omp parallel for collapse(2) schedule(static) if(A * R * B > GC_PAR_THRESHOLD)
+            for (int64_t a = 0; a < A; a++) {
+                for (int64_t blk = 0; blk < nblocks; blk++) {
+                    const int64_t col0 = blk * 64, nb = GC_MIN(64, B - col0);
+                    double acc[64];
+                    for (int64_t j = 0; j < nb; j++) acc[j] = 0;
+                    for (int64_t r = 0; r < R; r++) {
+                        const int64_t base = (a * R + r) * B + col0;
+                        #pragma omp simd
+                        for (int64_t j = 0; j < nb; j++) { acc[j] += (double)b15[base + j]; }
+                    }
+                    for (int64_t j = 0; j < nb; j++) b16[a * B + col0 + j] = (double)acc[j];
+                }
+            }
+        }
+    }
     if (status) return status;
     /* k11: elemwise fused(mul,sub) */
-    status = gc_entry_k11(ctx, dims, b3, b16);
+    {
+        const int64_t n = 2;
+        #pragma omp simd
+        for (int64_t i = 0; i < n; i++) {
+            const double v0 = b3[i * 1];
+            const double v1 = b16[i * 1];
+
+            b3[i] = (double)(v0 - 0.1*v1);
+
+        }
+    }
     if (status) return status;
     return 0;
 }
