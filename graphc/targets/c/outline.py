@@ -1,6 +1,6 @@
 """Kernels as C functions, each distinct one compiled once (issue 16: cold compile time).
 
-A CNN repeats its layers: ResNet-20's step has 593 kernels but 118 distinct ones (the same batch
+A CNN repeats its layers: ResNet-20's step has 593 kernels but 111 distinct bodies (the same batch
 norm sums, the same 3x3 convs of a stage, the same fused elementwise bodies), and gcc compiled every
 copy inline. Here each kernel's template is rendered once with its buffers numbered by first use
 (b0, b1, ... as parameters), the text is the function's identity, and every kernel with the same
