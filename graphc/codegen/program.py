@@ -145,6 +145,13 @@ class Program:
     # offset is the one before plus that slot's size, which a renderer may print as such.
     workspace_slots: list = field(default_factory=list)
 
+    @property
+    def graph_naive_bytes(self):
+        """Bytes of every intermediate of the graph as the user wrote it (codegen/plan.py), or
+        None where no graph was noted."""
+        lazy = getattr(self, "graph_naive", None)
+        return lazy() if lazy is not None else None
+
     def describe(self):
         lines = ["dims: " + (", ".join(str(s) for s in self.dim_symbols) or "(none)"), "buffers:"]
         for b in self.buffers:
@@ -153,7 +160,7 @@ class Program:
             lines.append(f"  b{b.id:<3} {b.role:<6} {b.dtype}[{', '.join(map(str, b.shape))}] "
                          f"{b.nbytes} bytes @ {where}  {b.name}")
         lines.append(f"workspace: {self.workspace_bytes} bytes")
-        lines.extend(self.plan_notes)
+        lines.extend(map(str, self.plan_notes))
         lines.append("kernels:")
         for k, kern in enumerate(self.kernels):
             ins = ", ".join(repr(b) for b in kern.inputs)

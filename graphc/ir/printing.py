@@ -5,8 +5,17 @@ from .graph import toposort as _toposort
 from .types import dim_str
 
 
-def graph_text(fgraph):
+def graph_text(fgraph, op_texts=None):
+    """`op_texts`: {id(op): (op, text)} shared by the calls of one optimization, which print the
+    same ops after every pass (an op's text prints its scalar expressions with sympy)."""
     names = {}
+    op_texts = {} if op_texts is None else op_texts
+
+    def op_text(op):
+        known = op_texts.get(id(op))
+        if known is None or known[0] is not op:
+            known = op_texts[id(op)] = (op, str(op))  # (the op is held: its id stays its own)
+        return known[1]
 
     def name(v):
         if v in names:
@@ -29,7 +38,7 @@ def graph_text(fgraph):
             outs.append(names[o])
         args = ", ".join(name(i) for i in node.inputs)
         types = ", ".join(_t(fgraph, o) for o in node.outputs)
-        lines.append(f"{', '.join(outs)} = {node.op}({args}) : {types}")
+        lines.append(f"{', '.join(outs)} = {op_text(node.op)}({args}) : {types}")
     n = fgraph.n_user_outputs
     for k, o in enumerate(fgraph.outputs):
         if k < n:

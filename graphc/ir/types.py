@@ -86,6 +86,31 @@ class FitsCheck(sympy.Min):
         return obj
 
 
+def _kept(cls, args, pick):
+    args = tuple(sympy.sympify(a) for a in args)
+    if all(a.is_Number for a in args):
+        return pick(args)
+    obj = sympy.Expr.__new__(cls, *args)
+    obj._argset = frozenset(args)
+    return obj
+
+
+class KeptMin(sympy.Min):
+    """Min of dims as written, its arguments in their order: sympy's Min compares every pair
+    through the assumptions (~80 ms for a conv's chunk count on a pooled size, again on every
+    expand or substitution). For sizes whose arguments need no folding; numbers still fold."""
+
+    def __new__(cls, *args, **kwargs):
+        return _kept(cls, args, min)
+
+
+class KeptMax(sympy.Max):
+    """Max of dims as written (see KeptMin)."""
+
+    def __new__(cls, *args, **kwargs):
+        return _kept(cls, args, max)
+
+
 # Dim expressions are immutable and recur (each layer's sizes in the forward graph, its gradient,
 # every pass, the memory plan): expanding one costs ~1 ms, a second look-up ~1 us.
 @functools.lru_cache(maxsize=16384)

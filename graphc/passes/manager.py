@@ -65,7 +65,8 @@ def optimize(fgraph, level="O3", enabled=True):
     from ..config import config
     from ..ir.printing import graph_dot, graph_text
     dots = [] if config.dump_dir else None  # DOT only when dumping: it costs compile time
-    log = [PassRecord("input", 0.0, graph_text(fgraph), False)]
+    op_texts = {}  # each op printed once for the whole log
+    log = [PassRecord("input", 0.0, graph_text(fgraph, op_texts), False)]
     if dots is not None:
         dots.append(graph_dot(fgraph))
     if not enabled:
@@ -78,13 +79,15 @@ def optimize(fgraph, level="O3", enabled=True):
     if any(n.op.inner_graph_props for n in fgraph.nodes):
         t = time.perf_counter()
         changed = run.inner_graphs(fgraph)
-        log.append(PassRecord("inner_graphs", time.perf_counter() - t, graph_text(fgraph), changed))
+        log.append(PassRecord("inner_graphs", time.perf_counter() - t, graph_text(fgraph, op_texts), changed))
         if dots is not None:
             dots.append(graph_dot(fgraph))
     for name in names:
         t = time.perf_counter()
         fgraph, changed = run.one(name, fgraph)
-        log.append(PassRecord(name, time.perf_counter() - t, graph_text(fgraph), changed))
+        # (a pass that changed nothing leaves the text as it was)
+        text = graph_text(fgraph, op_texts) if changed else log[-1].text
+        log.append(PassRecord(name, time.perf_counter() - t, text, changed))
         if dots is not None:
             dots.append(graph_dot(fgraph))
     fgraph.pass_dots = dots

@@ -18,6 +18,7 @@ from .cprinter import C_TYPES, ScalarPrinter, int_to_c, scalars_to_c
 from .cache_trust import check_file, private_dir
 from .size_bound import size_checks
 from .jinja_env import C_FILTER_NAMES, SHIPPED_DIR_NAME, make_environment
+from .outline import first_use_costs, outline_kernels
 from .templates_dir import templates_root
 
 
@@ -132,7 +133,7 @@ def uses_packed_gemm(kernels):
 
 
 def render_program(program, name, blas_prefix, wrapper="jit_wrapper", entry_prefix="gc_entry_",
-                   extra=None):
+                   extra=None, outlined=None):
     """The whole program as one C source (one function runs every kernel inline). `extra`: more
     template context, e.g. profile=True and profile_kernels=n for the profiling build (timers
     around each kernel: targets/c/profiling.py)."""
@@ -140,14 +141,24 @@ def render_program(program, name, blas_prefix, wrapper="jit_wrapper", entry_pref
     chain, offset_names = offset_chain(program)
     externals = [_BufView(b) for b in program.externals]
     temps = [_BufView(b, offset_names) for b in program.buffers if b.role == "temp" and b.id in used]
+    context = _blas_context(program.kernels)
+    functions, calls = outlined or _outline(program, entry_prefix, context)
+    for f in functions:
+        f.linkage = "static"
     template = environment().get_template("c/program.c.j2")
     return template.render(
         name=name, prefix=entry_prefix, wrapper=wrapper,
         dim_names=[s.name for s in program.dim_symbols],
         workspace_bytes=int_to_c(program.workspace_bytes),
         seq_buffers=externals + temps, seq_kernels=list(enumerate(program.kernels)), ws_chain=chain,
-        size_checks=size_checks(program, program.kernels),
-        blas_prefix=blas_prefix, **_blas_context(program.kernels), **(extra or {}))
+        size_checks=size_checks(program, program.kernels), kernel_fns=functions, kernel_calls=calls,
+        blas_prefix=blas_prefix, **context, **(extra or {}))
+
+
+def _outline(program, prefix, context):
+    """The program's kernels as functions, each distinct body once (outline.py)."""
+    return outline_kernels(environment(), program.kernels, prefix,
+                           {"reduce_helpers": context["reduce_helpers"]})
 
 
 # Relative cost of compiling one kernel of each kind with gcc -O3, measured on the MLP train
@@ -168,11 +179,13 @@ def kernel_compile_cost(kernel):
     return _COMPILE_COST.get(kernel.kind, 6)
 
 
-def plan_segments(program, max_units, cost=kernel_compile_cost, min_unit_cost=MIN_UNIT_COST):
+def plan_segments(program, max_units, cost=kernel_compile_cost, min_unit_cost=MIN_UNIT_COST,
+                  costs=None):
     """Split the kernel list into contiguous segments of about equal compile cost, one per
     translation unit; one segment when splitting would not pay. Returns index ranges. (Another
-    toolchain passes its own `cost` of a kernel and `min_unit_cost` of a unit.)"""
-    costs = [cost(k) for k in program.kernels]
+    toolchain passes its own `cost` of a kernel and `min_unit_cost` of a unit; `costs`, when
+    given, is each kernel's cost already.)"""
+    costs = costs if costs is not None else [cost(k) for k in program.kernels]
     total = sum(costs)
     n = max(1, min(max_units, total // min_unit_cost, len(costs)))
     segments, start, done = [], 0, 0
@@ -192,9 +205,15 @@ def plan_segments(program, max_units, cost=kernel_compile_cost, min_unit_cost=MI
 def render_units(program, name, blas_prefix, max_units):
     """The program as a list of C sources (translation units compiled in parallel and linked into
     one library): contiguous segments of the kernels, one function each."""
-    segments = plan_segments(program, max_units)
+    functions, calls = _outline(program, "gc_entry_", _blas_context(program.kernels))
+    segments = plan_segments(program, max_units,
+                             costs=first_use_costs(program.kernels, calls, kernel_compile_cost))
     if len(segments) == 1:
-        return [render_program(program, name, blas_prefix)]
+        return [render_program(program, name, blas_prefix, outlined=(functions, calls))]
+    unit_of = {ki: u for u, seg in enumerate(segments) for ki in seg}
+    for f in functions:  # defined where first called; hidden, not static, if another unit calls it
+        f.unit = unit_of[f.uses[0]]
+        f.linkage = "static" if all(unit_of[ki] == f.unit for ki in f.uses) else "hidden"
     chain, offset_names = offset_chain(program)
     views = {b.id: _BufView(b, offset_names) for b in program.buffers}
     template = environment().get_template("c/program_unit.c.j2")
@@ -209,5 +228,7 @@ def render_units(program, name, blas_prefix, max_units):
             size_checks=size_checks(program, kernels),
             dim_names=[s.name for s in program.dim_symbols],
             workspace_bytes=int_to_c(program.workspace_bytes),
+            kernel_fns=[f for f in functions if f.unit == u or any(unit_of[ki] == u for ki in f.uses)],
+            kernel_calls={ki: calls[ki] for ki in seg if ki in calls},
             blas_prefix=blas_prefix, **_blas_context(kernels)))
     return sources
