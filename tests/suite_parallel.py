@@ -1,5 +1,5 @@
 """How the suite runs in parallel (pytest-xdist; pyproject's addopts give `-n auto --dist
-loadgroup`, so README's `python -m pytest -q` runs one worker process per CPU). A pytest plugin,
+worksteal`, so README's `python -m pytest -q` runs one worker process per CPU). A pytest plugin,
 loaded by conftest.py (`pytest_plugins`):
 
 - One directory per run (GRAPHC_TEST_SESSION_DIR), made by the first process (xdist's controller,
@@ -11,6 +11,8 @@ loaded by conftest.py (`pytest_plugins`):
 - `@pytest.mark.alone`: the test runs while no other test of the run does (it measures wall time
   or the machine's load). Every test holds a shared lock on the run's lock file and an `alone`
   test an exclusive one; a turnstile lets a waiting `alone` test in before tests that came later.
+  (Not xdist_group: grouping needs `--dist loadgroup`, and in xdist 3.8 a loadgroup run hangs
+  after a worker crashes, where CI would wait out its 90 minutes for a segfaulting test.)
 - `--shuffle SEED` (an integer, or `random`): test files in a shuffled order and the tests of
   each file shuffled, to flush out tests that depend on what ran before them (each file's tests
   stay together, so module fixtures are still built once). Every worker shuffles alike.
@@ -58,7 +60,6 @@ def pytest_addoption(parser, pluginmanager):
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "alone: run while no other test of the run does (measures time or load)")
-    config.addinivalue_line("markers", "xdist_group(name): run on the same worker as its group")
     seed = config.getoption("--shuffle")
     if seed == "random":
         seed = os.environ.setdefault(SHUFFLE_ENV, str(random.SystemRandom().randrange(10 ** 6)))
