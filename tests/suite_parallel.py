@@ -2,9 +2,9 @@
 worksteal`, so README's `python -m pytest -q` runs one worker process per CPU). A pytest plugin,
 loaded by conftest.py (`pytest_plugins`):
 
-- One directory per run (GRAPHC_TEST_SESSION_DIR), made by the first process (xdist's controller,
-  or the only process of a serial run) and inherited by every worker through the environment: it
-  holds the run's build cache (GRAPHC_CACHE_DIR, unless one is given), so a library one worker
+- One directory per run (GRAPHC_TEST_SESSION_DIR), made by xdist's controller (or the only
+  process of a serial run) and inherited by its workers through the environment: it holds the
+  run's build cache (GRAPHC_CACHE_DIR, unless one is given), so a library one worker
   built is a cache hit in the others (the cache is content-addressed and takes a file lock per
   key: two workers building the same graph at once build it once), and the locks below. The
   process that made it removes it when the run ends.
@@ -37,13 +37,21 @@ _made_here = None  # the session directory, when this process made it (and so re
 
 
 def start_session():
-    """Called by conftest.py before graphc reads its settings: the run's directory and its build
-    cache (a cache given in GRAPHC_CACHE_DIR is used as it is)."""
-    global _made_here
-    if not os.path.isdir(os.environ.get(SESSION_ENV, "")):
-        os.environ[SESSION_ENV] = _made_here = tempfile.mkdtemp(prefix="graphc-test-session-")
-    os.environ.setdefault("GRAPHC_CACHE_DIR", os.path.join(os.environ[SESSION_ENV], "cache"))
+    """Called by conftest.py before graphc reads its settings: the run's build cache. A worker
+    inherits its controller's; a cache given in GRAPHC_CACHE_DIR is used as it is."""
+    if "GRAPHC_CACHE_DIR" not in os.environ:
+        os.environ["GRAPHC_CACHE_DIR"] = os.path.join(_own_session_dir(), "cache")
     return os.environ["GRAPHC_CACHE_DIR"]
+
+
+def _own_session_dir():
+    """The run's directory, made by this process (a controller, or a serial run) for itself and
+    its workers. Never one inherited from the environment: a pytest run that a test starts is a
+    run of its own and must not take the outer run's locks."""
+    global _made_here
+    if _made_here is None:
+        _made_here = os.environ[SESSION_ENV] = tempfile.mkdtemp(prefix="graphc-test-session-")
+    return _made_here
 
 
 def pytest_addoption(parser, pluginmanager):
@@ -68,8 +76,10 @@ def pytest_configure(config):
             config._graphc_shuffle_seed = int(seed)
         except ValueError:
             raise pytest.UsageError(f"--shuffle takes an integer or 'random', not {seed!r}")
-    if hasattr(config, "workerinput"):  # an xdist worker
+    if hasattr(config, "workerinput"):  # an xdist worker: its controller made the directory
         config._graphc_locks = _RunLocks(os.environ[SESSION_ENV])
+    else:
+        _own_session_dir()
 
 
 def pytest_unconfigure(config):
