@@ -16,6 +16,9 @@ loaded by conftest.py (`pytest_plugins`):
 - `--shuffle SEED` (an integer, or `random`): test files in a shuffled order and the tests of
   each file shuffled, to flush out tests that depend on what ran before them (each file's tests
   stay together, so module fixtures are still built once). Every worker shuffles alike.
+- `--cpu-report PATH`: each process writes the CPU seconds of every test (its own and its
+  children's, gcc included: a measure the machine's load does not inflate the way it does wall
+  time) to PATH.<worker>.jsonl, and the run ends with the files that took the most.
 - Without pytest-xdist (not installed, or `-p no:xdist`) pyproject's `-n`/`--dist` are accepted
   and ignored: the suite runs in one process, `alone` tests included, as before.
 
@@ -23,8 +26,12 @@ conftest.py imports this module before pytest loads it as a plugin; it has no as
 (PYTEST_DONT_REWRITE, which also keeps pytest from warning about that import).
 """
 import fcntl
+import glob
+import json
 import os
 import random
+import resource
+import time
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -58,6 +65,9 @@ def pytest_addoption(parser, pluginmanager):
     parser.addoption("--shuffle", metavar="SEED", default=None,
                      help="run test files, and the tests in each, in an order shuffled by SEED "
                           "(an integer, or 'random')")
+    parser.addoption("--cpu-report", metavar="PATH", default=None,
+                     help="write each test's CPU seconds (with its subprocesses') to "
+                          "PATH.<worker>.jsonl and summarize them by file at the end")
     if not pluginmanager.has_plugin("xdist"):
         # pyproject's addopts name xdist's options: accepted, and the run is serial.
         group = parser.getgroup("xdist", "pytest-xdist is not active: these are ignored")
@@ -124,11 +134,40 @@ def pytest_collection_modifyitems(session, config, items):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     locks = getattr(item.config, "_graphc_locks", None)
+    report = item.config.getoption("--cpu-report")
+    cpu0, wall0 = _cpu_seconds(), time.monotonic()
     if locks is None:
         yield
+    else:
+        with locks.held(alone=item.get_closest_marker("alone") is not None):
+            yield
+    if report:
+        worker = getattr(item.config, "workerinput", {}).get("workerid", "main")
+        with open(f"{report}.{worker}.jsonl", "a") as fh:
+            fh.write(json.dumps({"test": item.nodeid, "cpu": round(_cpu_seconds() - cpu0, 3),
+                                 "wall": round(time.monotonic() - wall0, 3)}) + "\n")
+
+
+def _cpu_seconds():
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    report = config.getoption("--cpu-report")
+    if not report or hasattr(config, "workerinput"):
         return
-    with locks.held(alone=item.get_closest_marker("alone") is not None):
-        yield
+    by_file, total, wall = {}, 0.0, 0.0
+    for path in glob.glob(glob.escape(report) + ".*.jsonl"):
+        for line in open(path):
+            row = json.loads(line)
+            name = row["test"].split("::")[0]
+            by_file[name] = by_file.get(name, 0.0) + row["cpu"]
+            total, wall = total + row["cpu"], wall + row["wall"]
+    terminalreporter.write_sep("=", f"CPU seconds by test file: {total:.0f} s in all "
+                                    f"(tests' wall seconds summed: {wall:.0f} s)")
+    for name, cpu in sorted(by_file.items(), key=lambda kv: -kv[1])[:15]:
+        terminalreporter.write_line(f"{cpu:8.1f} s  {name}")
 
 
 class _RunLocks:
