@@ -154,6 +154,9 @@ def _cpu_seconds():
 
 
 def pytest_terminal_summary(terminalreporter, config):
+    seed = getattr(config, "_graphc_shuffle_seed", None)
+    if seed is not None and not hasattr(config, "workerinput"):  # -q hides the header
+        terminalreporter.write_line(f"tests shuffled: rerun the order with --shuffle {seed}")
     report = config.getoption("--cpu-report")
     if not report or hasattr(config, "workerinput"):
         return
