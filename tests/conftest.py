@@ -1,18 +1,20 @@
 import os
-import tempfile
 
 import pytest
 
-# Every test session builds into its own cache unless one is given, so tests see cold compiles
-# where they mean to and never a stale library from another checkout.
-if "GRAPHC_CACHE_DIR" not in os.environ:
-    os.environ["GRAPHC_CACHE_DIR"] = tempfile.mkdtemp(prefix="graphc-test-cache-")
-    import graphc
-    graphc.config.cache_dir = os.environ["GRAPHC_CACHE_DIR"]
+from suite_parallel import start_session
+
+# Parallel runs (pytest-xdist), the run's directory and --shuffle: tests/suite_parallel.py.
+pytest_plugins = ["suite_parallel"]
+
+# Every test run builds into its own cache unless one is given, so tests see cold compiles where
+# they mean to and never a stale library from another checkout; its workers share it.
+os.environ["GRAPHC_CACHE_DIR"] = start_session()
 os.environ["GRAPHC_CHECK_PLANS"] = "1"  # subprocesses too
 os.environ["GRAPHC_VERIFY_GRAPHS"] = "1"  # the graph verifier between passes
 import graphc  # noqa: E402
 from graphc.targets import available_targets  # noqa: E402
+graphc.config.cache_dir = os.environ["GRAPHC_CACHE_DIR"]
 graphc.config.check_plans = True
 graphc.config.verify_graphs = True
 

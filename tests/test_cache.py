@@ -107,6 +107,7 @@ def fresh_process(tmp_path_factory):
     return cache_dir, here, children
 
 
+@pytest.mark.alone  # fresh_process times a warm compile in wall seconds
 def test_cache_hit_in_a_fresh_process(fresh_process):
     cache_dir, here, (child, again) = fresh_process
     assert again["hit"] is True and again["lib"] == child["lib"]
@@ -126,6 +127,7 @@ def test_cache_hit_in_a_fresh_process(fresh_process):
     assert costs[1] < costs[0]
 
 
+@pytest.mark.alone  # fresh_process times a warm compile in wall seconds
 def test_warm_compile_in_a_fresh_process_is_fast(fresh_process):
     """A hit skips the C compiler (and, with the artifact cache, lowering and rendering):
     a generous bound, first use in the process included, in wall and in CPU seconds."""

@@ -184,6 +184,7 @@ def test_nan_propagates_through_max_min_relu_and_pooling(dtype):
             np.testing.assert_array_equal(g, w)
 
 
+@pytest.mark.alone  # a wall-time bound: no other test of the run beside it
 def test_deep_elementwise_chains_compile_quickly():
     """12 nested tanh took minutes (sympy's time grew ~3x per level) and a 300-step recurrence
     overflowed the stack: fused expressions are unevaluated and bounded in depth."""
