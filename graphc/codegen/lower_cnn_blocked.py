@@ -38,6 +38,8 @@ def blocked_kind(L, kind, geom):
     op, pays = geom.op, getattr(L.caps, "blocked_conv_pays", None)
     if pays is None or geom.g != 1 or op.dilation != (1, 1):
         return False
+    if not all(isinstance(d, int) for d in (geom.ct, geom.cout, geom.kh, geom.kw)):
+        return False  # (filters of a symbolic shape: the tile and the packing want numbers)
     if kind == "grad_input" and (op.stride != (1, 1) or op.padding[0] > geom.kh - 1
                                  or op.padding[1] > geom.kw - 1):
         return False
