@@ -177,3 +177,43 @@ def test_pooling_equals_reference(case, mode, dtype):
     want = G.function([x], outs, backend="py", opt_level="O0")(xv)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-6 if dtype == "float32" else 1e-13, atol=1e-6)
+
+
+# --- the measured rule (CCapabilities.blocked_conv_pays) ----------------------------------------
+
+# (x shape, w shape, conv kwargs) -> the conv kernels lowering picks with no GRAPHC_CONV_ALGO
+RULE = [
+    # CIFAR-10 quick's conv2: all three blocked
+    (((2, 32, 16, 16), (32, 32, 5, 5), {"padding": 2}),
+     ["conv_blocked", "conv_blocked", "conv_blocked_grad_weights"]),
+    # ResNet-20's strided 16 -> 32: the input gradient of a strided conv stays im2col + gemm
+    (((2, 16, 16, 16), (32, 16, 3, 3), {"padding": 1, "stride": 2}),
+     ["conv_blocked", "conv_chunked_grad_input", "conv_blocked_grad_weights"]),
+    # a 1x1 shortcut is a plain gemm
+    (((2, 16, 16, 16), (32, 16, 1, 1), {"stride": 2}),
+     ["conv_chunked", "conv_chunked_grad_input", "conv_chunked_grad_weights"]),
+    # LeNet's "valid" conv2: its input gradient would mostly read padding
+    (((2, 20, 12, 12), (50, 20, 5, 5), {}),
+     ["conv_blocked", "conv_chunked_grad_input", "conv_blocked_grad_weights"]),
+    # VGG at 64 channels: Winograd forward and input gradient, the blocked weight gradient
+    (((2, 64, 8, 8), (64, 64, 3, 3), {"padding": 1}),
+     ["conv_winograd", "conv_winograd", "conv_blocked_grad_weights"]),
+    # 128 channels: none
+    (((2, 128, 4, 4), (128, 128, 3, 3), {"padding": 1}),
+     ["conv_winograd", "conv_winograd", "conv_chunked_grad_weights"]),
+    # AlexNet's conv1 (stride 4): blocked forward, not its weight gradient
+    (((1, 3, 35, 35), (96, 3, 11, 11), {"stride": 4}),
+     ["conv_blocked", "conv_chunked_grad_input", "conv_chunked_grad_weights"]),
+]
+
+
+@pytest.mark.parametrize("case", range(len(RULE)))
+def test_blocked_is_chosen_by_the_measured_rule(case, monkeypatch):
+    monkeypatch.delenv("GRAPHC_CONV_ALGO", raising=False)
+    (xs, ws, kw), want = RULE[case]
+    assert sorted(_lowered_kinds(xs, ws, **kw)) == sorted(want)
+
+
+def test_other_forced_algorithms_never_choose_blocked(monkeypatch):
+    monkeypatch.setenv("GRAPHC_CONV_ALGO", "gemm")
+    assert not any(k.startswith("conv_blocked") for k in _lowered_kinds((2, 16, 8, 8), (16, 16, 3, 3), padding=1))

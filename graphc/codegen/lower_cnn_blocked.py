@@ -38,12 +38,15 @@ def blocked_kind(L, kind, geom):
     op, pays = geom.op, getattr(L.caps, "blocked_conv_pays", None)
     if pays is None or geom.g != 1 or op.dilation != (1, 1):
         return False
+    budget = getattr(L.caps, "conv_workspace_bytes", None)
+    if budget is not None:
+        budget()  # (a bad GRAPHC_CONV_WORKSPACE is an error whichever kernel a conv gets)
     if not all(isinstance(d, int) for d in (geom.ct, geom.cout, geom.kh, geom.kw)):
         return False  # (filters of a symbolic shape: the tile and the packing want numbers)
     if kind == "grad_input" and (op.stride != (1, 1) or op.padding[0] > geom.kh - 1
                                  or op.padding[1] > geom.kw - 1):
         return False
-    return pays(kind, geom.ct, geom.cout, geom.kh, geom.kw, op.stride)
+    return pays(kind, geom.ct, geom.cout, geom.kh, geom.kw, op.stride, op.padding)
 
 
 def _slot_image(c, h, w, sw, ph, pw, vl):

@@ -88,14 +88,29 @@ class CCapabilities(Capabilities):
         co = channels_out if isinstance(channels_out, int) else 1 << 30
         return min(ci, co) >= WINOGRAD_MIN_CHANNELS
 
-    def blocked_conv_pays(self, kind, channels_in, channels_out, kh, kw, stride):
+    def blocked_conv_pays(self, kind, channels_in, channels_out, kh, kw, stride, padding):
         """Whether conv kernel `kind` (fwd, grad_input, grad_weights; lowering checks the shape
         allows it) runs as the blocked direct convolution (templates/c/_conv_blocked.j2).
         GRAPHC_CONV_ALGO=blocked forces it wherever the shape allows, any other choice never."""
         forced = self.forced_conv_algorithm()
         if forced != "auto":
             return forced == "blocked"
-        return False
+        # Measured per kernel (bench/conv_layers.py; float32, 1 thread, vs im2col + gemm or
+        # Winograd; bench/README.md has the table): it wins where the gemm has few rows, below
+        # 64 channels (CIFAR conv2 forward 58 -> 37 ms, ResNet 16-channel weight gradient 50 -> 24
+        # ms), and loses from 64 channels on 3x3 forward passes to Winograd (VGG 64: 118 vs 143
+        # ms); its weight gradient still wins at 64 (214 -> 172 ms), not at 128 or with stride 4
+        # (AlexNet conv1: 128 vs 226 ms). A 1x1 conv is a plain gemm (3.3 vs 4.4 ms). The input
+        # gradient of a "valid" conv (padding under (K-1)/2) would correlate mostly zeros (LeNet's
+        # conv2: 8 vs 17 ms).
+        if kh * kw <= 1:
+            return False
+        small = min(channels_in, channels_out)
+        if kind == "grad_weights":
+            return small <= 64 and max(stride) <= 2
+        if kind == "grad_input" and min(2 * padding[0] - (kh - 1), 2 * padding[1] - (kw - 1)) < 0:
+            return False
+        return small < 64
 
     @staticmethod
     def conv_slots():
