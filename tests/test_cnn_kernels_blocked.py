@@ -217,3 +217,34 @@ def test_blocked_is_chosen_by_the_measured_rule(case, monkeypatch):
 def test_other_forced_algorithms_never_choose_blocked(monkeypatch):
     monkeypatch.setenv("GRAPHC_CONV_ALGO", "gemm")
     assert not any(k.startswith("conv_blocked") for k in _lowered_kinds((2, 16, 8, 8), (16, 16, 3, 3), padding=1))
+
+
+@pytest.mark.parametrize("vector_bytes", [16, 64])
+def test_blocked_conv_with_other_vector_widths(vector_bytes, tmp_path):
+    """The portable width (16 bytes: SSE, NEON) and the widest the scratch is sized for (64: the
+    AVX-512 hook; gcc lowers it to two AVX2 registers here), via GRAPHC_CFLAGS in a fresh process
+    (its own runtime library build)."""
+    script = textwrap.dedent("""
+        import numpy as np, graphc as G
+        for dtype in ("float32", "float64"):
+            for xs, ws, stride, pad in (((2, 3, 9, 21), (5, 3, 3, 3), (1, 1), (1, 1)),
+                                        ((1, 4, 11, 37), (6, 4, 5, 3), (2, 2), (2, 1))):
+                x, w = G.tensor("x", xs, dtype), G.tensor("w", ws, dtype)
+                y = G.conv2d(x, w, stride=stride, padding=pad)
+                outs = [y] + G.grad((y * y).sum(), [x, w])
+                f = G.function([x, w], outs)
+                assert "conv_blocked_grad_weights" in [k.kind for k in f.program.program.kernels]
+                rng = np.random.RandomState(0)
+                xv, wv = rng.standard_normal(xs).astype(dtype), rng.standard_normal(ws).astype(dtype)
+                ref = G.function([x, w], outs, backend="py", opt_level="O0")(xv, wv)
+                tol = 2e-5 if dtype == "float32" else 1e-11
+                for got, want in zip(f(xv, wv), ref):
+                    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
+        print("ok")
+    """)
+    env = dict(os.environ, GRAPHC_CONV_ALGO="blocked", GRAPHC_CFLAGS=f"-DGC_CONV_VBYTES={vector_bytes}",
+               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=600, env=env, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "ok" in proc.stdout
