@@ -16,6 +16,9 @@ from .program import DTYPE_BYTES
 
 TILE_CHANNELS = 4   # GC_CONV_R: output channels per register tile
 WIDEST_VECTOR_BYTES = 64
+# Extra elements per weight-gradient slot, for groups of small images (a register tile then sweeps
+# several images before it adds into the partial sums): 8x8 images of 32-64 channels fit 5-6.
+GROUP_ELEMS = 1 << 17
 
 
 def _mul(*ds):
@@ -73,7 +76,9 @@ def emit_blocked(L, kind, geom, out_buf, in_buf, w_buf, dtype, label):
     toff = L.new_buffer("int64", (taps,), "temp", f"{label} tap offsets")
     if kind == "grad_weights":
         padded_co = co + TILE_CHANNELS - 1
-        slot = image + _mul(padded_co, ho, wo + vl) + _mul(padded_co, taps, vl)
+        # the partials, one image and its gy rows, and room to group small images (the C picks
+        # how many fit, up to 8)
+        slot = _mul(padded_co, taps, vl) + image + _mul(padded_co, ho, wo + vl) + GROUP_ELEMS
         scratch = [toff, L.new_buffer(dtype, (slots, slot), "temp", f"{label} padded images")]
         L.emit("conv_blocked_grad_weights", [out_buf], [in_buf, w_buf],
                f"{label} (blocked direct)", SLOT_ELEMS=slot, **params)
