@@ -248,3 +248,15 @@ def test_blocked_conv_with_other_vector_widths(vector_bytes, tmp_path):
                           timeout=600, env=env, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "ok" in proc.stdout
+
+
+@pytest.mark.parametrize("channels", [16, 32])
+def test_cuda_target_keeps_the_chunked_convs(channels):
+    """The CUDA target has no conv_blocked (nor conv_winograd) template: its lowering must not
+    pick them (a 3x3 conv of 32 channels failed to compile for CUDA since Winograd came in)."""
+    from graphc.targets.cuda.target import CUDA_CAPABILITIES
+    x, w = G.tensor("x", (2, channels, 8, 8)), G.tensor("w", (channels, channels, 3, 3))
+    y = G.conv2d(x, w, padding=1)
+    program = program_of([x, w], [y] + G.grad(y.sum(), [x, w]), capabilities=CUDA_CAPABILITIES)
+    kinds = sorted(k.kind for k in program.kernels if k.kind.startswith("conv"))
+    assert kinds == ["conv_chunked", "conv_chunked_grad_input", "conv_chunked_grad_weights"]

@@ -20,6 +20,10 @@ class CudaCapabilities(CCapabilities):
     """Lowering asks for the conv algorithm (the same choice as the C target's) and the im2col
     budget (GRAPHC_CONV_WORKSPACE, checked as on the C target, else the CUDA default)."""
     __slots__ = ()
+    # No CUDA templates for these C kernels (conv_winograd, conv_blocked*): lowering keeps the
+    # chunked im2col + gemm convolutions for this target.
+    winograd_pays = None
+    blocked_conv_pays = None
 
     @staticmethod
     def conv_workspace_bytes():
