@@ -78,7 +78,10 @@ def emit_blocked(L, kind, geom, out_buf, in_buf, w_buf, dtype, label):
         padded_co = co + TILE_CHANNELS - 1
         # the partials, one image and its gy rows, and room to group small images (the C picks
         # how many fit, up to 8)
-        slot = _mul(padded_co, taps, vl) + image + _mul(padded_co, ho, wo + vl) + GROUP_ELEMS
+        # (gy's rows: ho * (wo + vl) bounds ho * nvec * VL; written ho*wo + (h+2ph)*vl, as
+        # ho <= h + 2*ph, so that no sum of it is negative where the dims do not make a conv)
+        rows = _mul(padded_co, ho, wo) + _mul(padded_co, h + 2 * ph, vl)
+        slot = _mul(padded_co, taps, vl) + image + rows + GROUP_ELEMS
         scratch = [toff, L.new_buffer(dtype, (slots, slot), "temp", f"{label} padded images")]
         L.emit("conv_blocked_grad_weights", [out_buf], [in_buf, w_buf],
                f"{label} (blocked direct)", SLOT_ELEMS=slot, **params)

@@ -222,8 +222,12 @@ def _sampled_ranges(ranges):
     once per buffer (xreplace, not subs: subs made check_plan take minutes on symbolic CNNs)."""
     symbols = set().union(*(e.free_symbols for r in ranges for e in r))
     envs = [{s: sympy.Integer(v) for s in symbols} for v in _SAMPLE_DIMS] if symbols else [{}]
-    return [[(int(start.xreplace(env)), int(end.xreplace(env))) for env in envs]
-            for start, end in ranges]
+    samples = [[(int(start.xreplace(env)), int(end.xreplace(env))) for env in envs]
+               for start, end in ranges]
+    # Dim values at which some buffer has a negative size make no valid program (a conv's output
+    # narrower than nothing): offsets there are meaningless, so they are not compared.
+    keep = [k for k in range(len(envs)) if all(r[k][1] >= r[k][0] for r in samples)] or range(len(envs))
+    return [[r[k] for k in keep] for r in samples]
 
 
 def _disjoint(a, b, a_samples, b_samples):
