@@ -260,3 +260,15 @@ def test_cuda_target_keeps_the_chunked_convs(channels):
     program = program_of([x, w], [y] + G.grad(y.sum(), [x, w]), capabilities=CUDA_CAPABILITIES)
     kinds = sorted(k.kind for k in program.kernels if k.kind.startswith("conv"))
     assert kinds == ["conv_chunked", "conv_chunked_grad_input", "conv_chunked_grad_weights"]
+
+
+def test_profiler_counts_the_blocked_kernels_products(monkeypatch):
+    """Forward, input and weight gradient each do N*C*CO*KH*KW*HO*WO multiply-adds."""
+    from graphc.profiler.cost import kernel_flops
+    monkeypatch.setenv("GRAPHC_CONV_ALGO", "blocked")
+    x, w = G.tensor("x", (2, 3, 9, 11)), G.tensor("w", (5, 3, 3, 3))
+    y = G.conv2d(x, w, padding=1)
+    program = program_of([x, w], [y] + G.grad(y.sum(), [x, w]))
+    blocked = [k for k in program.kernels if k.kind.startswith("conv_blocked")]
+    assert len(blocked) == 3
+    assert [kernel_flops(k, {}) for k in blocked] == [2 * 2 * 3 * 5 * 9 * 9 * 11] * 3
