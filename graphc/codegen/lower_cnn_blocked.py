@@ -62,7 +62,6 @@ def emit_blocked(L, kind, geom, out_buf, in_buf, w_buf, dtype, label):
     w_buf: gy)."""
     op, slots = geom.op, L.caps.conv_slots()
     vl = WIDEST_VECTOR_BYTES // DTYPE_BYTES[dtype]
-    taps_of = lambda c: _mul(c, geom.kh, geom.kw)
     if kind == "grad_input":
         c, co, h, w, ho, wo = geom.cout, geom.ct, geom.ho, geom.wo, geom.h, geom.w
         ph, pw, sh, sw = geom.kh - 1 - op.padding[0], geom.kw - 1 - op.padding[1], 1, 1
@@ -70,7 +69,7 @@ def emit_blocked(L, kind, geom, out_buf, in_buf, w_buf, dtype, label):
         c, co, h, w, ho, wo = geom.ct, geom.cout, geom.h, geom.w, geom.ho, geom.wo
         (ph, pw), (sh, sw) = op.padding, op.stride
     image = _slot_image(c, h, w, sw, ph, pw, vl)
-    taps = taps_of(c)
+    taps = _mul(c, geom.kh, geom.kw)
     params = dict(N=geom.n, C=c, H=h, W=w, CO=co, KH=geom.kh, KW=geom.kw, SH=sh, SW=sw, PH=ph,
                   PW=pw, HO=ho, WO=wo, SLOTS=slots, dtype=dtype)
     toff = L.new_buffer("int64", (taps,), "temp", f"{label} tap offsets")

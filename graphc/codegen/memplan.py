@@ -226,7 +226,8 @@ def _sampled_ranges(ranges):
                for start, end in ranges]
     # Dim values at which some buffer has a negative size make no valid program (a conv's output
     # narrower than nothing): offsets there are meaningless, so they are not compared.
-    keep = [k for k in range(len(envs)) if all(r[k][1] >= r[k][0] for r in samples)] or range(len(envs))
+    keep = [k for k in range(len(envs)) if all(r[k][1] >= r[k][0] for r in samples)]
+    keep = keep or range(len(envs))
     return [[r[k] for k in keep] for r in samples]
 
 
