@@ -17,8 +17,9 @@ from .program import DTYPE_BYTES
 TILE_CHANNELS = 4   # GC_CONV_R: output channels per register tile
 WIDEST_VECTOR_BYTES = 64
 # Extra elements per weight-gradient slot, for groups of small images (a register tile then sweeps
-# several images before it adds into the partial sums): 8x8 images of 32-64 channels fit 5-6.
-GROUP_ELEMS = 1 << 17
+# several images before it adds into the partial sums): 8x8 images of 32-64 channels fit 3 (256 KB
+# of float32 per slot: the planned workspace of a tiny conv is mostly this).
+GROUP_ELEMS = 1 << 16
 
 
 def _mul(*ds):

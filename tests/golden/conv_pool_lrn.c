@@ -168,7 +168,7 @@ int gc_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
 /* bufs: one pointer per external buffer (inputs, shared, constants, outputs, in slot order).
    dims: the values of the symbolic dims (none). */
 static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
-    if (gc_reserve(ctx, (size_t)(37952)) != 0) return -1;
+    if (gc_reserve(ctx, (size_t)(564032)) != 0) return -1;
     float *restrict b0 = (float *)bufs[0];  /* input x */
     float *restrict b1 = (float *)bufs[1];  /* input w */
     float *restrict b2 = (float *)bufs[2];  /* output out0 */
@@ -176,19 +176,19 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
     float *restrict b4 = (float *)bufs[4];  /* output out2 */
     float *restrict b5 = (float *)(ctx->ws + 0);  /* temp v_0 */
     int64_t *restrict b6 = (int64_t *)(ctx->ws + 1152);  /* temp Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} tap offsets */
-    float *restrict b7 = (float *)(ctx->ws + 27776);  /* temp Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} packed filters */
-    float *restrict b8 = (float *)(ctx->ws + 33920);  /* temp Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} padded images */
-    float *restrict b10 = (float *)(ctx->ws + 27776);  /* temp v_1 */
-    int32_t *restrict b11 = (int32_t *)(ctx->ws + 33920);  /* temp v_2 */
+    float *restrict b7 = (float *)(ctx->ws + 553856);  /* temp Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} packed filters */
+    float *restrict b8 = (float *)(ctx->ws + 560000);  /* temp Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} padded images */
+    float *restrict b10 = (float *)(ctx->ws + 553856);  /* temp v_1 */
+    int32_t *restrict b11 = (int32_t *)(ctx->ws + 560000);  /* temp v_2 */
     float *restrict b12 = (float *)(ctx->ws + 1152);  /* temp v_3 */
-    float *restrict b13 = (float *)(ctx->ws + 36992);  /* temp LRNGrad{size=3, alpha=0.3, beta=0.6, k=1.0} scale */
-    float *restrict b14 = (float *)(ctx->ws + 37312);  /* temp LRNGrad{size=3, alpha=0.3, beta=0.6, k=1.0} ratio */
-    float *restrict b15 = (float *)(ctx->ws + 37632);  /* temp v_4 */
+    float *restrict b13 = (float *)(ctx->ws + 563072);  /* temp LRNGrad{size=3, alpha=0.3, beta=0.6, k=1.0} scale */
+    float *restrict b14 = (float *)(ctx->ws + 563392);  /* temp LRNGrad{size=3, alpha=0.3, beta=0.6, k=1.0} ratio */
+    float *restrict b15 = (float *)(ctx->ws + 563712);  /* temp v_4 */
     float *restrict b16 = (float *)(ctx->ws + 1152);  /* temp v_5 */
-    int64_t *restrict b18 = (int64_t *)(ctx->ws + 36992);  /* temp Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} tap offsets */
+    int64_t *restrict b18 = (int64_t *)(ctx->ws + 563072);  /* temp Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} tap offsets */
     float *restrict b19 = (float *)(ctx->ws + 1152);  /* temp Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} packed filters */
-    float *restrict b20 = (float *)(ctx->ws + 27776);  /* temp Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} padded images */
-    int64_t *restrict b21 = (int64_t *)(ctx->ws + 36992);  /* temp Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} tap offsets */
+    float *restrict b20 = (float *)(ctx->ws + 553856);  /* temp Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} padded images */
+    int64_t *restrict b21 = (int64_t *)(ctx->ws + 563072);  /* temp Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} tap offsets */
     float *restrict b22 = (float *)(ctx->ws + 1152);  /* temp Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} padded images */
     int status = 0;
     /* k0: conv_blocked Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} (blocked direct) */
@@ -395,7 +395,7 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
     {
         const int64_t gc_cv[GC_CV_LEN] = { 2, 2, 6, 6, 4,
             3, 3, 1, 1, 1, 1, 6, 6,
-            2, 3324 };
+            2, 69084 };
         graphc_rt_sconv_blocked_grad_weights(gc_cv, b0, b5, b4,
             b21, b22);
     }
