@@ -106,10 +106,11 @@ def _lowered_kinds(xs, ws, **kw):
     return [k.kind for k in program.kernels if k.kind.startswith("conv")]
 
 
-def test_winograd_is_chosen_from_32_channels_for_3x3_stride_1(monkeypatch):
+def test_winograd_is_chosen_from_64_channels_for_3x3_stride_1(monkeypatch):
+    """(32 channels and below run the blocked direct conv: test_cnn_kernels_blocked.py)"""
     monkeypatch.delenv("GRAPHC_CONV_ALGO", raising=False)
-    assert _lowered_kinds((2, 32, 8, 8), (32, 32, 3, 3), padding=1).count("conv_winograd") == 2
-    assert "conv_winograd" not in _lowered_kinds((2, 16, 8, 8), (16, 16, 3, 3), padding=1)
+    assert _lowered_kinds((2, 64, 8, 8), (64, 64, 3, 3), padding=1).count("conv_winograd") == 2
+    assert "conv_winograd" not in _lowered_kinds((2, 32, 8, 8), (32, 32, 3, 3), padding=1)
 
 
 @pytest.mark.parametrize("kw, ws", [({"stride": 2}, (32, 32, 3, 3)), ({"dilation": 2}, (32, 32, 3, 3)),
@@ -125,9 +126,10 @@ def test_winograd_input_gradient_needs_padding_at_most_2(monkeypatch):
     assert _lowered_kinds((2, 32, 4, 4), (32, 32, 3, 3), padding=3).count("conv_winograd") == 1
 
 
-def test_one_thread_chunk_is_cache_sized_within_the_memory_chunk():
-    """cifar-quick's conv2 at batch 100: the memory budget holds 39 images, the one-thread chunk
-    (CONV_CHUNK_CACHE_BYTES) one image (852 KB of im2col)."""
+def test_one_thread_chunk_is_cache_sized_within_the_memory_chunk(monkeypatch):
+    """cifar-quick's conv2 at batch 100 (as im2col + gemm): the memory budget holds 39 images,
+    the one-thread chunk (CONV_CHUNK_CACHE_BYTES) one image (852 KB of im2col)."""
+    monkeypatch.setenv("GRAPHC_CONV_ALGO", "gemm")
     x = G.tensor("x", (100, 32, 16, 16))
     w = G.shared(np.zeros((32, 32, 5, 5), np.float32), name="w")
     y = G.conv2d(x, w, padding=2)

@@ -139,7 +139,7 @@ def test_conv_algorithm_is_the_targets_choice_not_the_ops():
     fn = G.function([x, w], [y] + G.grad((y * y).sum(), [x, w]), backend="py")
     auto = lower_program(fn.fgraph, fn.checker.symbols, C_CAPABILITIES)
     direct = lower_program(fn.fgraph, fn.checker.symbols, _ForcedDirect())
-    assert "conv_chunked" in {k.kind for k in auto.kernels}  # im2col + gemm, chunked
+    assert "conv_blocked" in {k.kind for k in auto.kernels}  # 3 -> 4 channels: blocked direct
     assert {k.kind for k in direct.kernels} >= {"conv_direct", "conv_direct_grad_input",
                                                 "conv_direct_grad_weights"}
     assert not {"conv_im2col", "conv_chunked", "gemm"} & {k.kind for k in direct.kernels}

@@ -17,6 +17,8 @@ from ..errors import CompileError
 
 _CONV = ("N", "G", "CG", "MG", "C", "H", "W", "KH", "KW", "SH", "SW", "PH", "PW", "DH", "DW",
          "HO", "WO", "dtype", "acc_dtype")
+_BLOCKED = ("N", "C", "H", "W", "CO", "KH", "KW", "SH", "SW", "PH", "PW", "HO", "WO", "SLOTS",
+            "SLOT_ELEMS", "dtype")
 _POOL = ("planes", "H", "W", "HO", "WO", "KH", "KW", "SH", "SW", "PH", "PW", "HW", "P", "dtype")
 _LRN = ("N", "C", "P", "half", "k", "alpha_n", "coef", "beta", "dtype")
 _INDEX = ("nidx", "inner", "dims", "idx_strides", "axis_sizes", "axis_strides", "idx_dtypes",
@@ -88,6 +90,11 @@ SPECS = {s.kind: s for s in [
     # images; scratch: the filters' transform U, the chunk's tiles V and products M (lower_cnn.py)
     KernelSpec("conv_winograd", ("N", "CI", "CO", "HI", "WI", "HO", "WO", "PH", "PW", "NB", "NB1",
                                  "FLIP", "dtype"), blas=True),
+    # Blocked direct convolution (templates/c/_conv_blocked.j2, in the runtime library: `blas`
+    # declares it with the gemm helpers); FLIP: the input gradient of a stride-1 conv. Scratch:
+    # packed weights, tap offsets, SLOTS per-thread slots of SLOT_ELEMS (lower_cnn_blocked.py)
+    KernelSpec("conv_blocked", _BLOCKED + ("FLIP",), blas=True),
+    KernelSpec("conv_blocked_grad_weights", _BLOCKED, blas=True),
     KernelSpec("conv_direct", _CONV),
     KernelSpec("conv_direct_grad_input", _CONV),
     KernelSpec("conv_direct_grad_weights", _CONV),

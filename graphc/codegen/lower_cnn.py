@@ -7,6 +7,8 @@ Convolution has two algorithms, chosen per kernel by the target's capabilities
           region), then a transpose of the (C_out, N, P) result into NCHW. The weight gradient is
           gy^T-times-col^T (K = N*P, one big gemm), the input gradient W^T-times-gy then col2im.
   direct: plain loops, OpenMP over (image, channel) planes or over filters.
+  blocked: a direct convolution blocked for the vector registers, for small channel counts
+          (lower_cnn_blocked.py; CCapabilities.blocked_conv_pays says where).
   winograd: F(2x2, 3x3) for the forward and input gradient of 3x3 stride-1 convs with enough
           channels (CCapabilities.winograd_pays; templates/c/conv_winograd.j2), chunked like gemm.
 Both were measured on LeNet's layers (bench/conv_lenet.py has the numbers): gemm wins except where
@@ -22,6 +24,7 @@ import sympy
 
 from ..ir.ops import conv, normalization, pool, random
 from ..ir.types import KeptMax, KeptMin
+from .lower_cnn_blocked import blocked_kind, emit_blocked
 from .lower_support import contig_strides as _contig_strides
 from .lower_support import emit_strided_copy as _emit_strided_copy
 from .lower_support import lowers
@@ -196,6 +199,9 @@ def lower_conv2d(L, node):
         L.emit("conv_direct", [yb], [L.buffer(x), L.buffer(w)], label + " (direct)",
                **geom.params(dtype))
         return
+    if blocked_kind(L, "fwd", geom):
+        emit_blocked(L, "fwd", geom, yb, L.buffer(x), L.buffer(w), dtype, label)
+        return
     if _winograd(L, "fwd", geom):
         _emit_winograd(L, geom, yb, L.buffer(x), L.buffer(w), False, dtype, label)
         return
@@ -226,6 +232,9 @@ def lower_conv2d_grad_input(L, node):
         L.emit("conv_direct_grad_input", [gxb], [L.buffer(gy), L.buffer(w)], label + " (direct)",
                **geom.params(dtype))
         return
+    if blocked_kind(L, "grad_input", geom):
+        emit_blocked(L, "grad_input", geom, gxb, L.buffer(gy), L.buffer(w), dtype, label)
+        return
     if _winograd(L, "grad_input", geom):
         _emit_winograd(L, geom, gxb, L.buffer(gy), L.buffer(w), True, dtype, label)
         return
@@ -253,6 +262,9 @@ def lower_conv2d_grad_weights(L, node):
     if conv_algorithm(L, "grad_weights", geom) == "direct":
         L.emit("conv_direct_grad_weights", [gwb], [L.buffer(x), L.buffer(gy)],
                label + " (direct)", **geom.params(dtype))
+        return
+    if blocked_kind(L, "grad_weights", geom):
+        emit_blocked(L, "grad_weights", geom, gwb, L.buffer(x), L.buffer(gy), dtype, label)
         return
     nb = _chunk_images(L, geom, dtype)
     if nb is not None:

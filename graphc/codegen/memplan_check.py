@@ -97,7 +97,13 @@ def _sampled_ranges(ranges):
     """Each range's integer bounds at each sample environment (evaluated once per buffer)."""
     symbols = set().union(*(e.free_symbols for r in ranges for e in r))
     envs = _sample_envs(symbols)
-    return [[(evaluate(start, env), evaluate(end, env)) for env in envs] for start, end in ranges]
+    samples = [[(evaluate(start, env), evaluate(end, env)) for env in envs]
+               for start, end in ranges]
+    # Dim values at which some buffer has a negative size make no valid program (a conv's output
+    # narrower than nothing): offsets there are meaningless, so they are not compared.
+    keep = [k for k in range(len(envs)) if all(r[k][1] >= r[k][0] for r in samples)]
+    keep = keep or range(len(envs))
+    return [[r[k] for k in keep] for r in samples]
 
 
 def _check_sampled(temps):

@@ -5,6 +5,7 @@ FLOPs count arithmetic: a multiply-add is 2, each operation or function call of 
 body is 1 (exp as 1: the count is of work asked for, not of instructions). Bytes are the buffers
 a kernel reads and writes once each (a buffer updated in place counts twice): what a kernel that
 streams its operands moves at least; a kernel that rereads them moves more."""
+import math
 import sympy
 
 from ..codegen.program import DTYPE_BYTES
@@ -47,6 +48,9 @@ def kernel_flops(kernel, dims):
         return 4 * value_at(p["rows"], dims) * value_at(p["cols"], dims)
     if kind.startswith("conv_direct"):
         return 2 * _conv_macs(p, dims)
+    if kind.startswith("conv_blocked"):  # (the input gradient: the forward's products, H x W of gy)
+        plane = ("H", "W") if p.get("FLIP") else ("HO", "WO")
+        return 2 * math.prod(value_at(p[k], dims) for k in ("N", "C", "CO", "KH", "KW") + plane)
     if kind.startswith("pool_") and "KH" in p:
         return value_at(p["planes"], dims) * value_at(p["HO"], dims) * value_at(p["WO"], dims) * \
             value_at(p["KH"], dims) * value_at(p["KW"], dims)

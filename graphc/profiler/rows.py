@@ -6,7 +6,8 @@ from .report import KernelRow, user_names
 
 # Kinds bound by arithmetic (decided by kind, not by a roofline of the measured peaks: one peak
 # measured on a busy machine would turn a product "memory bound").
-COMPUTE_KINDS = ("gemm", "conv_direct", "conv_direct_grad_input", "conv_direct_grad_weights")
+COMPUTE_KINDS = ("gemm", "conv_direct", "conv_direct_grad_input", "conv_direct_grad_weights",
+                 "conv_blocked", "conv_blocked_grad_weights")
 
 
 def _bound(flops, kind):

@@ -190,5 +190,5 @@ def profile(fn, *args, repeat=20, warmup=2, peak=None, compare=True):
 
 def _float_types(program):
     found = {k.params["dtype"] for k in program.kernels
-             if k.kind == "gemm" or k.kind.startswith("conv_direct")}
+             if k.kind == "gemm" or k.kind.startswith(("conv_direct", "conv_blocked"))}
     return tuple(sorted(found & {"float32", "float64"})) or ("float32",)

@@ -115,6 +115,43 @@ static int gc_reserve(gc_ctx *ctx, size_t bytes) {
 void graphc_rt_sgemm(int trans_a, int trans_b, int64_t batch, int64_t M, int64_t N, int64_t K,
         float alpha, const float *A, int64_t lda, int64_t sa, const float *B, int64_t ldb, int64_t sb,
         float beta, float *C, int64_t ldc, int64_t sc);
+#ifndef GC_CONV_BLOCKED_COMMON
+#define GC_CONV_BLOCKED_COMMON
+#include <string.h>
+#include <omp.h>
+/* Vector bytes, chosen at compile time from the target CPU (-march=native): 32 with AVX/AVX2
+   (8 floats, 4 doubles), 16 otherwise (SSE, NEON). gcc's vector extensions turn the same source
+   into the instructions the target has (vbroadcastss + vfmadd231ps on AVX2+FMA).
+   AVX-512 hook: a `defined(__AVX512F__)` branch below giving 64 (lower_cnn_blocked.py sizes
+   the scratch for 64-byte vectors already; with 32 registers the tile could grow to 4 x 6); not
+   enabled, as no AVX-512 machine was at hand to measure it. */
+#ifndef GC_CONV_VBYTES
+#if defined(__AVX__)
+#define GC_CONV_VBYTES 32
+#else
+#define GC_CONV_VBYTES 16
+#endif
+#endif
+/* The register tile: GC_CONV_R output channels x GC_CONV_Q vectors of output pixels (12 of the 16
+   AVX2 registers accumulate; per input tap 3 vector loads and 4 broadcasts feed 12 FMAs). For
+   the weight gradient, GC_CONV_R output channels x GC_CONV_Q taps, summed over pixel vectors. */
+#define GC_CONV_R 4
+#ifndef GC_PAR_THRESHOLD  /* (the runtime library does not include gc_runtime.h) */
+#define GC_PAR_THRESHOLD 262144
+#endif
+#define GC_CONV_Q 3
+/* The geometry array every entry point takes (conv_blocked*.j2 write it). */
+enum { GC_CV_N, GC_CV_C, GC_CV_H, GC_CV_W, GC_CV_CO, GC_CV_KH, GC_CV_KW, GC_CV_SH, GC_CV_SW,
+       GC_CV_PH, GC_CV_PW, GC_CV_HO, GC_CV_WO, GC_CV_SLOTS, GC_CV_SLOT_ELEMS, GC_CV_LEN };
+#endif
+#ifndef GC_DECL_CONV_BLOCKED_s
+#define GC_DECL_CONV_BLOCKED_s
+void graphc_rt_sconv_blocked(const int64_t *g, int flip, const float *restrict x,
+        const float *restrict w, float *restrict y, float *restrict wp, int64_t *restrict toff,
+        float *restrict slots);
+void graphc_rt_sconv_blocked_grad_weights(const int64_t *g, const float *restrict x,
+        const float *restrict gy, float *restrict gw, int64_t *restrict toff, float *restrict slots);
+#endif
 
 /* Entry points for graphc's in-process loader (cffi). */
 /* The runtime library's thread choice (_thread_choice.j2): how many OpenMP threads this call uses. */
@@ -131,84 +168,36 @@ int gc_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
 /* bufs: one pointer per external buffer (inputs, shared, constants, outputs, in slot order).
    dims: the values of the symbolic dims (none). */
 static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
-    if (gc_reserve(ctx, (size_t)(8768)) != 0) return -1;
+    if (gc_reserve(ctx, (size_t)(555904)) != 0) return -1;
     float *restrict b0 = (float *)bufs[0];  /* input x */
     float *restrict b1 = (float *)bufs[1];  /* input w */
     float *restrict b2 = (float *)bufs[2];  /* output out0 */
     float *restrict b3 = (float *)bufs[3];  /* output out1 */
     float *restrict b4 = (float *)bufs[4];  /* output out2 */
-    float *restrict b5 = (float *)(ctx->ws + 5184);  /* temp v_0 */
-    float *restrict b6 = (float *)(ctx->ws + 0);  /* temp Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} im2col chunk */
-    float *restrict b7 = (float *)(ctx->ws + 6336);  /* temp Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} (C_out, NB, P) chunk */
-    float *restrict b9 = (float *)(ctx->ws + 6336);  /* temp v_1 */
-    int32_t *restrict b10 = (int32_t *)(ctx->ws + 0);  /* temp v_2 */
-    float *restrict b11 = (float *)(ctx->ws + 7488);  /* temp v_3 */
-    float *restrict b12 = (float *)(ctx->ws + 7808);  /* temp LRNGrad{size=3, alpha=0.3, beta=0.6, k=1.0} scale */
-    float *restrict b13 = (float *)(ctx->ws + 8128);  /* temp LRNGrad{size=3, alpha=0.3, beta=0.6, k=1.0} ratio */
-    float *restrict b14 = (float *)(ctx->ws + 8448);  /* temp v_4 */
-    float *restrict b15 = (float *)(ctx->ws + 6336);  /* temp v_5 */
-    float *restrict b17 = (float *)(ctx->ws + 0);  /* temp Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} im2col chunk */
-    float *restrict b18 = (float *)(ctx->ws + 6336);  /* temp Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} (C_out, NB, P) chunk */
-    float *restrict b19 = (float *)(ctx->ws + 0);  /* temp Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} im2col chunk */
-    float *restrict b20 = (float *)(ctx->ws + 6336);  /* temp Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} (C_out, NB, P) chunk */
+    float *restrict b5 = (float *)(ctx->ws + 552704);  /* temp v_0 */
+    int64_t *restrict b6 = (int64_t *)(ctx->ws + 554624);  /* temp Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} tap offsets */
+    float *restrict b7 = (float *)(ctx->ws + 553856);  /* temp Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} packed filters */
+    float *restrict b8 = (float *)(ctx->ws + 0);  /* temp Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} padded images */
+    float *restrict b10 = (float *)(ctx->ws + 553856);  /* temp v_1 */
+    int32_t *restrict b11 = (int32_t *)(ctx->ws + 554624);  /* temp v_2 */
+    float *restrict b12 = (float *)(ctx->ws + 0);  /* temp v_3 */
+    float *restrict b13 = (float *)(ctx->ws + 554944);  /* temp LRNGrad{size=3, alpha=0.3, beta=0.6, k=1.0} scale */
+    float *restrict b14 = (float *)(ctx->ws + 555264);  /* temp LRNGrad{size=3, alpha=0.3, beta=0.6, k=1.0} ratio */
+    float *restrict b15 = (float *)(ctx->ws + 555584);  /* temp v_4 */
+    float *restrict b16 = (float *)(ctx->ws + 0);  /* temp v_5 */
+    int64_t *restrict b18 = (int64_t *)(ctx->ws + 554624);  /* temp Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} tap offsets */
+    float *restrict b19 = (float *)(ctx->ws + 553856);  /* temp Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} packed filters */
+    float *restrict b20 = (float *)(ctx->ws + 0);  /* temp Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} padded images */
+    int64_t *restrict b21 = (int64_t *)(ctx->ws + 554624);  /* temp Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} tap offsets */
+    float *restrict b22 = (float *)(ctx->ws + 0);  /* temp Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} padded images */
     int status = 0;
-    /* k0: conv_chunked Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} (chunks of 2 images) */
+    /* k0: conv_blocked Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} (blocked direct) */
     {
-        const int64_t N = 2, G = 1, C = 2, M = 4, H = 6, W = 6;
-        const int64_t KH = 3, KW = 3, SH = 1, SW = 1;
-        const int64_t PH = 1, PW = 1, DH = 1, DW = 1;
-        const int64_t HO = 6, WO = 6;
-        const int64_t P = HO * WO, K = C * KH * KW, CT = G * C, CO = G * M, NB = omp_get_max_threads() > 1 ? 2 : 2;
-        float *restrict col = b6, *restrict cnp = b7;
-        for (int64_t n0 = 0; n0 < N; n0 += NB) {
-            const int64_t nb = N - n0 < NB ? N - n0 : NB;
-            const float *xs = b0 + n0 * CT * H * W;
-            float *ys = b5 + n0 * CO * P;
-            if (K == 0 || P == 0) {
-                memset(ys, 0, (size_t)(nb * CO * P) * sizeof(float));
-                continue;
-            }
-            #pragma omp parallel for collapse(2) schedule(static) if(CT * KH * KW * nb * P > GC_PAR_THRESHOLD)
-            for (int64_t r = 0; r < CT * KH * KW; r++) {
-                for (int64_t i = 0; i < nb; i++) {
-                    const int64_t kj = r % KW, ki = (r / KW) % KH, c = r / (KH * KW);
-                    const float *src = xs + (i * CT + c) * H * W;
-                    float *dst = col + (r * nb + i) * P;
-                    /* wo in [wlo, whi) reads inside the row: 0 <= wo*SW - PW + kj*DW < W */
-                    const int64_t off = kj * DW - PW;
-                    int64_t wlo = off >= 0 ? 0 : (-off + SW - 1) / SW;
-                    int64_t whi = W - off <= 0 ? 0 : (W - off + SW - 1) / SW;
-                    if (whi > WO) whi = WO;
-                    if (wlo > whi) wlo = whi;
-                    for (int64_t ho = 0; ho < HO; ho++) {
-                        float *drow = dst + ho * WO;
-                        const int64_t ih = ho * SH - PH + ki * DH;
-                        if (ih < 0 || ih >= H) {
-                            for (int64_t wo = 0; wo < WO; wo++) drow[wo] = 0;
-                            continue;
-                        }
-                        const int64_t base = ih * W + off;
-                        for (int64_t wo = 0; wo < wlo; wo++) drow[wo] = 0;
-                        if (SW == 1) {
-                            #pragma omp simd
-                            for (int64_t wo = wlo; wo < whi; wo++) drow[wo] = src[base + wo];
-                        } else {
-                            for (int64_t wo = wlo; wo < whi; wo++) drow[wo] = src[base + wo * SW];
-                        }
-                        for (int64_t wo = whi; wo < WO; wo++) drow[wo] = 0;
-                    }
-                }
-            }
-            float *prod = nb == 1 ? ys : cnp;
-            graphc_rt_sgemm(0, 0, G, M, nb * P, K, 1, b1, K, M * K,
-                col, nb * P, K * nb * P, 0, prod, nb * P, M * nb * P);
-            if (nb > 1) {
-                #pragma omp parallel for collapse(2) schedule(static) if(nb * CO * P > GC_PAR_THRESHOLD)
-                for (int64_t i = 0; i < nb; i++)
-                    for (int64_t co = 0; co < CO; co++)
-                        memcpy(ys + (i * CO + co) * P, cnp + (co * nb + i) * P, (size_t)P * sizeof(float));
-            }
-        }
+        const int64_t gc_cv[GC_CV_LEN] = { 2, 2, 6, 6, 4,
+            3, 3, 1, 1, 1, 1, 6, 6,
+            2, 384 };
+        graphc_rt_sconv_blocked(gc_cv, 0, b0, b1, b5,
+            b7, b6, b8);
     }
     if (status) return status;
     /* k1: elemwise relu */
@@ -227,15 +216,20 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
     {
         const int64_t PLANES = 8, H = 6, W = 6, HO = 3, WO = 3;
         const int64_t KH = 2, KW = 2, SH = 2, SW = 2, PH = 0, PW = 0;
+        int64_t wlo = (PW + SW - 1) / SW, whi = W + PW - KW >= 0 ? (W + PW - KW) / SW + 1 : 0;
+        if (whi > WO) whi = WO;
+        if (wlo > whi) wlo = whi;
         #pragma omp parallel for schedule(static) if(PLANES * HO * WO * KH * KW > GC_PAR_THRESHOLD)
         for (int64_t pl = 0; pl < PLANES; pl++) {
-            const float *src = b5 + pl * H * W;
-            float *dst = b9 + pl * HO * WO;
-            int32_t *adst = b10 + pl * HO * WO;
+            const float *restrict src = b5 + pl * H * W;
+            float *restrict dst = b10 + pl * HO * WO;
+            int32_t *restrict adst = b11 + pl * HO * WO;
             for (int64_t ho = 0; ho < HO; ho++) {
                 int64_t hs = ho * SH - PH, he = GC_MIN(hs + KH, H);
                 hs = GC_MAX(hs, 0);
                 for (int64_t wo = 0; wo < WO; wo++) {
+                    if (wo == wlo) wo = whi;  /* the interior: below */
+                    if (wo >= WO) break;
                     int64_t ws = wo * SW - PW, we = GC_MIN(ws + KW, W);
                     ws = GC_MAX(ws, 0);
                     int64_t best = hs * W + ws;
@@ -249,6 +243,29 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
                     dst[ho * WO + wo] = bv;
                     adst[ho * WO + wo] = (int32_t)best;
                 }
+                /* the interior, tap by tap of the window, each pass one SIMD loop over the row's
+                   outputs (dst and adst hold the running maximum and its offset) */
+                const int32_t row0 = (int32_t)(hs * W - PW);
+                float *restrict drow = dst + ho * WO;
+                int32_t *restrict arow = adst + ho * WO;
+                #pragma omp simd
+                for (int64_t wo = wlo; wo < whi; wo++) {
+                    drow[wo] = src[row0 + wo * SW];
+                    arow[wo] = row0 + (int32_t)(wo * SW);
+                }
+                for (int64_t ih = 0; ih < he - hs; ih++) {
+                    for (int64_t kj = 0; kj < KW; kj++) {
+                        const int32_t tap = row0 + (int32_t)(ih * W + kj);
+                        #pragma omp simd
+                        for (int64_t wo = wlo; wo < whi; wo++) {
+                            const int32_t i = tap + (int32_t)(wo * SW);
+                            const float v = src[i], bv = drow[wo];
+                            const int take = (v > bv) | ((v != v) & (bv == bv));
+                            drow[wo] = take ? v : bv;
+                            arow[wo] = take ? i : arow[wo];
+                        }
+                    }
+                }
             }
         }
     }
@@ -261,14 +278,14 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
         for (int64_t n = 0; n < N; n++) {
             for (int64_t c = 0; c < C; c++) {
                 const int64_t lo = GC_MAX(c - HALF, 0), hi = GC_MIN(c + HALF, C - 1);
-                const float *xc = b9 + (n * C + c) * P;
+                const float *xc = b10 + (n * C + c) * P;
                 float *yc = b2 + (n * C + c) * P;
                 for (int64_t p0 = 0; p0 < P; p0 += 256) {
                     const int64_t nb = GC_MIN(256, P - p0);
                     float acc[256];
                     for (int64_t j = 0; j < nb; j++) acc[j] = 0;
                     for (int64_t c2 = lo; c2 <= hi; c2++) {
-                        const float *xr = b9 + (n * C + c2) * P + p0;
+                        const float *xr = b10 + (n * C + c2) * P + p0;
                         #pragma omp simd
                         for (int64_t j = 0; j < nb; j++) acc[j] += xr[j] * xr[j];
                     }
@@ -290,7 +307,7 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
             const float v0 = b2[i * 1];
             const __auto_type t0 = v0*1.0f;
 
-            b11[i] = (float)(t0 + t0);
+            b12[i] = (float)(t0 + t0);
 
         }
     }
@@ -304,17 +321,17 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
             for (int64_t c = 0; c < C; c++) {
                 const int64_t lo = GC_MAX(c - HALF, 0), hi = GC_MIN(c + HALF, C - 1);
                 const int64_t o = (n * C + c) * P;
-                for (int64_t j = 0; j < P; j++) b12[o + j] = 0;
+                for (int64_t j = 0; j < P; j++) b13[o + j] = 0;
                 for (int64_t c2 = lo; c2 <= hi; c2++) {
-                    const float *xr = b9 + (n * C + c2) * P;
+                    const float *xr = b10 + (n * C + c2) * P;
                     #pragma omp simd
-                    for (int64_t j = 0; j < P; j++) b12[o + j] += xr[j] * xr[j];
+                    for (int64_t j = 0; j < P; j++) b13[o + j] += xr[j] * xr[j];
                 }
                 #pragma omp simd
                 for (int64_t j = 0; j < P; j++) {
-                    const float s = KK + AN * b12[o + j];
-                    b12[o + j] = s;
-                    b13[o + j] = b11[o + j] * b2[o + j] / s;
+                    const float s = KK + AN * b13[o + j];
+                    b13[o + j] = s;
+                    b14[o + j] = b12[o + j] * b2[o + j] / s;
                 }
             }
         }
@@ -323,17 +340,17 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
             for (int64_t c = 0; c < C; c++) {
                 const int64_t lo = GC_MAX(c - HALF, 0), hi = GC_MIN(c + HALF, C - 1);
                 const int64_t o = (n * C + c) * P;
-                float *g = b14 + o;
+                float *g = b15 + o;
                 for (int64_t j = 0; j < P; j++) g[j] = 0;
                 for (int64_t c2 = lo; c2 <= hi; c2++) {
-                    const float *rr = b13 + (n * C + c2) * P;
+                    const float *rr = b14 + (n * C + c2) * P;
                     #pragma omp simd
                     for (int64_t j = 0; j < P; j++) g[j] += rr[j];
                 }
                 #pragma omp simd
                 for (int64_t j = 0; j < P; j++) {
-                    const float s = b12[o + j];
-                    g[j] = b11[o + j] * expf(-0.6f * logf(s)) - COEF * b9[o + j] * g[j];
+                    const float s = b13[o + j];
+                    g[j] = b12[o + j] * expf(-0.6f * logf(s)) - COEF * b10[o + j] * g[j];
                 }
             }
         }
@@ -344,9 +361,9 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
         const int64_t PLANES = 8, HW = 36, P = 9;
         #pragma omp parallel for schedule(static) if(PLANES * (HW + P) > GC_PAR_THRESHOLD)
         for (int64_t pl = 0; pl < PLANES; pl++) {
-            float *dst = b15 + pl * HW;
-            const float *g = b14 + pl * P;
-            const int32_t *a = b10 + pl * P;
+            float *dst = b16 + pl * HW;
+            const float *g = b15 + pl * P;
+            const int32_t *a = b11 + pl * P;
             for (int64_t i = 0; i < HW; i++) dst[i] = 0;
             for (int64_t i = 0; i < P; i++) dst[a[i]] += g[i];
         }
@@ -358,129 +375,29 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
         #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
             const float v0 = b5[i * 1];
-            const float v1 = b15[i * 1];
+            const float v1 = b16[i * 1];
 
             b5[i] = (float)(v1*((v0 > 0) ? (1) : (0)));
 
         }
     }
     if (status) return status;
-    /* k8: conv_chunked_grad_input Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} (chunks of 2 images) */
+    /* k8: conv_blocked Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} (blocked direct) */
     {
-        const int64_t N = 2, G = 1, C = 2, M = 4, H = 6, W = 6;
-        const int64_t KH = 3, KW = 3, SH = 1, SW = 1;
-        const int64_t PH = 1, PW = 1, DH = 1, DW = 1;
-        const int64_t HO = 6, WO = 6;
-        const int64_t P = HO * WO, K = C * KH * KW, CT = G * C, CO = G * M, NB = omp_get_max_threads() > 1 ? 2 : 2;
-        float *restrict col = b17, *restrict cnp = b18;
-        for (int64_t n0 = 0; n0 < N; n0 += NB) {
-            const int64_t nb = N - n0 < NB ? N - n0 : NB;
-            const float *gys = b5 + n0 * CO * P;
-            float *gxs = b3 + n0 * CT * H * W;
-            if (M == 0 || P == 0) {
-                memset(gxs, 0, (size_t)(nb * CT * H * W) * sizeof(float));
-                continue;
-            }
-            if (K == 0) continue;  /* no input channels: nothing to write */
-            const float *g = gys;
-            if (nb > 1) {
-                #pragma omp parallel for collapse(2) schedule(static) if(nb * CO * P > GC_PAR_THRESHOLD)
-                for (int64_t co = 0; co < CO; co++)
-                    for (int64_t i = 0; i < nb; i++)
-                        memcpy(cnp + (co * nb + i) * P, gys + (i * CO + co) * P, (size_t)P * sizeof(float));
-                g = cnp;
-            }
-            graphc_rt_sgemm(1, 0, G, K, nb * P, M, 1, b1, K, M * K,
-                g, nb * P, M * nb * P, 0, col, nb * P, K * nb * P);
-            #pragma omp parallel for collapse(2) schedule(static) if(nb * CT * KH * KW * P > GC_PAR_THRESHOLD)
-            for (int64_t i = 0; i < nb; i++) {
-                for (int64_t c = 0; c < CT; c++) {
-                    float *dst = gxs + (i * CT + c) * H * W;
-                    for (int64_t e = 0; e < H * W; e++) dst[e] = 0;
-                    for (int64_t ki = 0; ki < KH; ki++) {
-                        for (int64_t kj = 0; kj < KW; kj++) {
-                            const int64_t r = (c * KH + ki) * KW + kj;
-                            const float *src = col + (r * nb + i) * P;
-                            const int64_t off = kj * DW - PW;
-                            int64_t wlo = off >= 0 ? 0 : (-off + SW - 1) / SW;
-                            int64_t whi = W - off <= 0 ? 0 : (W - off + SW - 1) / SW;
-                            if (whi > WO) whi = WO;
-                            if (wlo > whi) wlo = whi;
-                            for (int64_t ho = 0; ho < HO; ho++) {
-                                const int64_t ih = ho * SH - PH + ki * DH;
-                                if (ih < 0 || ih >= H) continue;
-                                const int64_t base = ih * W + off;
-                                const float *srow = src + ho * WO;
-                                if (SW == 1) {
-                                    #pragma omp simd
-                                    for (int64_t wo = wlo; wo < whi; wo++) dst[base + wo] += srow[wo];
-                                } else {
-                                    for (int64_t wo = wlo; wo < whi; wo++) dst[base + wo * SW] += srow[wo];
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        const int64_t gc_cv[GC_CV_LEN] = { 2, 4, 6, 6, 2,
+            3, 3, 1, 1, 1, 1, 6, 6,
+            2, 768 };
+        graphc_rt_sconv_blocked(gc_cv, 1, b5, b1, b3,
+            b19, b18, b20);
     }
     if (status) return status;
-    /* k9: conv_chunked_grad_weights Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} (chunks of 2 images) */
+    /* k9: conv_blocked_grad_weights Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} (blocked direct) */
     {
-        const int64_t N = 2, G = 1, C = 2, M = 4, H = 6, W = 6;
-        const int64_t KH = 3, KW = 3, SH = 1, SW = 1;
-        const int64_t PH = 1, PW = 1, DH = 1, DW = 1;
-        const int64_t HO = 6, WO = 6;
-        const int64_t P = HO * WO, K = C * KH * KW, CT = G * C, CO = G * M, NB = omp_get_max_threads() > 1 ? 2 : 2;
-        float *restrict col = b19, *restrict cnp = b20;
-        if (N == 0 || P == 0) memset(b4, 0, (size_t)(CO * K) * sizeof(float));
-        for (int64_t n0 = 0; n0 < N && P > 0; n0 += NB) {
-            const int64_t nb = N - n0 < NB ? N - n0 : NB;
-            const float *xs = b0 + n0 * CT * H * W;
-            const float *gys = b5 + n0 * CO * P;
-            #pragma omp parallel for collapse(2) schedule(static) if(CT * KH * KW * nb * P > GC_PAR_THRESHOLD)
-            for (int64_t r = 0; r < CT * KH * KW; r++) {
-                for (int64_t i = 0; i < nb; i++) {
-                    const int64_t kj = r % KW, ki = (r / KW) % KH, c = r / (KH * KW);
-                    const float *src = xs + (i * CT + c) * H * W;
-                    float *dst = col + (r * nb + i) * P;
-                    /* wo in [wlo, whi) reads inside the row: 0 <= wo*SW - PW + kj*DW < W */
-                    const int64_t off = kj * DW - PW;
-                    int64_t wlo = off >= 0 ? 0 : (-off + SW - 1) / SW;
-                    int64_t whi = W - off <= 0 ? 0 : (W - off + SW - 1) / SW;
-                    if (whi > WO) whi = WO;
-                    if (wlo > whi) wlo = whi;
-                    for (int64_t ho = 0; ho < HO; ho++) {
-                        float *drow = dst + ho * WO;
-                        const int64_t ih = ho * SH - PH + ki * DH;
-                        if (ih < 0 || ih >= H) {
-                            for (int64_t wo = 0; wo < WO; wo++) drow[wo] = 0;
-                            continue;
-                        }
-                        const int64_t base = ih * W + off;
-                        for (int64_t wo = 0; wo < wlo; wo++) drow[wo] = 0;
-                        if (SW == 1) {
-                            #pragma omp simd
-                            for (int64_t wo = wlo; wo < whi; wo++) drow[wo] = src[base + wo];
-                        } else {
-                            for (int64_t wo = wlo; wo < whi; wo++) drow[wo] = src[base + wo * SW];
-                        }
-                        for (int64_t wo = whi; wo < WO; wo++) drow[wo] = 0;
-                    }
-                }
-            }
-            const float *g = gys;
-            if (nb > 1) {
-                #pragma omp parallel for collapse(2) schedule(static) if(nb * CO * P > GC_PAR_THRESHOLD)
-                for (int64_t co = 0; co < CO; co++)
-                    for (int64_t i = 0; i < nb; i++)
-                        memcpy(cnp + (co * nb + i) * P, gys + (i * CO + co) * P, (size_t)P * sizeof(float));
-                g = cnp;
-            }
-            if (M > 0 && K > 0)
-                graphc_rt_sgemm(0, 1, G, M, K, nb * P, 1, g, nb * P, M * nb * P,
-                    col, nb * P, K * nb * P, n0 == 0 ? 0 : 1, b4, K, M * K);
-        }
+        const int64_t gc_cv[GC_CV_LEN] = { 2, 2, 6, 6, 4,
+            3, 3, 1, 1, 1, 1, 6, 6,
+            2, 69084 };
+        graphc_rt_sconv_blocked_grad_weights(gc_cv, b0, b5, b4,
+            b21, b22);
     }
     if (status) return status;
     return 0;

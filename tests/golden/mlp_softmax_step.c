@@ -115,6 +115,43 @@ static int gc_reserve(gc_ctx *ctx, size_t bytes) {
 void graphc_rt_dgemm(int trans_a, int trans_b, int64_t batch, int64_t M, int64_t N, int64_t K,
         double alpha, const double *A, int64_t lda, int64_t sa, const double *B, int64_t ldb, int64_t sb,
         double beta, double *C, int64_t ldc, int64_t sc);
+#ifndef GC_CONV_BLOCKED_COMMON
+#define GC_CONV_BLOCKED_COMMON
+#include <string.h>
+#include <omp.h>
+/* Vector bytes, chosen at compile time from the target CPU (-march=native): 32 with AVX/AVX2
+   (8 floats, 4 doubles), 16 otherwise (SSE, NEON). gcc's vector extensions turn the same source
+   into the instructions the target has (vbroadcastss + vfmadd231ps on AVX2+FMA).
+   AVX-512 hook: a `defined(__AVX512F__)` branch below giving 64 (lower_cnn_blocked.py sizes
+   the scratch for 64-byte vectors already; with 32 registers the tile could grow to 4 x 6); not
+   enabled, as no AVX-512 machine was at hand to measure it. */
+#ifndef GC_CONV_VBYTES
+#if defined(__AVX__)
+#define GC_CONV_VBYTES 32
+#else
+#define GC_CONV_VBYTES 16
+#endif
+#endif
+/* The register tile: GC_CONV_R output channels x GC_CONV_Q vectors of output pixels (12 of the 16
+   AVX2 registers accumulate; per input tap 3 vector loads and 4 broadcasts feed 12 FMAs). For
+   the weight gradient, GC_CONV_R output channels x GC_CONV_Q taps, summed over pixel vectors. */
+#define GC_CONV_R 4
+#ifndef GC_PAR_THRESHOLD  /* (the runtime library does not include gc_runtime.h) */
+#define GC_PAR_THRESHOLD 262144
+#endif
+#define GC_CONV_Q 3
+/* The geometry array every entry point takes (conv_blocked*.j2 write it). */
+enum { GC_CV_N, GC_CV_C, GC_CV_H, GC_CV_W, GC_CV_CO, GC_CV_KH, GC_CV_KW, GC_CV_SH, GC_CV_SW,
+       GC_CV_PH, GC_CV_PW, GC_CV_HO, GC_CV_WO, GC_CV_SLOTS, GC_CV_SLOT_ELEMS, GC_CV_LEN };
+#endif
+#ifndef GC_DECL_CONV_BLOCKED_d
+#define GC_DECL_CONV_BLOCKED_d
+void graphc_rt_dconv_blocked(const int64_t *g, int flip, const double *restrict x,
+        const double *restrict w, double *restrict y, double *restrict wp, int64_t *restrict toff,
+        double *restrict slots);
+void graphc_rt_dconv_blocked_grad_weights(const int64_t *g, const double *restrict x,
+        const double *restrict gy, double *restrict gw, int64_t *restrict toff, double *restrict slots);
+#endif
 
 /* Entry points for graphc's in-process loader (cffi). */
 /* The runtime library's thread choice (_thread_choice.j2): how many OpenMP threads this call uses. */

@@ -17,7 +17,7 @@ from ..base import Capabilities
 # for such loops in parallel was mostly gcc running "parallel for simd" as scalar code.)
 PARALLEL_THRESHOLD = 262144
 
-CONV_ALGORITHMS = ("auto", "gemm", "direct", "winograd")
+CONV_ALGORITHMS = ("auto", "gemm", "direct", "winograd", "blocked")
 # Bytes of im2col workspace (the column matrix and the (C_out, images, P) product) one convolution
 # may use: the batch is cut into chunks of as many images as fit (at least one). AlexNet's conv1
 # at batch 128 would otherwise need ~560 MB; 32 MB keeps LeNet's and CIFAR's convs in one chunk
@@ -93,6 +93,40 @@ class CCapabilities(Capabilities):
         ci = channels_in if isinstance(channels_in, int) else 1 << 30
         co = channels_out if isinstance(channels_out, int) else 1 << 30
         return min(ci, co) >= WINOGRAD_MIN_CHANNELS
+
+    def blocked_conv_pays(self, kind, channels_in, channels_out, kh, kw, stride, padding):
+        """Whether conv kernel `kind` (fwd, grad_input, grad_weights; lowering checks the shape
+        allows it) runs as the blocked direct convolution (templates/c/_conv_blocked.j2).
+        GRAPHC_CONV_ALGO=blocked forces it wherever the shape allows, any other choice never."""
+        forced = self.forced_conv_algorithm()
+        if forced != "auto":
+            return forced == "blocked"
+        # Measured per kernel (bench/conv_layers.py; float32, 1 thread, vs im2col + gemm or
+        # Winograd; bench/README.md has the table): it wins where the gemm has few rows, below
+        # 64 channels (CIFAR conv2 forward 58 -> 37 ms, ResNet 16-channel weight gradient 50 -> 24
+        # ms), and loses from 64 channels on 3x3 forward passes to Winograd (VGG 64: 118 vs 143
+        # ms); its weight gradient still wins at 64 (214 -> 172 ms), not at 128 or with stride 4
+        # (AlexNet conv1: 128 vs 226 ms). A 1x1 conv is a plain gemm (3.3 vs 4.4 ms). The input
+        # gradient of a "valid" conv (padding under (K-1)/2) would correlate mostly zeros (LeNet's
+        # conv2: 8 vs 17 ms).
+        if kh * kw <= 1:
+            return False
+        small = min(channels_in, channels_out)
+        if kind == "grad_weights":
+            return small <= 64 and max(stride) <= 2
+        if kind == "grad_input" and min(2 * padding[0] - (kh - 1), 2 * padding[1] - (kw - 1)) < 0:
+            return False
+        return small < 64
+
+    @staticmethod
+    def conv_slots():
+        """Threads a blocked convolution may use (one padded-image slot each): this machine's
+        cores (a program is built for the CPU it runs on; a larger machine runs it on fewer)."""
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cores = os.cpu_count() or 1
+        return max(1, min(cores, 64))
 
     def conv_algorithm(self, kind, depth, rows):
         """'gemm' or 'direct' for one of the three conv kernels (kind: fwd, grad_input,

@@ -22,6 +22,10 @@ class CudaCapabilities(CCapabilities):
     __slots__ = ()
     # A loop body's products go to cuBLAS: no operand is packed (_gemm_packed.j2 is the C target's).
     packs_loop_product = None
+    # No CUDA templates for these C kernels (conv_winograd, conv_blocked*): lowering keeps the
+    # chunked im2col + gemm convolutions for this target.
+    winograd_pays = None
+    blocked_conv_pays = None
 
     @staticmethod
     def conv_workspace_bytes():
