@@ -17,8 +17,6 @@ from . import scalar_expr as se
 from . import scalar_fns as sf
 
 ARGS = sympy.symbols("a0:64", real=True)
-# Functions whose value is cheaper to reuse than to recompute in a gradient (thawed forms).
-_REUSE_OUTPUT = sf.REUSE_OUTPUT + (sympy.Pow,)
 
 
 class Elemwise(Op):
@@ -141,7 +139,11 @@ def _grad_expr(frozen_expr, nin, i):
     d = sympy.diff(expr, ARGS[i])
     if d == 0:
         return None
-    if isinstance(expr, _REUSE_OUTPUT):
+    if isinstance(expr, sf.REUSE_OUTPUT):
+        # The table's derivative in y, times the chain factor of the argument (1 for an op
+        # that applies the function to one input).
+        d = expr.row.from_output(y_sym)[0] * sympy.diff(expr.args[0], ARGS[i])
+    elif isinstance(expr, sympy.Pow):
         d = d.subs(expr, y_sym)
     elif isinstance(expr, sf.relu):
         # relu(x) > 0 exactly where x > 0: reading the output lets x die after forward.
