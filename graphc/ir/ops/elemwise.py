@@ -123,9 +123,17 @@ class Elemwise(Op):
                 continue
             # Named by op, not argument: equal expressions (d(a+b)/da == d(a+b)/db) then merge.
             op = Elemwise(f"d{self.name}", d_times_g, self.nin + 2, "promote")
-            gi = op(*node.inputs, out, g)
+            gi = op(*_shape_only_as_gradient(d_times_g, list(node.inputs) + [out], g), g)
             grads.append(sum_to_shape(gi, inp.type))
         return grads
+
+
+def _shape_only_as_gradient(expr, inputs, g):
+    """The d-op's inputs (the op's, then its output), each one the derivative does not read and
+    of g's type replaced by g: read for its shape only, a value would be kept alive for nothing
+    (a scan would stack z for BPTT when the gradients read only the saved activations)."""
+    used = se.thaw(expr).free_symbols
+    return [v if ARGS[k] in used or v.type != g.type else g for k, v in enumerate(inputs)]
 
 
 @functools.lru_cache(maxsize=4096)
