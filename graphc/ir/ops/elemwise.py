@@ -132,8 +132,13 @@ def _shape_only_as_gradient(expr, inputs, g):
     """The d-op's inputs (the op's, then its output), each one the derivative does not read and
     of g's type replaced by g: read for its shape only, a value would be kept alive for nothing
     (a scan would stack z for BPTT when the gradients read only the saved activations)."""
-    used = se.thaw(expr).free_symbols
+    used = _symbols_of(expr)
     return [v if ARGS[k] in used or v.type != g.type else g for k, v in enumerate(inputs)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _symbols_of(frozen_expr):
+    return se.thaw(frozen_expr).free_symbols
 
 
 @functools.lru_cache(maxsize=4096)
