@@ -128,3 +128,17 @@ def test_invariant_activation_is_not_stacked():
     fns = [type(se.thaw(o.owner.op.expr)).__name__ for o in stacked
            if o.owner is not None and hasattr(o.owner.op, "expr")]
     assert "tanh" not in fns and "sigmoid" in fns
+
+
+def test_lstm_backward_reads_the_activations_not_z():
+    """BPTT reads the five stacked activations (i, f, g, o, tanh c), never the step's z (4H
+    wide): a gradient op reads g, not z, for its shape, so z is not kept for T steps."""
+    from graphc.ir.graph import toposort
+    from graphc.ir.ops.loop import Loop
+    from graphc.ir.ops.scan import Scan
+    inputs, outputs, values = lstm_training("float32", H=6)
+    nodes = toposort(outputs)
+    [forward] = [n for n in nodes if isinstance(n.op, Scan)]
+    [backward] = [n for n in nodes if isinstance(n.op, Loop) and not isinstance(n.op, Scan)]
+    read = [i for i in backward.inputs if i.owner is forward and i not in forward.outputs[:2]]
+    assert [i.type.shape for i in read] == [(3, 7, 6)] * 5, [str(i) for i in read]
