@@ -28,7 +28,8 @@ from .ir.graph import Constant, Node, SharedVariable, Variable, leaves, toposort
 from .ir.inner_graph import InnerGraph
 from .ir.ops.blas import Matmul
 from .ir.ops.conv import FitsCheck
-from .ir.ops.elemwise import add_op
+from .ir.ops import scalar_fns as sf
+from .ir.ops.elemwise import Elemwise, add_op
 from .ir.ops.scan import Scan
 from .ir.ops.shape import reshape
 from .ir.types import FLOAT_DTYPES, TensorType, as_dim, dims_equal
@@ -131,6 +132,10 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
     # reads them back instead of recomputing them (graphc/scan_grad.py).
     extra_history += [v for v in _products(new_states + list(outputs), inner_rest)
                       if v not in extra_history and v not in outputs]
+    # So are the activations whose derivative reads their value (sigmoid, tanh, exp): BPTT then
+    # does no transcendental work. A function without the gradient does not stack them.
+    extra_history += [v for v in _activations(new_states + list(outputs), inner_rest)
+                      if v not in extra_history and v not in outputs and v not in new_states]
     body = InnerGraph(seq_inner + [v for _, _, inner in slots for v in inner] + upd_inner +
                       inner_rest, new_states + list(outputs) + extra_history)
     initials = [o for _, outer, _ in slots for o in outer] + upd_vars
@@ -441,6 +446,23 @@ def _products(results, invariant):
                 out = users[0].outputs[0]
             if out not in found:
                 found.append(out)
+    return found
+
+
+def _activations(results, invariant):
+    """Outputs of the step's elementwise functions whose gradient reads their output (the
+    table's from_output rows: sigmoid, tanh, exp) and that change from step to step."""
+    fixed = set(invariant)
+    varying, found = set(), []
+    for node in toposort(results):
+        ins = [i for i in node.inputs if i.owner is None and i not in fixed and not isinstance(i, Constant)]
+        if not ins and not any(i in varying for i in node.inputs):
+            continue
+        varying.update(node.outputs)
+        out = node.outputs[0]
+        if isinstance(node.op, Elemwise) and isinstance(node.op.expr, sf.REUSE_OUTPUT) and \
+                out.dtype in FLOAT_DTYPES and out not in found:
+            found.append(out)
     return found
 
 

@@ -126,7 +126,8 @@ class _Run:
 
     def inner_graphs(self, fgraph):
         """Optimize the inner graphs of every op that carries some; returns whether any changed."""
-        changed = False
+        from .loop_outputs import drop_unused_stacked
+        changed = drop_unused_stacked(fgraph)
         for node in list(fgraph.nodes):
             props = node.op.inner_graph_props
             if not props:

@@ -17,8 +17,6 @@ from . import scalar_expr as se
 from . import scalar_fns as sf
 
 ARGS = sympy.symbols("a0:64", real=True)
-# Functions whose value is cheaper to reuse than to recompute in a gradient (thawed forms).
-_REUSE_OUTPUT = sf.REUSE_OUTPUT + (sympy.Pow,)
 
 
 class Elemwise(Op):
@@ -125,9 +123,22 @@ class Elemwise(Op):
                 continue
             # Named by op, not argument: equal expressions (d(a+b)/da == d(a+b)/db) then merge.
             op = Elemwise(f"d{self.name}", d_times_g, self.nin + 2, "promote")
-            gi = op(*node.inputs, out, g)
+            gi = op(*_shape_only_as_gradient(d_times_g, list(node.inputs) + [out], g), g)
             grads.append(sum_to_shape(gi, inp.type))
         return grads
+
+
+def _shape_only_as_gradient(expr, inputs, g):
+    """The d-op's inputs (the op's, then its output), each one the derivative does not read and
+    of g's type replaced by g: read for its shape only, a value would be kept alive for nothing
+    (a scan would stack z for BPTT when the gradients read only the saved activations)."""
+    used = _symbols_of(expr)
+    return [v if ARGS[k] in used or v.type != g.type else g for k, v in enumerate(inputs)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _symbols_of(frozen_expr):
+    return se.thaw(frozen_expr).free_symbols
 
 
 @functools.lru_cache(maxsize=4096)
@@ -141,7 +152,11 @@ def _grad_expr(frozen_expr, nin, i):
     d = sympy.diff(expr, ARGS[i])
     if d == 0:
         return None
-    if isinstance(expr, _REUSE_OUTPUT):
+    if isinstance(expr, sf.REUSE_OUTPUT):
+        # The table's derivative in y, times the chain factor of the argument (1 for an op
+        # that applies the function to one input).
+        d = expr.row.from_output(y_sym)[0] * sympy.diff(expr.args[0], ARGS[i])
+    elif isinstance(expr, sympy.Pow):
         d = d.subs(expr, y_sym)
     elif isinstance(expr, sf.relu):
         # relu(x) > 0 exactly where x > 0: reading the output lets x die after forward.

@@ -59,7 +59,9 @@ class Row:
     c: CForm                       # how the C printer calls it
     cost: str                      # "cheap" (fusion may recompute it) or "expensive"
     derivative: Optional[Callable] = None   # args -> tuple of partial derivatives; None: 0
-    reuse_output: bool = False     # its derivative is cheaper from the output (exp, tanh, ...)
+    # Its derivative from its output y (y -> tuple of partials), read instead of recomputing the
+    # function: a gradient then needs no transcendental, and a scan's BPTT reads the saved y.
+    from_output: Optional[Callable] = None
     public: tuple = ()             # names in graphc.math (for ops that apply just this function)
     simd: bool = False             # glibc's libmvec has a vector version (declared in gc_runtime.h)
     real: bool = True              # its value is a real number (logical functions: a boolean)
@@ -68,6 +70,8 @@ class Row:
         missing = [f for f in ("numpy", "c") if getattr(self, f) is None]
         if missing or self.cost not in ("cheap", "expensive"):
             raise ValueError(f"scalar function {self.name}: row lacks {missing or 'a cost class'}")
+        if self.from_output is not None and self.nargs != 1:
+            raise ValueError(f"scalar function {self.name}: a derivative from the output needs one argument")
         if self.simd and self.c.kind != "libm":
             raise ValueError(f"scalar function {self.name}: only libm functions have SIMD forms")
 
@@ -133,22 +137,25 @@ def _where_d(c, a, b):
 
 
 TABLE = [
-    Row("exp", 1, np.exp, libm("exp"), "expensive", lambda x: (exp(x),), reuse_output=True,
-        public=("exp",), simd=True),
+    Row("exp", 1, np.exp, libm("exp"), "expensive", lambda x: (exp(x),),
+        from_output=lambda y: (y,), public=("exp",), simd=True),
     Row("expm1", 1, np.expm1, libm("expm1"), "expensive", lambda x: (exp(x),),
         public=("expm1",), simd=True),
     Row("log", 1, np.log, libm("log"), "expensive", lambda x: (1 / x,), public=("log",), simd=True),
     Row("log1p", 1, np.log1p, libm("log1p"), "expensive", lambda x: (1 / (1 + x),),
         public=("log1p",), simd=True),
     Row("tanh", 1, np.tanh, libm("tanh"), "expensive", lambda x: (1 - tanh(x) ** 2,),
-        reuse_output=True, public=("tanh",), simd=True),
+        from_output=lambda y: (1 - y ** 2,), public=("tanh",), simd=True),
     Row("sin", 1, np.sin, libm("sin"), "expensive", lambda x: (cos(x),), public=("sin",), simd=True),
     Row("cos", 1, np.cos, libm("cos"), "expensive", lambda x: (-sin(x),), public=("cos",), simd=True),
     Row("erf", 1, _np_erf, libm("erf"), "expensive",
         lambda x: (2 / sympy.sqrt(sympy.pi) * exp(-x ** 2),), public=("erf",), simd=True),
-    # s(x) * s(-x), not s * (1 - s): 1 - s loses every digit once s rounds to 1.
+    # In x: s(x) * s(-x) (relatively precise for large x, where 1 - s rounds). An op's gradient
+    # reads s (y (1 - y), as Theano and PyTorch): no exp, and exact at the limits, but only
+    # absolutely precise (to eps / 2) once s nears 1: the price of no transcendental in BPTT.
     Row("sigmoid", 1, _np_sigmoid, helper("gc_sigmoid"), "expensive",
-        lambda x: (sigmoid(x) * sigmoid(-x),), reuse_output=True, public=("sigmoid",)),
+        lambda x: (sigmoid(x) * sigmoid(-x),), from_output=lambda y: (y * (1 - y),),
+        public=("sigmoid",)),
     Row("softplus", 1, lambda x: np.logaddexp(np.zeros_like(x), x), helper("gc_softplus"),
         "expensive", lambda x: (sigmoid(x),), public=("softplus",)),
     Row("relu", 1, _np_relu, helper("gc_relu"), "cheap",
@@ -241,7 +248,7 @@ _SYMPY_TO_TABLE.update(Abs=absval, sign=sgn)
 # Functions whose value fusion should not recompute for several readers.
 EXPENSIVE = tuple(_CLASSES[r.name] for r in TABLE if r.cost == "expensive")
 # Functions whose derivative reads the output instead of recomputing it.
-REUSE_OUTPUT = tuple(_CLASSES[r.name] for r in TABLE if r.reuse_output)
+REUSE_OUTPUT = tuple(_CLASSES[r.name] for r in TABLE if r.from_output)
 # The libm functions glibc's libmvec vectorizes (gc_runtime.h declares them "omp declare simd").
 SIMD_LIBM = tuple(r.c.name for r in TABLE if r.simd)
 
