@@ -87,6 +87,10 @@ GC_HD float gc_softplusf(float x) { return (x > 0.0f ? x : 0.0f) + log1pf(expf(-
 GC_HD double gc_softplus(double x) { return (x > 0.0 ? x : 0.0) + log1p(exp(-fabs(x))); }
 GC_HD float gc_reluf(float x) { return x < 0.0f ? 0.0f : x; }
 GC_HD double gc_relu(double x) { return x < 0.0 ? 0.0 : x; }
+/* Max/Min of integer size expressions (as templates/c/gc_runtime.h: functions, so nesting does
+   not duplicate arguments). */
+GC_HD int64_t gc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
+GC_HD int64_t gc_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 GC_HD int64_t gc_floordiv_i64(int64_t a, int64_t b) {
     if (b == 0) return 0;
     if (b == -1) return (int64_t)(0 - (uint64_t)a);

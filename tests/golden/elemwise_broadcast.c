@@ -50,6 +50,10 @@ static inline int64_t gc_floordiv_i64(int64_t a, int64_t b) {
     int64_t q = a / b;
     return (q * b != a && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
+/* Max/Min of integer size expressions: functions, not GC_MAX/GC_MIN, because a macro evaluates
+   an argument twice and nested Max slot sizes then grow exponentially (gcc took minutes). */
+static inline int64_t gc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
+static inline int64_t gc_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t gc_mod_i64(int64_t a, int64_t b) {
     if (b == 0 || b == -1) return 0;
     int64_t r = a % b;

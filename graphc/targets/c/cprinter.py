@@ -175,12 +175,12 @@ def _size_to_c(e):
     if isinstance(e, sympy.Max):
         out = int_to_c(e.args[0])
         for a in e.args[1:]:
-            out = f"GC_MAX({out}, {int_to_c(a)})"
+            out = f"gc_max_i64({out}, {int_to_c(a)})"
         return out
     if isinstance(e, sympy.Min):
         out = int_to_c(e.args[0])
         for a in e.args[1:]:
-            out = f"GC_MIN({out}, {int_to_c(a)})"
+            out = f"gc_min_i64({out}, {int_to_c(a)})"
         return out
     if e.is_Pow and e.args[1].is_Integer and e.args[1] > 0:
         return "(" + "*".join([int_to_c(e.args[0])] * int(e.args[1])) + ")"
