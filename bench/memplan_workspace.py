@@ -26,23 +26,6 @@ CNNS = ("cifar_quick", "vgg_bn", "resnet20", "alexnet_infer", "alexnet_train")
 OTHERS = ("mlp", "lstm_scan")
 
 
-def _captured_function(build):
-    """The py-backend Function that `build()` makes with G.function (its last one)."""
-    import graphc as G
-    captured, real = [], G.function
-
-    def capture(*args, **kwargs):
-        kwargs["backend"] = "py"
-        captured.append(real(*args, **kwargs))
-        return captured[-1]
-
-    G.function = capture
-    try:
-        build()
-    finally:
-        G.function = real
-    return captured[-1]
-
 
 def _builder(name):
     """(build, {input position: example array}) for a workload."""
@@ -79,8 +62,9 @@ def measure(name, show_slots=0):
     from graphc.codegen import memplan
     from graphc.codegen.plan import build_program
     from graphc.targets.c.capabilities import C_CAPABILITIES
+    from program_cases import captured_function  # (tests/ is on sys.path above)
     build, examples = _builder(name)
-    fn = _captured_function(build)
+    fn = captured_function(build)
     env = _bind(fn, examples)
     plan_cpu = [0.0]
     real_plan = memplan.plan_slots

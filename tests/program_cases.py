@@ -18,13 +18,9 @@ def program_of(inputs, outputs, updates=None, name="t", capabilities=C_CAPABILIT
     return build_program(fn.fgraph, fn.checker, capabilities)
 
 
-def bench_step_program(builder_name):
-    """The Program of a bench/graphc_impl.py training step (MLP, LeNet, LSTM)."""
-    if ROOT not in sys.path:
-        sys.path.insert(0, ROOT)
-    from bench import graphc_impl
-    captured = []
-    real = G.function
+def captured_function(build):
+    """The py-backend Function that `build()` makes with G.function (its last one)."""
+    captured, real = [], G.function
 
     def capture(*args, **kwargs):
         kwargs["backend"] = "py"
@@ -33,10 +29,18 @@ def bench_step_program(builder_name):
 
     G.function = capture
     try:
-        getattr(graphc_impl, builder_name)()
+        build()
     finally:
         G.function = real
-    fn = captured[-1]
+    return captured[-1]
+
+
+def bench_step_program(builder_name):
+    """The Program of a bench/graphc_impl.py training step (MLP, LeNet, LSTM)."""
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    from bench import graphc_impl
+    fn = captured_function(getattr(graphc_impl, builder_name))
     # (the plan checker proves symbolic offsets disjoint with sympy: a minute for LeNet's)
     check, G.config.check_plans = G.config.check_plans, False
     try:
