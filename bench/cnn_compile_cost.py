@@ -6,10 +6,14 @@ in CPU time (the shared machine makes wall time noise).
     python bench/cnn_compile_cost.py --only resnet20 --profile /tmp/prof   # + cProfile dumps
 
 Per net, two fresh processes share one empty GRAPHC_CACHE_DIR: cold (empty caches) then warm (the
-caches the cold one filled). Each builds the step as bench/graphc_cnn.py does, split in stages:
-weights (shared variables; not compile), forward graph, grad + updates, G.function. Reported per
-stage: process CPU seconds (time.process_time), and for G.function also wall seconds and the CPU
-of its child processes (gcc: RUSAGE_CHILDREN), plus the load average at the end.
+caches the cold one filled). Each builds the step with bench/graphc_cnn.cnn_step, in its stages:
+weights (drawing them, shared variables, momentum buffers: not compile), graph (the user's model:
+forward, loss, G.grad, updates: not graphc's compile, though graphc's shape inference and
+differentiation run there) and G.function (what the compile target measures). Reported per stage:
+process CPU seconds (time.process_time); for G.function also wall seconds, the CPU of its child
+processes (gcc: RUSAGE_CHILDREN) and its own stages' CPU (Function.timings "<stage>_cpu":
+build_graph, optimize, lower, plan, render, build, load; warm: cache_key, load), plus the load
+average at the end.
 """
 from __future__ import annotations
 
@@ -36,47 +40,16 @@ def _children_cpu():
 
 
 def child(net, profile_path):
-    import numpy as np
-    import graphc as G
     from bench import graphc_cnn as GC
-    stages, prof = {}, None
+    prof = None
     if profile_path:
         import cProfile
         prof = cProfile.Profile(time.process_time)  # CPU seconds: wall is noise on a loaded machine
-    _, _, _, _, train, lr, mu, wd = CC.NETS[net]
-    init = CC.params(net)
-    xv, yv = CC.data(net)
-
-    def stage(name, fn):
-        c0, w0 = time.process_time(), time.perf_counter()
-        if prof:
-            prof.enable()
-        out = fn()
-        if prof:
-            prof.disable()
-        stages[name] = {"cpu": time.process_time() - c0, "wall": time.perf_counter() - w0}
-        return out
-
-    params = stage("weights", lambda: [G.shared(np.array(a), name=f"p{i}") for i, a in enumerate(init)])
-    x = G.tensor4("x")
-    logits = stage("forward", lambda: GC.forward(net, x, params))
-
-    def grads_and_updates():
-        y = G.lvector("y")
-        cost = G.mean(G.softmax_cross_entropy(logits, y))
-        updates = {}
-        for p, g, a in zip(params, G.grad(cost, params), init):
-            if wd:
-                g = g + np.float32(wd) * p
-            v = G.shared(np.zeros_like(a), name="v_" + p.name)
-            v_new = np.float32(mu) * v + g
-            updates[v] = v_new
-            updates[p] = p - np.float32(lr) * v_new
-        return [x, y], cost, updates
-
-    ins, out, updates = stage("grad", grads_and_updates) if train else ([x], logits, {})
+    CC.data(net)  # the input batch: not part of any stage
     gcc0 = _children_cpu()
-    f = stage("function", lambda: G.function(ins, out, updates=updates))
+    step = GC.cnn_step(net, profiler=prof)  # stages weights, graph, function (profiled: the last two)
+    stages = dict(step.stages)
+    f = step.function
     stages["function"]["gcc_cpu"] = _children_cpu() - gcc0
     stages["function"]["timings"] = {k: v for k, v in f.timings.items() if isinstance(v, float)}
     if prof:
@@ -99,10 +72,9 @@ def run(net, env, profile_path):
 def fmt(r):
     f = r["function"]
     t = f["timings"]
-    parts = " ".join(f"{k}={v:.3f}" for k, v in t.items() if v >= 0.0005 and k != "total")
-    return (f"forward {r['forward']['cpu']:.3f}  grad {r.get('grad', {}).get('cpu', 0):.3f}  "
-            f"function cpu {f['cpu']:.3f} wall {f['wall']:.3f} gcc {f['gcc_cpu']:.2f}  "
-            f"[{parts}]  load {r['loadavg']:.1f}")
+    parts = " ".join(f"{k[:-4]}={v:.3f}" for k, v in t.items() if k.endswith("_cpu") and v >= 0.0005)
+    return (f"G.function cpu {f['cpu']:.3f} wall {f['wall']:.3f} gcc {f['gcc_cpu']:.2f} [cpu: {parts}]  "
+            f"| graph {r['graph']['cpu']:.3f}  weights {r['weights']['cpu']:.3f}  load {r['loadavg']:.1f}")
 
 
 def main():

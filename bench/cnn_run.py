@@ -65,6 +65,8 @@ def child_main(args):
         step = mod.cnn_step(args.net, **kw)
         v1 = step()
         out["compile_s"] = time.perf_counter() - t0  # build + the first step
+        if getattr(step, "stages", None):  # graphc: weights / graph / function, CPU and wall
+            out["stages"] = step.stages
         if args.measure:
             out["values"] = _values(v1) + _values(step())
             quick = dict(warmup=0, min_runs=3, min_time=args.min_time, max_time=args.max_time)
@@ -112,6 +114,8 @@ def run_cell(net, peer, args):
                                           for c in (cold, warm))
         if "error" in cold:
             cell.setdefault("error", "cold: " + cold["error"])
+        if cold.get("stages"):
+            cell["cold_stages"] = cold["stages"]
     return cell
 
 
@@ -151,6 +155,21 @@ def tables(results, nets, peers):
             row += [comp, _mb(c.get("peak_rss"))]
         row.append(_mb(results[n].get("graphc", {}).get("workspace")))
         out.append(f"| {CC.DESCRIPTIONS[n]} | " + " | ".join(row) + " |")
+    staged = [n for n in nets if results[n].get("graphc", {}).get("stages")]
+    if staged:
+        out += ["", "graphc's build, stage by stage, wall s (CPU s): `G.function` is what the compile "
+                "target measures; the user's model graph (forward, loss, `G.grad`, updates) and the "
+                "weights (drawn, made shared variables, momentum buffers) are not graphc's compile:", "",
+                "| net | cold G.function | cold graph | cold weights | warm G.function | warm graph | warm weights |",
+                "|---|---|---|---|---|---|---|"]
+        for n in staged:
+            g = results[n]["graphc"]
+            row = []
+            for kind in ("cold_stages", "stages"):
+                st = g.get(kind) or {}
+                row += [f"{st[k]['wall']:.2f} ({st[k]['cpu']:.2f})" if k in st else ""
+                        for k in ("function", "graph", "weights")]
+            out.append(f"| {CC.DESCRIPTIONS[n]} | " + " | ".join(row) + " |")
     if any("contended" in c for r in results.values() for c in r.values()):
         out += ["", "Step time beside a one-core busy loop, and its growth over the quiet step:", "",
                 "| net | " + " | ".join(peers) + " |", "|" + "---|" * (len(peers) + 1)]

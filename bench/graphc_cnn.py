@@ -71,32 +71,60 @@ def forward(name, x, params):
     return h
 
 
-def cnn_step(name):
+def _stage(stages, name, fn, profiler=None):
+    """fn() timed into stages[name]: {"cpu": process CPU s, "wall": s} (a profiler, when given,
+    runs around it)."""
+    import time
+    c0, w0 = time.process_time(), time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
+    try:
+        return fn()
+    finally:
+        if profiler is not None:
+            profiler.disable()
+        stages[name] = {"cpu": time.process_time() - c0, "wall": time.perf_counter() - w0}
+
+
+def cnn_step(name, profiler=None):
+    """The step, built in three timed stages (issue 16 compares only the last with its compile
+    target): `weights` (drawing the initial weights, the shared variables of the parameters and
+    momentum buffers), `graph` (the user's model: forward graph, loss, G.grad, the update expressions)
+    and `function` (G.function: graphc's optimize, lower, plan, render, build or cache lookup,
+    load). step.stages holds their CPU and wall seconds; step.function is the Function."""
     _, _, _, _, train, lr, mu, wd = CC.NETS[name]
     xv, yv = CC.data(name)
-    init = CC.params(name)
-    params = [G.shared(np.array(a), name=f"p{i}") for i, a in enumerate(init)]
-    x = G.tensor4("x")
-    logits = forward(name, x, params)
-    if not train:
-        f = G.function([x], logits)
-        step = lambda: f(xv)  # noqa: E731
-    else:
+    stages = {}
+    lr, mu, wd = np.float32(lr), np.float32(mu), np.float32(wd)
+
+    def weights():
+        init = CC.params(name)  # seeded random draws, as a user's initialization
+        params = [G.shared(np.array(a), name=f"p{i}") for i, a in enumerate(init)]
+        velocities = [G.shared(np.zeros_like(a), name="v_" + p.name) for p, a in zip(params, init)] if train else []
+        return params, velocities
+
+    params, velocities = _stage(stages, "weights", weights)
+
+    def graph():
+        x = G.tensor4("x")
+        logits = forward(name, x, params)
+        if not train:
+            return [x], logits, {}
         y = G.lvector("y")
         cost = G.mean(G.softmax_cross_entropy(logits, y))
-        grads = G.grad(cost, params)
-        lr, mu, wd = np.float32(lr), np.float32(mu), np.float32(wd)
         updates = {}
-        for p, g, a in zip(params, grads, init):
+        for p, g, v in zip(params, G.grad(cost, params), velocities):
             if wd:
                 g = g + wd * p
-            v = G.shared(np.zeros_like(a), name="v_" + p.name)
             v_new = mu * v + g
             updates[v] = v_new
             updates[p] = p - lr * v_new
-        f = G.function([x, y], cost, updates=updates)
-        step = lambda: f(xv, yv)  # noqa: E731
-    step.function, step.x = f, xv
+        return [x, y], cost, updates
+
+    ins, out, updates = _stage(stages, "graph", graph, profiler)
+    f = _stage(stages, "function", lambda: G.function(ins, out, updates=updates), profiler)
+    step = (lambda: f(xv)) if not train else (lambda: f(xv, yv))
+    step.function, step.x, step.stages = f, xv, stages
     return step
 
 

@@ -1,5 +1,7 @@
 """The target-neutral half of compiling: the optimized graph lowered to a kernel Program, with
 its memory planned (what every compiling target renders, and what AOT export renders)."""
+import contextlib
+
 from ..config import config
 from ..errors import CompileError
 from ..ir.graph import LazyText
@@ -9,9 +11,11 @@ from .memplan import check_plan, plan_memory
 from .program import DTYPE_BYTES
 
 
-def build_program(fgraph, checker, capabilities):
+def build_program(fgraph, checker, capabilities, stage=None):
     """Lower and plan: the target-independent program for this graph (`capabilities`: the
-    target's, for the few choices that change the kernel sequence)."""
+    target's, for the few choices that change the kernel sequence). `stage(name)`, when given,
+    is a context manager that times the stages "lower" and "plan" (the compiler's timings)."""
+    stage = stage or _untimed
     unbound = set()
     for node in fgraph.nodes:
         for v in node.outputs:
@@ -21,14 +25,21 @@ def build_program(fgraph, checker, capabilities):
     if unbound:
         raise CompileError(f"the sizes {sorted(map(str, unbound))} cannot be determined from the "
                            "function's inputs; give them a concrete size or tie them to an input")
-    program = lower_program(fgraph, checker.symbols, capabilities)
+    with stage("lower"):
+        program = lower_program(fgraph, checker.symbols, capabilities)
     n = fgraph.n_user_outputs
     pairs = [(program.output_buffers[n + j], program.externals[len(fgraph.inputs) + fgraph.shareds.index(sv)])
              for j, sv in enumerate(fgraph.update_targets)]
-    plan_memory(program, pairs)
-    if config.check_plans:
-        check_plan(program)
+    with stage("plan"):
+        plan_memory(program, pairs)
+        if config.check_plans:
+            check_plan(program)
     return program
+
+
+@contextlib.contextmanager
+def _untimed(name):
+    yield
 
 
 def naive_bytes(fgraph):

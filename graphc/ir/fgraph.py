@@ -6,6 +6,7 @@ from ..errors import GraphcShapeError, GraphcTypeError, InputError
 from .constructors import as_variable
 from .graph import Constant, Node, SharedVariable, Variable, leaves, toposort
 from .shapes import DimResolver
+from .types import free_symbols_of
 from .value_dims import collect as collect_value_dims
 
 
@@ -145,7 +146,7 @@ class FunctionGraph:
             for v in n.inputs + n.outputs:
                 for d in v.type.shape:
                     if not isinstance(d, int):
-                        self.symbols |= d.free_symbols
+                        self.symbols |= free_symbols_of(d)
         return self
 
     def dim_env(self, bound):

@@ -9,7 +9,7 @@ dims against other products) becomes a check run when the dims are bound at call
 import sympy
 
 from ..errors import GraphcShapeError
-from .types import dims_equal, is_fresh
+from .types import dims_equal, free_symbols_of, is_fresh
 
 
 class DimResolver:
@@ -75,7 +75,7 @@ class DimResolver:
             r = self._find(d)
             return self.value.get(r, r)
         expr = sympy.sympify(d)
-        subs = {s: self.resolve(s) for s in expr.free_symbols}
+        subs = {s: self.resolve(s) for s in free_symbols_of(expr)}
         subs = {k: sympy.Integer(v) if isinstance(v, int) else v for k, v in subs.items() if v is not k}
         if not subs:  # (rebuilding a floor or ceiling re-runs sympy's evaluation: ~30 ms each)
             return expr

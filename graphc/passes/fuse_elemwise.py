@@ -83,7 +83,8 @@ class FusedElemwise(Elemwise):
 
 def prune_inputs(name, expr, inputs, out):
     """A FusedElemwise node over only the inputs `expr` reads (renumbered in order)."""
-    used = [k for k in range(len(inputs)) if ARGS[k] in expr.free_symbols]
+    symbols = expr.free_symbols
+    used = [k for k in range(len(inputs)) if ARGS[k] in symbols]
     kept, mapping = [], {}
     for k in used:
         v = inputs[k]

@@ -88,18 +88,21 @@ class _Renumbered:
         return self.inputs + self.outputs + self.scratch
 
 
-def outline_kernels(env, kernels, prefix, context):
+def outline_kernels(env, kernels, prefix, context, body_bytes=None):
     """(functions, {kernel index: KernelCall}) for the kernels (loops excepted) whose rendered
     body repeats, one function per such body, named <prefix>k<n>; a kernel alone of its kind is
     left out (it stays inline: as a function of its own it cost gcc ~30 % more on AlexNet's
     inference step, where no kernel repeats). `context`: what the kernel templates may read
-    besides `k` (reduce_helpers)."""
+    besides `k` (reduce_helpers). `body_bytes`, when given, is a dict filled with the length of
+    each kernel's rendered body (the compile cost the translation units are balanced on)."""
     functions, by_body, calls = [], {}, {}
     for ki, kernel in enumerate(kernels):
         if kernel.kind in NOT_OUTLINED:
             continue
         view = _Renumbered(kernel)
         body = env.get_template(f"c/{kernel.kind}.j2").render(k=view, **context)
+        if body_bytes is not None:
+            body_bytes[ki] = len(body)
         key = (body, tuple(b.ctype for b in view.local_buffers))
         fn = by_body.get(key)
         if fn is None:

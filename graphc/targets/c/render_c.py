@@ -155,10 +155,10 @@ def render_program(program, name, blas_prefix, wrapper="jit_wrapper", entry_pref
         blas_prefix=blas_prefix, **context, **(extra or {}))
 
 
-def _outline(program, prefix, context):
+def _outline(program, prefix, context, body_bytes=None):
     """The program's kernels as functions, each distinct body once (outline.py)."""
     return outline_kernels(environment(), program.kernels, prefix,
-                           {"reduce_helpers": context["reduce_helpers"]})
+                           {"reduce_helpers": context["reduce_helpers"]}, body_bytes)
 
 
 # Relative cost of compiling one kernel of each kind with gcc -O3, measured on the MLP train
@@ -180,14 +180,17 @@ def kernel_compile_cost(kernel):
 
 
 def plan_segments(program, max_units, cost=kernel_compile_cost, min_unit_cost=MIN_UNIT_COST,
-                  costs=None):
+                  costs=None, balance=None):
     """Split the kernel list into contiguous segments of about equal compile cost, one per
     translation unit; one segment when splitting would not pay. Returns index ranges. (Another
     toolchain passes its own `cost` of a kernel and `min_unit_cost` of a unit; `costs`, when
-    given, is each kernel's cost already.)"""
+    given, is each kernel's cost already.) `balance`, when given, is each kernel's cost to
+    balance the segments on (the C target: bytes of rendered C); `costs` then only decides how
+    many segments pay."""
     costs = costs if costs is not None else [cost(k) for k in program.kernels]
+    n = max(1, min(max_units, sum(costs) // min_unit_cost, len(costs)))
+    costs = balance if balance is not None else costs
     total = sum(costs)
-    n = max(1, min(max_units, total // min_unit_cost, len(costs)))
     segments, start, done = [], 0, 0
     for u in range(n - 1):
         target = total * (u + 1) / n
@@ -202,12 +205,28 @@ def plan_segments(program, max_units, cost=kernel_compile_cost, min_unit_cost=MI
     return segments
 
 
+# Bytes of C a kernel's compile cost is estimated as when its body is not rendered alone (loops).
+_BYTES_PER_COST = 200
+
+
+def _volume(kernel, body_bytes):
+    """A kernel's compile cost as the bytes of C gcc reads for it: gcc's time on these programs
+    is the volume of code, not one pass (round 2 of issue 16). The kind table above left VGG's
+    units 6.3 and 3.3 s of gcc (ten inline Winograd convs of ~10 KB each weighed a loop nest)."""
+    n = body_bytes.get(id(kernel))
+    return n if n is not None else kernel_compile_cost(kernel) * _BYTES_PER_COST
+
+
 def render_units(program, name, blas_prefix, max_units):
     """The program as a list of C sources (translation units compiled in parallel and linked into
     one library): contiguous segments of the kernels, one function each."""
-    functions, calls = _outline(program, "gc_entry_", _blas_context(program.kernels))
+    body_bytes = {}
+    functions, calls = _outline(program, "gc_entry_", _blas_context(program.kernels), body_bytes)
+    body_bytes = {id(program.kernels[ki]): n for ki, n in body_bytes.items()}
     segments = plan_segments(program, max_units,
-                             costs=first_use_costs(program.kernels, calls, kernel_compile_cost))
+                             costs=first_use_costs(program.kernels, calls, kernel_compile_cost),
+                             balance=first_use_costs(program.kernels, calls,
+                                                     lambda k: _volume(k, body_bytes)))
     if len(segments) == 1:
         return [render_program(program, name, blas_prefix, outlined=(functions, calls))]
     unit_of = {ki: u for u, seg in enumerate(segments) for ki in seg}

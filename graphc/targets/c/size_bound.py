@@ -12,6 +12,7 @@ import functools
 
 import sympy
 
+from ...ir.types import free_symbols_of
 
 
 def size_bound_to_c(expr):
@@ -83,7 +84,7 @@ def _symbolic_sizes(value, out):
     if isinstance(value, (list, tuple)):
         for v in value:
             _symbolic_sizes(v, out)
-    elif isinstance(value, sympy.Expr) and value.free_symbols:
+    elif isinstance(value, sympy.Expr) and free_symbols_of(value):
         out.append(value)
 
 
