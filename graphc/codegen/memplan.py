@@ -36,6 +36,20 @@ def _replace_buffer(program, old, new):
     program.output_buffers = [new if b is old else b for b in program.output_buffers]
 
 
+def _merge_buffer(program, old, new):
+    """_replace_buffer, then liveness as liveness(program) would leave it, for current liveness:
+    only the kernels `old` lives at change, and `new` lives over both ranges. (A ResNet step
+    merges ~300 buffers; rescanning every kernel for each was ~10 % of its planning.)"""
+    for kern in program.kernels[old.first:old.last + 1]:
+        kern.inputs = [new if b is old else b for b in kern.inputs]
+        kern.outputs = [new if b is old else b for b in kern.outputs]
+    program.output_buffers = [new if b is old else b for b in program.output_buffers]
+    if old.first >= 0:
+        new.first = old.first if new.first < 0 else min(new.first, old.first)
+        new.last = max(new.last, old.last)
+    old.first, old.last = -1, -1
+
+
 def _full_inputs(kern):
     return [kern.inputs[i] for i in kern.params.get("full_inputs", [])]
 
@@ -66,10 +80,9 @@ def plan_in_place(program, update_pairs):
         if out_buf.last != k or out_buf.dtype != shared_buf.dtype:
             notes.append(f"update of {shared_buf.name}: not in place (its new value is read again)")
             continue
-        _replace_buffer(program, out_buf, shared_buf)
+        _merge_buffer(program, out_buf, shared_buf)
         kern.in_place = True
         program.in_place_updates[out_buf.slot_index] = shared_buf
-        liveness(program)
     # Temporaries: an elementwise kernel overwrites a full-size input temp that dies with it
     # (each input at most once: two outputs never share a buffer).
     for k, kern in enumerate(program.kernels):
@@ -81,9 +94,8 @@ def plan_in_place(program, update_pairs):
             for cand in _full_inputs(kern):
                 if cand.role == "temp" and cand.last == k and cand.dtype == out.dtype and \
                         dims_equal(cand.size, out.size) and cand not in kern.outputs:
-                    _replace_buffer(program, out, cand)
+                    _merge_buffer(program, out, cand)
                     kern.in_place = True
-                    liveness(program)
                     break
     return notes
 

@@ -30,6 +30,14 @@ class _ScalarCode:
         self.stmts, self.results = scalars_to_c(body.exprs, body.ctx_dtype)
 
 
+@lru_cache(maxsize=4096)
+def _scalar_code(body):
+    """_ScalarCode of a ScalarBody, once per distinct body: a ResNet's 312 elementwise kernels
+    have ~70 bodies, each rendered for its identity (outline.py) and again when inline, and
+    sympy.cse + printing cost ~4 ms a body."""
+    return _ScalarCode(body)
+
+
 def c_float(value, dtype):
     """A float constant as a C literal of `dtype`'s precision."""
     return ScalarPrinter(dtype).doprint(sympy.Float(value, 17))
@@ -45,7 +53,7 @@ C_FILTERS = {
     "c_type": C_TYPES.__getitem__,
     "c_float": c_float,
     "c_libm": c_libm,
-    "c_scalar_code": _ScalarCode,
+    "c_scalar_code": _scalar_code,
     "may_thread": C_CAPABILITIES.may_parallelize,
     "blas_precision": C_CAPABILITIES.blas_precision,
     "c_comment": c_comment,
