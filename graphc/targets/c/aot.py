@@ -296,7 +296,9 @@ def export(functions, out_dir, name=None, march=None, embed_params=True, profile
         program = _program_of(fn)
         info = _function_info(name, fn_name, fn, program, param_index, len(scratch))
         scratch += [u["nbytes"] for u in info["updates"]]
-        extra = {"body_only": True, "fn_name": fn_name}
+        # (gemm_linkage "static": the library stands alone, so it defines the reductions the
+        # runtime library holds for in-process programs: _reduce_helpers.j2)
+        extra = {"body_only": True, "fn_name": fn_name, "gemm_linkage": "static"}
         if profile:  # the profiling build: timers around each kernel (<name>_profile reads them)
             info.update(_profile_info(program, prof_total))
             prof_total += 4 + 3 * info["prof_n"]

@@ -19,6 +19,7 @@ from .cache_trust import check_file, private_dir
 from .size_bound import size_checks
 from .jinja_env import C_FILTER_NAMES, SHIPPED_DIR_NAME, make_environment
 from .outline import first_use_costs, outline_kernels
+from .runtime_build import RUNTIME_REDUCTIONS, reduce_helper_name
 from .templates_dir import templates_root
 
 
@@ -121,9 +122,11 @@ def reduce_helpers(kernels):
         if k.kind != "reduce" or p["fused"] or (isinstance(p["A"], numbers.Number)
                                                 and isinstance(p["B"], numbers.Number)):
             continue
-        name = f"gc_reduce_{p['kind']}_{p['in_dtype']}_{p['acc_dtype']}_{p['out_dtype']}"
+        dtypes = (p["kind"], p["in_dtype"], p["acc_dtype"], p["out_dtype"])
+        name = reduce_helper_name(*dtypes)
         helpers[name] = {"name": name, "kind": p["kind"], "in_dtype": p["in_dtype"],
-                         "acc_dtype": p["acc_dtype"], "out_dtype": p["out_dtype"], "fused": False}
+                         "acc_dtype": p["acc_dtype"], "out_dtype": p["out_dtype"], "fused": False,
+                         "prebuilt": dtypes in RUNTIME_REDUCTIONS}
     return [helpers[n] for n in sorted(helpers)]
 
 

@@ -45,11 +45,34 @@ def compiler_version(cc):
     return out.stdout.splitlines()[0]
 
 
+# The reductions of symbolic size (templates/c/_reduce_helpers.j2) compiled into the library,
+# (kind, input, accumulator, output dtype): what lowering makes of float sums and products (a
+# double accumulator) and float max/min. Each cost gcc ~0.15 s in every translation unit that
+# used it (a batch-normalized CNN's two units both use two). Other dtypes stay in the program.
+RUNTIME_REDUCTIONS = tuple(
+    [(kind, dt, "float64", out) for kind in ("sum", "prod") for dt in ("float32", "float64")
+     for out in ("float32", "float64")]
+    + [(kind, dt, dt, dt) for kind in ("max", "min") for dt in ("float32", "float64")])
+_C_TYPES = {"float32": "float", "float64": "double"}
+
+
+def reduce_helper_name(kind, in_dtype, acc_dtype, out_dtype):
+    return f"gc_reduce_{kind}_{in_dtype}_{acc_dtype}_{out_dtype}"
+
+
+def _no_fused_body(body):
+    raise ValueError("the runtime library's reductions read a plain input (no fused body)")
+
+
 def render_source(templates_root):
     import jinja2  # (here, not at the top: a warm compile never renders, and jinja2 costs ~50 ms)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_root), keep_trailing_newline=True,
                              undefined=jinja2.StrictUndefined)
-    return env.get_template("c/runtime_lib.c.j2").render(blas_prefix=BLAS_SYMBOL_PREFIX)
+    env.filters.update(c_type=_C_TYPES.__getitem__, c_scalar_code=_no_fused_body)
+    helpers = [{"name": reduce_helper_name(*r), "kind": r[0], "in_dtype": r[1], "acc_dtype": r[2],
+                "out_dtype": r[3], "fused": False, "prebuilt": True} for r in RUNTIME_REDUCTIONS]
+    return env.get_template("c/runtime_lib.c.j2").render(blas_prefix=BLAS_SYMBOL_PREFIX,
+                                                         reduce_helpers=helpers)
 
 
 def library_name(source, cc, extra_cflags=()):
