@@ -64,11 +64,16 @@ def _no_fused_body(body):
     raise ValueError("the runtime library's reductions read a plain input (no fused body)")
 
 
-def render_source(templates_root):
-    import jinja2  # (here, not at the top: a warm compile never renders, and jinja2 costs ~50 ms)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_root), keep_trailing_newline=True,
-                             undefined=jinja2.StrictUndefined)
-    env.filters.update(c_type=_C_TYPES.__getitem__, c_scalar_code=_no_fused_body)
+def render_source(templates_root, env=None):
+    """The library's C. `env`: a jinja environment over the same templates with graphc's C filters
+    (graphc's own, whose compiled templates ship: parsing these in every cold process cost ~50 ms
+    of CPU); setup.py, which has none, gets a plain one."""
+    if env is None:
+        import jinja2  # (here, not at the top: a warm compile never renders, and jinja2 costs ~50 ms)
+        env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_root), keep_trailing_newline=True,
+                                 trim_blocks=True, lstrip_blocks=True,  # (as graphc's: jinja_env.py)
+                                 undefined=jinja2.StrictUndefined)
+        env.filters.update(c_type=_C_TYPES.__getitem__, c_scalar_code=_no_fused_body)
     helpers = [{"name": reduce_helper_name(*r), "kind": r[0], "in_dtype": r[1], "acc_dtype": r[2],
                 "out_dtype": r[3], "fused": False, "prebuilt": True} for r in RUNTIME_REDUCTIONS]
     return env.get_template("c/runtime_lib.c.j2").render(blas_prefix=BLAS_SYMBOL_PREFIX,

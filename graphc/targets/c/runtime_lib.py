@@ -35,7 +35,8 @@ class _Build:
 
     def run(self):
         try:
-            source = runtime_build.render_source(templates_root())
+            from .render_c import environment  # (compiled templates: no parse in a cold process)
+            source = runtime_build.render_source(templates_root(), environment())
             try:
                 shipped = os.path.join(SHIPPED_DIR, runtime_build.library_name(
                     source, config.cc, config.extra_cflags))
