@@ -417,3 +417,50 @@ def test_a_compile_reports_each_stage_in_wall_and_cpu_seconds():
     if warm.timings.get("artifact_hit"):
         for s in ("build_graph", "cache_key", "load"):
             assert isinstance(warm.timings[s + "_cpu"], float), s
+
+
+def _three_alike_layers(scale):
+    x = G.matrix("x")
+    ws = [G.shared(np.full((1, 5), 0.1 * i, np.float32), name=f"w_alike{i}") for i in range(3)]
+    h = x
+    for w in ws:
+        h = G.relu(h * np.float32(scale) + w)
+    return x, (h ** 2).sum(), ws
+
+
+def test_each_distinct_scalar_body_is_printed_once(monkeypatch):
+    """sympy.cse and the C printer run once per distinct elementwise body, not per kernel (and not
+    again when a kernel that stays inline is rendered after its outline key)."""
+    from graphc.targets.c import render_c
+    calls = []
+    real = render_c.scalars_to_c
+    monkeypatch.setattr(render_c, "scalars_to_c", lambda exprs, dt: calls.append(exprs) or real(exprs, dt))
+    x, cost, ws = _three_alike_layers(1.2345678)  # a constant no other test uses: bodies not seen yet
+    f = G.function([x], cost, updates={w: w - 0.1 * g for w, g in zip(ws, G.grad(cost, ws))})
+    kernels = [k for k in f.program.program.kernels if k.kind == "elemwise"]
+    bodies = {k.params["body"] for k in kernels}
+    assert len(kernels) > len(bodies)  # the layers repeat their bodies
+    assert len(calls) == len(bodies), (len(calls), len(bodies))
+    xv = np.ones((2, 5), np.float32)
+    assert np.isfinite(f(xv))
+
+
+def test_in_place_merges_keep_liveness_as_a_full_recount_gives(monkeypatch):
+    """plan_in_place updates the live ranges of the buffers it merges instead of recounting the
+    whole program after each merge; what it leaves must be what a recount gives."""
+    from graphc.codegen import memplan
+    from graphc.codegen.memplan_live import liveness
+    seen = []
+    real = memplan.plan_slots
+
+    def check(program):
+        kept = {b.id: (b.first, b.last) for b in program.buffers}
+        liveness(program)
+        seen.append(kept == {b.id: (b.first, b.last) for b in program.buffers})
+        return real(program)
+
+    monkeypatch.setattr(memplan, "plan_slots", check)
+    x, cost, ws = _three_alike_layers(0.8765432)
+    f = G.function([x], cost, updates={w: w - 0.1 * g for w, g in zip(ws, G.grad(cost, ws))})
+    assert seen == [True]
+    assert any(k.in_place for k in f.program.program.kernels)  # merges happened
