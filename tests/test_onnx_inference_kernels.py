@@ -77,3 +77,46 @@ def test_pool_max_value_on_threads_and_a_symbolic_batch(monkeypatch):
     for n in (64, 1, 5):
         xv = rng.standard_normal((n, 16, 28, 28)).astype("float32")
         np.testing.assert_array_equal(infer(xv), reference(xv))
+
+
+ONNX_POOLS = [dict(kernel_shape=[2, 2], strides=[2, 2]),
+              dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1),
+              dict(kernel_shape=[3, 2], strides=[1, 2], pads=[1, 0, 1, 0])]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("attrs", ONNX_POOLS, ids=[str(a) for a in ONNX_POOLS])
+def test_imported_max_pool_matches_onnxruntime(attrs, dtype):
+    M = pytest.importorskip("onnx_models")
+    GO = pytest.importorskip("graphc.onnx")
+    from onnx import TensorProto, helper as oh
+    elem = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE}[dtype]
+    node = oh.make_node("MaxPool", ["x"], ["y"], **attrs)
+    g = oh.make_graph([node], "g", [oh.make_tensor_value_info("x", elem, ["n", 5, 13, 12])],
+                      [oh.make_tensor_value_info("y", elem, ["n", 5, "h", "w"])])
+    model = oh.make_model(g, opset_imports=[oh.make_opsetid("", 17)])
+    m = GO.load(model)
+    f = G.function(m.inputs, m.outputs[0])
+    assert _kinds(f.program.program) == ["pool_max_value"]
+    x = np.random.default_rng(0).standard_normal((7, 5, 13, 12)).astype(dtype)
+    want = M.reference_run(model, {"x": x})[0]
+    np.testing.assert_allclose(f(x), want, rtol=1e-5, atol=0)
+
+
+def test_imported_lenet_at_batch_64_matches_onnxruntime():
+    """The model bench/onnx_inference.py times, at its batch: both pools run as pool_max_value."""
+    torch = pytest.importorskip("torch", reason="PyTorch exports the model (pip install 'graphc[bench]')")
+    M = pytest.importorskip("onnx_models")
+    import onnx
+    import torch_models as TM
+    GO = pytest.importorskip("graphc.onnx")
+    torch.manual_seed(0)
+    model = onnx.load_from_string(TM.export(TM.LeNet(), (2, 1, 28, 28)))
+    m = GO.load(model)
+    f = G.function(m.inputs, m.outputs[0])
+    assert _kinds(f.program.program).count("pool_max_value") == 2
+    assert "pool_max" not in _kinds(f.program.program)
+    x = np.random.default_rng(0).standard_normal((64, 1, 28, 28)).astype("float32")
+    want = M.reference_run(model, {"x": x})[0]
+    scale = float(np.abs(want).max())
+    assert float(np.abs(f(x) - want).max()) <= 1e-5 * scale
