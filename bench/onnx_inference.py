@@ -1,6 +1,6 @@
 """Inference latency of ONNX models imported by graphc vs onnxruntime (CPU), in one run.
 
-    python bench/onnx_inference.py [--batches 1,64] [--repeats 30] [--threads N] [--conv3d]
+    python bench/onnx_inference.py [--batches 1,64] [--repeats 30] [--threads N] [--conv3d] [--clock cpu]
 
 The models are PyTorch's (tests/torch_models.py: LeNet and a ResNet-style CIFAR net with batch
 norm), exported once to ONNX; both runtimes read the same file and get the same inputs. Each
@@ -8,6 +8,15 @@ cell is the median over 3 rounds of `repeats` calls after warm-up, the runtimes 
 block by block so that a busy machine slows both alike. Needs torch, onnx and onnxruntime ('.[bench,onnx]').
 --conv3d adds a 3-D block (Conv 8->16 3x3x3 pad 1, Relu, MaxPool 2x2x2 on 8x16x32x32), which
 graphc composes from 2-D ops when it loads (graphc/onnx/convert_nn3d.py).
+--clock cpu times each call by the calling thread's CPU time (time.thread_time) instead of the
+wall clock: with --threads 1 both runtimes compute in that thread, so on a shared, loaded machine
+the figure leaves out the time other processes held the core (a 10 ms call at load 4 on 2 cores
+reads ~3x its CPU time by the wall clock). With more threads it counts only the caller's share:
+use the wall clock there.
+--profile prints, per model and batch, graphc's kernel table (graphc.profile) and onnxruntime's
+own per-node times (SessionOptions.enable_profiling: median per node over the calls), kernel by
+kernel; both are wall-clock times, so kernels longer than a scheduler slice read high on a
+loaded machine.
 """
 import argparse
 import os
@@ -22,7 +31,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 
 
-def _median_interleaved(calls, repeats, rounds=3):
+def _median_interleaved(calls, repeats, rounds=3, clock=time.perf_counter):
     """Blocks of `repeats` calls per runtime, alternated `rounds` times (call-by-call alternation
     makes each runtime's spinning thread pool fight the other's: 100x at batch 64 on 2 cores)."""
     times = {k: [] for k in calls}
@@ -31,9 +40,9 @@ def _median_interleaved(calls, repeats, rounds=3):
             for _ in range(3):
                 fn()
             for _ in range(repeats):
-                t0 = time.perf_counter()
+                t0 = clock()
                 fn()
-                times[k].append(time.perf_counter() - t0)
+                times[k].append(clock() - t0)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -43,7 +52,14 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=30)
     p.add_argument("--threads", type=int, default=0, help="threads for both (0: their defaults)")
     p.add_argument("--conv3d", action="store_true", help="also time a 3-D conv/pool block")
+    p.add_argument("--profile", action="store_true",
+                   help="also print graphc's and onnxruntime's per-kernel times")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="wall: time.perf_counter; cpu: the calling thread's CPU time (1 thread)")
     a = p.parse_args(argv)
+    if a.clock == "cpu" and a.threads != 1:
+        p.error("--clock cpu counts the calling thread only: give --threads 1 with it")
+    clock = time.thread_time if a.clock == "cpu" else time.perf_counter
     if a.threads:
         os.environ["OMP_NUM_THREADS"] = str(a.threads)
     import onnx
@@ -70,13 +86,49 @@ def main(argv=None):
             x = np.random.default_rng(0).standard_normal((batch,) + shape).astype("float32")
             np.testing.assert_allclose(f(x), sess.run(None, {"x": x})[0], rtol=1e-4, atol=1e-5)
             t = _median_interleaved({"graphc": lambda: f(x),
-                                     "onnxruntime": lambda: sess.run(None, {"x": x})}, a.repeats)
+                                     "onnxruntime": lambda: sess.run(None, {"x": x})}, a.repeats,
+                                     clock=clock)
             rows.append((name, batch, t["graphc"], t["onnxruntime"]))
+            if a.profile:
+                print(f"== {name}, batch {batch}\n{G.profile(f, x, repeat=a.repeats)}")
+                print(_ort_profile(ort, data, a.threads, x, a.repeats), flush=True)
     print(f"onnxruntime {ort.__version__}, threads: {a.threads or 'default'}; median of "
-          f"3 x {a.repeats} calls, alternating blocks")
+          f"3 x {a.repeats} calls, alternating blocks; {a.clock} clock; load average "
+          f"{os.getloadavg()[0]:.1f}")
     print(f"| model | batch | graphc | onnxruntime | graphc / ort |\n|---|---|---|---|---|")
     for name, batch, g, o in rows:
         print(f"| {name} | {batch} | {g * 1e3:.3f} ms | {o * 1e3:.3f} ms | {g / o:.2f}x |")
+
+
+def _ort_profile(ort, data, threads, x, repeats):
+    """onnxruntime's per-node kernel times (its profiler's *_kernel_time events), the median of
+    each node over `repeats` calls after 3 warm-up calls, as a table."""
+    import json
+    import tempfile
+    so = ort.SessionOptions()
+    if threads:
+        so.intra_op_num_threads = threads
+    so.enable_profiling = True
+    with tempfile.TemporaryDirectory() as tmp:
+        so.profile_file_prefix = os.path.join(tmp, "ort")
+        sess = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+        for _ in range(3 + repeats):
+            sess.run(None, {"x": x})
+        with open(sess.end_profiling()) as fh:
+            events = json.load(fh)
+    per_node = {}
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            per_node.setdefault((e["name"][:-len("_kernel_time")], e["args"].get("op_name", "")),
+                                []).append(e["dur"])
+    lines = ["onnxruntime per node (median us):"]
+    total = 0.0
+    for (node, op), durs in per_node.items():
+        med = statistics.median(durs[3:] or durs)
+        total += med
+        lines.append(f"  {node[-48:]:48s} {op:18s} {med:9.1f}")
+    lines.append(f"  {'total':48s} {'':18s} {total:9.1f}")
+    return "\n".join(lines)
 
 
 def _conv3d_block():

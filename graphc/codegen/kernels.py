@@ -99,6 +99,8 @@ SPECS = {s.kind: s for s in [
     KernelSpec("conv_direct_grad_input", _CONV),
     KernelSpec("conv_direct_grad_weights", _CONV),
     KernelSpec("pool_max", _POOL),
+    # max pooling whose argmax nothing reads (C target: CCapabilities.max_pool_without_argmax)
+    KernelSpec("pool_max_value", _POOL),
     KernelSpec("pool_max_grad", _POOL),
     KernelSpec("pool_avg", _POOL),
     KernelSpec("pool_avg_grad", _POOL),

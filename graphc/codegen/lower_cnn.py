@@ -291,8 +291,13 @@ def _pool_params(L, op, x_shape, y_shape, dtype):
 @lowers(pool.MaxPool2d)
 def lower_max_pool(L, node):
     x, (y, arg) = node.inputs[0], node.outputs
-    L.emit("pool_max", [L.out_buffer(y), L.out_buffer(arg)], [L.buffer(x)], str(node.op),
-           **_pool_params(L, node.op, L.shape(x), L.shape(y), x.dtype))
+    params = _pool_params(L, node.op, L.shape(x), L.shape(y), x.dtype)
+    if (getattr(L.caps, "max_pool_without_argmax", False) and not L.fg.n_reads(arg)
+            and not L.fg.is_output(arg)):
+        # nothing reads the argmax (an inference graph): the kernel that does not compute it
+        L.emit("pool_max_value", [L.out_buffer(y)], [L.buffer(x)], str(node.op), **params)
+        return
+    L.emit("pool_max", [L.out_buffer(y), L.out_buffer(arg)], [L.buffer(x)], str(node.op), **params)
 
 
 @lowers(pool.MaxPool2dGrad)

@@ -39,6 +39,9 @@ PACKED_PRODUCT_MIN_WORK = 32768
 
 class CCapabilities(Capabilities):
     __slots__ = ("parallel_threshold",)
+    # A max pool whose argmax nothing reads lowers to pool_max_value (no argmax written: LeNet's
+    # two inference pools 908 -> 362 us at batch 64, bench/README.md).
+    max_pool_without_argmax = True
 
     def __init__(self, parallel_threshold=PARALLEL_THRESHOLD, **common):
         super().__init__(**common)

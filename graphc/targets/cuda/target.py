@@ -26,6 +26,7 @@ class CudaCapabilities(CCapabilities):
     # chunked im2col + gemm convolutions for this target.
     winograd_pays = None
     blocked_conv_pays = None
+    max_pool_without_argmax = False  # (no CUDA pool_max_value: pool_max, its argmax unread)
 
     @staticmethod
     def conv_workspace_bytes():
