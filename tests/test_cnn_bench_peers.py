@@ -90,3 +90,20 @@ def test_one_thread_env_leaves_jax_one_working_thread():
     busiest = json.loads(out.stdout.strip().splitlines()[-1])
     assert busiest[0] >= 10, busiest  # the work took >= 0.1 s CPU: enough to see the threads
     assert busiest[1] <= 0.1 * busiest[0], f"CPU ticks per thread {busiest}: JAX ran on several"
+
+
+def test_torch_compile_peers_window_mean_pool_is_ceil_mode_avg_pool():
+    """The torch.compile peer's stand-in for nn.AvgPool2d(ceil_mode=True) (whose compiled backward
+    miscounts overhanging windows in torch 2.13) computes the same values and gradients eagerly."""
+    torch = pytest.importorskip("torch", reason="torch is a bench extra")
+    from bench.peers.torch_cnn import _WindowMeanPool
+    x = torch.randn(2, 3, 10, 8, generator=torch.Generator().manual_seed(0))
+    outs = []
+    for pool in (torch.nn.AvgPool2d(3, 2, ceil_mode=True), _WindowMeanPool(3, 2)):
+        t = x.clone().requires_grad_()
+        y = pool(t)
+        (y * torch.arange(y.numel(), dtype=y.dtype).reshape(y.shape)).sum().backward()
+        outs.append((y.detach().numpy(), t.grad.numpy()))
+    assert outs[0][0].shape == (2, 3, 5, 4)  # both dims have a window over the edge
+    for ref, ours in zip(*outs):
+        np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=1e-6)
