@@ -4,6 +4,7 @@
     python bench/cnn_run.py                                  # every net, graphc + torch + torch.compile
     python bench/cnn_run.py --only cifar_quick,resnet20 --peers graphc,torch --rounds 2
     python bench/cnn_run.py --contended                      # also each step beside a busy loop
+    python bench/cnn_run.py --peers graphc,torch,jax --threads 1   # every peer on one thread
 
 Per (net, peer), each in fresh processes, the peers interleaved per net and round:
   cold:  a process with empty on-disk caches builds the step and runs it once (compiling peers);
@@ -31,11 +32,15 @@ if ROOT not in sys.path:
 
 from bench import harness as H  # noqa: E402
 from bench.peers import cnn_common as CC  # noqa: E402
+from bench.peers.threads import thread_env  # noqa: E402
 
 PEERS = {"graphc": ("bench.graphc_impl", {}), "torch": ("bench.peers.torch_peer", {"compile": False}),
-         "torch.compile": ("bench.peers.torch_peer", {"compile": True})}
-COMPILING = {"graphc", "torch.compile"}
+         "torch.compile": ("bench.peers.torch_peer", {"compile": True}), "jax": ("bench.peers.jax_peer", {})}
+COMPILING = {"graphc", "torch.compile", "jax"}
 LOSS_RTOL = 2e-3
+# JAX caches a jitted step's compiled executable on disk only with a directory set, and by default
+# only compiles over 1 s: every compile is cached here, so a warm process is warm as the others'.
+JAX_CACHE_ENV = {"JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
 
 
 def log(*a):
@@ -101,7 +106,10 @@ def _child(net, peer, env, measure, args):
 
 def run_cell(net, peer, args):
     cache = tempfile.mkdtemp(prefix="graphc-cnn-bench-")
-    env = dict(os.environ, GRAPHC_CACHE_DIR=f"{cache}/graphc", TORCHINDUCTOR_CACHE_DIR=f"{cache}/inductor")
+    env = dict(os.environ, GRAPHC_CACHE_DIR=f"{cache}/graphc", TORCHINDUCTOR_CACHE_DIR=f"{cache}/inductor",
+               **JAX_CACHE_ENV, JAX_COMPILATION_CACHE_DIR=f"{cache}/jax")
+    if args.threads:
+        env.update(thread_env(args.threads, os.environ.get("XLA_FLAGS", "")))
     try:
         cold = _child(net, peer, env, False, args) if peer in COMPILING else {}
         warm = _child(net, peer, env, True, args)
@@ -204,6 +212,8 @@ def main(argv=None):
     ap.add_argument("--peers", default="graphc,torch,torch.compile")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--contended", action="store_true")
+    ap.add_argument("--threads", type=int, default=0, metavar="N",
+                    help="cap every peer at N threads (OpenMP, BLAS, torch, JAX's NPROC); default: theirs")
     ap.add_argument("--min-time", type=float, default=3.0)
     ap.add_argument("--max-time", type=float, default=20.0)
     ap.add_argument("--timeout", type=int, default=1800)
@@ -224,7 +234,7 @@ def main(argv=None):
         if p not in PEERS:
             ap.error(f"unknown peer {p!r}; choose from {', '.join(PEERS)}")
     meta = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "argv": sys.argv[1:],
-            "machine": H.machine_info(), "rounds": args.rounds}
+            "machine": H.machine_info(), "rounds": args.rounds, "threads": args.threads or "default"}
     cells = {n: {p: [] for p in peers} for n in nets}
     os.makedirs(args.out, exist_ok=True)
     for r in range(args.rounds):
@@ -240,7 +250,8 @@ def main(argv=None):
     results = {n: {p: _median_cell(cs) for p, cs in row.items()} for n, row in cells.items()}
     _check(results)
     text = tables(results, nets, peers)
-    print(f"CPU: {meta['machine']['cpu']} ({meta['machine']['cpu_count']} cores); {args.rounds} round(s)\n")
+    print(f"CPU: {meta['machine']['cpu']} ({meta['machine']['cpu_count']} cores); {args.rounds} round(s); "
+          f"threads: {meta['threads']}\n")
     print(text)
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, time.strftime("cnn-%Y%m%d-%H%M%S.json"))

@@ -253,13 +253,8 @@ def run_compile(peer, res, timeout=600):
 
 def thread_env(n):
     """Environment variables that cap the thread pools of all peers at ``n``."""
-    env = {k: str(n) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                               "NUMBA_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")}
-    if n == 1:
-        flags = BASE_ENV.get("XLA_FLAGS", "")
-        env["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false "
-                            "intra_op_parallelism_threads=1").strip()
-    return env
+    from bench.peers.threads import thread_env as peers_thread_env  # JAX's NPROC included
+    return peers_thread_env(n, BASE_ENV.get("XLA_FLAGS", ""))
 
 
 def run_worker(peer, workloads, quick, res, timeout=1800):

@@ -170,3 +170,9 @@ def info():
     import jaxlib
     return {"jax": jax.__version__, "jaxlib": jaxlib.__version__,
             "devices": [str(d) for d in jax.devices()]}
+
+
+# ---------------------------------------------------------------- (g) CNNs (bench/cnn_run.py)
+def cnn_step(name):
+    from . import jax_cnn
+    return jax_cnn.cnn_step(name)
