@@ -31,6 +31,7 @@ WINOGRAD_MIN_CHANNELS = 32
 # Its weight gradient, F(3x3, 2x2) (16 products per 2x2 tile of the output gradient instead of 36):
 # measured in bench/README.md ("Winograd weight gradient").
 WINOGRAD_GRAD_WEIGHTS_MIN_CHANNELS = 64
+WINOGRAD_DEFAULT_TILE = 2
 _BLAS_PRECISION = {"float32": "s", "float64": "d"}
 # Rows above which a loop body's product with a loop-invariant right operand is left to the BLAS
 # (packs_loop_product): the packed kernel is for a recurrent step's small batch.
@@ -98,6 +99,19 @@ class CCapabilities(Capabilities):
         if kind == "grad_weights":
             return min(ci, co) >= WINOGRAD_GRAD_WEIGHTS_MIN_CHANNELS
         return min(ci, co) >= WINOGRAD_MIN_CHANNELS
+
+    @staticmethod
+    def winograd_tile(kind, channels_in, channels_out):
+        """The output tile (2 or 4) of a Winograd forward or input gradient (kind: fwd or
+        grad_input): F(2x2, 3x3) or F(4x4, 3x3). GRAPHC_WINOGRAD_TILE=2|4 forces one (read at
+        compile time, as every GRAPHC_ setting)."""
+        raw = os.environ.get("GRAPHC_WINOGRAD_TILE", "").strip()
+        if raw:
+            if raw not in ("2", "4"):
+                raise CompileError(f"GRAPHC_WINOGRAD_TILE must be 2 or 4, got {raw!r}; unset it "
+                                   "to let graphc choose")
+            return int(raw)
+        return WINOGRAD_DEFAULT_TILE
 
     def blocked_conv_pays(self, kind, channels_in, channels_out, kh, kw, stride, padding):
         """Whether conv kernel `kind` (fwd, grad_input, grad_weights; lowering checks the shape
