@@ -1,8 +1,9 @@
-"""VGG's conv kernels (lower_cnn.py, templates/c/conv_winograd*.j2): the Winograd F(3x3, 2x2)
-weight gradient gives the py reference's result up to float rounding, in both dtypes, on sizes
-that end mid-tile (odd output sizes: clipped 2x2 tiles of the output gradient; images narrower
-than a tile; every padding), in ragged chunks of a symbolic batch and on two threads; its
-gradient matches finite differences; and the lowering picks it where it was measured to pay."""
+"""VGG's conv kernels (lower_cnn.py, templates/c/conv_winograd*.j2): the Winograd F(4x4, 3x3)
+forward and input gradient and the F(3x3, 2x2) weight gradient give the py reference's result up
+to float rounding, in both dtypes, on sizes that end mid-tile (output sizes not a multiple of the
+tile: clipped tiles; images narrower than a tile; every padding), in ragged chunks of a symbolic
+batch and on two threads; their gradients match finite differences; and the lowering picks them
+where they were measured to pay."""
 import os
 import subprocess
 import sys
@@ -117,6 +118,75 @@ def test_winograd_weight_gradient_on_two_threads(tmp_path):
     assert "ok" in proc.stdout
 
 
+# name -> (padding, x shape, w shape): outputs 4k, 4k + 1..3 wide and high (whole and clipped 4x4
+# tiles), interior tiles (a 13x14 image), images smaller than a 6x6 tile, paddings 0..2
+WINOGRAD4 = {
+    "pad1_13x14": ((1, 1), (2, 3, 13, 14), (4, 3, 3, 3)),
+    "pad0_odd": ((0, 0), (2, 5, 9, 7), (3, 5, 3, 3)),
+    "pad2_small": ((2, 2), (1, 2, 3, 5), (3, 2, 3, 3)),
+    "mixed_pad_one_row_out": ((0, 2), (2, 3, 3, 6), (2, 3, 3, 3)),
+    "pad1_8x8": ((1, 1), (2, 4, 8, 8), (5, 4, 3, 3)),
+}
+
+
+def _conv_and_grads(x, w, padding):
+    y = G.conv2d(x, w, padding=padding)
+    r = np.random.RandomState(3).uniform(0.5, 1.5, [int(d) for d in y.type.shape]).astype(y.dtype)
+    return [y] + G.grad((y * r).sum(), [x, w])
+
+
+@pytest.mark.parametrize("name", sorted(WINOGRAD4))
+def test_winograd_4x4_equals_reference(name, dtype, monkeypatch):
+    monkeypatch.setenv("GRAPHC_CONV_ALGO", "winograd")
+    monkeypatch.setenv("GRAPHC_WINOGRAD_TILE", "4")
+    padding, xs, ws = WINOGRAD4[name]
+    rng = np.random.RandomState(0)
+    xv, wv = rng.standard_normal(xs).astype(dtype), rng.standard_normal(ws).astype(dtype)
+    x, w = G.tensor("x", xs, dtype), G.tensor("w", ws, dtype)
+    outs = _conv_and_grads(x, w, padding)
+    f = G.function([x, w], outs)
+    assert sorted(_conv_kinds(f)) == ["conv_winograd4", "conv_winograd4", "conv_winograd_grad_weights"]
+    ref = G.function([x, w], outs, backend="py", opt_level="O0")(xv, wv)
+    # (F(4x4, 3x3)'s transforms multiply by up to 8 and 1/576: a few more ulps than F(2x2))
+    tol = 2e-5 if dtype == "float32" else 1e-11
+    for got, want in zip(f(xv, wv), ref):
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
+
+
+def test_winograd_4x4_in_ragged_chunks_of_a_symbolic_batch(monkeypatch):
+    monkeypatch.setenv("GRAPHC_CONV_ALGO", "winograd")
+    monkeypatch.setenv("GRAPHC_WINOGRAD_TILE", "4")
+    monkeypatch.setenv("GRAPHC_CONV_WORKSPACE", str(2 * 36 * (3 + 4) * 8 * 6))
+    x = G.tensor4("x", dtype="float64")
+    w = G.tensor("w", (4, 3, 3, 3), "float64")
+    y = G.conv2d(x, w, padding=(1, 1))
+    outs = [y] + G.grad((y * y).sum(), [x, w])
+    f = G.function([x, w], outs)
+    assert _conv_kinds(f).count("conv_winograd4") == 2
+    ref = G.function([x, w], outs, backend="py", opt_level="O0")
+    rng = np.random.RandomState(1)
+    wv = rng.standard_normal((4, 3, 3, 3))
+    for n in (1, 2, 5):
+        xv = rng.standard_normal((n, 3, 7, 9))
+        for got, want in zip(f(xv, wv), ref(xv, wv)):
+            np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11)
+
+
+def test_winograd_4x4_gradients_match_finite_differences(monkeypatch):
+    monkeypatch.setenv("GRAPHC_CONV_ALGO", "winograd")
+    monkeypatch.setenv("GRAPHC_WINOGRAD_TILE", "4")
+    rng = np.random.RandomState(2)
+    xv, wv = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((2, 3, 3, 3))
+    G.testing.verify_grad(lambda x, w: G.conv2d(x, w, padding=(1, 2)), [xv, wv], backend="c")
+
+
+def test_winograd_tile_setting_is_checked(monkeypatch):
+    monkeypatch.setenv("GRAPHC_WINOGRAD_TILE", "3")
+    x, w = G.tensor("x", (1, 64, 4, 4)), G.tensor("w", (64, 64, 3, 3))
+    with pytest.raises(G.GraphcError, match="GRAPHC_WINOGRAD_TILE must be 2 or 4"):
+        G.function([x, w], G.conv2d(x, w, padding=(1, 1)))
+
+
 def _lowered_kinds(xs, ws, **kw):
     x, w = G.tensor("x", xs), G.tensor("w", ws)
     y = G.conv2d(x, w, **kw)
@@ -138,3 +208,10 @@ def test_weight_gradient_choice_by_the_measured_rule(xs, ws, kw, want, monkeypat
     monkeypatch.delenv("GRAPHC_CONV_ALGO", raising=False)
     kinds = _lowered_kinds(xs, ws, **kw)
     assert want in kinds and sum(k.endswith("grad_weights") for k in kinds) == 1
+
+
+def test_forward_and_input_gradient_take_the_4x4_tile_by_default(monkeypatch):
+    monkeypatch.delenv("GRAPHC_CONV_ALGO", raising=False)
+    monkeypatch.delenv("GRAPHC_WINOGRAD_TILE", raising=False)
+    kinds = _lowered_kinds((2, 64, 8, 8), (128, 64, 3, 3), padding=1)
+    assert sorted(kinds) == ["conv_winograd4", "conv_winograd4", "conv_winograd_grad_weights"]

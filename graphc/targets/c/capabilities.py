@@ -31,7 +31,10 @@ WINOGRAD_MIN_CHANNELS = 32
 # Its weight gradient, F(3x3, 2x2) (16 products per 2x2 tile of the output gradient instead of 36):
 # measured in bench/README.md ("Winograd weight gradient").
 WINOGRAD_GRAD_WEIGHTS_MIN_CHANNELS = 64
-WINOGRAD_DEFAULT_TILE = 2
+# F(4x4, 3x3) against F(2x2, 3x3), one kernel alone (bench/conv_layers.py --part, float32, 1
+# thread, load 7-9): forward 233 -> 143 ms (VGG 64 ch 32x32 b64), 121 -> 101 (128 ch 16x16), 246 ->
+# 162 (256 ch 8x8), 25 -> 13 (ResNet's 64 ch 8x8 b128); input gradient likewise.
+WINOGRAD_DEFAULT_TILE = 4
 _BLAS_PRECISION = {"float32": "s", "float64": "d"}
 # Rows above which a loop body's product with a loop-invariant right operand is left to the BLAS
 # (packs_loop_product): the packed kernel is for a recurrent step's small batch.
