@@ -36,10 +36,11 @@ def _graphc_layer(G, np, layer, env, part="all"):
         gy = G.tensor4("gy")
         if part == "all":
             f = G.function([x], G.grad(G.sum(y * y), [x, w]))
-        elif part == "fwd":
-            f = G.function([x], y)
+        elif part == "fwd":  # (summed: a fresh 16 MB output per call measures page faults)
+            f = G.function([x], G.sum(y))
         else:  # the one gradient: d sum(y * gy) is gy, so only that conv kernel runs
-            f = G.function([x, gy], G.grad(G.sum(y * gy), x if part == "gi" else w))
+            g = G.grad(G.sum(y * gy), x if part == "gi" else w)
+            f = G.function([x, gy], G.sum(g) if part == "gi" else g)
     finally:
         for k, v in saved.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
@@ -55,12 +56,13 @@ def _torch_layer(torch, layer, part="all"):
     x = torch.randn(N, C, H, W, requires_grad=True)
     w = (torch.randn(CO, C, K, K) * 0.1).requires_grad_()
     if part == "fwd":
-        return lambda: torch.nn.functional.conv2d(x.detach(), w.detach(), stride=S, padding=P)
+        return lambda: torch.nn.functional.conv2d(x.detach(), w.detach(), stride=S, padding=P).sum()
     if part in ("gi", "gw"):
         gy = torch.randn((N, CO) + _out_size(layer))
         mask = [part == "gi", part == "gw", False]
         return lambda: torch.ops.aten.convolution_backward(
-            gy, x.detach(), w.detach(), None, [S, S], [P, P], [1, 1], False, [0, 0], 1, mask)
+            gy, x.detach(), w.detach(), None, [S, S], [P, P], [1, 1], False, [0, 0], 1, mask)[
+                0 if part == "gi" else 1].sum()
 
     def step():
         y = torch.nn.functional.conv2d(x, w, stride=S, padding=P)

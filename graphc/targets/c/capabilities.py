@@ -31,10 +31,12 @@ WINOGRAD_MIN_CHANNELS = 32
 # Its weight gradient, F(3x3, 2x2) (16 products per 2x2 tile of the output gradient instead of 36):
 # measured in bench/README.md ("Winograd weight gradient").
 WINOGRAD_GRAD_WEIGHTS_MIN_CHANNELS = 64
-# F(4x4, 3x3) against F(2x2, 3x3), one kernel alone (bench/conv_layers.py --part, float32, 1
-# thread, load 7-9): forward 233 -> 143 ms (VGG 64 ch 32x32 b64), 121 -> 101 (128 ch 16x16), 246 ->
-# 162 (256 ch 8x8), 25 -> 13 (ResNet's 64 ch 8x8 b128); input gradient likewise.
-WINOGRAD_DEFAULT_TILE = 4
+# F(4x4, 3x3) against F(2x2, 3x3) (bench/README.md, "VGG's step"): one kernel alone F(4x4) was
+# 1.2-1.9x faster, but in VGG's whole step (A/B in one process, CPU time) it was no faster: 1749
+# vs 1585 ms at 1 thread (its cache-sized chunks hold one image: 4-64 tiles, and the BLAS packs all
+# 36 transformed filter matrices again for every chunk), 1624-1634 vs 1647 ms with 2-8 MB chunks,
+# 2326 vs 2390 ms at 2 threads. So F(2x2) stays the default; GRAPHC_WINOGRAD_TILE=4 chooses F(4x4).
+WINOGRAD_DEFAULT_TILE = 2
 _BLAS_PRECISION = {"float32": "s", "float64": "d"}
 # Rows above which a loop body's product with a loop-invariant right operand is left to the BLAS
 # (packs_loop_product): the packed kernel is for a recurrent step's small batch.
