@@ -90,6 +90,12 @@ SPECS = {s.kind: s for s in [
     # images; scratch: the filters' transform U, the chunk's tiles V and products M (lower_cnn.py)
     KernelSpec("conv_winograd", ("N", "CI", "CO", "HI", "WI", "HO", "WO", "PH", "PW", "NB", "NB1",
                                  "FLIP", "dtype"), blas=True),
+    # the same by F(4x4, 3x3) (conv_winograd4.j2; its scratch U, V, M hold 36 transforms)
+    KernelSpec("conv_winograd4", ("N", "CI", "CO", "HI", "WI", "HO", "WO", "PH", "PW", "NB", "NB1",
+                                  "FLIP", "dtype"), blas=True),
+    # its weight gradient by F(3x3, 2x2); scratch: the transformed sum Z, tiles V, gy's tiles Q
+    KernelSpec("conv_winograd_grad_weights", ("N", "CI", "CO", "HI", "WI", "HO", "WO", "PH", "PW",
+                                              "NB", "NB1", "dtype"), blas=True),
     # Blocked direct convolution (templates/c/_conv_blocked.j2, in the runtime library: `blas`
     # declares it with the gemm helpers); FLIP: the input gradient of a stride-1 conv. Scratch:
     # packed weights, tap offsets, SLOTS per-thread slots of SLOT_ELEMS (lower_cnn_blocked.py)

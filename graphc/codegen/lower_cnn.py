@@ -10,7 +10,9 @@ Convolution has two algorithms, chosen per kernel by the target's capabilities
   blocked: a direct convolution blocked for the vector registers, for small channel counts
           (lower_cnn_blocked.py; CCapabilities.blocked_conv_pays says where).
   winograd: F(2x2, 3x3) for the forward and input gradient of 3x3 stride-1 convs with enough
-          channels (CCapabilities.winograd_pays; templates/c/conv_winograd.j2), chunked like gemm.
+          channels (CCapabilities.winograd_pays; templates/c/conv_winograd.j2), chunked like gemm;
+          F(3x3, 2x2) for their weight gradient (conv_winograd_grad_weights.j2); F(4x4, 3x3) for
+          the forward and input gradient where CCapabilities.winograd_tile says (conv_winograd4.j2).
 Both were measured on LeNet's layers (bench/conv_lenet.py has the numbers): gemm wins except where
 the gemm would be tiny.
 A target whose capabilities set an im2col budget (conv_workspace_bytes: the C target) runs gemm
@@ -128,8 +130,8 @@ def _emit_chunked(L, kind, geom, nb, outs, ins, dtype, label):
 
 
 def _winograd(L, kind, geom):
-    """True where a 3x3, stride-1, undilated, ungrouped conv kernel (forward or input gradient,
-    whose padding 2 - PH must be >= 0) runs as Winograd F(2x2, 3x3): only on a target with
+    """True where a 3x3, stride-1, undilated, ungrouped conv kernel (forward, input gradient
+    whose padding 2 - PH must be >= 0, or weight gradient) runs as Winograd: only on a target with
     chunked conv kernels (a workspace budget), where its capabilities say it pays."""
     op, pays = geom.op, getattr(L.caps, "winograd_pays", None)
     if pays is None or getattr(L.caps, "conv_workspace_bytes", None) is None:
@@ -150,14 +152,35 @@ def _emit_winograd(L, geom, out_buf, in_buf, w_buf, flip, dtype, label):
     else:
         ci, co, hi, wi, ho, wo = geom.ct, geom.cout, geom.h, geom.w, geom.ho, geom.wo
         ph, pw = geom.op.padding
-    tiles = _mul(sympy.floor((sympy.sympify(ho) + 1) / 2), sympy.floor((sympy.sympify(wo) + 1) / 2))
-    per_image = _mul(16, ci + co, tiles, DTYPE_BYTES[dtype])
+    m = L.caps.winograd_tile("grad_input" if flip else "fwd", ci, co)  # output tile m x m
+    e = (m + 2) ** 2  # transformed values per tile
+    tiles = _mul(sympy.floor((sympy.sympify(ho) + m - 1) / m),
+                 sympy.floor((sympy.sympify(wo) + m - 1) / m))
+    per_image = _mul(e, ci + co, tiles, DTYPE_BYTES[dtype])
     nb, nb1 = _chunk_sizes(L, per_image, geom.n)
-    scratch = [L.new_buffer(dtype, (16, co, ci), "temp", f"{label} Winograd filters"),
-               L.new_buffer(dtype, (16, ci, _mul(nb, tiles)), "temp", f"{label} Winograd tiles"),
-               L.new_buffer(dtype, (16, co, _mul(nb, tiles)), "temp", f"{label} Winograd products")]
-    L.emit("conv_winograd", [out_buf], [in_buf, w_buf], f"{label} (Winograd F(2x2,3x3))", N=geom.n,
+    scratch = [L.new_buffer(dtype, (e, co, ci), "temp", f"{label} Winograd filters"),
+               L.new_buffer(dtype, (e, ci, _mul(nb, tiles)), "temp", f"{label} Winograd tiles"),
+               L.new_buffer(dtype, (e, co, _mul(nb, tiles)), "temp", f"{label} Winograd products")]
+    kind = "conv_winograd4" if m == 4 else "conv_winograd"
+    L.emit(kind, [out_buf], [in_buf, w_buf], f"{label} (Winograd F({m}x{m},3x3))", N=geom.n,
            CI=ci, CO=co, HI=hi, WI=wi, HO=ho, WO=wo, PH=ph, PW=pw, NB=nb, NB1=nb1, FLIP=flip,
+           dtype=dtype)
+    L.kernels[-1].scratch = scratch
+
+
+def _emit_winograd_grad_weights(L, geom, gw_buf, x_buf, gy_buf, dtype, label):
+    """One conv_winograd_grad_weights kernel: F(3x3, 2x2) over the forward's tiles, the sum over
+    tiles taken in the transformed domain (16 gemms per chunk of NB images)."""
+    ci, co = geom.ct, geom.cout
+    tiles = _mul(sympy.floor((sympy.sympify(geom.ho) + 1) / 2),
+                 sympy.floor((sympy.sympify(geom.wo) + 1) / 2))
+    nb, nb1 = _chunk_sizes(L, _mul(16, ci + co, tiles, DTYPE_BYTES[dtype]), geom.n)
+    scratch = [L.new_buffer(dtype, (16, co, ci), "temp", f"{label} Winograd sum"),
+               L.new_buffer(dtype, (16, ci, _mul(nb, tiles)), "temp", f"{label} Winograd tiles"),
+               L.new_buffer(dtype, (16, co, _mul(nb, tiles)), "temp", f"{label} Winograd gy tiles")]
+    L.emit("conv_winograd_grad_weights", [gw_buf], [x_buf, gy_buf],
+           f"{label} (Winograd F(3x3,2x2))", N=geom.n, CI=ci, CO=co, HI=geom.h, WI=geom.w,
+           HO=geom.ho, WO=geom.wo, PH=geom.op.padding[0], PW=geom.op.padding[1], NB=nb, NB1=nb1,
            dtype=dtype)
     L.kernels[-1].scratch = scratch
 
@@ -262,6 +285,9 @@ def lower_conv2d_grad_weights(L, node):
     if conv_algorithm(L, "grad_weights", geom) == "direct":
         L.emit("conv_direct_grad_weights", [gwb], [L.buffer(x), L.buffer(gy)],
                label + " (direct)", **geom.params(dtype))
+        return
+    if _winograd(L, "grad_weights", geom):
+        _emit_winograd_grad_weights(L, geom, gwb, L.buffer(x), L.buffer(gy), dtype, label)
         return
     if blocked_kind(L, "grad_weights", geom):
         emit_blocked(L, "grad_weights", geom, gwb, L.buffer(x), L.buffer(gy), dtype, label)

@@ -366,15 +366,17 @@ def _payers(m, room):
         r = _quotient(m, m2)
         if r is not None:
             factor = _mono_lower(r)
-            if factor > 0:
-                out.append((_mono_key(r), m2, factor))
+            if factor > 0:  # (keys (degree, 0, terms) and (1, 1, terms): a degree-1 quotient
+                # against an atom payer compared a list with a tuple, a TypeError)
+                degree, terms = _mono_key(r)
+                out.append(((degree, 0, terms), m2, factor))
             continue
         gone, new = m - m2, m2 - m  # one atom B of m is A in m2, with A >= B: m2 >= m
         if len(gone) == 1 and len(new) == 1:
             (b, kb), = gone
             (a, ka) = next(iter(new))
             if ka == kb > 0 and _ge(a, b):
-                out.append(((1, _mono_key(m2)), m2, Fraction(1)))
+                out.append(((1, 1, _mono_key(m2)), m2, Fraction(1)))
     return sorted(out, key=lambda t: t[0])
 
 

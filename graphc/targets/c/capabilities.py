@@ -28,6 +28,15 @@ CONV_WORKSPACE_BYTES = 32 << 20
 # 1 thread, interleaved, vs im2col + gemm): 16 channels 32x32 b128 1.06x slower, 32 channels
 # 16x16 1.28x faster, 128 channels 16x16 1.29x faster; so from 32 input and output channels.
 WINOGRAD_MIN_CHANNELS = 32
+# Its weight gradient, F(3x3, 2x2) (16 products per 2x2 tile of the output gradient instead of 36):
+# measured in bench/README.md ("Winograd weight gradient").
+WINOGRAD_GRAD_WEIGHTS_MIN_CHANNELS = 64
+# F(4x4, 3x3) against F(2x2, 3x3) (bench/README.md, "VGG's step"): one kernel alone F(4x4) was
+# 1.2-1.9x faster, but in VGG's whole step (A/B in one process, CPU time) it was no faster: 1749
+# vs 1585 ms at 1 thread (its cache-sized chunks hold one image: 4-64 tiles, and the BLAS packs all
+# 36 transformed filter matrices again for every chunk), 1624-1634 vs 1647 ms with 2-8 MB chunks,
+# 2326 vs 2390 ms at 2 threads. So F(2x2) stays the default; GRAPHC_WINOGRAD_TILE=4 chooses F(4x4).
+WINOGRAD_DEFAULT_TILE = 2
 _BLAS_PRECISION = {"float32": "s", "float64": "d"}
 # Rows above which a loop body's product with a loop-invariant right operand is left to the BLAS
 # (packs_loop_product): the packed kernel is for a recurrent step's small batch.
@@ -87,15 +96,30 @@ class CCapabilities(Capabilities):
         return value
 
     def winograd_pays(self, kind, channels_in, channels_out):
-        """Whether a 3x3 stride-1 conv kernel (kind: fwd or grad_input; lowering checks the
-        shape) runs as Winograd F(2x2, 3x3) instead of im2col + gemm. GRAPHC_CONV_ALGO=winograd
+        """Whether a 3x3 stride-1 conv kernel (kind: fwd, grad_input or grad_weights; lowering
+        checks the shape) runs as Winograd instead of im2col + gemm or the blocked direct conv. GRAPHC_CONV_ALGO=winograd
         forces it wherever the shape allows, gemm or direct never."""
         forced = self.forced_conv_algorithm()
         if forced != "auto":
             return forced == "winograd"
         ci = channels_in if isinstance(channels_in, int) else 1 << 30
         co = channels_out if isinstance(channels_out, int) else 1 << 30
+        if kind == "grad_weights":
+            return min(ci, co) >= WINOGRAD_GRAD_WEIGHTS_MIN_CHANNELS
         return min(ci, co) >= WINOGRAD_MIN_CHANNELS
+
+    @staticmethod
+    def winograd_tile(kind, channels_in, channels_out):
+        """The output tile (2 or 4) of a Winograd forward or input gradient (kind: fwd or
+        grad_input): F(2x2, 3x3) or F(4x4, 3x3). GRAPHC_WINOGRAD_TILE=2|4 forces one (read at
+        compile time, as every GRAPHC_ setting)."""
+        raw = os.environ.get("GRAPHC_WINOGRAD_TILE", "").strip()
+        if raw:
+            if raw not in ("2", "4"):
+                raise CompileError(f"GRAPHC_WINOGRAD_TILE must be 2 or 4, got {raw!r}; unset it "
+                                   "to let graphc choose")
+            return int(raw)
+        return WINOGRAD_DEFAULT_TILE
 
     def blocked_conv_pays(self, kind, channels_in, channels_out, kh, kw, stride, padding):
         """Whether conv kernel `kind` (fwd, grad_input, grad_weights; lowering checks the shape
