@@ -195,8 +195,13 @@ RULE = [
     # LeNet's "valid" conv2: its input gradient would mostly read padding
     (((2, 20, 12, 12), (50, 20, 5, 5), {}),
      ["conv_blocked", "conv_chunked_grad_input", "conv_blocked_grad_weights"]),
-    # VGG at 64 channels: Winograd forward and input gradient, the blocked weight gradient
+    # ResNet-20's third stage (64 channels, 8x8): all three blocked (Winograd before the forward's
+    # image groups)
     (((2, 64, 8, 8), (64, 64, 3, 3), {"padding": 1}),
+     ["conv_blocked", "conv_blocked", "conv_blocked_grad_weights"]),
+    # 64 -> 128 (VGG's third conv): Winograd forward and input gradient, the blocked weight
+    # gradient
+    (((2, 64, 8, 8), (128, 64, 3, 3), {"padding": 1}),
      ["conv_winograd", "conv_winograd", "conv_blocked_grad_weights"]),
     # 128 channels: none
     (((2, 128, 4, 4), (128, 128, 3, 3), {"padding": 1}),
