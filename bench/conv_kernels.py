@@ -5,6 +5,7 @@ noise). bench/conv_layers.py times the three together; this says which kernel a 
 
     python bench/conv_kernels.py 128,64,8,8,64,3,1,1 --rounds 7
     python bench/conv_kernels.py 128,16,32,32,32,1,2,0 --env GRAPHC_CONV_ALGO=gemm
+    python bench/conv_kernels.py 128,64,8,8,64,3,1,1 --graphc-root /work/main   # another checkout
 
 A layer is N,C,H,W,C_out,K,stride,pad (float32). Each --env NAME=VALUE adds a graphc variant
 compiled with that GRAPHC_ setting (an A/B of a lowering choice in one process)."""
@@ -62,9 +63,10 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for a graphc variant")
     ap.add_argument("--no-default", action="store_true", help="only the --env variants")
+    ap.add_argument("--graphc-root", default=ROOT, help="the checkout whose graphc is measured")
     args = ap.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    sys.path.insert(0, ROOT)
+    sys.path.insert(0, os.path.abspath(args.graphc_root))
     import numpy as np
     import graphc as G
     layer = [int(v) for v in args.layer.split(",")]
