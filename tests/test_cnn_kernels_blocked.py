@@ -195,10 +195,14 @@ RULE = [
     # LeNet's "valid" conv2: its input gradient would mostly read padding
     (((2, 20, 12, 12), (50, 20, 5, 5), {}),
      ["conv_blocked", "conv_chunked_grad_input", "conv_blocked_grad_weights"]),
-    # VGG at 64 and 128 channels: Winograd F(2x2, 3x3) and its F(3x3, 2x2) weight gradient
-    # (test_cnn_kernels_vgg.py)
+    # ResNet-20's third stage (64 channels, 8x8): all three blocked (Winograd before the forward's
+    # image groups)
     (((2, 64, 8, 8), (64, 64, 3, 3), {"padding": 1}),
+     ["conv_blocked", "conv_blocked", "conv_blocked_grad_weights"]),
+    # 64 -> 128 (VGG's third conv): Winograd forward, input gradient and weight gradient
+    (((2, 64, 8, 8), (128, 64, 3, 3), {"padding": 1}),
      ["conv_winograd", "conv_winograd", "conv_winograd_grad_weights"]),
+    # 128 channels: none
     (((2, 128, 4, 4), (128, 128, 3, 3), {"padding": 1}),
      ["conv_winograd", "conv_winograd", "conv_winograd_grad_weights"]),
     # AlexNet's conv1 (stride 4): blocked forward, not its weight gradient

@@ -182,7 +182,7 @@ def test_winograd_4x4_gradients_match_finite_differences(monkeypatch):
 
 def test_winograd_tile_setting_is_checked(monkeypatch):
     monkeypatch.setenv("GRAPHC_WINOGRAD_TILE", "3")
-    x, w = G.tensor("x", (1, 64, 4, 4)), G.tensor("w", (64, 64, 3, 3))
+    x, w = G.tensor("x", (1, 64, 4, 4)), G.tensor("w", (128, 64, 3, 3))
     with pytest.raises(G.GraphcError, match="GRAPHC_WINOGRAD_TILE must be 2 or 4"):
         G.function([x, w], G.conv2d(x, w, padding=(1, 1)))
 
@@ -195,8 +195,10 @@ def _lowered_kinds(xs, ws, **kw):
 
 
 @pytest.mark.parametrize("xs, ws, kw, want", [
-    # VGG's 64 -> 64 and 256 -> 256: Winograd for all three (bench/README.md, "VGG's step")
-    ((2, 64, 8, 8), (64, 64, 3, 3), {"padding": 1}, "conv_winograd_grad_weights"),
+    # 64 -> 128 and 256 -> 256: the Winograd weight gradient (bench/README.md, "VGG's step")
+    ((2, 64, 8, 8), (128, 64, 3, 3), {"padding": 1}, "conv_winograd_grad_weights"),
+    # 64 -> 64: blocked, as its forward (capabilities.winograd_pays)
+    ((2, 64, 8, 8), (64, 64, 3, 3), {"padding": 1}, "conv_blocked_grad_weights"),
     ((2, 256, 4, 4), (256, 256, 3, 3), {"padding": 1}, "conv_winograd_grad_weights"),
     # 32 channels: the blocked direct weight gradient (1.4x faster there)
     ((2, 32, 8, 8), (32, 32, 3, 3), {"padding": 1}, "conv_blocked_grad_weights"),

@@ -20,6 +20,9 @@ WIDEST_VECTOR_BYTES = 64
 # several images before it adds into the partial sums): 8x8 images of 32-64 channels fit 3 (256 KB
 # of float32 per slot: the planned workspace of a tiny conv is mostly this).
 GROUP_ELEMS = 1 << 16
+# Images per forward slot (GC_CONV_Q): the forward kernel pads that many small images side by side
+# when one image's pixel vectors do not fill whole 3-vector tiles (8x8: 8 vectors, 9 computed).
+FWD_GROUP_IMAGES = 3
 
 
 def _mul(*ds):
@@ -88,7 +91,8 @@ def emit_blocked(L, kind, geom, out_buf, in_buf, w_buf, dtype, label):
     else:
         packed = L.new_buffer(dtype, (_mul(co + TILE_CHANNELS - 1, taps),), "temp",
                               f"{label} packed filters")
-        scratch = [packed, toff, L.new_buffer(dtype, (slots, image), "temp", f"{label} padded images")]
+        slot = _mul(FWD_GROUP_IMAGES, image)
+        scratch = [packed, toff, L.new_buffer(dtype, (slots, slot), "temp", f"{label} padded images")]
         L.emit("conv_blocked", [out_buf], [in_buf, w_buf], f"{label} (blocked direct)",
-               SLOT_ELEMS=image, FLIP=kind == "grad_input", **params)
+               SLOT_ELEMS=slot, FLIP=kind == "grad_input", **params)
     L.kernels[-1].scratch = scratch

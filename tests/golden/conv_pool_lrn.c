@@ -199,7 +199,7 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
     {
         const int64_t gc_cv[GC_CV_LEN] = { 2, 2, 6, 6, 4,
             3, 3, 1, 1, 1, 1, 6, 6,
-            2, 384 };
+            2, 1152 };
         graphc_rt_sconv_blocked(gc_cv, 0, b0, b1, b5,
             b7, b6, b8);
     }
@@ -390,7 +390,7 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
     {
         const int64_t gc_cv[GC_CV_LEN] = { 2, 4, 6, 6, 2,
             3, 3, 1, 1, 1, 1, 6, 6,
-            2, 768 };
+            2, 2304 };
         graphc_rt_sconv_blocked(gc_cv, 1, b5, b1, b3,
             b19, b18, b20);
     }

@@ -105,7 +105,10 @@ class CCapabilities(Capabilities):
         ci = channels_in if isinstance(channels_in, int) else 1 << 30
         co = channels_out if isinstance(channels_out, int) else 1 << 30
         if kind == "grad_weights":
-            return min(ci, co) >= WINOGRAD_GRAD_WEIGHTS_MIN_CHANNELS
+            # 64 -> 64 stays with the blocked weight gradient, as its forward does (quiet, 1
+            # thread, b64/b128: 8x8 21 vs 26 ms, 32x32 145 vs 296 ms); 64 -> 128 and wider run
+            # Winograd (16x16: 57 vs 75 ms blocked; 128 channels 112 vs 152 / 175 gemm)
+            return min(ci, co) >= WINOGRAD_GRAD_WEIGHTS_MIN_CHANNELS and max(ci, co) > 64
         return min(ci, co) >= WINOGRAD_MIN_CHANNELS
 
     @staticmethod
@@ -128,14 +131,19 @@ class CCapabilities(Capabilities):
         forced = self.forced_conv_algorithm()
         if forced != "auto":
             return forced == "blocked"
-        # Measured per kernel (bench/conv_layers.py; float32, 1 thread, vs im2col + gemm or
-        # Winograd; bench/README.md has the table): it wins where the gemm has few rows, below
-        # 64 channels (CIFAR conv2 forward 58 -> 37 ms, ResNet 16-channel weight gradient 50 -> 24
-        # ms), and loses from 64 channels on 3x3 forward passes to Winograd (VGG 64: 118 vs 143
-        # ms); its weight gradient still wins at 64 (214 -> 172 ms), not at 128 or with stride 4
-        # (AlexNet conv1: 128 vs 226 ms). A 1x1 conv is a plain gemm (3.3 vs 4.4 ms). The input
-        # gradient of a "valid" conv (padding under (K-1)/2) would correlate mostly zeros (LeNet's
-        # conv2: 8 vs 17 ms).
+        # Measured per kernel (bench/conv_layers.py, bench/conv_kernels.py; float32, 1 thread, vs
+        # im2col + gemm or Winograd; bench/README.md has the tables): it wins where the gemm has
+        # few rows (CIFAR conv2 forward 58 -> 37 ms, ResNet 16-channel weight gradient 50 -> 24
+        # ms), and since its forward groups small images so that their pixel vectors fill whole
+        # tiles (branch resnet-conv), also at 64 channels against main's Winograd forward / input
+        # gradient: 8x8 b128 16.9 / 16.3 vs 23.0 / 23.2 ms (torch 17.5 / 15.5), 16x16 b128 71 /
+        # 73 vs 83 / 84, 32x32 b64 141 / 144 vs 224 / 227 (torch 152 / 162; loaded machine, CPU
+        # time; an earlier run had Winograd at 118 on the last); not 64 -> 128 (16x16 b64: 72 / 76
+        # vs Winograd's 52 / 65), so 64 only with 64 on the other side. Its weight gradient wins at 64
+        # (214 -> 172 ms), not at 128 or with stride 4 (AlexNet conv1: 128 vs 226 ms). 128 and
+        # more channels stay with Winograd / gemm (107-134 vs 140-154 ms). A 1x1 conv is a plain
+        # gemm (3.3 vs 4.4 ms). The input gradient of a "valid" conv (padding under (K-1)/2)
+        # would correlate mostly zeros (LeNet's conv2: 8 vs 17 ms).
         if kh * kw <= 1:
             return False
         small = min(channels_in, channels_out)
@@ -143,7 +151,7 @@ class CCapabilities(Capabilities):
             return small <= 64 and max(stride) <= 2
         if kind == "grad_input" and min(2 * padding[0] - (kh - 1), 2 * padding[1] - (kw - 1)) < 0:
             return False
-        return small < 64
+        return small < 64 or max(channels_in, channels_out) <= 64
 
     @staticmethod
     def conv_slots():
