@@ -58,3 +58,29 @@ def test_bench_compile_measure_reports_wall_cpu_and_gcc_seconds(tmp_path):
     assert len(cold) == len(warm) == 3 and min(cold + warm) >= 0
     assert cold[2] > 0 and warm[2] == 0  # the warm one loads the library gcc built cold
     assert warm[1] < cold[1]
+
+
+def test_bench_thread_cpu_reads_each_threads_cpu_time():
+    """bench/lstm_scan.py --thread-cpu: per-thread CPU seconds from /proc (the main thread's
+    grows while it computes; another thread that only sleeps stays near 0)."""
+    import importlib.util
+    import os
+    import threading
+    import time
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location("lstm_scan", os.path.join(root, "bench", "lstm_scan.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    done = threading.Event()
+    sleeper = threading.Thread(target=done.wait)
+    sleeper.start()
+    before = bench.thread_cpu_seconds()
+    t0 = time.process_time()
+    while time.process_time() - t0 < 0.3:
+        sum(range(1000))
+    after = bench.thread_cpu_seconds()
+    done.set()
+    sleeper.join()
+    main = str(os.getpid())
+    assert after[main] - before[main] >= 0.2
+    assert after[str(sleeper.native_id)] - before[str(sleeper.native_id)] < 0.1
