@@ -4,10 +4,17 @@ processes (an empty cache, then the same cache) at T=32 and T=512; the planned m
 step against T and against the unrolled step.
 
     python bench/lstm_scan.py [--rounds 10] [--threads N] [--steps-only] [--packed-ab]
+    python bench/lstm_scan.py --thread-cpu [--threads 2] [--rounds 30]
 
 Timings on a shared machine are noisy: each figure is the median of the rounds, with the best.
 Compile times also come as CPU seconds (this process's, and gcc's as its children's), which
 other sessions' load does not inflate the way it inflates wall time.
+
+--thread-cpu: each thread's CPU time per step (graphc scan, torch eager), each in a fresh process
+with OMP_WAIT_POLICY=passive, so a thread that waits sleeps and its CPU time is its work. On a
+loaded machine, where wall times at 2 threads are 5-20x the quiet ones, the busiest thread's time
+is the step's critical path without the other tenants (main's 36-37 ms read so under load 7-12
+against its 37.3 ms quiet wall time; torch's 39-42 against 40.8).
 """
 import argparse
 import functools
@@ -84,6 +91,52 @@ def step_times(rounds, packed_ab=False):
                 float(min(cpu[k]))) for k in steps}
 
 
+_THREAD_CPU = """
+import os, sys
+sys.path.insert(0, {root!r})
+sys.path.insert(0, os.path.join({root!r}, "bench"))
+import lstm_scan
+if {peer!r} == "torch":
+    import torch
+    torch.set_num_threads({threads})
+    from bench.peers import torch_peer
+    step = torch_peer.lstm_step()
+else:
+    from bench import graphc_impl
+    step = graphc_impl.lstm_step()
+step(), step()
+before = lstm_scan.thread_cpu_seconds()
+for _ in range({rounds}):
+    step()
+after = lstm_scan.thread_cpu_seconds()
+print(" ".join(str((after[t] - before.get(t, 0.0)) / {rounds}) for t in after))
+"""
+
+
+def thread_cpu_seconds(task_dir="/proc/self/task"):
+    """{thread id: user + system CPU seconds} of this process's threads (Linux /proc)."""
+    tick, out = os.sysconf("SC_CLK_TCK"), {}
+    for tid in os.listdir(task_dir):
+        try:
+            with open(os.path.join(task_dir, tid, "stat")) as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        out[tid] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def thread_cpu_per_step(peer, threads, rounds):
+    """Per-thread CPU seconds a step, busiest first (threads that did nothing left out)."""
+    env = dict(os.environ, OMP_WAIT_POLICY="passive", PYTHONPATH=ROOT,
+               **{v: str(threads) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
+    out = subprocess.run([sys.executable, "-c", _THREAD_CPU.format(root=ROOT, peer=peer, threads=threads,
+                                                                  rounds=rounds)],
+                         env=env, capture_output=True, text=True, check=True)
+    per = sorted((float(x) for x in out.stdout.strip().splitlines()[-1].split()), reverse=True)
+    return [x for x in per if x > 5e-5]
+
+
 def planned_bytes(builder, T):
     from bench import graphc_impl
     from program_cases import bench_step_program
@@ -111,7 +164,16 @@ def main():
     ap.add_argument("--steps-only", action="store_true", help="only the step times")
     ap.add_argument("--packed-ab", action="store_true",
                     help="also time the scan step with its loop products left to the BLAS")
+    ap.add_argument("--thread-cpu", action="store_true",
+                    help="only each thread's CPU time a step (passive waits), graphc scan and torch")
     args = ap.parse_args()
+    if args.thread_cpu:
+        threads = args.threads or 2
+        for peer in ("graphc scan", "torch eager"):
+            per = thread_cpu_per_step(peer.split()[0], threads, args.rounds)
+            print(f"{peer}, {threads} threads: busiest thread {per[0] * 1e3:.1f} ms a step, threads "
+                  + ", ".join(f"{x * 1e3:.1f}" for x in per) + " ms", flush=True)
+        return
     if args.threads:  # before numpy, torch or a graphc library loads a thread pool
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = str(args.threads)

@@ -40,8 +40,10 @@ def test_scan_model_exported_and_run_from_c(tmp_path):
     G.aot.export(functions, out, name="rnn")
     source = open(os.path.join(out, "src", "rnn.c")).read()
     assert "for (int64_t" in source
-    # the recurrent weight is packed once per call (_gemm_packed.j2, static in the library)
-    assert "graphc_rt_spack_b(" in source and "graphc_rt_sgemm_packed(0," in source
+    # the recurrent weight is packed once per call (_gemm_packed.j2, static in the library), and
+    # the loop runs on a team of threads, each step's product split among them (symbolic batch)
+    assert "graphc_rt_spack_b(" in source and "graphc_rt_sgemm_packed_part(0," in source
+    assert "#pragma omp barrier" in source
     main = make_example(out, "rnn")
     r = np.random.RandomState(1)
     x = r.randn(40, STEPS, D).astype("float32")

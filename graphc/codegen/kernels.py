@@ -122,8 +122,11 @@ SPECS = {s.kind: s for s in [
     # are taken at trip-1-it instead of it. `packs`: body products whose right operand is
     # loop-invariant and packed once before the loop (lower_loop.py, the target's capabilities
     # decide), (body kernel index, loop input index, scratch index, trans_b, K, N, ldb) each.
+    # `step_macs`, `step_elements`: an iteration's product multiply-adds and other elements
+    # written (the C target opens a team of threads for the loop when they are large).
     KernelSpec("loop", ("trip", "n_seqs", "n_states", "state_sizes", "bindings", "body",
-                        "body_fallible", "reverse", "packs"), fallible="body_fallible"),
+                        "body_fallible", "reverse", "packs", "step_macs", "step_elements"),
+               fallible="body_fallible"),
     KernelSpec("random_uniform", ("n", "single", "k0", "k1", "m0", "m1", "w0", "w1")),
 ]}
 

@@ -98,11 +98,26 @@ def lower_loop(L, node):
         scratch += [L.new_buffer(o.dtype, L.shape(o), "temp", f"loop state {j} ({half})")
                     for half in ("a", "b")]
     packs = _packed_products(L, body, bindings, inputs, scratch)
+    step_macs, step_elements = _step_work(body)
     L.emit("loop", outputs, inputs, str(node.op), trip=trip, n_seqs=op.n_seqs, n_states=op.n_carry,
            state_sizes=[size_of(L.shape(o)) for o in node_outputs[:op.n_carry]],
            bindings=bindings, body=body, reverse=op.reverse,
-           body_fallible=any(spec_of(k.kind).can_fail(k) for k in body.kernels), packs=packs)
+           body_fallible=any(spec_of(k.kind).can_fail(k) for k in body.kernels), packs=packs,
+           step_macs=step_macs, step_elements=step_elements)
     L.kernels[-1].scratch = scratch
+
+
+def _step_work(body):
+    """(multiply-adds of the body's products, elements its other kernels write), per iteration,
+    over the outer dims: what a target weighs to decide whether a step is worth threads."""
+    macs = elements = sympy.Integer(0)
+    for k in body.kernels:
+        if k.kind == "gemm":
+            p = k.params
+            macs += sympy.sympify(p["batch"]) * p["M"] * p["N"] * p["K"]
+        else:
+            elements += sum((sympy.sympify(size_of(b.shape)) for b in k.outputs), sympy.Integer(0))
+    return macs, elements
 
 
 def _packed_products(L, body, bindings, inputs, scratch):
