@@ -74,17 +74,20 @@ def test_winograd_equals_reference(name, dtype, monkeypatch):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
 
 
-def test_winograd_in_chunks_with_a_symbolic_batch(monkeypatch):
+@pytest.mark.parametrize("tile, budget, kind", [
+    (2, 2 * 16 * (3 + 4) * 4 * 5 * 8, "conv_winograd"),    # F(2x2, 3x3): 4x5 tiles of 4x4
+    (4, 2 * 36 * (3 + 4) * 8 * 6, "conv_winograd4")])      # F(4x4, 3x3): 2x3 tiles of 6x6
+def test_winograd_in_chunks_with_a_symbolic_batch(tile, budget, kind, monkeypatch):
     """A budget of about two images' tiles: chunks of two, a ragged last chunk, sizes bound per call."""
     monkeypatch.setenv("GRAPHC_CONV_ALGO", "winograd")
-    monkeypatch.setenv("GRAPHC_WINOGRAD_TILE", "2")  # (F(4x4, 3x3): test_cnn_kernels_vgg.py)
-    monkeypatch.setenv("GRAPHC_CONV_WORKSPACE", str(2 * 16 * (3 + 4) * 4 * 5 * 8))
+    monkeypatch.setenv("GRAPHC_WINOGRAD_TILE", str(tile))
+    monkeypatch.setenv("GRAPHC_CONV_WORKSPACE", str(budget))
     x = G.tensor4("x", dtype="float64")
     w = G.tensor("w", (4, 3, 3, 3), "float64")
     y = G.conv2d(x, w, padding=(1, 1))
     outs = [y] + G.grad((y * y).sum(), [x, w])
     f = G.function([x, w], outs)
-    assert _kinds(f).count("conv_winograd") == 2
+    assert _kinds(f).count(kind) == 2
     ref = G.function([x, w], outs, backend="py", opt_level="O0")
     rng = np.random.RandomState(1)
     wv = rng.standard_normal((4, 3, 3, 3))

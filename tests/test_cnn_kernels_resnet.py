@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import graphc as G
+from test_cnn_kernels_blocked import _conv_and_grads
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -27,12 +28,6 @@ GROUPED = {
     # fewer images than a group
     "two_images": ((2, 4, 7, 7), (4, 4, 3, 3), (1, 1), (1, 1)),
 }
-
-
-def _conv_and_grads(x, w, stride, padding):
-    y = G.conv2d(x, w, stride=stride, padding=padding)
-    r = np.random.RandomState(3).uniform(0.5, 1.5, [int(d) for d in y.type.shape]).astype(y.dtype)
-    return [y] + G.grad((y * r).sum(), [x, w])
 
 
 @pytest.mark.parametrize("name", sorted(GROUPED))

@@ -153,25 +153,6 @@ def test_winograd_4x4_equals_reference(name, dtype, monkeypatch):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
 
 
-def test_winograd_4x4_in_ragged_chunks_of_a_symbolic_batch(monkeypatch):
-    monkeypatch.setenv("GRAPHC_CONV_ALGO", "winograd")
-    monkeypatch.setenv("GRAPHC_WINOGRAD_TILE", "4")
-    monkeypatch.setenv("GRAPHC_CONV_WORKSPACE", str(2 * 36 * (3 + 4) * 8 * 6))
-    x = G.tensor4("x", dtype="float64")
-    w = G.tensor("w", (4, 3, 3, 3), "float64")
-    y = G.conv2d(x, w, padding=(1, 1))
-    outs = [y] + G.grad((y * y).sum(), [x, w])
-    f = G.function([x, w], outs)
-    assert _conv_kinds(f).count("conv_winograd4") == 2
-    ref = G.function([x, w], outs, backend="py", opt_level="O0")
-    rng = np.random.RandomState(1)
-    wv = rng.standard_normal((4, 3, 3, 3))
-    for n in (1, 2, 5):
-        xv = rng.standard_normal((n, 3, 7, 9))
-        for got, want in zip(f(xv, wv), ref(xv, wv)):
-            np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11)
-
-
 def test_winograd_4x4_gradients_match_finite_differences(monkeypatch):
     monkeypatch.setenv("GRAPHC_CONV_ALGO", "winograd")
     monkeypatch.setenv("GRAPHC_WINOGRAD_TILE", "4")
