@@ -156,6 +156,33 @@ void graphc_rt_sconv_blocked(const int64_t *g, int flip, const float *restrict x
 void graphc_rt_sconv_blocked_grad_weights(const int64_t *g, const float *restrict x,
         const float *restrict gy, float *restrict gw, int64_t *restrict toff, float *restrict slots);
 #endif
+#ifndef GC_HAVE_graphc_rt_slrn
+#define GC_HAVE_graphc_rt_slrn
+void graphc_rt_slrn(const int64_t N, const int64_t C, const int64_t P, const int64_t HALF,
+        const float KK, const float AN, const float BETA, const float *restrict x, float *restrict y);
+#endif
+#ifndef GC_HAVE_graphc_rt_slrn_grad
+#define GC_HAVE_graphc_rt_slrn_grad
+void graphc_rt_slrn_grad(const int64_t N, const int64_t C, const int64_t P, const int64_t HALF,
+        const float KK, const float AN, const float COEF, const float BETA, const float *restrict x, const float *restrict y, const float *restrict gy, float *restrict gx,
+        float *restrict sc, float *restrict ra);
+#endif
+#ifndef GC_HAVE_graphc_rt_spool_max
+#define GC_HAVE_graphc_rt_spool_max
+#ifndef GC_POOL_GEOMETRY
+#define GC_POOL_GEOMETRY
+/* The geometry array a pooling kernel passes (pool_*.j2): planes = N*C, input H x W, output
+   HO x WO, window KH x KW every SH, SW with padding PH, PW. */
+enum { GC_PL_PLANES, GC_PL_H, GC_PL_W, GC_PL_HO, GC_PL_WO, GC_PL_KH, GC_PL_KW, GC_PL_SH, GC_PL_SW,
+       GC_PL_PH, GC_PL_PW, GC_PL_LEN };
+#endif
+
+void graphc_rt_spool_max(const int64_t *g, const float *restrict x, float *restrict y, int32_t *restrict arg);
+#endif
+#ifndef GC_HAVE_graphc_rt_spool_max_grad
+#define GC_HAVE_graphc_rt_spool_max_grad
+void graphc_rt_spool_max_grad(const int64_t PLANES, const int64_t HW, const int64_t P, const float *restrict gy, const int32_t *restrict arg, float *restrict gx);
+#endif
 
 /* Entry points for graphc's in-process loader (cffi). */
 /* The runtime library's thread choice (_thread_choice.j2): how many OpenMP threads this call uses. */
@@ -218,89 +245,15 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
     if (status) return status;
     /* k2: pool_max MaxPool2d{kernel=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=True} */
     {
-        const int64_t PLANES = 8, H = 6, W = 6, HO = 3, WO = 3;
-        const int64_t KH = 2, KW = 2, SH = 2, SW = 2, PH = 0, PW = 0;
-        int64_t wlo = (PW + SW - 1) / SW, whi = W + PW - KW >= 0 ? (W + PW - KW) / SW + 1 : 0;
-        if (whi > WO) whi = WO;
-        if (wlo > whi) wlo = whi;
-        #pragma omp parallel for schedule(static) if(PLANES * HO * WO * KH * KW > GC_PAR_THRESHOLD)
-        for (int64_t pl = 0; pl < PLANES; pl++) {
-            const float *restrict src = b5 + pl * H * W;
-            float *restrict dst = b10 + pl * HO * WO;
-            int32_t *restrict adst = b11 + pl * HO * WO;
-            for (int64_t ho = 0; ho < HO; ho++) {
-                int64_t hs = ho * SH - PH, he = GC_MIN(hs + KH, H);
-                hs = GC_MAX(hs, 0);
-                for (int64_t wo = 0; wo < WO; wo++) {
-                    if (wo == wlo) wo = whi;  /* the interior: below */
-                    if (wo >= WO) break;
-                    int64_t ws = wo * SW - PW, we = GC_MIN(ws + KW, W);
-                    ws = GC_MAX(ws, 0);
-                    int64_t best = hs * W + ws;
-                    float bv = src[best];
-                    for (int64_t ih = hs; ih < he; ih++) {
-                        for (int64_t iw = ws; iw < we; iw++) {
-                            const float v = src[ih * W + iw];
-                            if (v > bv || (v != v && bv == bv)) { bv = v; best = ih * W + iw; }
-                        }
-                    }
-                    dst[ho * WO + wo] = bv;
-                    adst[ho * WO + wo] = (int32_t)best;
-                }
-                /* the interior, tap by tap of the window, each pass one SIMD loop over the row's
-                   outputs (dst and adst hold the running maximum and its offset) */
-                const int32_t row0 = (int32_t)(hs * W - PW);
-                float *restrict drow = dst + ho * WO;
-                int32_t *restrict arow = adst + ho * WO;
-                #pragma omp simd
-                for (int64_t wo = wlo; wo < whi; wo++) {
-                    drow[wo] = src[row0 + wo * SW];
-                    arow[wo] = row0 + (int32_t)(wo * SW);
-                }
-                for (int64_t ih = 0; ih < he - hs; ih++) {
-                    for (int64_t kj = 0; kj < KW; kj++) {
-                        const int32_t tap = row0 + (int32_t)(ih * W + kj);
-                        #pragma omp simd
-                        for (int64_t wo = wlo; wo < whi; wo++) {
-                            const int32_t i = tap + (int32_t)(wo * SW);
-                            const float v = src[i], bv = drow[wo];
-                            const int take = (v > bv) | ((v != v) & (bv == bv));
-                            drow[wo] = take ? v : bv;
-                            arow[wo] = take ? i : arow[wo];
-                        }
-                    }
-                }
-            }
-        }
+        const int64_t gc_pl[GC_PL_LEN] = { 8, 6, 6, 3, 3,
+            2, 2, 2, 2, 0, 0 };
+        graphc_rt_spool_max(gc_pl, b5, b10, b11);
     }
     if (status) return status;
     /* k3: lrn LRN{size=3, alpha=0.3, beta=0.6, k=1.0} */
     {
-        const int64_t N = 2, C = 4, P = 9, HALF = 1;
-        const float KK = 1.0f, AN = 0.09999999999999999f;
-        #pragma omp parallel for collapse(2) schedule(static) if(N * C * P * (2 * HALF + 1) > GC_PAR_THRESHOLD)
-        for (int64_t n = 0; n < N; n++) {
-            for (int64_t c = 0; c < C; c++) {
-                const int64_t lo = GC_MAX(c - HALF, 0), hi = GC_MIN(c + HALF, C - 1);
-                const float *xc = b10 + (n * C + c) * P;
-                float *yc = b2 + (n * C + c) * P;
-                for (int64_t p0 = 0; p0 < P; p0 += 256) {
-                    const int64_t nb = GC_MIN(256, P - p0);
-                    float acc[256];
-                    for (int64_t j = 0; j < nb; j++) acc[j] = 0;
-                    for (int64_t c2 = lo; c2 <= hi; c2++) {
-                        const float *xr = b10 + (n * C + c2) * P + p0;
-                        #pragma omp simd
-                        for (int64_t j = 0; j < nb; j++) acc[j] += xr[j] * xr[j];
-                    }
-                    #pragma omp simd
-                    for (int64_t j = 0; j < nb; j++) {
-                        const float s = KK + AN * acc[j];
-                        yc[p0 + j] = xc[p0 + j] * expf(-0.6f * logf(s));
-                    }
-                }
-            }
-        }
+        graphc_rt_slrn(2, 4, 9, 1,
+            1.0f, 0.09999999999999999f, 0.6f, b10, b2);
     }
     if (status) return status;
     /* k4: elemwise fused(second,dmul,second,dmul,add) */
@@ -318,59 +271,14 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
     if (status) return status;
     /* k5: lrn_grad LRNGrad{size=3, alpha=0.3, beta=0.6, k=1.0} */
     {
-        const int64_t N = 2, C = 4, P = 9, HALF = 1;
-        const float KK = 1.0f, AN = 0.09999999999999999f, COEF = 0.12f;
-        #pragma omp parallel for collapse(2) schedule(static) if(N * C * P * (2 * HALF + 1) > GC_PAR_THRESHOLD)
-        for (int64_t n = 0; n < N; n++) {
-            for (int64_t c = 0; c < C; c++) {
-                const int64_t lo = GC_MAX(c - HALF, 0), hi = GC_MIN(c + HALF, C - 1);
-                const int64_t o = (n * C + c) * P;
-                for (int64_t j = 0; j < P; j++) b13[o + j] = 0;
-                for (int64_t c2 = lo; c2 <= hi; c2++) {
-                    const float *xr = b10 + (n * C + c2) * P;
-                    #pragma omp simd
-                    for (int64_t j = 0; j < P; j++) b13[o + j] += xr[j] * xr[j];
-                }
-                #pragma omp simd
-                for (int64_t j = 0; j < P; j++) {
-                    const float s = KK + AN * b13[o + j];
-                    b13[o + j] = s;
-                    b14[o + j] = b12[o + j] * b2[o + j] / s;
-                }
-            }
-        }
-        #pragma omp parallel for collapse(2) schedule(static) if(N * C * P * (2 * HALF + 1) > GC_PAR_THRESHOLD)
-        for (int64_t n = 0; n < N; n++) {
-            for (int64_t c = 0; c < C; c++) {
-                const int64_t lo = GC_MAX(c - HALF, 0), hi = GC_MIN(c + HALF, C - 1);
-                const int64_t o = (n * C + c) * P;
-                float *g = b15 + o;
-                for (int64_t j = 0; j < P; j++) g[j] = 0;
-                for (int64_t c2 = lo; c2 <= hi; c2++) {
-                    const float *rr = b14 + (n * C + c2) * P;
-                    #pragma omp simd
-                    for (int64_t j = 0; j < P; j++) g[j] += rr[j];
-                }
-                #pragma omp simd
-                for (int64_t j = 0; j < P; j++) {
-                    const float s = b13[o + j];
-                    g[j] = b12[o + j] * expf(-0.6f * logf(s)) - COEF * b10[o + j] * g[j];
-                }
-            }
-        }
+        graphc_rt_slrn_grad(2, 4, 9, 1,
+            1.0f, 0.09999999999999999f, 0.12f, 0.6f,
+            b10, b2, b12, b15, b13, b14);
     }
     if (status) return status;
     /* k6: pool_max_grad MaxPool2dGrad{kernel=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=True, input_hw=(6, 6)} */
     {
-        const int64_t PLANES = 8, HW = 36, P = 9;
-        #pragma omp parallel for schedule(static) if(PLANES * (HW + P) > GC_PAR_THRESHOLD)
-        for (int64_t pl = 0; pl < PLANES; pl++) {
-            float *dst = b16 + pl * HW;
-            const float *g = b15 + pl * P;
-            const int32_t *a = b11 + pl * P;
-            for (int64_t i = 0; i < HW; i++) dst[i] = 0;
-            for (int64_t i = 0; i < P; i++) dst[a[i]] += g[i];
-        }
+        graphc_rt_spool_max_grad(8, 36, 9, b15, b11, b16);
     }
     if (status) return status;
     /* k7: elemwise drelu */

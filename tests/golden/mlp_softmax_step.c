@@ -156,6 +156,16 @@ void graphc_rt_dconv_blocked(const int64_t *g, int flip, const double *restrict 
 void graphc_rt_dconv_blocked_grad_weights(const int64_t *g, const double *restrict x,
         const double *restrict gy, double *restrict gw, int64_t *restrict toff, double *restrict slots);
 #endif
+#ifndef GC_HAVE_graphc_rt_dsoftmax_xent_grad_i64
+#define GC_HAVE_graphc_rt_dsoftmax_xent_grad_i64
+int graphc_rt_dsoftmax_xent_grad_i64(const int64_t rows, const int64_t cols, const double *restrict x,
+        const int64_t *restrict y, const double *restrict g, double *restrict out);
+#endif
+#ifndef GC_HAVE_graphc_rt_dsoftmax_xent_i64
+#define GC_HAVE_graphc_rt_dsoftmax_xent_i64
+int graphc_rt_dsoftmax_xent_i64(const int64_t rows, const int64_t cols, const double *restrict x,
+        const int64_t *restrict y, double *restrict out);
+#endif
 
 /* Entry points for graphc's in-process loader (cffi). */
 /* The runtime library's thread choice (_thread_choice.j2): how many OpenMP threads this call uses. */
@@ -232,25 +242,8 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
     if (status) return status;
     /* k2: softmax_xent SoftmaxCrossEntropy */
     {
-        /* -log softmax(x)[y], one row per iteration, via log-sum-exp. */
         const int64_t rows = d_batch, cols = 2;
-        int bad = 0;
-        #pragma omp parallel for schedule(static) if(rows * cols > GC_PAR_THRESHOLD)
-        for (int64_t r = 0; r < rows; r++) {
-            const double *in = b8 + r * cols;
-            const int64_t label = (int64_t)b1[r];
-            if (label < 0 || label >= cols) {
-                #pragma omp atomic write
-                bad = 1;
-                continue;
-            }
-            double m = -INFINITY;
-            for (int64_t j = 0; j < cols; j++) m = in[j] > m ? in[j] : m;
-            double s = 0;
-            for (int64_t j = 0; j < cols; j++) s += exp(in[j] - m);
-            b10[r] = log(s) - (in[label] - m);
-        }
-        if (bad) {
+        if (graphc_rt_dsoftmax_xent_i64(rows, cols, b8, b1, b10)) {
             snprintf(ctx->error, sizeof ctx->error, "label out of range [0, %lld) in %s", (long long)cols, "SoftmaxCrossEntropy");
             status = -1;
         }
@@ -343,28 +336,8 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
     if (status) return status;
     /* k8: softmax_xent SoftmaxCrossEntropyGrad */
     {
-        /* (softmax(x) - onehot(y)) * g, one row per iteration, via log-sum-exp. */
         const int64_t rows = d_batch, cols = 2;
-        int bad = 0;
-        #pragma omp parallel for schedule(static) if(rows * cols > GC_PAR_THRESHOLD)
-        for (int64_t r = 0; r < rows; r++) {
-            const double *in = b8 + r * cols;
-            const int64_t label = (int64_t)b1[r];
-            if (label < 0 || label >= cols) {
-                #pragma omp atomic write
-                bad = 1;
-                continue;
-            }
-            double m = -INFINITY;
-            for (int64_t j = 0; j < cols; j++) m = in[j] > m ? in[j] : m;
-            double s = 0;
-            for (int64_t j = 0; j < cols; j++) s += exp(in[j] - m);
-            const double g = b14[r], scale = g / s;
-            double *out = b15 + r * cols;
-            for (int64_t j = 0; j < cols; j++) out[j] = exp(in[j] - m) * scale;
-            out[label] -= g;
-        }
-        if (bad) {
+        if (graphc_rt_dsoftmax_xent_grad_i64(rows, cols, b8, b1, b14, b15)) {
             snprintf(ctx->error, sizeof ctx->error, "label out of range [0, %lld) in %s", (long long)cols, "SoftmaxCrossEntropyGrad");
             status = -1;
         }

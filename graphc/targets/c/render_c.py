@@ -19,7 +19,7 @@ from .cache_trust import check_file, private_dir
 from .size_bound import size_checks
 from .jinja_env import C_FILTER_NAMES, SHIPPED_DIR_NAME, make_environment
 from .outline import first_use_costs, outline_kernels
-from .runtime_build import RUNTIME_REDUCTIONS, reduce_helper_name
+from .runtime_build import RUNTIME_REDUCTIONS, library_kernel, reduce_helper_name
 from .templates_dir import templates_root
 
 
@@ -130,12 +130,27 @@ def reduce_helpers(kernels):
     return [helpers[n] for n in sorted(helpers)]
 
 
+def library_kernels(kernels):
+    """The runtime library's functions the kernels call (runtime_build.library_kernel: pooling, LRN,
+    softmax cross-entropy), each once, for templates/c/_lib_kernels.j2 to declare (or define, in
+    an AOT library)."""
+    used = {}
+    for k in _all_kernels(kernels):
+        label = k.inputs[1].dtype if k.kind == "softmax_xent" else None
+        kind = "softmax_xent_grad" if k.kind == "softmax_xent" and k.params["grad"] else k.kind
+        f = library_kernel(kind, k.params.get("dtype"), label)
+        if f is not None:
+            used[f["name"]] = f
+    return [used[n] for n in sorted(used)]
+
+
 def _blas_context(kernels):
     """What program_head.j2 needs to know of the kernels' products, and the shared reduction
     functions they call."""
     prefixes = gemm_prefixes(kernels)
     return {"uses_blas": bool(prefixes), "gemm_prefixes": prefixes,
-            "reduce_helpers": reduce_helpers(kernels), "packed_gemm": uses_packed_gemm(kernels)}
+            "reduce_helpers": reduce_helpers(kernels), "packed_gemm": uses_packed_gemm(kernels),
+            "lib_kernels": library_kernels(kernels)}
 
 
 def uses_packed_gemm(kernels):
@@ -187,6 +202,8 @@ def kernel_compile_cost(kernel):
         return sum(kernel_compile_cost(k) for k in kernel.params["body"].kernels)
     if kernel.kind == "elemwise" and all(all(d == 1 for d in b.shape) for b in kernel.outputs):
         return 1  # a scalar expression: no loop to vectorize
+    if library_kernel(kernel.kind, kernel.params.get("dtype"), "int64"):
+        return 1  # a call of the runtime library (pooling, LRN, softmax cross-entropy)
     return _COMPILE_COST.get(kernel.kind, 6)
 
 

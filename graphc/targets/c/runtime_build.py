@@ -60,6 +60,48 @@ def reduce_helper_name(kind, in_dtype, acc_dtype, out_dtype):
     return f"gc_reduce_{kind}_{in_dtype}_{acc_dtype}_{out_dtype}"
 
 
+# Kernels whose code is compiled into the library and only called from a program (issue 16: each
+# cost gcc 0.05-0.17 s in every program that had it): family -> kinds (templates/c/_lib_kernels.j2
+# and the family's _<family>_lib.j2). Every float32/float64 kernel of these kinds calls its
+# function (pool_*.j2, lrn*.j2, softmax_xent.j2); softmax cross-entropy has one per label type.
+RUNTIME_KERNEL_FAMILIES = {
+    "pool": ("pool_max", "pool_max_value", "pool_avg", "pool_avg_grad", "pool_max_grad",
+             "pool_max_gather"),
+    "lrn": ("lrn", "lrn_grad"),
+    "softmax_xent": ("softmax_xent", "softmax_xent_grad"),
+}
+_LABEL_C_TYPES = {"int32": "int32_t", "int64": "int64_t"}
+_PRECISIONS = {"float32": "s", "float64": "d"}
+
+
+def library_kernel(kind, dtype, label_dtype=None):
+    """The library function (a dict for _lib_kernels.j2) that a kernel of `kind` over `dtype` calls
+    (`label_dtype`: softmax cross-entropy's labels), or None when its code stays in the program."""
+    family = next((f for f, kinds in RUNTIME_KERNEL_FAMILIES.items() if kind in kinds), None)
+    if family is None or dtype not in _PRECISIONS:
+        return None
+    P = _PRECISIONS[dtype]
+    entry = {"family": family, "kind": kind, "P": P, "dtype": dtype, "ctype": _C_TYPES[dtype],
+             "name": f"graphc_rt_{P}{kind}", "label": None, "label_ctype": None}
+    if family == "softmax_xent":
+        if label_dtype not in _LABEL_C_TYPES:
+            return None
+        label = "i" + label_dtype[3:]
+        entry.update(name=f"{entry['name']}_{label}", label=label, label_ctype=_LABEL_C_TYPES[label_dtype])
+    return entry
+
+
+def all_library_kernels():
+    """Every function the runtime library defines for RUNTIME_KERNEL_FAMILIES."""
+    out = []
+    for family, kinds in RUNTIME_KERNEL_FAMILIES.items():
+        for kind in kinds:
+            for dtype in _PRECISIONS:
+                for label in (_LABEL_C_TYPES if family == "softmax_xent" else [None]):
+                    out.append(library_kernel(kind, dtype, label))
+    return out
+
+
 def _no_fused_body(body):
     raise ValueError("the runtime library's reductions read a plain input (no fused body)")
 
@@ -77,7 +119,8 @@ def render_source(templates_root, env=None):
     helpers = [{"name": reduce_helper_name(*r), "kind": r[0], "in_dtype": r[1], "acc_dtype": r[2],
                 "out_dtype": r[3], "fused": False, "prebuilt": True} for r in RUNTIME_REDUCTIONS]
     return env.get_template("c/runtime_lib.c.j2").render(blas_prefix=BLAS_SYMBOL_PREFIX,
-                                                         reduce_helpers=helpers)
+                                                         reduce_helpers=helpers,
+                                                         lib_kernels=all_library_kernels())
 
 
 def library_name(source, cc, extra_cflags=()):
@@ -89,6 +132,14 @@ def library_name(source, cc, extra_cflags=()):
     return f"libgraphc_rt_{h.hexdigest()[:24]}.so"
 
 
+def _math_libraries():
+    """libm, and glibc's vector math when the C library has it: the library's softmax and LRN loops
+    call its SIMD exp/log (gc_runtime.h), and a program that does not use them itself does not
+    link it (gcc links --as-needed)."""
+    import ctypes.util
+    return (["-lmvec"] if ctypes.util.find_library("mvec") else []) + ["-lm"]
+
+
 def build(source, out_path, cc, blas_include_dir):
     """Compile `source` into the shared library `out_path` (appears atomically)."""
     directory = os.path.dirname(out_path)
@@ -98,8 +149,8 @@ def build(source, out_path, cc, blas_include_dir):
         fh.write(source)
     tmp = out_path + f".{os.getpid()}.tmp"
     try:
-        subprocess.run([cc] + BASE_CFLAGS + [f"-I{blas_include_dir}", "-shared", src, "-o", tmp],
-                       check=True, capture_output=True, text=True)
+        subprocess.run([cc] + BASE_CFLAGS + [f"-I{blas_include_dir}", "-shared", src, "-o", tmp]
+                       + _math_libraries(), check=True, capture_output=True, text=True)
         os.replace(tmp, out_path)
     finally:
         for path in (src, tmp):
