@@ -57,6 +57,22 @@ def test_fused_equals_composed_on_every_target(shape, dtype, target):
     _compare(G.function(ins, outs, **kw)(*values), want, dtype, f"{target} {shape}")
 
 
+def test_fused_equals_composed_on_emulated_cuda(dtype, monkeypatch):
+    """Every shape side by side in one function (one .cu, one g++ call)."""
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is not installed (the CUDA emulator)")
+    monkeypatch.setenv("GRAPHC_CUDA_EMULATE", "1")
+    ins, outs, cins, couts, values = [], [], [], [], []
+    for shape in SHAPES:
+        for build, i, o in ((G.batch_norm_train, ins, outs), (batch_norm_train_composed, cins, couts)):
+            a, b = _graph(build, shape, dtype)
+            i += a
+            o += b
+        values += _values(shape, dtype)
+    want = G.function(cins, couts, backend="py", opt_level="O0")(*values)
+    _compare(G.function(ins, outs, target="cuda")(*values), want, dtype, "cuda")
+
+
 def test_symbolic_sizes_use_one_compiled_function():
     n, h = G.dim("n"), G.dim("h")
     ins, outs = _graph(G.batch_norm_train, (n, 4, h, 3), "float64")
