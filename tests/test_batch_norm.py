@@ -211,3 +211,22 @@ def test_aot_library_carries_its_own_batch_norm(tmp_path):
     finally:
         lib.bnaot_destroy(ctx)
     np.testing.assert_allclose(out, f(*values), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 2, 5), (6, 3)])
+def test_onnx_export_runs_in_onnxruntime(shape, tmp_path):
+    """The exporter writes the op as ONNX reductions and elementwise ops (ONNX's training
+    BatchNormalization returns running statistics): onnxruntime computes y, mean and var."""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    x = G.tensor("x", shape)
+    g, b = G.tensor("gamma", (shape[1],)), G.tensor("beta", (shape[1],))
+    outs = list(G.batch_norm_train(x, g, b, eps=1e-3))
+    path = str(tmp_path / "bn.onnx")
+    G.onnx.export([x, g, b], outs, path)
+    values = _values(shape, "float32", seed=9)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    got = sess.run(None, {i.name: v for i, v in zip(sess.get_inputs(), values)})
+    want = G.function([x, g, b], outs)(*values)
+    for r, w in zip(got, want):
+        np.testing.assert_allclose(r, w, rtol=1e-4, atol=1e-5)
