@@ -108,4 +108,7 @@ CASES = {
     "binary_xent": (lambda o, t: G.binary_crossentropy(o, t), [unit(3, 4), unit(3, 4)], True),
     "sigmoid_bxent": (G.sigmoid_binary_crossentropy, [any_(3, 4), unit(3, 4)], True),
     "squared_error": (G.squared_error, [any_(3, 4), any_(3, 4)], True),
+    # training batch norm (one op, its own kernels): y and both statistics reach the output
+    "batch_norm_train": (lambda x, g, b: (lambda y, m, v: y * (m * v).sum())(
+        *G.batch_norm_train(x, g, b, eps=1e-3)), [any_(3, 2, 3, 5), pos(2), any_(2)], True),
 }

@@ -128,6 +128,11 @@ SPECS = {s.kind: s for s in [
                         "body_fallible", "reverse", "packs", "step_macs", "step_elements"),
                fallible="body_fallible"),
     KernelSpec("random_uniform", ("n", "single", "k0", "k1", "m0", "m1", "w0", "w1")),
+    # Training batch norm over x viewed as (N, C, P), per channel (lower_norm.py; the C target's
+    # code is in the runtime library: templates/c/_batch_norm.j2). Outputs (y, mean, var); the
+    # gradient's (gx, dgamma, dbeta) from inputs (x, gamma, mean, var, gy).
+    KernelSpec("batch_norm", ("N", "C", "P", "eps", "dtype")),
+    KernelSpec("batch_norm_grad", ("N", "C", "P", "eps", "dtype")),
 ]}
 
 

@@ -18,6 +18,7 @@ from ..ir.types import size_of
 from ..passes.fuse_siblings import MultiElemwise
 from . import lower_cnn  # noqa: F401  (registers the convolutional-net lowerings)
 from . import lower_loop  # noqa: F401  (registers the loop lowering)
+from . import lower_norm  # noqa: F401  (registers the batch-norm lowerings)
 from .kernels import check_params
 from .lower_support import contig_strides as _contig_strides
 from .lower_support import emit_strided_copy as _emit_strided_copy

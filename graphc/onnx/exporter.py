@@ -9,6 +9,7 @@ import sympy
 from ..errors import GraphcError
 from ..ir.graph import Constant, SharedVariable, Variable, toposort
 from ..ir.ops import scalar_fns as sf
+from ..ir.ops.batch_norm_ops import BatchNormTrain
 from ..ir.ops.blas import Matmul
 from ..ir.ops.conv import Conv2d
 from ..ir.ops.elemwise import ARGS, Elemwise
@@ -228,7 +229,28 @@ class Writer:
             ends = [sympy.sympify(d) - (op.index[k][1] if k < len(op.index) else d)
                     for k, d in enumerate(op.shape)]
             return [self.node("Pad", [ins[0], self.shape(begins + ends)])]
+        if isinstance(op, BatchNormTrain):
+            return self.batch_norm_train(op, ins, x)
         raise OnnxExportError(str(op))
+
+    def batch_norm_train(self, op, ins, x):
+        """Training batch norm (y, batch mean, batch var) as reductions and elementwise ops: ONNX's
+        BatchNormalization in training mode returns running statistics, not the batch's."""
+        axes = [0] if x.ndim == 2 else [0, 2, 3]
+
+        def mean(v):
+            if self.opset >= 18:
+                return self.node("ReduceMean", [v, self.const(np.array(axes, "int64"))], keepdims=1)
+            return self.node("ReduceMean", [v], axes=axes, keepdims=1)
+        per_channel = self.const(np.array([1, -1] + [1] * (x.ndim - 2), "int64"))
+        flat = self.const(np.array([-1], "int64"))
+        m = mean(ins[0])
+        d = self.node("Sub", [ins[0], m])
+        v = mean(self.node("Mul", [d, d]))
+        root = self.node("Sqrt", [self.node("Add", [v, self.const(np.asarray(op.eps, x.dtype))])])
+        scale = self.node("Div", [self.node("Reshape", [ins[1], per_channel]), root])
+        y = self.node("Add", [self.node("Mul", [d, scale]), self.node("Reshape", [ins[2], per_channel])])
+        return [y, self.node("Reshape", [m, flat]), self.node("Reshape", [v, flat])]
 
     def subtensor(self, op, name, x):
         starts, ends, axes, steps, drop = [], [], [], [], []

@@ -57,6 +57,8 @@ def kernel_flops(kernel, dims):
     if kind in ("lrn", "lrn_grad"):  # a window sum, then scale ** -beta (~ 5 operations)
         return value_at(p["N"], dims) * value_at(p["C"], dims) * value_at(p["P"], dims) * \
             (2 * value_at(p["half"], dims) + 1 + 5)
+    if kind in ("batch_norm", "batch_norm_grad"):  # the sums' pass (~4), the output's (~3)
+        return 7 * value_at(p["N"], dims) * value_at(p["C"], dims) * value_at(p["P"], dims)
     if kind == "loop":
         return value_at(p["trip"], dims) * sum(kernel_flops(k, dims) for k in p["body"].kernels)
     return 0  # copies, fills, gathers, scatters, im2col, random bits: data movement

@@ -1,6 +1,6 @@
 """Normalization layers: local response normalization (an op with its own kernels) and batch
-normalization (composed from reductions and elementwise ops, so autodiff derives its gradient
-and elementwise fusion merges its pointwise parts)."""
+normalization (training: one op with its own kernels, batch_norm_ops.py; inference: elementwise
+ops, which fusion merges with their neighbours)."""
 import numpy as np
 
 from ...errors import GraphcShapeError, GraphcTypeError
@@ -100,11 +100,7 @@ def _per_channel(v, x, name, where):
     from .shape import reshape
     v = as_variable(v)
     c = x.type.shape[1]
-    if v.ndim != 1:
-        raise GraphcShapeError(f"{where}: {name} must be a vector of the {c} channels, got {v.type}")
-    if isinstance(v.type.shape[0], int) and isinstance(c, int) and v.type.shape[0] != c:
-        raise GraphcShapeError(f"{where}: {name} has {v.type.shape[0]} entries but the input "
-                               f"{x.type} has {c} channels")
+    _check_channel_vector(v, x, name, where)
     v = cast(v, x.dtype)
     return reshape(v, (1, c) + (1,) * (x.ndim - 2))
 
@@ -133,7 +129,42 @@ def batch_norm_train(x, gamma, beta, eps=1e-5):
     (over N, or N, H, W). Returns (y, mean, var): y = (x - mean) / sqrt(var + eps) * gamma + beta,
     mean and var of shape (C,); var is the biased batch variance (divided by the count m) that
     normalizes y. For running averages of the variance as Caffe/PyTorch keep them, scale it by
-    m / (m - 1). Gradients flow through mean and var (the batch statistics depend on x)."""
+    m / (m - 1). Gradients flow through mean and var (the batch statistics depend on x).
+
+    One op (BatchNormTrain, batch_norm_ops.py) with its own kernels: the statistics in one pass
+    over x, y in a second; its gradient likewise. batch_norm_train_composed builds the same from
+    reductions and elementwise ops."""
+    from .batch_norm_ops import BatchNormTrain
+    x, g, b = _bn_operands(x, gamma, beta, "batch_norm_train")
+    return BatchNormTrain(float(eps))(x, g, b)
+
+
+def _bn_operands(x, gamma, beta, where):
+    """x checked, gamma and beta as (C,) vectors of x's dtype."""
+    from ..constructors import as_variable
+    from .elemwise import cast
+    x = as_variable(x)
+    _bn_axes(x, where)
+    out = [x]
+    for v, name in ((gamma, "gamma"), (beta, "beta")):
+        v = as_variable(v)
+        _check_channel_vector(v, x, name, where)
+        out.append(cast(v, x.dtype))
+    return out
+
+
+def _check_channel_vector(v, x, name, where):
+    c = x.type.shape[1]
+    if v.ndim != 1:
+        raise GraphcShapeError(f"{where}: {name} must be a vector of the {c} channels, got {v.type}")
+    if isinstance(v.type.shape[0], int) and isinstance(c, int) and v.type.shape[0] != c:
+        raise GraphcShapeError(f"{where}: {name} has {v.type.shape[0]} entries but the input "
+                               f"{x.type} has {c} channels")
+
+
+def batch_norm_train_composed(x, gamma, beta, eps=1e-5):
+    """batch_norm_train from reductions and elementwise ops (autodiff derives its gradient): the
+    form the fused op replaced, kept as the tests' second opinion."""
     from ..constructors import as_variable
     from .elemwise import sqrt_op
     from .shape import reshape
