@@ -5,11 +5,12 @@ inner loop, from a zero-padded copy of each image (so no loop tests a bound).
 Used where the target's capabilities say it pays (CCapabilities.blocked_conv_pays: small channel
 counts, where im2col + gemm has few rows); lower_cnn.py asks `blocked_kind` first. The input
 gradient of a stride-1 conv is the same kernel over gy with the filters turned and transposed
-(FLIP), padded K-1-P; that of a strided conv is S_h x S_w such kernels, one per phase of gx's rows
-and columns (`phase_geometry`), each with the taps of the filter that reach that phase. Scratch per kernel: the packed weights, the tap offsets, and one slot per
-thread (CCapabilities.conv_slots) holding a padded image (and, for the weight gradient, gy's
-padded rows and the thread's partial sums); its size is bounded for the widest vector the C may
-use (64 bytes, the AVX-512 hook), so the C may choose any width up to that.
+(FLIP), padded K-1-P; that of a strided conv is S_h x S_w such kernels, one per phase of gx's
+rows and columns (`phase_geometry`), each with the taps of the filter that reach that phase.
+Scratch per kernel: the packed weights, the tap offsets, and one slot per thread
+(CCapabilities.conv_slots) holding a padded image (and, for the weight gradient, gy's padded rows
+and the thread's partial sums); its size is bounded for the widest vector the C may use (64
+bytes, the AVX-512 hook), so the C may choose any width up to that.
 """
 import sympy
 
@@ -127,8 +128,8 @@ def emit_blocked(L, kind, geom, out_buf, in_buf, w_buf, dtype, label):
 def _emit_phases(L, geom, gx_buf, gy_buf, w_buf, dtype, label):
     """gx of a strided conv, phase by phase: the phase's taps of w copied out, the blocked kernel
     with them turned (FLIP) over gy into a phase image, and that copied into every S-th row and
-    column of gx. (ResNet-20's 3x3 stride-2 32 -> 64 input gradient: 31 ms by im2col + gemm and
-    col2im, bench/README.md.)"""
+    column of gx. (Not chosen by default, CCapabilities.blocked_conv_pays: it did not beat im2col +
+    gemm on ResNet-20's strided convs, bench/README.md.)"""
     op, slots = geom.op, L.caps.conv_slots()
     vl = WIDEST_VECTOR_BYTES // DTYPE_BYTES[dtype]
     (sh, sw), (kh, kw) = op.stride, (geom.kh, geom.kw)
