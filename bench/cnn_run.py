@@ -122,6 +122,8 @@ def run_cell(net, peer, args):
                                           for c in (cold, warm))
         if args.skip_cold:  # the one process started with empty caches: its compile was cold
             cell["cold_s"], cell["warm_s"] = cell["warm_s"], None
+            if "stages" in cell:
+                cell["cold_stages"] = cell.pop("stages")
         if "error" in cold:
             cell.setdefault("error", "cold: " + cold["error"])
         if cold.get("stages"):
