@@ -5,6 +5,10 @@ separate processes drift with the load.
 
     python bench/cnn_interleaved.py cifar_quick --threads 1 --rounds 3
     python bench/cnn_interleaved.py resnet20 --graphc-root /work/main   # graphc from another checkout
+    python bench/cnn_interleaved.py cifar_quick --also torch.compile,jax     # the other peers too
+
+CPU time counts every thread of this process (JAX's and torch's pools included; inductor's
+compile workers are other processes, and compiling is over before the rounds start).
 """
 from __future__ import annotations
 
@@ -22,15 +26,25 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--graphc-root", default=ROOT, help="the checkout whose graphc is measured")
+    ap.add_argument("--also", default="", help="more peers: torch.compile, jax (comma list)")
     args = ap.parse_args()
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)
     sys.path[:0] = [os.path.abspath(args.graphc_root), ROOT]
+    from bench.peers.threads import thread_env  # (JAX's pool size too: NPROC, XLA_FLAGS)
+    os.environ.update(thread_env(args.threads, os.environ.get("XLA_FLAGS", "")))
     import torch
     torch.set_num_threads(args.threads)
     import graphc
     from bench import graphc_cnn
     from bench.peers import torch_peer
     steps = {"graphc": graphc_cnn.cnn_step(args.net), "torch": torch_peer.cnn_step(args.net, compile=False)}
+    for peer in filter(None, args.also.split(",")):
+        if peer == "torch.compile":
+            steps[peer] = torch_peer.cnn_step(args.net, compile=True)
+        elif peer == "jax":
+            from bench.peers import jax_peer
+            steps[peer] = jax_peer.cnn_step(args.net)
+        else:
+            ap.error(f"unknown peer {peer!r}; choose from torch.compile, jax")
     for s in steps.values():
         s()
     times = {k: [] for k in steps}
@@ -40,9 +54,11 @@ def main():
             s()
             times[k].append(time.process_time() - t0)
     g, t = min(times["graphc"]), min(times["torch"])
+    others = "".join(f"  {k} {1e3 * min(v):.0f} ms" for k, v in times.items() if k not in ("graphc", "torch"))
+    best = min(min(v) for k, v in times.items() if k != "graphc")
     print(f"{args.net} threads={args.threads} graphc({os.path.dirname(graphc.__file__)}) "
-          f"{1e3 * g:.0f} ms  torch {1e3 * t:.0f} ms  ratio {g / t:.2f}  load {os.getloadavg()[0]:.1f}",
-          flush=True)
+          f"{1e3 * g:.0f} ms  torch {1e3 * t:.0f} ms  ratio {g / t:.2f}{others}  graphc / best peer "
+          f"{g / best:.2f}  load {os.getloadavg()[0]:.1f}", flush=True)
 
 
 if __name__ == "__main__":

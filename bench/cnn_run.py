@@ -111,7 +111,7 @@ def run_cell(net, peer, args):
     if args.threads:
         env.update(thread_env(args.threads, os.environ.get("XLA_FLAGS", "")))
     try:
-        cold = _child(net, peer, env, False, args) if peer in COMPILING else {}
+        cold = _child(net, peer, env, False, args) if peer in COMPILING and not args.skip_cold else {}
         warm = _child(net, peer, env, True, args)
     finally:
         shutil.rmtree(cache, ignore_errors=True)
@@ -120,6 +120,10 @@ def run_cell(net, peer, args):
         step = warm["timing"]["median"] if "timing" in warm else 0.0
         cell["cold_s"], cell["warm_s"] = (c.get("compile_s", 0.0) - step if "compile_s" in c else None
                                           for c in (cold, warm))
+        if args.skip_cold:  # the one process started with empty caches: its compile was cold
+            cell["cold_s"], cell["warm_s"] = cell["warm_s"], None
+            if "stages" in cell:
+                cell["cold_stages"] = cell.pop("stages")
         if "error" in cold:
             cell.setdefault("error", "cold: " + cold["error"])
         if cold.get("stages"):
@@ -217,6 +221,8 @@ def main(argv=None):
     ap.add_argument("--min-time", type=float, default=3.0)
     ap.add_argument("--max-time", type=float, default=20.0)
     ap.add_argument("--timeout", type=int, default=1800)
+    ap.add_argument("--skip-cold", action="store_true",
+                    help="step times only: no cold process (torch.compile's cold compile takes minutes)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--net", help=argparse.SUPPRESS)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import graphc as G
+from graphc.codegen.lower_cnn_blocked import phase_geometry
 
 from program_cases import program_of
 
@@ -56,10 +57,21 @@ def check_blocked_equals_reference(case, dtype, monkeypatch):
     return _conv_kinds(f)
 
 
+def expected_blocked_kernels(case):
+    """conv_blocked kernels of a conv and its input gradient with the blocked kernels forced: the
+    forward, and the input gradient's one (stride 1, padding below the kernel) or one per phase
+    (a strided conv whose phases all have taps and need no cropping: phase_geometry)."""
+    _, ws, stride, padding = case
+    if padding[0] > ws[2] - 1 or padding[1] > ws[3] - 1:
+        return 1
+    phases = [phase_geometry(k, s, p) for k, s, p in zip(ws[2:], stride, padding)]
+    return 1 + (len(phases[0]) * len(phases[1]) if all(phases) else 0)
+
+
 @pytest.mark.parametrize("name", sorted(BLOCKED))
 def test_blocked_conv_equals_reference(name, dtype, monkeypatch):
     kinds = check_blocked_equals_reference(BLOCKED[name], dtype, monkeypatch)
-    assert kinds.count("conv_blocked") == (2 if BLOCKED[name][2] == (1, 1) else 1)
+    assert kinds.count("conv_blocked") == expected_blocked_kernels(BLOCKED[name])
     assert kinds.count("conv_blocked_grad_weights") == 1
 
 
@@ -123,10 +135,12 @@ def test_blocked_only_where_its_shape_allows(kw, ws, monkeypatch):
     assert not any(k.startswith("conv_blocked") for k in kinds)
 
 
-def test_blocked_input_gradient_needs_stride_1_and_padding_below_the_kernel(monkeypatch):
+def test_blocked_input_gradient_needs_padding_below_the_kernel_and_phases_with_taps(monkeypatch):
     monkeypatch.setenv("GRAPHC_CONV_ALGO", "blocked")
-    assert _lowered_kinds((2, 4, 9, 9), (8, 4, 3, 3), stride=2, padding=1).count("conv_blocked") == 1
+    assert _lowered_kinds((2, 4, 9, 9), (8, 4, 3, 3), stride=2, padding=1).count("conv_blocked") == 5
     assert _lowered_kinds((2, 4, 4, 4), (8, 4, 3, 3), padding=3).count("conv_blocked") == 1
+    # stride 3 > a 2-tap kernel: gx's rows 3a + 2 take no tap, stays im2col + gemm
+    assert _lowered_kinds((2, 4, 9, 9), (8, 4, 2, 2), stride=3).count("conv_blocked") == 1
 
 
 def test_blocked_conv_on_two_threads_and_a_batch_smaller_than_the_threads(tmp_path):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import graphc as G
-from test_cnn_kernels_blocked import check_blocked_equals_reference
+from test_cnn_kernels_blocked import check_blocked_equals_reference, expected_blocked_kernels
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -23,7 +23,7 @@ GROUPED = {
     "8x8_last_group_short": ((5, 6, 8, 8), (7, 6, 3, 3), (1, 1), (1, 1)),
     # 5x3 outputs: one vector per row, 4 images (groups of 3 and 1)
     "narrow_rows": ((4, 3, 5, 3), (5, 3, 3, 3), (1, 1), (1, 1)),
-    # a strided conv to 8x8 (its input gradient is not blocked), 9 output channels
+    # a strided conv to 8x8 (its input gradient by phases), 9 output channels
     "stride_2_to_8x8": ((4, 5, 15, 15), (9, 5, 3, 3), (2, 2), (1, 1)),
     # fewer images than a group
     "two_images": ((2, 4, 7, 7), (4, 4, 3, 3), (1, 1), (1, 1)),
@@ -33,7 +33,7 @@ GROUPED = {
 @pytest.mark.parametrize("name", sorted(GROUPED))
 def test_grouped_blocked_conv_equals_reference(name, dtype, monkeypatch):
     kinds = check_blocked_equals_reference(GROUPED[name], dtype, monkeypatch)
-    assert kinds.count("conv_blocked") == (2 if GROUPED[name][2] == (1, 1) else 1)
+    assert kinds.count("conv_blocked") == expected_blocked_kernels(GROUPED[name])
 
 
 def test_grouped_blocked_conv_with_symbolic_sizes():

@@ -151,6 +151,12 @@ class CCapabilities(Capabilities):
             return small <= 64 and max(stride) <= 2
         if kind == "grad_input" and min(2 * padding[0] - (kh - 1), 2 * padding[1] - (kw - 1)) < 0:
             return False
+        # The input gradient of a strided conv by phases (lower_cnn_blocked._emit_phases) did not
+        # pay against im2col + gemm + col2im: ResNet-20's 32 -> 64 3x3 stride 2 13.3 vs 12.0 ms
+        # alone, its whole step 1229 vs 1199 ms (CPU, 1 thread, load 12-16; the 30 ms once read
+        # for the gemm path was a fresh output's page faults). GRAPHC_CONV_ALGO=blocked runs it.
+        if kind == "grad_input" and max(stride) > 1:
+            return False
         return small < 64 or max(channels_in, channels_out) <= 64
 
     @staticmethod
