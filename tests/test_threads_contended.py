@@ -146,3 +146,79 @@ def test_a_simulated_busy_machine_drives_a_program_through_both_arms(tmp_path):
     assert quiet1 == procs                  # nobody else: every core
     assert (arm0, arm1) == (1, procs)       # others hold all but half a core: the choice, then all
     assert quiet3 == procs                  # quiet again: every core
+
+
+# --- the gemm's pieces (templates/c/_gemm_parallel.j2) -----------------------------------------
+
+I64 = ctypes.c_int64
+# (batch, M, N, K): columns cut (M <= N), rows cut, 16-blocks and pieces that do not divide the
+# size, a batch of whole items, a batch smaller than the threads (items cut too), a row vector
+SHAPES = [(1, 67, 3001, 77), (1, 3001, 67, 77), (1, 129, 1300, 650), (16, 64, 500, 64),
+          (3, 100, 701, 90), (1, 1, 40000, 64)]
+
+
+def _gemm(lib, dtype, threads, trans, a, b, shape):
+    batch, m, n, k = shape
+    ctypes.CDLL("libgomp.so.1").omp_set_num_threads(threads)  # this thread's count, as a call's
+    scalar = ctypes.c_float if dtype == "float32" else ctypes.c_double
+    fn = lib.graphc_rt_sgemm if dtype == "float32" else lib.graphc_rt_dgemm
+    fn.argtypes = [ctypes.c_int, ctypes.c_int, I64, I64, I64, I64, scalar, ctypes.c_void_p, I64, I64,
+                   ctypes.c_void_p, I64, I64, scalar, ctypes.c_void_p, I64, I64]
+    c = np.zeros((batch, m, n), dtype)
+    fn(trans[0], trans[1], batch, m, n, k, 1.0, a.ctypes.data, m if trans[0] else k, a[0].size,
+       b.ctypes.data, k if trans[1] else n, b[0].size, 0.0, c.ctypes.data, n, m * n)
+    return c
+
+
+@pytest.fixture(scope="module")
+def blas(rt):
+    import scipy_openblas32 as sob
+    return ctypes.CDLL(os.path.join(sob.get_lib_dir(), f"lib{sob.get_library()}.so"))
+
+
+def _static_split(blas, dtype, threads, trans, a, b, shape):
+    """The split before pieces: whole items per thread, or one block of 16-panels per thread,
+    each a BLAS call of its own (the same calls, so the same arithmetic)."""
+    batch, m, n, k = shape
+    scalar = ctypes.c_float if dtype == "float32" else ctypes.c_double
+    fn = blas.scipy_cblas_sgemm if dtype == "float32" else blas.scipy_cblas_dgemm
+    fn.argtypes = [ctypes.c_int] * 6 + [scalar, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
+                                        ctypes.c_int, scalar, ctypes.c_void_p, ctypes.c_int]
+    c = np.zeros((batch, m, n), dtype)
+    row_major, op = 101, [111, 112]
+    lda, ldb, size = m if trans[0] else k, k if trans[1] else n, a.itemsize
+    cut_n, d = m <= n, (n if m <= n else m)
+    block = (-(-d // threads) + 15) // 16 * 16
+    spans = [(0, d)] if batch >= threads else [(lo, min(lo + block, d)) for lo in range(0, d, block)]
+    for bt in range(batch):
+        pa, pb, pc = a[bt].ctypes.data, b[bt].ctypes.data, c[bt].ctypes.data
+        for d0, d1 in spans:
+            if cut_n:
+                fn(row_major, op[trans[0]], op[trans[1]], m, d1 - d0, k, 1.0, pa, lda,
+                   pb + (d0 * ldb if trans[1] else d0) * size, ldb, 0.0, pc + d0 * size, n)
+            else:
+                fn(row_major, op[trans[0]], op[trans[1]], d1 - d0, n, k, 1.0,
+                   pa + (d0 if trans[0] else d0 * lda) * size, lda, pb, ldb, 0.0,
+                   pc + d0 * n * size, n)
+    return c
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_dynamic_pieces_give_the_static_splits_results(rt, blas, shape, dtype):
+    batch, m, n, k = shape
+    rng = np.random.RandomState(m + n + k)
+    for trans in [(0, 0), (1, 1)]:
+        a = rng.randn(batch, *((k, m) if trans[0] else (m, k))).astype(dtype)
+        b = rng.randn(batch, *((n, k) if trans[1] else (k, n))).astype(dtype)
+        want = np.matmul(a.transpose(0, 2, 1) if trans[0] else a, b.transpose(0, 2, 1) if trans[1] else b)
+        for threads in (2, 3):  # 3: shares that do not divide any size here
+            static = _static_split(blas, dtype, threads, trans, a, b, shape)
+            runs = [_gemm(rt, dtype, threads, trans, a, b, shape) for _ in range(3)]
+            for got in runs[1:]:  # which thread takes a piece never changes a result
+                np.testing.assert_array_equal(got, runs[0])
+            if dtype == "float64":
+                np.testing.assert_array_equal(runs[0], static)
+            else:  # the BLAS's float kernels round a narrower block's edge columns differently
+                np.testing.assert_allclose(runs[0], static, rtol=1e-5, atol=1e-5 * np.sqrt(k))
+            np.testing.assert_allclose(runs[0], want, rtol=1e-4 if dtype == "float32" else 1e-10,
+                                       atol=1e-3 if dtype == "float32" else 1e-9)
