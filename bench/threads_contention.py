@@ -147,9 +147,18 @@ def _run_cnn_child(peer, net, baseline, phases, samples):
     return json.loads(out.stdout.strip().splitlines()[-1]), None
 
 
+def _pair_growth(res, samples):
+    """The median over phases of (contended phase / the mean of the quiet phases either side of
+    it): the machine's drift between phases cancels more than in the ratio of medians."""
+    q = [statistics.median(res["quiet"][i:i + samples]) for i in range(0, len(res["quiet"]), samples)]
+    c = [statistics.median(res["contended"][i:i + samples]) for i in range(0, len(res["contended"]), samples)]
+    ratios = [c[i] / (q[i] if i + 1 >= len(q) else (q[i] + q[i + 1]) / 2) for i in range(len(c))]
+    return statistics.median(ratios)
+
+
 def cnn_main(args, peers):
-    print("| net | peer | quiet | beside a busy core | growth |")
-    print("|---|---|---|---|---|")
+    print("| net | peer | quiet | beside a busy core | growth | growth, pairs |")
+    print("|---|---|---|---|---|---|")
     for net in args.nets.split(","):
         for peer in peers:
             res, err = _run_cnn_child(peer, net, args.baseline, args.phases, args.samples)
@@ -157,7 +166,8 @@ def cnn_main(args, peers):
                 print(f"| {net} | {peer} | failed: {err[:80]} | | |", flush=True)
                 continue
             mq, mc = statistics.median(res["quiet"]), statistics.median(res["contended"])
-            print(f"| {net} | {peer} | {_fmt(mq)} | {_fmt(mc)} | {mc / mq:.2f}x |", flush=True)
+            print(f"| {net} | {peer} | {_fmt(mq)} | {_fmt(mc)} | {mc / mq:.2f}x | "
+                  f"{_pair_growth(res, args.samples):.2f}x |", flush=True)
             print(f"{net} {peer} quiet {[round(t * 1e3) for t in res['quiet']]} contended "
                   f"{[round(t * 1e3) for t in res['contended']]} load {os.getloadavg()[0]:.1f}",
                   file=sys.stderr, flush=True)
