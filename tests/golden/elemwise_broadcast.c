@@ -127,17 +127,17 @@ typedef struct graphc_rt_threads_prog {
     int64_t next_probe;  /* the call at which the slower arm is timed again */
     int64_t interval;    /* calls between probes of the slower arm */
 } graphc_rt_threads_prog;
-void graphc_rt_threads_begin(graphc_rt_threads_prog *p);
-void graphc_rt_threads_end(graphc_rt_threads_prog *p);
+int64_t graphc_rt_threads_begin(graphc_rt_threads_prog *p);
+void graphc_rt_threads_end(graphc_rt_threads_prog *p, int64_t token);
 static graphc_rt_threads_prog gc_thread_record;
 gc_ctx *gc_ctx_new(void) { return (gc_ctx *)calloc(1, sizeof(gc_ctx)); }
 void gc_ctx_free(gc_ctx *ctx) { if (ctx) { free(ctx->ws); free(ctx); } }
 const char *gc_ctx_error(gc_ctx *ctx) { return ctx->error; }
 static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims);
 int gc_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
-    graphc_rt_threads_begin(&gc_thread_record);
+    const int64_t thread_token = graphc_rt_threads_begin(&gc_thread_record);
     const int rc = gc_entry_run(ctx, bufs, dims);
-    graphc_rt_threads_end(&gc_thread_record);
+    graphc_rt_threads_end(&gc_thread_record, thread_token);
     return rc;
 }
 
