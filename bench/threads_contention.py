@@ -6,11 +6,18 @@ and stopped after it.
     python bench/threads_contention.py --rounds 3
     python bench/threads_contention.py --baseline /tmp/old --only logreg,tiny --rounds 5
 
+    python bench/threads_contention.py --nets vgg_bn,alexnet_train --baseline /tmp/old --rounds 3
+
 Workloads: `logreg`, Theano's tutorial logistic regression step (400 x 784, L2, SGD: many small
 kernels, the case that collapsed: 66-78 s for 10000 steps with two threads beside a busy core);
 `mlp` and `lenet` (bench/run.py's steps), `elementwise` (the 16M-element chain), `tiny` (x + y on
 10 floats: per-call overhead). Prints one markdown row per (workload, peer): median step time
 quiet, contended, and the growth contended / quiet.
+
+`--nets` (bench/peers/cnn_common.py's CNN steps) measures differently: one process per (net, peer)
+builds the step once, then alternates quiet and contended phases in it (`--phases` rounds of
+`--samples` steps each, the busy loop started 0.3 s before its phase), so the machine's drift over
+the minutes a net takes hits both sides alike; growth = median contended / median quiet step.
 """
 from __future__ import annotations
 
@@ -104,6 +111,68 @@ def child(peer, workload, min_time):
     print(json.dumps({"median": statistics.median(samples), "min": min(samples)}))
 
 
+def _cnn_step(peer, net):
+    if peer == "torch":
+        from bench.peers import torch_peer
+        return torch_peer.cnn_step(net, compile=False)
+    from bench import graphc_cnn
+    return graphc_cnn.cnn_step(net)
+
+
+def cnn_child(peer, net, phases, samples):
+    """Quiet and contended phases alternating in this one process (see the module's doc)."""
+    sys.path.insert(0, os.environ.get("THREADS_BENCH_ROOT", ROOT))  # whose graphc (and bench/)
+    from contend import busy_loop
+    step = _cnn_step(peer, net)
+    step()
+    times = {False: [], True: []}
+    for _ in range(phases):
+        for contended in (False, True):
+            with busy_loop(contended):
+                time.sleep(0.3 if contended else 0)
+                for _ in range(samples):
+                    t0 = time.perf_counter()
+                    step()
+                    times[contended].append(time.perf_counter() - t0)
+    print(json.dumps({"quiet": times[False], "contended": times[True]}))
+
+
+def _run_cnn_child(peer, net, baseline, phases, samples):
+    env = dict(os.environ, THREADS_BENCH_ROOT=baseline if peer == "graphc-base" else ROOT)
+    cmd = [sys.executable, __file__, "--cnn-child", peer, net, "--phases", str(phases),
+           "--samples", str(samples)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
+    if out.returncode != 0:
+        return None, (out.stderr.strip().splitlines() or ["failed"])[-1]
+    return json.loads(out.stdout.strip().splitlines()[-1]), None
+
+
+def _pair_growth(res, samples):
+    """The median over phases of (contended phase / the mean of the quiet phases either side of
+    it): the machine's drift between phases cancels more than in the ratio of medians."""
+    q = [statistics.median(res["quiet"][i:i + samples]) for i in range(0, len(res["quiet"]), samples)]
+    c = [statistics.median(res["contended"][i:i + samples]) for i in range(0, len(res["contended"]), samples)]
+    ratios = [c[i] / (q[i] if i + 1 >= len(q) else (q[i] + q[i + 1]) / 2) for i in range(len(c))]
+    return statistics.median(ratios)
+
+
+def cnn_main(args, peers):
+    print("| net | peer | quiet | beside a busy core | growth | growth, pairs |")
+    print("|---|---|---|---|---|---|")
+    for net in args.nets.split(","):
+        for peer in peers:
+            res, err = _run_cnn_child(peer, net, args.baseline, args.phases, args.samples)
+            if res is None:
+                print(f"| {net} | {peer} | failed: {err[:80]} | | |", flush=True)
+                continue
+            mq, mc = statistics.median(res["quiet"]), statistics.median(res["contended"])
+            print(f"| {net} | {peer} | {_fmt(mq)} | {_fmt(mc)} | {mc / mq:.2f}x | "
+                  f"{_pair_growth(res, args.samples):.2f}x |", flush=True)
+            print(f"{net} {peer} quiet {[round(t * 1e3) for t in res['quiet']]} contended "
+                  f"{[round(t * 1e3) for t in res['contended']]} load {os.getloadavg()[0]:.1f}",
+                  file=sys.stderr, flush=True)
+
+
 def _run_child(peer, workload, contended, baseline, min_time):
     from contend import busy_loop
     env = dict(os.environ)
@@ -125,11 +194,23 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--min-time", type=float, default=1.0)
     ap.add_argument("--child", nargs=2, metavar=("PEER", "WORKLOAD"))
+    ap.add_argument("--nets", help="comma list of CNN nets (cnn_common.NETS) instead of --only")
+    ap.add_argument("--phases", type=int, default=3, help="--nets: quiet/contended phase pairs")
+    ap.add_argument("--samples", type=int, default=3, help="--nets: steps timed per phase")
+    ap.add_argument("--cnn-child", nargs=2, metavar=("PEER", "NET"))
     args = ap.parse_args()
     if args.child:
         child(*args.child, args.min_time)
         return
+    if args.cnn_child:
+        cnn_child(*args.cnn_child, args.phases, args.samples)
+        return
     peers = args.peers.split(",") + (["graphc-base"] if args.baseline else [])
+    if args.nets:
+        print(f"CPU: {_cpu()}; {os.cpu_count()} cpus; {args.phases} phase pairs of {args.samples} "
+              "steps, median step per side\n")
+        cnn_main(args, peers)
+        return
     results = {}
     for r in range(args.rounds):
         for workload in args.only.split(","):

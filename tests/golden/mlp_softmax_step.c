@@ -168,15 +168,28 @@ int graphc_rt_dsoftmax_xent_i64(const int64_t rows, const int64_t cols, const do
 #endif
 
 /* Entry points for graphc's in-process loader (cffi). */
-/* The runtime library's thread choice (_thread_choice.j2): how many OpenMP threads this call uses. */
-void graphc_rt_threads_enter(void);
+/* The runtime library's thread choice (_thread_choice.j2): how many OpenMP threads this call uses,
+   from the machine's load and, while others hold cores, from this program's own call times. */
+/* What one program's calls took while other processes held cores: the mean wall time of a call on
+   the load-based thread count (arm 0) and on every core (arm 1), 0 until timed. */
+typedef struct graphc_rt_threads_prog {
+    int64_t mean_ns[2];
+    int64_t calls;       /* contended calls timed */
+    int64_t next_probe;  /* the call at which the slower arm is timed again */
+    int64_t interval;    /* calls between probes of the slower arm */
+} graphc_rt_threads_prog;
+int64_t graphc_rt_threads_begin(graphc_rt_threads_prog *p);
+void graphc_rt_threads_end(graphc_rt_threads_prog *p, int64_t token);
+static graphc_rt_threads_prog gc_thread_record;
 gc_ctx *gc_ctx_new(void) { return (gc_ctx *)calloc(1, sizeof(gc_ctx)); }
 void gc_ctx_free(gc_ctx *ctx) { if (ctx) { free(ctx->ws); free(ctx); } }
 const char *gc_ctx_error(gc_ctx *ctx) { return ctx->error; }
 static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims);
 int gc_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
-    graphc_rt_threads_enter();
-    return gc_entry_run(ctx, bufs, dims);
+    const int64_t thread_token = graphc_rt_threads_begin(&gc_thread_record);
+    const int rc = gc_entry_run(ctx, bufs, dims);
+    graphc_rt_threads_end(&gc_thread_record, thread_token);
+    return rc;
 }
 
 /* bufs: one pointer per external buffer (inputs, shared, constants, outputs, in slot order).
