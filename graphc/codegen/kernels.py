@@ -99,7 +99,10 @@ SPECS = {s.kind: s for s in [
     # Blocked direct convolution (templates/c/_conv_blocked.j2, in the runtime library: `blas`
     # declares it with the gemm helpers); FLIP: the input gradient of a stride-1 conv. Scratch:
     # packed weights, tap offsets, SLOTS per-thread slots of SLOT_ELEMS (lower_cnn_blocked.py)
-    KernelSpec("conv_blocked", _BLOCKED + ("FLIP",), blas=True),
+    # epilogue: steps applied in its stores, in order ("bias", "residual", "residual_bias": one
+    # more input each, in that order; "relu"), folded from the elementwise kernel after it
+    # (conv_epilogue.py)
+    KernelSpec("conv_blocked", _BLOCKED + ("FLIP", "epilogue"), blas=True),
     KernelSpec("conv_blocked_grad_weights", _BLOCKED, blas=True),
     KernelSpec("conv_direct", _CONV),
     KernelSpec("conv_direct_grad_input", _CONV),

@@ -18,6 +18,7 @@ from ..ir.types import size_of
 from ..passes.fuse_siblings import MultiElemwise
 from . import lower_cnn  # noqa: F401  (registers the convolutional-net lowerings)
 from . import lower_loop  # noqa: F401  (registers the loop lowering)
+from .conv_epilogue import fold_conv_epilogues
 from .kernels import check_params
 from .lower_support import contig_strides as _contig_strides
 from .lower_support import emit_strided_copy as _emit_strided_copy
@@ -512,4 +513,4 @@ def lower_softmax_xent(L, node):
 
 def lower_program(fgraph, dim_symbols, capabilities):
     """The Program of an optimized graph; `capabilities` is the target's (conv algorithm)."""
-    return Lowerer(fgraph, dim_symbols, capabilities).run()
+    return fold_conv_epilogues(Lowerer(fgraph, dim_symbols, capabilities).run(), capabilities)

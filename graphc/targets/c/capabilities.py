@@ -124,6 +124,17 @@ class CCapabilities(Capabilities):
             return int(raw)
         return WINOGRAD_DEFAULT_TILE
 
+    @property
+    def conv_store_epilogue(self):
+        """Whether bias, residual and ReLU after a blocked conv run in its stores
+        (codegen/conv_epilogue.py; LeNet's bias + ReLU passes were 87 us of 3.3 ms at batch 64).
+        GRAPHC_CONV_EPILOGUE=0 keeps them separate kernels (to measure against)."""
+        raw = os.environ.get("GRAPHC_CONV_EPILOGUE", "").strip()
+        if raw not in ("", "0", "1"):
+            raise CompileError(f"GRAPHC_CONV_EPILOGUE must be 0 or 1, got {raw!r}; unset it to "
+                               "fold the epilogue (the default)")
+        return raw != "0"
+
     def blocked_conv_pays(self, kind, channels_in, channels_out, kh, kw, stride, padding):
         """Whether conv kernel `kind` (fwd, grad_input, grad_weights; lowering checks the shape
         allows it) runs as the blocked direct convolution (templates/c/_conv_blocked.j2).
