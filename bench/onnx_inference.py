@@ -15,7 +15,8 @@ the figure leaves out the time other processes held the core (a 10 ms call at lo
 reads ~3x its CPU time by the wall clock). With more threads it counts only the caller's share:
 use the wall clock there.
 --before also times, in the same alternation, the same model compiled with this branch's kernel
-choices switched off (BEFORE_SETTINGS: the conv epilogue kept as separate elementwise kernels),
+choices switched off (BEFORE_SETTINGS: the conv epilogue kept as separate elementwise kernels,
+dense layers on the BLAS),
 so a change is measured against what it replaced in one process.
 --profile prints, per model and batch, graphc's kernel table (graphc.profile) and onnxruntime's
 own per-node times (SessionOptions.enable_profiling: median per node over the calls), kernel by
@@ -33,7 +34,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 # The GRAPHC_ settings that undo this branch's kernel choices, for --before (each is part of the
 # compile cache's key, so the two functions are two libraries).
-BEFORE_SETTINGS = {"GRAPHC_CONV_EPILOGUE": "0"}
+BEFORE_SETTINGS = {"GRAPHC_CONV_EPILOGUE": "0", "GRAPHC_PACKED_GEMM": "0"}
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 

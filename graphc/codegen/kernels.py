@@ -68,6 +68,11 @@ SPECS = {s.kind: s for s in [
     KernelSpec("gemm", ("M", "N", "K", "batch", "lda", "ldb", "ldc", "stride_a", "stride_b",
                         "stride_c", "trans_a", "trans_b", "dtype", "alpha", "beta"),
                accumulates="beta", blas=True),
+    # a gemm (batch 1, beta 0) whose B is a parameter: from min_rows rows of A on, B packed into
+    # its scratch each call and the packed kernel run instead of the BLAS (dense_packed.py)
+    KernelSpec("gemm_dense_packed", ("M", "N", "K", "batch", "lda", "ldb", "ldc", "stride_a",
+                                     "stride_b", "stride_c", "trans_a", "trans_b", "dtype", "alpha",
+                                     "beta", "min_rows"), blas=True),
     KernelSpec("copy", ("n",), copies_input=True),
     KernelSpec("strided_copy", ("rank", "shape", "src_strides", "dst_strides", "src_offset",
                                 "dst_offset", "n", "dtype", "accumulate"), accumulates="accumulate"),
