@@ -1,6 +1,6 @@
 """Dense layers with constant weights (graphc/codegen/dense_packed.py): a product whose right
 operand is a parameter packs it each call and runs the packed kernel from 32 rows of A
-(CCapabilities.packs_dense_product), the BLAS below. Which products (program level), both paths
+(CCapabilities.packs_dense_product: K >= 256, 64 <= N <= 256), the BLAS below. Which products (program level), both paths
 against the py reference and the BLAS-only build (float32/float64, columns off the 32-column
 panel, B transposed or not), a training step whose weights change between calls, and an
 imported Gemm against onnxruntime."""
@@ -38,6 +38,8 @@ def test_a_product_with_a_parameter_as_b_packs_it(monkeypatch):
     x, w, y = _dense(120, 84)
     assert _kinds(program_of([x], [y])) == ["gemm"]
     x, w, y = _dense(400, 10)
+    assert _kinds(program_of([x], [y])) == ["gemm"]
+    x, w, y = _dense(784, 512)  # (a wide N: the BLAS is as fast)
     assert _kinds(program_of([x], [y])) == ["gemm"]
     monkeypatch.setenv("GRAPHC_PACKED_GEMM", "0")
     x, w, y = _dense(400, 120)

@@ -130,15 +130,17 @@ class CCapabilities(Capabilities):
     def packs_dense_product(N, K, dtype):
         """The rows of A from which a product op(A) @ op(B), B a K x N parameter, packs B each
         call and runs _gemm_packed.j2's kernel instead of the BLAS (0: never). Measured (float32,
-        1 thread, AVX2 Zen, CPU time; OpenBLAS 0.3 with B transposed, as Gemm's transB gives it):
-        LeNet's 400 -> 120 at 64 rows 235 us with the pack (56) against 391, at 32 rows 148 vs
-        181, at 16 rows 103 vs 97; 256 -> 64 at 64 rows 68 vs 217; 1024 -> 256 1283 vs 2816;
-        512 -> 1000 2644 vs 2832 (the pack 639); but 120 -> 84 47 vs 39 and 400 -> 84 at 32 rows
-        108 vs 94 (a 3-panel N wastes 12 %, a short K does not repay the pack), and 400 -> 10
-        51 vs 22. So: K >= 256, N >= 64, from 32 rows. GRAPHC_PACKED_GEMM=0 turns it off."""
+        1 thread, AVX2 Zen, CPU time, pack included, against OpenBLAS 0.3): LeNet's 400 -> 120 at
+        64 rows 191 us (B as stored) / 239 us (B transposed, Gemm's transB: its pack is 56 us)
+        against 386-391, at 32 rows 148 vs 181-237, at 16 rows 103 vs 97 (a loss); 256 -> 64 at
+        64 rows 68 vs 217; 1024 -> 256 1283 vs 2816. Not where N is wide: the MLP's 784 -> 512 at
+        128 rows 3285 vs 3142, 512 -> 512 2154-2362 vs 2294-2354, 512 -> 1000 2644 vs 2832 (the
+        BLAS's own kernels are good there); nor short K or narrow N: 120 -> 84 47 vs 39, 400 -> 10
+        51 vs 22. So: K >= 256 and 64 <= N <= 256, from 32 rows. GRAPHC_PACKED_GEMM=0 turns it off
+        (and the loops' packing with it)."""
         if os.environ.get("GRAPHC_PACKED_GEMM", "").strip() == "0" or dtype not in _BLAS_PRECISION:
             return 0
-        return DENSE_PACK_MIN_ROWS if K >= 256 and N >= 64 else 0
+        return DENSE_PACK_MIN_ROWS if K >= 256 and 64 <= N <= 256 else 0
 
     @property
     def conv_store_epilogue(self):
