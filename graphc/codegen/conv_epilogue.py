@@ -7,7 +7,8 @@ The folded kernel computes what the elementwise kernel did, in its order: the co
 `+ bias[o]` and `+ residual` in the order the body's sums are evaluated, then `relu` (x < 0 ? 0 : x);
 so the result is the same to the bit (NaN payloads aside: which of two NaN operands an add keeps
 follows the operand order gcc picks, in either kernel). A kernel is folded only when
-- the conv's output is a temporary that the elementwise kernel alone reads, once;
+- the conv's output is a temporary that the elementwise kernel alone reads, once, and no other
+  kernel writes;
 - its body is relu(sum) or a sum of the conv's value, at most one per-channel operand (strides
   that make element i read index (i // HW) % C_out) and at most one residual (read with the conv
   output's strides) or residual + its own per-channel bias (a projection shortcut: conv + batch
@@ -31,18 +32,20 @@ def fold_conv_epilogues(program, capabilities):
     if not getattr(capabilities, "conv_store_epilogue", False):
         return program
     kernels = program.kernels
-    readers = {}
+    readers, writers = {}, {}
     for k, kern in enumerate(kernels):
         for b in kern.inputs:
             readers.setdefault(b, []).append(k)
+        for b in kern.outputs:
+            writers.setdefault(b, []).append(k)
     dropped = set()
     for k, conv in enumerate(kernels):
         if conv.kind not in FOLDABLE or conv.params.get("FLIP") or conv.params["epilogue"]:
             continue
         y = conv.outputs[0]
         reads = readers.get(y, [])
-        if y.role != "temp" or len(reads) != 1 or reads[0] <= k:
-            continue
+        if y.role != "temp" or len(reads) != 1 or reads[0] <= k or writers[y] != [k]:
+            continue  # (another writer: a kernel that adds into y)
         e = reads[0]
         fold = _epilogue_of(conv, kernels[e], y)
         if fold is None or _written_between(kernels, k, e, conv.inputs):
