@@ -73,6 +73,10 @@ def test_what_does_not_fold(monkeypatch):
     assert len(program_of([x], [G.relu(y + plane)]).kernels) == 2
     assert len(program_of([x], [G.tanh(y)]).kernels) == 2
     assert len(program_of([x], [y * 2.0]).kernels) == 2
+    # the one reader is not elementwise (a pool, a reduction)
+    assert [k.kind for k in program_of([x], [G.max_pool2d(y, (2, 2))]).kernels] == \
+        ["conv_blocked", "pool_max_value"]
+    assert len(program_of([x], [y.sum(axis=1)]).kernels) == 2
     # switched off (as bench/onnx_inference.py's "before" measurement does)
     monkeypatch.setenv("GRAPHC_CONV_EPILOGUE", "0")
     assert len(program_of([x], [G.relu(y)]).kernels) == 2

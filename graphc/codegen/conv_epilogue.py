@@ -73,9 +73,11 @@ def _written_between(kernels, first, last, buffers):
 def _epilogue_of(conv, elem, y):
     """(steps, operand buffers) when `elem` is an epilogue of `conv` (output y), else None."""
     p, ep = conv.params, elem.params
+    if elem.kind != "elemwise":  # (a pool, a copy, a reduction: nothing to fold)
+        return None
     dtype = p["dtype"]
     body = ep["body"]
-    if (elem.kind != "elemwise" or len(elem.outputs) != 1 or len(body.exprs) != 1
+    if (len(elem.outputs) != 1 or len(body.exprs) != 1
             or body.ctx_dtype != dtype or ep["out_dtypes"] != [dtype]
             or any(d != dtype for _, d in body.loads) or elem.inputs.count(y) != 1):
         return None
