@@ -1,6 +1,7 @@
 """Inference latency of ONNX models imported by graphc vs onnxruntime (CPU), in one run.
 
     python bench/onnx_inference.py [--batches 1,64] [--repeats 30] [--threads N] [--conv3d] [--clock cpu]
+                                   [--before]
 
 The models are PyTorch's (tests/torch_models.py: LeNet and a ResNet-style CIFAR net with batch
 norm), exported once to ONNX; both runtimes read the same file and get the same inputs. Each
@@ -13,6 +14,10 @@ wall clock: with --threads 1 both runtimes compute in that thread, so on a share
 the figure leaves out the time other processes held the core (a 10 ms call at load 4 on 2 cores
 reads ~3x its CPU time by the wall clock). With more threads it counts only the caller's share:
 use the wall clock there.
+--before also times, in the same alternation, the same model compiled with this branch's kernel
+choices switched off (BEFORE_SETTINGS: the conv epilogue kept as separate elementwise kernels,
+dense layers on the BLAS),
+so a change is measured against what it replaced in one process.
 --profile prints, per model and batch, graphc's kernel table (graphc.profile) and onnxruntime's
 own per-node times (SessionOptions.enable_profiling: median per node over the calls), kernel by
 kernel; both are wall-clock times, so kernels longer than a scheduler slice read high on a
@@ -27,6 +32,9 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# The GRAPHC_ settings that undo this branch's kernel choices, for --before (each is part of the
+# compile cache's key, so the two functions are two libraries).
+BEFORE_SETTINGS = {"GRAPHC_CONV_EPILOGUE": "0", "GRAPHC_PACKED_GEMM": "0"}
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 
@@ -52,6 +60,8 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=30)
     p.add_argument("--threads", type=int, default=0, help="threads for both (0: their defaults)")
     p.add_argument("--conv3d", action="store_true", help="also time a 3-D conv/pool block")
+    p.add_argument("--before", action="store_true",
+                   help="also time the model compiled with BEFORE_SETTINGS")
     p.add_argument("--profile", action="store_true",
                    help="also print graphc's and onnxruntime's per-kernel times")
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
@@ -82,22 +92,42 @@ def main(argv=None):
         sess = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
         m = G.onnx.load(onnx.load_from_string(data))
         f = G.function(m.inputs, m.outputs[0])
+        before = _compiled_with(G, m, BEFORE_SETTINGS) if a.before else None
         for batch in (int(b) for b in a.batches.split(",")):
             x = np.random.default_rng(0).standard_normal((batch,) + shape).astype("float32")
             np.testing.assert_allclose(f(x), sess.run(None, {"x": x})[0], rtol=1e-4, atol=1e-5)
-            t = _median_interleaved({"graphc": lambda: f(x),
-                                     "onnxruntime": lambda: sess.run(None, {"x": x})}, a.repeats,
-                                     clock=clock)
-            rows.append((name, batch, t["graphc"], t["onnxruntime"]))
+            calls = {"graphc": lambda: f(x), "onnxruntime": lambda: sess.run(None, {"x": x})}
+            if before is not None:
+                np.testing.assert_allclose(before(x), f(x), rtol=1e-5, atol=1e-6)
+                calls["before"] = lambda: before(x)
+            t = _median_interleaved(calls, a.repeats, clock=clock)
+            rows.append((name, batch, t["graphc"], t["onnxruntime"], t.get("before")))
             if a.profile:
                 print(f"== {name}, batch {batch}\n{G.profile(f, x, repeat=a.repeats)}")
                 print(_ort_profile(ort, data, a.threads, x, a.repeats), flush=True)
     print(f"onnxruntime {ort.__version__}, threads: {a.threads or 'default'}; median of "
           f"3 x {a.repeats} calls, alternating blocks; {a.clock} clock; load average "
           f"{os.getloadavg()[0]:.1f}")
-    print(f"| model | batch | graphc | onnxruntime | graphc / ort |\n|---|---|---|---|---|")
-    for name, batch, g, o in rows:
-        print(f"| {name} | {batch} | {g * 1e3:.3f} ms | {o * 1e3:.3f} ms | {g / o:.2f}x |")
+    extra = " | before | before / ort" if a.before else ""
+    print(f"| model | batch | graphc | onnxruntime | graphc / ort{extra} |\n|---|---|---|---|---|"
+          + ("---|---|" if a.before else ""))
+    for name, batch, g, o, b in rows:
+        cells = f" {b * 1e3:.3f} ms | {b / o:.2f}x |" if b is not None else ""
+        print(f"| {name} | {batch} | {g * 1e3:.3f} ms | {o * 1e3:.3f} ms | {g / o:.2f}x |{cells}")
+
+
+def _compiled_with(G, m, settings):
+    """G.function of the imported model compiled with the environment `settings` (restored)."""
+    saved = {k: os.environ.get(k) for k in settings}
+    os.environ.update(settings)
+    try:
+        return G.function(m.inputs, m.outputs[0])
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k)
+            else:
+                os.environ[k] = v
 
 
 def _ort_profile(ort, data, threads, x, repeats):

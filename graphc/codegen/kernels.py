@@ -68,6 +68,11 @@ SPECS = {s.kind: s for s in [
     KernelSpec("gemm", ("M", "N", "K", "batch", "lda", "ldb", "ldc", "stride_a", "stride_b",
                         "stride_c", "trans_a", "trans_b", "dtype", "alpha", "beta"),
                accumulates="beta", blas=True),
+    # a gemm (batch 1, beta 0) whose B is a parameter: from min_rows rows of A on, B packed into
+    # its scratch each call and the packed kernel run instead of the BLAS (dense_packed.py)
+    KernelSpec("gemm_dense_packed", ("M", "N", "K", "batch", "lda", "ldb", "ldc", "stride_a",
+                                     "stride_b", "stride_c", "trans_a", "trans_b", "dtype", "alpha",
+                                     "beta", "min_rows"), blas=True),
     KernelSpec("copy", ("n",), copies_input=True),
     KernelSpec("strided_copy", ("rank", "shape", "src_strides", "dst_strides", "src_offset",
                                 "dst_offset", "n", "dtype", "accumulate"), accumulates="accumulate"),
@@ -99,7 +104,10 @@ SPECS = {s.kind: s for s in [
     # Blocked direct convolution (templates/c/_conv_blocked.j2, in the runtime library: `blas`
     # declares it with the gemm helpers); FLIP: the input gradient of a stride-1 conv. Scratch:
     # packed weights, tap offsets, SLOTS per-thread slots of SLOT_ELEMS (lower_cnn_blocked.py)
-    KernelSpec("conv_blocked", _BLOCKED + ("FLIP",), blas=True),
+    # epilogue: steps applied in its stores, in order ("bias", "residual", "residual_bias": one
+    # more input each, in that order; "relu"), folded from the elementwise kernel after it
+    # (conv_epilogue.py)
+    KernelSpec("conv_blocked", _BLOCKED + ("FLIP", "epilogue"), blas=True),
     KernelSpec("conv_blocked_grad_weights", _BLOCKED, blas=True),
     KernelSpec("conv_direct", _CONV),
     KernelSpec("conv_direct_grad_input", _CONV),

@@ -19,6 +19,8 @@ from ..passes.fuse_siblings import MultiElemwise
 from . import lower_cnn  # noqa: F401  (registers the convolutional-net lowerings)
 from . import lower_loop  # noqa: F401  (registers the loop lowering)
 from . import lower_norm  # noqa: F401  (registers the batch-norm lowerings)
+from .conv_epilogue import fold_conv_epilogues
+from .dense_packed import pack_dense_products
 from .kernels import check_params
 from .lower_support import contig_strides as _contig_strides
 from .lower_support import emit_strided_copy as _emit_strided_copy
@@ -513,4 +515,6 @@ def lower_softmax_xent(L, node):
 
 def lower_program(fgraph, dim_symbols, capabilities):
     """The Program of an optimized graph; `capabilities` is the target's (conv algorithm)."""
-    return Lowerer(fgraph, dim_symbols, capabilities).run()
+    L = Lowerer(fgraph, dim_symbols, capabilities)
+    program = fold_conv_epilogues(L.run(), capabilities)
+    return pack_dense_products(program, capabilities, L.new_buffer)  # (L.buffers is the table)

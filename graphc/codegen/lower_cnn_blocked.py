@@ -121,7 +121,7 @@ def emit_blocked(L, kind, geom, out_buf, in_buf, w_buf, dtype, label):
         slot = _mul(FWD_GROUP_IMAGES, image)
         scratch = [packed, toff, L.new_buffer(dtype, (slots, slot), "temp", f"{label} padded images")]
         L.emit("conv_blocked", [out_buf], [in_buf, w_buf], f"{label} (blocked direct)",
-               SLOT_ELEMS=slot, FLIP=kind == "grad_input", **params)
+               SLOT_ELEMS=slot, FLIP=kind == "grad_input", epilogue=[], **params)
     L.kernels[-1].scratch = scratch
 
 

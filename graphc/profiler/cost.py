@@ -36,7 +36,7 @@ def _conv_macs(p, dims):
 
 def kernel_flops(kernel, dims):
     p, kind = kernel.params, kernel.kind
-    if kind == "gemm":
+    if kind in ("gemm", "gemm_dense_packed"):
         return 2 * value_at(p["M"], dims) * value_at(p["N"], dims) * value_at(p["K"], dims) * \
             value_at(p["batch"], dims)
     if kind == "elemwise":

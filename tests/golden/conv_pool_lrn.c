@@ -148,11 +148,18 @@ void graphc_rt_sgemm(int trans_a, int trans_b, int64_t batch, int64_t M, int64_t
 enum { GC_CV_N, GC_CV_C, GC_CV_H, GC_CV_W, GC_CV_CO, GC_CV_KH, GC_CV_KW, GC_CV_SH, GC_CV_SW,
        GC_CV_PH, GC_CV_PW, GC_CV_HO, GC_CV_WO, GC_CV_SLOTS, GC_CV_SLOT_ELEMS, GC_CV_LEN };
 #endif
+#ifndef GC_DECL_CONV_EPILOGUE_s
+#define GC_DECL_CONV_EPILOGUE_s
+/* y[n, o, p] = conv, then + bias[o] and + (res[n, o, p] (+ res_bias[o])) in the order res_first
+   says, each where its pointer is not NULL, then relu (x < 0 ? 0 : x, as gc_relu) where relu is
+   set: the elementwise kernel's arithmetic, one store instead of a second pass over y. */
+typedef struct { const float *bias, *res, *res_bias; int res_first, relu; } gc_cv_sepi;
+#endif
 #ifndef GC_DECL_CONV_BLOCKED_s
 #define GC_DECL_CONV_BLOCKED_s
 void graphc_rt_sconv_blocked(const int64_t *g, int flip, const float *restrict x,
         const float *restrict w, float *restrict y, float *restrict wp, int64_t *restrict toff,
-        float *restrict slots);
+        float *restrict slots, const gc_cv_sepi *ep);
 void graphc_rt_sconv_blocked_grad_weights(const int64_t *g, const float *restrict x,
         const float *restrict gy, float *restrict gw, int64_t *restrict toff, float *restrict slots);
 #endif
@@ -218,10 +225,10 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
     float *restrict b2 = (float *)bufs[2];  /* output out0 */
     float *restrict b3 = (float *)bufs[3];  /* output out1 */
     float *restrict b4 = (float *)bufs[4];  /* output out2 */
-    float *restrict b5 = (float *)(ctx->ws + 552704);  /* temp v_0 */
     int64_t *restrict b6 = (int64_t *)(ctx->ws + 554624);  /* temp Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} tap offsets */
     float *restrict b7 = (float *)(ctx->ws + 553856);  /* temp Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} packed filters */
     float *restrict b8 = (float *)(ctx->ws + 0);  /* temp Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} padded images */
+    float *restrict b9 = (float *)(ctx->ws + 552704);  /* temp v_0 */
     float *restrict b10 = (float *)(ctx->ws + 553856);  /* temp v_1 */
     int32_t *restrict b11 = (int32_t *)(ctx->ws + 554624);  /* temp v_2 */
     float *restrict b12 = (float *)(ctx->ws + 0);  /* temp v_3 */
@@ -235,41 +242,30 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
     int64_t *restrict b21 = (int64_t *)(ctx->ws + 554624);  /* temp Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} tap offsets */
     float *restrict b22 = (float *)(ctx->ws + 0);  /* temp Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} padded images */
     int status = 0;
-    /* k0: conv_blocked Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} (blocked direct) */
+    /* k0: conv_blocked Conv2d{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1} (blocked direct) + relu */
     {
         const int64_t gc_cv[GC_CV_LEN] = { 2, 2, 6, 6, 4,
             3, 3, 1, 1, 1, 1, 6, 6,
             2, 1152 };
-        graphc_rt_sconv_blocked(gc_cv, 0, b0, b1, b5,
-            b7, b6, b8);
+        const gc_cv_sepi gc_ep = { NULL, NULL, NULL,             0, 1 };
+        graphc_rt_sconv_blocked(gc_cv, 0, b0, b1, b9,
+            b7, b6, b8, &gc_ep);
     }
     if (status) return status;
-    /* k1: elemwise relu */
-    {
-        const int64_t n = 288;
-        #pragma omp simd
-        for (int64_t i = 0; i < n; i++) {
-            const float v0 = b5[i * 1];
-
-            b5[i] = (float)(gc_reluf(v0));
-
-        }
-    }
-    if (status) return status;
-    /* k2: pool_max MaxPool2d{kernel=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=True} */
+    /* k1: pool_max MaxPool2d{kernel=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=True} */
     {
         const int64_t gc_pl[GC_PL_LEN] = { 8, 6, 6, 3, 3,
             2, 2, 2, 2, 0, 0 };
-        graphc_rt_spool_max(gc_pl, b5, b10, b11);
+        graphc_rt_spool_max(gc_pl, b9, b10, b11);
     }
     if (status) return status;
-    /* k3: lrn LRN{size=3, alpha=0.3, beta=0.6, k=1.0} */
+    /* k2: lrn LRN{size=3, alpha=0.3, beta=0.6, k=1.0} */
     {
         graphc_rt_slrn(2, 4, 9, 1,
             1.0f, 0.09999999999999999f, 0.6f, b10, b2);
     }
     if (status) return status;
-    /* k4: elemwise fused(second,dmul,second,dmul,add) */
+    /* k3: elemwise fused(second,dmul,second,dmul,add) */
     {
         const int64_t n = 72;
         #pragma omp simd
@@ -282,46 +278,46 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
         }
     }
     if (status) return status;
-    /* k5: lrn_grad LRNGrad{size=3, alpha=0.3, beta=0.6, k=1.0} */
+    /* k4: lrn_grad LRNGrad{size=3, alpha=0.3, beta=0.6, k=1.0} */
     {
         graphc_rt_slrn_grad(2, 4, 9, 1,
             1.0f, 0.09999999999999999f, 0.12f, 0.6f,
             b10, b2, b12, b15, b13, b14);
     }
     if (status) return status;
-    /* k6: pool_max_grad MaxPool2dGrad{kernel=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=True, input_hw=(6, 6)} */
+    /* k5: pool_max_grad MaxPool2dGrad{kernel=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=True, input_hw=(6, 6)} */
     {
         graphc_rt_spool_max_grad(8, 36, 9, b15, b11, b16);
     }
     if (status) return status;
-    /* k7: elemwise drelu */
+    /* k6: elemwise drelu */
     {
         const int64_t n = 288;
         #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
-            const float v0 = b5[i * 1];
+            const float v0 = b9[i * 1];
             const float v1 = b16[i * 1];
 
-            b5[i] = (float)(v1*((v0 > 0) ? (1) : (0)));
+            b9[i] = (float)(v1*((v0 > 0) ? (1) : (0)));
 
         }
     }
     if (status) return status;
-    /* k8: conv_blocked Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} (blocked direct) */
+    /* k7: conv_blocked Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} (blocked direct) */
     {
         const int64_t gc_cv[GC_CV_LEN] = { 2, 4, 6, 6, 2,
             3, 3, 1, 1, 1, 1, 6, 6,
             2, 2304 };
-        graphc_rt_sconv_blocked(gc_cv, 1, b5, b1, b3,
-            b19, b18, b20);
+        graphc_rt_sconv_blocked(gc_cv, 1, b9, b1, b3,
+            b19, b18, b20, NULL);
     }
     if (status) return status;
-    /* k9: conv_blocked_grad_weights Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} (blocked direct) */
+    /* k8: conv_blocked_grad_weights Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} (blocked direct) */
     {
         const int64_t gc_cv[GC_CV_LEN] = { 2, 2, 6, 6, 4,
             3, 3, 1, 1, 1, 1, 6, 6,
             2, 69084 };
-        graphc_rt_sconv_blocked_grad_weights(gc_cv, b0, b5, b4,
+        graphc_rt_sconv_blocked_grad_weights(gc_cv, b0, b9, b4,
             b21, b22);
     }
     if (status) return status;

@@ -148,11 +148,18 @@ void graphc_rt_dgemm(int trans_a, int trans_b, int64_t batch, int64_t M, int64_t
 enum { GC_CV_N, GC_CV_C, GC_CV_H, GC_CV_W, GC_CV_CO, GC_CV_KH, GC_CV_KW, GC_CV_SH, GC_CV_SW,
        GC_CV_PH, GC_CV_PW, GC_CV_HO, GC_CV_WO, GC_CV_SLOTS, GC_CV_SLOT_ELEMS, GC_CV_LEN };
 #endif
+#ifndef GC_DECL_CONV_EPILOGUE_d
+#define GC_DECL_CONV_EPILOGUE_d
+/* y[n, o, p] = conv, then + bias[o] and + (res[n, o, p] (+ res_bias[o])) in the order res_first
+   says, each where its pointer is not NULL, then relu (x < 0 ? 0 : x, as gc_relu) where relu is
+   set: the elementwise kernel's arithmetic, one store instead of a second pass over y. */
+typedef struct { const double *bias, *res, *res_bias; int res_first, relu; } gc_cv_depi;
+#endif
 #ifndef GC_DECL_CONV_BLOCKED_d
 #define GC_DECL_CONV_BLOCKED_d
 void graphc_rt_dconv_blocked(const int64_t *g, int flip, const double *restrict x,
         const double *restrict w, double *restrict y, double *restrict wp, int64_t *restrict toff,
-        double *restrict slots);
+        double *restrict slots, const gc_cv_depi *ep);
 void graphc_rt_dconv_blocked_grad_weights(const int64_t *g, const double *restrict x,
         const double *restrict gy, double *restrict gw, int64_t *restrict toff, double *restrict slots);
 #endif

@@ -44,6 +44,8 @@ PACKED_PRODUCT_MAX_M = 512
 # Multiply-adds below which it is not worth a buffer: such a product takes microseconds, mostly
 # the call, and its packing is as cheap to repeat.
 PACKED_PRODUCT_MIN_WORK = 32768
+# Rows of A from which a dense layer's product packs its weights each call (packs_dense_product).
+DENSE_PACK_MIN_ROWS = 32
 
 
 class CCapabilities(Capabilities):
@@ -123,6 +125,33 @@ class CCapabilities(Capabilities):
                                    "to let graphc choose")
             return int(raw)
         return WINOGRAD_DEFAULT_TILE
+
+    @staticmethod
+    def packs_dense_product(N, K, dtype):
+        """The rows of A from which a product op(A) @ op(B), B a K x N parameter, packs B each
+        call and runs _gemm_packed.j2's kernel instead of the BLAS (0: never). Measured (float32,
+        1 thread, AVX2 Zen, CPU time, pack included, against OpenBLAS 0.3): LeNet's 400 -> 120 at
+        64 rows 191 us (B as stored) / 239 us (B transposed, Gemm's transB: its pack is 56 us)
+        against 386-391, at 32 rows 148 vs 181-237, at 16 rows 103 vs 97 (a loss); 256 -> 64 at
+        64 rows 68 vs 217; 1024 -> 256 1283 vs 2816. Not where N is wide: the MLP's 784 -> 512 at
+        128 rows 3285 vs 3142, 512 -> 512 2154-2362 vs 2294-2354, 512 -> 1000 2644 vs 2832 (the
+        BLAS's own kernels are good there); nor short K or narrow N: 120 -> 84 47 vs 39, 400 -> 10
+        51 vs 22. So: K >= 256 and 64 <= N <= 256, from 32 rows. GRAPHC_PACKED_GEMM=0 turns it off
+        (and the loops' packing with it)."""
+        if os.environ.get("GRAPHC_PACKED_GEMM", "").strip() == "0" or dtype not in _BLAS_PRECISION:
+            return 0
+        return DENSE_PACK_MIN_ROWS if K >= 256 and 64 <= N <= 256 else 0
+
+    @property
+    def conv_store_epilogue(self):
+        """Whether bias, residual and ReLU after a blocked conv run in its stores
+        (codegen/conv_epilogue.py; LeNet's bias + ReLU passes were 87 us of 3.3 ms at batch 64).
+        GRAPHC_CONV_EPILOGUE=0 keeps them separate kernels (to measure against)."""
+        raw = os.environ.get("GRAPHC_CONV_EPILOGUE", "").strip()
+        if raw not in ("", "0", "1"):
+            raise CompileError(f"GRAPHC_CONV_EPILOGUE must be 0 or 1, got {raw!r}; unset it to "
+                               "fold the epilogue (the default)")
+        return raw != "0"
 
     def blocked_conv_pays(self, kind, channels_in, channels_out, kh, kw, stride, padding):
         """Whether conv kernel `kind` (fwd, grad_input, grad_weights; lowering checks the shape

@@ -154,8 +154,10 @@ def _blas_context(kernels):
 
 
 def uses_packed_gemm(kernels):
-    """Whether a loop among the kernels packs a product's operand (templates/c/_gemm_packed.j2)."""
-    return any(k.kind == "loop" and k.params["packs"] for k in _all_kernels(kernels))
+    """Whether a loop among the kernels packs a product's operand, or a dense layer its weights
+    (templates/c/_gemm_packed.j2)."""
+    return any(k.kind == "loop" and k.params["packs"] or k.kind == "gemm_dense_packed"
+               for k in _all_kernels(kernels))
 
 
 def render_program(program, name, blas_prefix, wrapper="jit_wrapper", entry_prefix="gc_entry_",
