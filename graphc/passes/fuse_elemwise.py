@@ -20,6 +20,7 @@ from ..ir.ops.elemwise import ARGS, Elemwise
 from ..ir.ops.reduce import Reduce
 from ..ir.ops import scalar_fns as sf
 from ..ir.ops.scalar_expr import depth, tree_size
+from ..ir.types import free_symbols_of
 from .manager import register
 
 @functools.lru_cache(maxsize=4096)
@@ -83,7 +84,7 @@ class FusedElemwise(Elemwise):
 
 def prune_inputs(name, expr, inputs, out):
     """A FusedElemwise node over only the inputs `expr` reads (renumbered in order)."""
-    symbols = expr.free_symbols
+    symbols = free_symbols_of(expr)
     used = [k for k in range(len(inputs)) if ARGS[k] in symbols]
     kept, mapping = [], {}
     for k in used:
@@ -104,7 +105,7 @@ def fuse_into(consumer, k, producer):
     for pos, v in enumerate(c_in):
         if pos != k:
             mapping_c[ARGS[pos]] = ARGS[new_inputs.index(v)]
-    used = ARGS[k] in consumer.op.expr.free_symbols
+    used = ARGS[k] in free_symbols_of(consumer.op.expr)
     mapping_p = {}
     for pos, v in enumerate(producer.inputs if used else ()):
         if v not in new_inputs:
@@ -115,6 +116,18 @@ def fuse_into(consumer, k, producer):
     expr = c_expr.xreplace({hole: producer.op.expr.xreplace(mapping_p)}) if used else c_expr
     name = f"fused({_names(producer.op)},{_names(consumer.op)})"
     return prune_inputs(name, expr, new_inputs, consumer.outputs[0])
+
+
+def _n_read(expr, n):
+    """How many of the first n argument symbols expr reads."""
+    symbols = free_symbols_of(expr)
+    return sum(1 for k in range(n) if ARGS[k] in symbols)
+
+
+@functools.lru_cache(maxsize=4096)
+def _count(expr, sym):
+    # (expressions recur: the same producer is asked about for each consumer, every pass)
+    return expr.count(sym)
 
 
 def _names(op):
@@ -135,7 +148,7 @@ def fuse_outputs(fgraph):
     changed = False
     for node in list(fgraph.nodes):  # drop inputs read only for their shape
         if isinstance(node.op, Elemwise) and \
-                len({k for k in range(len(node.inputs)) if ARGS[k] in node.op.expr.free_symbols}) < len(node.inputs):
+                _n_read(node.op.expr, len(node.inputs)) < len(node.inputs):
             new = prune_inputs(node.op.name, node.op.expr, node.inputs, node.outputs[0])
             out = new.outputs[0]
             if not new.inputs and out.type.is_static:  # nothing left to read: a constant
@@ -187,7 +200,7 @@ def _decline_reason(fgraph, producer, consumer):
     if depth(consumer.op.expr) + depth(producer.op.expr) > MAX_FUSED_DEPTH:
         return f"the fused expression would be more than {MAX_FUSED_DEPTH} operations deep"
     k = consumer.inputs.index(out)
-    uses = consumer.op.expr.count(ARGS[k])
+    uses = _count(consumer.op.expr, ARGS[k])
     if tree_size(consumer.op.expr) + uses * tree_size(producer.op.expr) > MAX_FUSED_TREE:
         return f"the fused expression would have more than {MAX_FUSED_TREE} operations as a tree"
     return None
