@@ -1,0 +1,146 @@
+"""floor and ceiling of size expressions, as sympy builds them, without sympy's proofs.
+
+sympy's floor(x) / ceiling(x) first tries to prove 0 <= x < 2 (or -2 <= x < 0) and whether x is
+an integer: on a conv's chunk count `floor(Max(B, s) / s)` or a byte size over a cache line that
+costs 10-30 ms of its assumptions each (most of a cold ResNet's memory plan). Every such proof
+fails when x takes a value > 2 that is not an integer at some point of the dims (positive
+integers), and sympy's answers are sound, so there `rounding` skips them and returns exactly what
+sympy's evaluation would: the terms sympy knows are integers pulled out, the rest rounded
+unevaluated. Where no such point is found (or x holds a form this does not evaluate) it asks
+sympy. `expand` is sympy.expand with each rounding's argument expanded through `rounding` first
+(sympy's deep expand rebuilds each floor/ceiling whose argument changed, re-running that
+evaluation); tests/test_size_rounding.py compares both with sympy on every size of the bench CNNs.
+"""
+import functools
+import math
+from fractions import Fraction
+
+import sympy
+from sympy.core.parameters import global_parameters
+
+# Every dim at once at each of these values, looking for the point that decides the proofs.
+_POINTS = (1, 2, 3, 5, 7, 11, 13, 1000)
+
+
+class _Unknown(Exception):
+    """A form the evaluator does not know: sympy decides."""
+
+
+def rounding(cls, arg):
+    """cls(arg) for cls sympy.floor or sympy.ceiling: the same expression sympy returns."""
+    arg = sympy.sympify(arg)
+    if arg.is_Number or not arg.free_symbols or not global_parameters.evaluate:
+        return cls(arg)
+    return _rounding(cls, arg)
+
+
+@functools.lru_cache(maxsize=8192)
+def _rounding(cls, arg):
+    fast = _without_proofs(cls, arg)
+    return cls(arg) if fast is None else fast
+
+
+def _without_proofs(cls, arg):
+    """What RoundFunction.eval returns for arg when every proof it tries fails, or None where
+    that is not shown (by a point of the dims) or the result would not be that form."""
+    if isinstance(arg, (sympy.floor, sympy.ceiling)) or isinstance(-arg, (sympy.floor, sympy.ceiling)):
+        return None  # (_eval_number returns arg itself)
+    if not all(s.is_integer and s.is_positive for s in arg.free_symbols):
+        return None  # (the points must be values the dims may take)
+    try:
+        values = [_value(arg, v) for v in _POINTS]
+    except (_Unknown, ZeroDivisionError):
+        return None
+    # A value > 2 fails every bound _eval_const_number tries; a non-integer one, arg.is_integer.
+    if not any(x > 2 for x in values) or all(_is_int(x) for x in values):
+        return None
+    ipart, spart = [], []
+    for t in sympy.Add.make_args(arg):
+        if t.is_Integer:
+            ipart.append(t)
+        elif t.is_Number:
+            spart.append(t)  # (npart: not evaluated, as spart is not imaginary)
+        elif t.is_integer:  # (the query eval makes: cheap, the atoms' answers are kept)
+            ipart.append(t)
+        else:
+            try:  # not imaginary (a real non-zero value): eval's spart
+                if all(_value(t, v) == 0 for v in _POINTS):
+                    return None
+            except (_Unknown, ZeroDivisionError):
+                return None
+            spart.append(t)
+    rest = sympy.Add(*spart)
+    if not any(t.free_symbols for t in spart) or isinstance(rest, (sympy.floor, sympy.ceiling)):
+        return None
+    try:
+        if all(_value(rest, v) == 0 for v in _POINTS):
+            return None
+    except (_Unknown, ZeroDivisionError):
+        return None
+    return sympy.Add(*ipart) + cls(rest, evaluate=False)
+
+
+def _is_int(x):
+    return isinstance(x, int) or x.denominator == 1
+
+
+@functools.lru_cache(maxsize=65536)
+def _value(e, v):
+    """e's exact value with every dim set to v (int or Fraction)."""
+    if e.is_Integer:
+        return int(e)
+    if e.is_Rational:
+        return Fraction(int(e.p), int(e.q))
+    if e.is_Symbol:
+        return v
+    args = [_value(a, v) for a in e.args]
+    if e.is_Add:
+        return sum(args)
+    if e.is_Mul:
+        out = 1
+        for x in args:
+            out *= x
+        return out
+    if e.is_Pow and isinstance(args[1], int):
+        return Fraction(args[0]) ** args[1]
+    if isinstance(e, sympy.floor):
+        return math.floor(args[0])
+    if isinstance(e, sympy.ceiling):
+        return math.ceil(args[0])
+    if isinstance(e, sympy.Max):
+        return max(args)
+    if isinstance(e, sympy.Min):
+        return min(args)
+    raise _Unknown(e)
+
+
+def expand(d):
+    """sympy.expand(d), the argument of each floor and ceiling in it expanded and the rounding
+    rebuilt through `rounding` first, so sympy's expand finds them expanded and keeps them."""
+    try:
+        primed = _prime(d)
+    except _Unknown:
+        return sympy.expand(d)
+    return sympy.expand(primed)
+
+
+def _prime(e):
+    if not e.args:
+        return e
+    if isinstance(e, (sympy.floor, sympy.ceiling)):
+        inner = _prime(e.args[0])
+        arg = sympy.expand(inner)
+        if arg == e.args[0]:
+            return e  # (unchanged: sympy does not rebuild it)
+        return rounding(type(e), arg)
+    if not (e.is_Add or e.is_Mul or e.is_Pow or _is_kept(e)):
+        raise _Unknown(e)  # (another function: its evaluation may depend on the arguments' form)
+    args = tuple(_prime(a) for a in e.args)
+    if all(a is b for a, b in zip(args, e.args)):
+        return e
+    return e.func(*args)
+
+
+def _is_kept(e):
+    # KeptMin / KeptMax (ir/types.py): built as written, no evaluation to depend on a form
+    return isinstance(e, (sympy.Min, sympy.Max)) and type(e).__name__ in ("KeptMin", "KeptMax")
