@@ -52,7 +52,20 @@ def test_the_shortcut_runs_where_the_proofs_fail_and_not_where_they_may_succeed(
         assert R._without_proofs(sympy.floor, bounded) is None
 
 
+pooled = sympy.ceiling(sympy.ceiling(sympy.floor(h / 4 - sympy.Rational(11, 4)) / 2) / 2 - sympy.Rational(3, 2)) + 1
+MAX_ARGS = [(1, sympy.expand(15360 * pooled * (half + 1))), (h, w), (h, 2 * w + 1), (h + 1, h),
+            (1, h), (n, KeptMin(n, h)), (h, w, n)]
+
+
+@pytest.mark.parametrize("cls", [sympy.Max, sympy.Min])
+@pytest.mark.parametrize("args", MAX_ARGS, ids=str)
+def test_min_max_are_sympys(cls, args):
+    args = [sympy.sympify(a) for a in args]
+    assert sympy.srepr(R._unordered(cls, args)) == sympy.srepr(cls(*args))
+
+
 SIZES = [
+    64 * pooled * KeptMin(n, sympy.floor(KeptMax(33554432, 15360 * pooled) / sympy.Max(1, 15360 * pooled))),
     64 * P * KeptMin(n, sympy.floor(KeptMax(33554432, 384 * P) / (384 * P))),
     n * 32 * (half + 1) * (quarter + 1),
     3 * (16 * h + 32) * (w + 18) + sympy.ceiling((35 * half + 35) * (quarter + 1) / 8),

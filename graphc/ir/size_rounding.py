@@ -133,12 +133,43 @@ def _prime(e):
         if arg == e.args[0]:
             return e  # (unchanged: sympy does not rebuild it)
         return rounding(type(e), arg)
+    if isinstance(e, (sympy.Min, sympy.Max)) and not _is_kept(e):
+        args = [sympy.expand(_prime(a)) for a in e.args]
+        if all(a == b for a, b in zip(args, e.args)):
+            return e
+        return _unordered(type(e), args)
     if not (e.is_Add or e.is_Mul or e.is_Pow or _is_kept(e)):
         raise _Unknown(e)  # (another function: its evaluation may depend on the arguments' form)
     args = tuple(_prime(a) for a in e.args)
     if all(a is b for a, b in zip(args, e.args)):
         return e
     return e.func(*args)
+
+
+def _unordered(cls, args):
+    """cls(*args) for sympy's Min or Max, as sympy builds it, where each two arguments are in
+    either order at some point of the dims (then none of its collapsing rules or comparisons
+    drops one: its proofs fail, ~50 ms each on a pooled AlexNet size); else sympy builds it."""
+    if not global_parameters.evaluate or len(args) < 2 or \
+            any(isinstance(a, (sympy.Min, sympy.Max)) or not a.free_symbols and not a.is_Number
+                for a in args) or \
+            not all(s.is_integer and s.is_positive for a in args for s in a.free_symbols):
+        return cls(*args)
+    try:
+        values = [[_value(a, v) for v in _POINTS] for a in args]
+    except (_Unknown, ZeroDivisionError):
+        return cls(*args)
+    for i in range(len(args)):
+        for j in range(i):
+            pairs = list(zip(values[i], values[j]))
+            if not (any(x > y for x, y in pairs) and any(x < y for x, y in pairs)):
+                return cls(*args)
+    argset = frozenset(args)
+    if len(argset) < len(args):
+        return cls(*args)
+    obj = sympy.Expr.__new__(cls, *sympy.ordered(argset))
+    obj._argset = argset
+    return obj
 
 
 def _is_kept(e):
