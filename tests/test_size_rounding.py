@@ -71,6 +71,10 @@ SIZES = [
     3 * (16 * h + 32) * (w + 18) + sympy.ceiling((35 * half + 35) * (quarter + 1) / 8),
     sympy.floor((h + 1) * (w + 1) / 2) * n,
     sympy.Max(h, w) * (h + 1),  # sympy's own Max: expand decides as it always did
+    (h + 1) ** 2 * w + half ** 3 * (w + 2) - 4 * h * w,  # powers, like terms collected
+    n / (h + 1) + (h * w) ** -2,  # negative powers: sympy's power hints decide
+    sympy.Rational(3, 4) * (h + 2) * (w + sympy.Rational(1, 3)),
+    sympy.Integer(7),
 ]
 
 

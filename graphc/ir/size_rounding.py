@@ -116,12 +116,85 @@ def _value(e, v):
 
 def expand(d):
     """sympy.expand(d), the argument of each floor and ceiling in it expanded and the rounding
-    rebuilt through `rounding` first, so sympy's expand finds them expanded and keeps them."""
+    rebuilt through `rounding` first, so sympy's expand finds them expanded and keeps them; then
+    the products multiplied out as a polynomial over those atoms (sympy's expand walks the whole
+    tree once per hint) and built as sympy builds its sum of terms."""
     try:
         primed = _prime(d)
     except _Unknown:
         return sympy.expand(d)
-    return sympy.expand(primed)
+    try:
+        poly = _polynomial(primed)
+    except _Unknown:
+        return sympy.expand(primed)
+    terms = []
+    for mono, coeff in poly.items():
+        factors = [sympy.Pow(a, k) if k != 1 else a for a, k in mono]
+        terms.append(sympy.Mul(sympy.Rational(coeff.numerator, coeff.denominator), *factors))
+    return sympy.Add(*terms)
+
+
+_ONE = frozenset()
+
+
+def _polynomial(e):
+    """e as {monomial: Fraction} over its atoms (monomial: a frozenset of (atom, power > 0));
+    _Unknown where sympy's expand would do more than multiply out sums and whole
+    positive powers (a negative or symbolic power, which its power hints rewrite)."""
+    if e.is_Rational:
+        return {_ONE: Fraction(int(e.p), int(e.q))} if e != 0 else {}
+    if e.is_Add:
+        out = {}
+        for a in e.args:
+            for m, c in _polynomial(a).items():
+                c = out.get(m, 0) + c
+                if c:
+                    out[m] = c
+                else:
+                    out.pop(m, None)
+        return out
+    if e.is_Mul:
+        out = {_ONE: Fraction(1)}
+        for a in e.args:
+            out = _times(out, _polynomial(a))
+        return out
+    if e.is_Pow:
+        k = e.args[1]
+        if not (k.is_Integer and k > 0):
+            raise _Unknown(e)
+        base, out = _polynomial(e.args[0]), {_ONE: Fraction(1)}
+        for _ in range(int(k)):
+            out = _times(out, base)
+        return out
+    if e.is_Number or not e.args and not e.is_Symbol:
+        raise _Unknown(e)  # (a float, or a constant such as pi)
+    if e.is_Symbol or isinstance(e, (sympy.floor, sympy.ceiling, sympy.Min, sympy.Max)):
+        return {frozenset([(e, 1)]): Fraction(1)}
+    raise _Unknown(e)
+
+
+def _times(p, q):
+    out = {}
+    for m1, c1 in p.items():
+        for m2, c2 in q.items():
+            m = _mono_times(m1, m2)
+            c = out.get(m, 0) + c1 * c2
+            if c:
+                out[m] = c
+            else:
+                out.pop(m, None)
+    return out
+
+
+def _mono_times(m1, m2):
+    if not m1:
+        return m2
+    if not m2:
+        return m1
+    powers = dict(m1)
+    for a, k in m2:
+        powers[a] = powers.get(a, 0) + k
+    return frozenset(powers.items())
 
 
 def _prime(e):

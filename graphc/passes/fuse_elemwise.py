@@ -155,16 +155,17 @@ def fuse_outputs(fgraph):
                 out = Constant(new.op.reference(dims={}))
             fgraph.replace(node.outputs[0], out, cascade=False)
             changed = True
-    declined = set()
+    declined = {}  # producer -> consumer ops it was declined for (compared, not hashed)
     for node in toposort(fgraph.outputs):  # (refresh would rebuild the reader index)
         while node is not None and isinstance(node.op, Elemwise):
             for k, inp in enumerate(node.inputs):
                 p = inp.owner
-                if p is None or not isinstance(p.op, Elemwise) or (p, node.op) in declined:
+                if p is None or not isinstance(p.op, Elemwise) or \
+                        any(op == node.op for op in declined.get(p, ())):
                     continue
                 reason = _decline_reason(fgraph, p, node)
                 if reason:
-                    declined.add((p, node.op))
+                    declined.setdefault(p, []).append(node.op)
                     notes.append(f"not fusing {p.op} into {node.op}: {reason}")
                     continue
                 fused = fuse_into(node, k, p).outputs[0]
