@@ -219,6 +219,12 @@ def _prime(e):
     return e.func(*args)
 
 
+def minmax(cls, *args):
+    """sympy's Max(*args) or Min(*args) (cls) of size expressions: the same expression, without
+    its failing comparisons where each two arguments are in either order at some point."""
+    return _unordered(cls, [sympy.sympify(a) for a in args])
+
+
 def _unordered(cls, args):
     """cls(*args) for sympy's Min or Max, as sympy builds it, where each two arguments are in
     either order at some point of the dims (then none of its collapsing rules or comparisons
