@@ -67,3 +67,34 @@ def test_blas_is_found_without_importing_its_package():
             "print(info[:3] == (s.get_include_dir(), s.get_lib_dir(), s.get_library()))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True"]
+
+
+def test_kernels_that_read_the_same_render_once_and_the_c_is_unchanged(monkeypatch):
+    """outline_kernels renders a kernel once per distinct template input: the same sources as
+    rendering every kernel, on a small symbolic CNN step (convs, pools, batch norm, updates)."""
+    import numpy as np
+
+    from graphc.codegen.plan import build_program
+    from graphc.config import config
+    from graphc.runtime.checks import ArgumentChecker
+    from graphc.targets import get_target
+    from graphc.targets.c import outline
+
+    x = G.tensor4("x")
+    ws = [G.shared(np.ones(s, np.float32)) for s in ((4, 3, 3, 3), (4, 4, 3, 3), (4, 4, 3, 3))]
+    h = x
+    for w in ws:
+        h = G.relu(G.batch_norm_train(G.conv2d(h, w, padding=(1, 1)), G.shared(np.ones(4, np.float32)),
+                                      G.shared(np.zeros(4, np.float32)))[0])
+    cost = G.mean(G.max_pool2d(h, (2, 2), (2, 2)))
+    fg = build_function_graph([x], [cost], {w: w - 0.1 * g for w, g in zip(ws, G.grad(cost, ws))})
+    opt, _ = optimize(fg, config.opt_level)
+    target = get_target("c")
+    program = build_program(opt, ArgumentChecker(opt.inputs, opt.dims), target.capabilities)
+    calls = []
+    real_key = outline._render_key
+    monkeypatch.setattr(outline, "_render_key", lambda view: calls.append(1) or real_key(view))
+    memo = target.render(program, "f")
+    monkeypatch.setattr(outline, "_render_key", lambda view: None)
+    assert target.render(program, "f") == memo
+    assert len(calls) > 20
