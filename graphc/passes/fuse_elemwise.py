@@ -105,17 +105,34 @@ def fuse_into(consumer, k, producer):
     for pos, v in enumerate(c_in):
         if pos != k:
             mapping_c[ARGS[pos]] = ARGS[new_inputs.index(v)]
-    used = ARGS[k] in free_symbols_of(consumer.op.expr)
+    c_symbols = free_symbols_of(consumer.op.expr)
+    used = ARGS[k] in c_symbols
     mapping_p = {}
     for pos, v in enumerate(producer.inputs if used else ()):
         if v not in new_inputs:
             new_inputs.append(v)
         mapping_p[ARGS[pos]] = ARGS[new_inputs.index(v)]
-    hole = sympy.Dummy("hole")
-    c_expr = consumer.op.expr.xreplace({**mapping_c, ARGS[k]: hole})
-    expr = c_expr.xreplace({hole: producer.op.expr.xreplace(mapping_p)}) if used else c_expr
+    # prune_inputs' renumbering (only the inputs the fused expression reads), composed with the
+    # two above: one substitution over each expression instead of four over the fused one. The
+    # node classes never evaluate (ir/ops/scalar_expr.py), so the tree is the one step by step.
+    symbols = {mapping_c[s] for s in c_symbols if s in mapping_c}
+    if used:
+        symbols |= {mapping_p[s] for s in free_symbols_of(producer.op.expr) if s in mapping_p}
+    kept, pruned = [], {}
+    for j, v in enumerate(new_inputs):
+        if ARGS[j] in symbols:
+            if v not in kept:
+                kept.append(v)
+            pruned[ARGS[j]] = ARGS[kept.index(v)]
+    final_c = {s: pruned[t] for s, t in mapping_c.items() if t in pruned}
+    if used:
+        final_p = {s: pruned[t] for s, t in mapping_p.items() if t in pruned}
+        final_c[ARGS[k]] = producer.op.expr.xreplace(final_p)
+    expr = consumer.op.expr.xreplace(final_c)
     name = f"fused({_names(producer.op)},{_names(consumer.op)})"
-    return prune_inputs(name, expr, new_inputs, consumer.outputs[0])
+    out = consumer.outputs[0]
+    op = FusedElemwise(name, expr, len(kept), out.dtype, out.type.shape)
+    return Node(op, kept, [out.type])
 
 
 def _n_read(expr, n):
