@@ -54,7 +54,8 @@ def test_the_shortcut_runs_where_the_proofs_fail_and_not_where_they_may_succeed(
 
 pooled = sympy.ceiling(sympy.ceiling(sympy.floor(h / 4 - sympy.Rational(11, 4)) / 2) / 2 - sympy.Rational(3, 2)) + 1
 MAX_ARGS = [(1, sympy.expand(15360 * pooled * (half + 1))), (h, w), (h, 2 * w + 1), (h + 1, h),
-            (1, h), (n, KeptMin(n, h)), (h, w, n)]
+            (1, h), (n, KeptMin(n, h)), (h, w, n), (256 * h * w, 1), (h, 1), (3 * h ** 2 * w * n, 1),
+            (2 * half, 1), (h * w / 2, 1), (h - 3, 1)]
 
 
 @pytest.mark.parametrize("cls", [sympy.Max, sympy.Min])

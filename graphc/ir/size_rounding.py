@@ -229,6 +229,9 @@ def _unordered(cls, args):
     """cls(*args) for sympy's Min or Max, as sympy builds it, where each two arguments are in
     either order at some point of the dims (then none of its collapsing rules or comparisons
     drops one: its proofs fail, ~50 ms each on a pooled AlexNet size); else sympy builds it."""
+    if cls is sympy.Max and len(args) == 2 and args[1] == 1 and _at_least_one(args[0]) and \
+            global_parameters.evaluate:
+        return args[0]  # (a product of positive integers: sympy proves it >= 1 and keeps it)
     if not global_parameters.evaluate or len(args) < 2 or \
             any(isinstance(a, (sympy.Min, sympy.Max)) or not a.free_symbols and not a.is_Number
                 for a in args) or \
@@ -249,6 +252,19 @@ def _unordered(cls, args):
     obj = sympy.Expr.__new__(cls, *sympy.ordered(argset))
     obj._argset = argset
     return obj
+
+
+def _at_least_one(e):
+    """Whether e is c * x**p * y**q ... with c a positive integer and x, y, ... positive integer
+    dims (whole positive powers): a monomial sympy's Max(e, 1) reduces to e."""
+    coeff, rest = e.as_coeff_Mul()
+    if not (coeff.is_Integer and coeff >= 1):
+        return False
+    for f in sympy.Mul.make_args(rest):
+        base, k = f.as_base_exp()
+        if not (base.is_Symbol and base.is_integer and base.is_positive and k.is_Integer and k >= 1):
+            return False
+    return True
 
 
 def _is_kept(e):
