@@ -19,7 +19,7 @@ import sympy
 from sympy.core.parameters import global_parameters
 
 # Every dim at once at each of these values, looking for the point that decides the proofs.
-_POINTS = (1, 2, 3, 5, 7, 11, 13, 1000)
+_POINTS = (1, 2, 3, 5, 7, 11, 13, 20, 24, 40, 100, 300, 1000)
 
 
 class _Unknown(Exception):
