@@ -146,6 +146,8 @@ def _exact(v):
     if v is None or isinstance(v, (bool, int, float, str, sympy.Basic)):
         return (type(v), v)
     if isinstance(v, (tuple, list)):
+        if all(type(x) is int for x in v):  # (index tables: thousands of ints)
+            return (type(v), tuple(v))
         return (type(v), tuple(_exact(x) for x in v))
     if isinstance(v, dict):
         return (dict, tuple(sorted((k, _exact(x)) for k, x in v.items())))
