@@ -60,7 +60,7 @@ def _without_proofs(cls, arg):
             ipart.append(t)
         elif t.is_Number:
             spart.append(t)  # (npart: not evaluated, as spart is not imaginary)
-        elif t.is_integer:  # (the query eval makes: cheap, the atoms' answers are kept)
+        elif _integer_product(t) or t.is_integer:  # (the query eval makes)
             ipart.append(t)
         else:
             try:  # not imaginary (a real non-zero value): eval's spart
@@ -78,6 +78,19 @@ def _without_proofs(cls, arg):
     except (_Unknown, ZeroDivisionError):
         return None
     return sympy.Add(*ipart) + cls(rest, evaluate=False)
+
+
+def _integer_product(t):
+    """An integer times factors sympy knows are integers (answers kept on each atom), for which
+    sympy's Mul.is_integer is True: the same answer without its rational and Abs queries."""
+    coeff, rest = t.as_coeff_Mul()
+    if not coeff.is_Integer:
+        return False
+    for f in sympy.Mul.make_args(rest):
+        base, k = f.as_base_exp()
+        if not (k.is_Integer and k >= 1 and base.is_integer is True):
+            return False
+    return True
 
 
 def _is_int(x):
