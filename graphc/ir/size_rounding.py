@@ -1,15 +1,20 @@
-"""floor and ceiling of size expressions, as sympy builds them, without sympy's proofs.
+"""floor, ceiling, Max/Min and expand of size expressions: sympy's own results, without the
+proofs sympy tries and fails on sizes (what a cold compile spent most of its plan and lowering on).
 
-sympy's floor(x) / ceiling(x) first tries to prove 0 <= x < 2 (or -2 <= x < 0) and whether x is
-an integer: on a conv's chunk count `floor(Max(B, s) / s)` or a byte size over a cache line that
-costs 10-30 ms of its assumptions each (most of a cold ResNet's memory plan). Every such proof
-fails when x takes a value > 2 that is not an integer at some point of the dims (positive
-integers), and sympy's answers are sound, so there `rounding` skips them and returns exactly what
-sympy's evaluation would: the terms sympy knows are integers pulled out, the rest rounded
-unevaluated. Where no such point is found (or x holds a form this does not evaluate) it asks
-sympy. `expand` is sympy.expand with each rounding's argument expanded through `rounding` first
-(sympy's deep expand rebuilds each floor/ceiling whose argument changed, re-running that
-evaluation); tests/test_size_rounding.py compares both with sympy on every size of the bench CNNs.
+- `rounding(floor|ceiling, x)`: sympy first tries to prove 0 <= x < 2 (or -2 <= x < 0) and
+  whether x is an integer: 10-30 ms of its assumptions on a conv's chunk count
+  `floor(Max(B, s) / s)` or a byte size over a cache line. Every such proof fails when x takes a
+  value > 2 that is not an integer at some point of the dims (positive integers), and sympy's
+  answers are sound, so there the result is what its evaluation returns then: the terms sympy
+  knows are integers pulled out, the rest rounded unevaluated.
+- `minmax(Max|Min, *args)`: where each two arguments are in either order at some point, sympy's
+  comparisons all fail and it keeps every argument, in its canonical order.
+- `expand(d)`: sympy.expand(d), each rounding's argument expanded and the rounding rebuilt through
+  `rounding` first (sympy's deep expand rebuilds each floor/ceiling whose argument changed,
+  re-running its evaluation once per hint), then the products multiplied out as a polynomial.
+Where no deciding point is found, or an expression holds a form this does not evaluate, sympy
+decides. tests/test_size_rounding.py compares each with sympy, on the sizes of a symbolic CNN too;
+the bench (cnn_compile_cost.py --py-only) compares the rendered C of the five CNNs.
 """
 import functools
 import math
