@@ -17,7 +17,7 @@ PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # (layer, module name prefixes), lowest first; a module belongs to the longest prefix it matches.
 LAYERS = [
     ("base", ["graphc.config", "graphc.errors"]),
-    ("ir core", ["graphc.ir.types", "graphc.ir.shapes", "graphc.ir.graph"]),
+    ("ir core", ["graphc.ir.types", "graphc.ir.shapes", "graphc.ir.graph", "graphc.ir.size_rounding"]),
     ("tensor API", ["graphc.ir", "graphc.math", "graphc.nnet"]),
     ("grad", ["graphc.grad", "graphc.scan", "graphc.scan_grad"]),
     ("passes", ["graphc.passes"]),

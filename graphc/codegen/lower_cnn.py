@@ -25,6 +25,7 @@ import functools
 import sympy
 
 from ..ir.ops import conv, normalization, pool, random
+from ..ir.size_rounding import minmax, rounding
 from ..ir.types import KeptMax, KeptMin
 from .lower_cnn_blocked import blocked_kind, emit_blocked
 from .lower_support import contig_strides as _contig_strides
@@ -89,11 +90,11 @@ def _images_in(budget, per_image, n):  # three kernels ask for the same chunk)
     loop then never advanced)."""
     if isinstance(per_image, int) and isinstance(n, int):
         return max(1, min(n, budget // max(per_image, 1)))
-    size = sympy.Max(per_image, 1)
+    size = minmax(sympy.Max, per_image, 1)  # (sympy's Max and floor, their failing proofs skipped)
     # Min and Max kept as written (sympy's evaluation asked the assumptions for ~0.1 s each), as
     # sympy would print them: arguments in its order, Max(budget, Max(1, s)) flat as Max(budget, s)
     top = [a for a in size.args if a != 1] if isinstance(size, sympy.Max) else [size]
-    count = sympy.floor(KeptMax(*sympy.ordered([sympy.Integer(budget)] + top)) / size)
+    count = rounding(sympy.floor, KeptMax(*sympy.ordered([sympy.Integer(budget)] + top)) / size)
     if count.is_Number:
         return sympy.Min(n, count)  # (one symbol: sympy's Min is quick, and folds Min(n, 1))
     return KeptMin(*sympy.ordered([n, count]))

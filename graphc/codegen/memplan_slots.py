@@ -81,13 +81,22 @@ def plan_slots(program):
     for b in sorted(temps, key=lambda b: (-weight(values[b.id]), b.first, b.id)):
         size, value = sizes[b.id], values[b.id]
         best, best_cost = None, None
+        first, last = b.first, b.last
         for slot in slots:
-            if not slot.free_during(b.first, b.last):
-                continue
-            grow = weight(tuple(max(0, v - s) for v, s in zip(value, slot.value)))
-            waste = weight(tuple(max(0, s - v) for v, s in zip(value, slot.value)))
-            if best is None or (grow, waste) < best_cost:
-                best, best_cost = slot, (grow, waste)
+            for start, end in slot.spans:
+                if not (end < first or last < start):
+                    break
+            else:  # free during b's life: what it would grow and waste, weighed
+                # (weight() of the positive and negative parts, written out: ~a third of the
+                # plan's time went to the generators; zero terms add nothing to the sums)
+                grow = waste = 0
+                for v, s, t in zip(value, slot.value, totals):
+                    if v > s:
+                        grow += float(v - s) / t
+                    elif s > v:
+                        waste += float(s - v) / t
+                if best is None or (grow, waste) < best_cost:
+                    best, best_cost = slot, (grow, waste)
         if best is None:
             slots.append(_Slot(b, size, value))
         else:

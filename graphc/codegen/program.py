@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import sympy
 
 from ..ir.ops.scalar_fns import make_cast
+from ..ir.size_rounding import rounding
 from ..ir.types import size_of
 
 DTYPE_BYTES = {"float32": 4, "float64": 8, "int32": 4, "int64": 8, "bool": 1}
@@ -55,7 +56,7 @@ def _nbytes(size, itemsize):
 def _aligned(nbytes):
     # (sympy's ceiling asks the assumptions of every term, ~10 ms for a pooled size; the memory
     # planner asks for each buffer's several times)
-    return sympy.ceiling(nbytes / ALIGN) * ALIGN
+    return rounding(sympy.ceiling, nbytes / ALIGN) * ALIGN  # (sympy's ceiling, its proofs skipped)
 
 
 @dataclass(frozen=True)

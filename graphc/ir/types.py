@@ -12,6 +12,7 @@ import sympy
 
 from ..config import config
 from ..errors import GraphcTypeError
+from . import size_rounding
 
 DTYPES = ("float32", "float64", "int32", "int64", "bool")
 FLOAT_DTYPES = ("float32", "float64")
@@ -115,7 +116,7 @@ class KeptMax(sympy.Max):
 # every pass, the memory plan): expanding one costs ~1 ms, a second look-up ~1 us.
 @functools.lru_cache(maxsize=16384)
 def _expanded(d):
-    d = sympy.expand(d)
+    d = size_rounding.expand(d)  # (sympy.expand's result, without re-proving each floor/ceiling)
     return int(d) if d.is_Integer else d
 
 

@@ -119,13 +119,16 @@ def merge_common(outputs):
             if isinstance(i, Constant) and i.data.size <= 16:
                 i = consts.setdefault(i.signature(), i)
             inputs.append(i)
-        key = (node.op, tuple(id(i) for i in inputs))
-        if key in seen:
-            for o, so in zip(node.outputs, seen[key].outputs):
+        # Keyed by the inputs, then the op compared: an op's hash walks its props (sympy
+        # expressions) every time, and most input tuples are read by one op.
+        same_inputs = seen.setdefault(tuple(id(i) for i in inputs), [])
+        match = next((n for n in same_inputs if n.op == node.op), None)
+        if match is not None:
+            for o, so in zip(node.outputs, match.outputs):
                 replaced[o] = so
             continue
         new = node if inputs == node.inputs else rebuild(node, inputs)
-        seen[key] = new
+        same_inputs.append(new)
         for o, no in zip(node.outputs, new.outputs):
             if no is not o:
                 replaced[o] = no

@@ -20,6 +20,7 @@ from ..ir.ops.elemwise import ARGS, Elemwise
 from ..ir.ops.reduce import Reduce
 from ..ir.ops import scalar_fns as sf
 from ..ir.ops.scalar_expr import depth, tree_size
+from ..ir.types import free_symbols_of
 from .manager import register
 
 @functools.lru_cache(maxsize=4096)
@@ -83,7 +84,7 @@ class FusedElemwise(Elemwise):
 
 def prune_inputs(name, expr, inputs, out):
     """A FusedElemwise node over only the inputs `expr` reads (renumbered in order)."""
-    symbols = expr.free_symbols
+    symbols = free_symbols_of(expr)
     used = [k for k in range(len(inputs)) if ARGS[k] in symbols]
     kept, mapping = [], {}
     for k in used:
@@ -104,17 +105,46 @@ def fuse_into(consumer, k, producer):
     for pos, v in enumerate(c_in):
         if pos != k:
             mapping_c[ARGS[pos]] = ARGS[new_inputs.index(v)]
-    used = ARGS[k] in consumer.op.expr.free_symbols
+    c_symbols = free_symbols_of(consumer.op.expr)
+    used = ARGS[k] in c_symbols
     mapping_p = {}
     for pos, v in enumerate(producer.inputs if used else ()):
         if v not in new_inputs:
             new_inputs.append(v)
         mapping_p[ARGS[pos]] = ARGS[new_inputs.index(v)]
-    hole = sympy.Dummy("hole")
-    c_expr = consumer.op.expr.xreplace({**mapping_c, ARGS[k]: hole})
-    expr = c_expr.xreplace({hole: producer.op.expr.xreplace(mapping_p)}) if used else c_expr
+    # prune_inputs' renumbering (only the inputs the fused expression reads), composed with the
+    # two above: one substitution over each expression instead of four over the fused one. The
+    # node classes never evaluate (ir/ops/scalar_expr.py), so the tree is the one step by step.
+    symbols = {mapping_c[s] for s in c_symbols if s in mapping_c}
+    if used:
+        symbols |= {mapping_p[s] for s in free_symbols_of(producer.op.expr) if s in mapping_p}
+    kept, pruned = [], {}
+    for j, v in enumerate(new_inputs):
+        if ARGS[j] in symbols:
+            if v not in kept:
+                kept.append(v)
+            pruned[ARGS[j]] = ARGS[kept.index(v)]
+    final_c = {s: pruned[t] for s, t in mapping_c.items() if t in pruned}
+    if used:
+        final_p = {s: pruned[t] for s, t in mapping_p.items() if t in pruned}
+        final_c[ARGS[k]] = producer.op.expr.xreplace(final_p)
+    expr = consumer.op.expr.xreplace(final_c)
     name = f"fused({_names(producer.op)},{_names(consumer.op)})"
-    return prune_inputs(name, expr, new_inputs, consumer.outputs[0])
+    out = consumer.outputs[0]
+    op = FusedElemwise(name, expr, len(kept), out.dtype, out.type.shape)
+    return Node(op, kept, [out.type])
+
+
+def _n_read(expr, n):
+    """How many of the first n argument symbols expr reads."""
+    symbols = free_symbols_of(expr)
+    return sum(1 for k in range(n) if ARGS[k] in symbols)
+
+
+@functools.lru_cache(maxsize=4096)
+def _count(expr, sym):
+    # (expressions recur: the same producer is asked about for each consumer, every pass)
+    return expr.count(sym)
 
 
 def _names(op):
@@ -135,23 +165,24 @@ def fuse_outputs(fgraph):
     changed = False
     for node in list(fgraph.nodes):  # drop inputs read only for their shape
         if isinstance(node.op, Elemwise) and \
-                len({k for k in range(len(node.inputs)) if ARGS[k] in node.op.expr.free_symbols}) < len(node.inputs):
+                _n_read(node.op.expr, len(node.inputs)) < len(node.inputs):
             new = prune_inputs(node.op.name, node.op.expr, node.inputs, node.outputs[0])
             out = new.outputs[0]
             if not new.inputs and out.type.is_static:  # nothing left to read: a constant
                 out = Constant(new.op.reference(dims={}))
             fgraph.replace(node.outputs[0], out, cascade=False)
             changed = True
-    declined = set()
+    declined = {}  # producer -> consumer ops it was declined for (compared, not hashed)
     for node in toposort(fgraph.outputs):  # (refresh would rebuild the reader index)
         while node is not None and isinstance(node.op, Elemwise):
             for k, inp in enumerate(node.inputs):
                 p = inp.owner
-                if p is None or not isinstance(p.op, Elemwise) or (p, node.op) in declined:
+                if p is None or not isinstance(p.op, Elemwise) or \
+                        any(op == node.op for op in declined.get(p, ())):
                     continue
                 reason = _decline_reason(fgraph, p, node)
                 if reason:
-                    declined.add((p, node.op))
+                    declined.setdefault(p, []).append(node.op)
                     notes.append(f"not fusing {p.op} into {node.op}: {reason}")
                     continue
                 fused = fuse_into(node, k, p).outputs[0]
@@ -187,7 +218,7 @@ def _decline_reason(fgraph, producer, consumer):
     if depth(consumer.op.expr) + depth(producer.op.expr) > MAX_FUSED_DEPTH:
         return f"the fused expression would be more than {MAX_FUSED_DEPTH} operations deep"
     k = consumer.inputs.index(out)
-    uses = consumer.op.expr.count(ARGS[k])
+    uses = _count(consumer.op.expr, ARGS[k])
     if tree_size(consumer.op.expr) + uses * tree_size(producer.op.expr) > MAX_FUSED_TREE:
         return f"the fused expression would have more than {MAX_FUSED_TREE} operations as a tree"
     return None

@@ -26,8 +26,65 @@ PIPELINES = {
 }
 _REGISTRY = {}
 
-# One line of the pass log: the graph after the pass, as text, and whether the pass changed it.
-PassRecord = namedtuple("PassRecord", "name seconds text changed")
+class PassRecord(namedtuple("PassRecord", "name seconds graph changed")):
+    """One line of the pass log: the pass, its seconds, the graph after it as text (`text`,
+    printed when first read: printing every pass's graph was ~10 % of a ResNet's optimize, and
+    only dumps and debugprint read it) and whether the pass changed it."""
+    __slots__ = ()
+
+    @property
+    def text(self):
+        return str(self.graph)
+
+    def __getitem__(self, k):  # (record[2] is the text, as when the log held strings)
+        if isinstance(k, int) and k in (2, -2):
+            return self.text
+        if isinstance(k, slice):
+            return tuple(self)[k]
+        return super().__getitem__(k)
+
+    def __iter__(self):
+        yield self.name
+        yield self.seconds
+        yield self.text
+        yield self.changed
+
+
+class _GraphAsText:
+    """A graph's text as it was when this was made: the wiring is copied now (passes rewire
+    nodes in place), printed on first str() and then kept."""
+
+    def __init__(self, fgraph, op_texts):
+        self.frozen = _Frozen(fgraph)
+        self.op_texts, self.value = op_texts, None
+
+    def __str__(self):
+        if self.value is None:
+            from ..ir.printing import graph_text
+            self.value = graph_text(self.frozen, self.op_texts)
+            self.frozen = None
+        return self.value
+
+    def __reduce__(self):  # pickled as its text (the copied graph stays behind)
+        return (str, (str(self),))
+
+
+class _Frozen:
+    """What graph_text reads of a FunctionGraph, copied."""
+
+    def __init__(self, fgraph):
+        self.inputs, self.shareds = list(fgraph.inputs), list(fgraph.shareds)
+        self.nodes = [_FrozenNode(n) for n in fgraph.nodes]
+        self.outputs, self.update_targets = list(fgraph.outputs), list(fgraph.update_targets)
+        self.n_user_outputs = fgraph.n_user_outputs
+        self.dims = fgraph.dims
+
+
+class _FrozenNode:
+    __slots__ = ("op", "inputs", "outputs")
+
+    def __init__(self, node):
+        self.op, self.inputs, self.outputs = node.op, tuple(node.inputs), tuple(node.outputs)
 
 
 def register(name):
@@ -63,10 +120,10 @@ def _known():
 def optimize(fgraph, level="O3", enabled=True):
     """Run the pipeline for `level`; returns the new graph and a list of PassRecord."""
     from ..config import config
-    from ..ir.printing import graph_dot, graph_text
+    from ..ir.printing import graph_dot
     dots = [] if config.dump_dir else None  # DOT only when dumping: it costs compile time
     op_texts = {}  # each op printed once for the whole log
-    log = [PassRecord("input", 0.0, graph_text(fgraph, op_texts), False)]
+    log = [PassRecord("input", 0.0, _GraphAsText(fgraph, op_texts), False)]
     if dots is not None:
         dots.append(graph_dot(fgraph))
     if not enabled:
@@ -79,14 +136,14 @@ def optimize(fgraph, level="O3", enabled=True):
     if any(n.op.inner_graph_props for n in fgraph.nodes):
         t = time.perf_counter()
         changed = run.inner_graphs(fgraph)
-        log.append(PassRecord("inner_graphs", time.perf_counter() - t, graph_text(fgraph, op_texts), changed))
+        log.append(PassRecord("inner_graphs", time.perf_counter() - t, _GraphAsText(fgraph, op_texts), changed))
         if dots is not None:
             dots.append(graph_dot(fgraph))
     for name in names:
         t = time.perf_counter()
         fgraph, changed = run.one(name, fgraph)
         # (a pass that changed nothing leaves the text as it was)
-        text = graph_text(fgraph, op_texts) if changed else log[-1].text
+        text = _GraphAsText(fgraph, op_texts) if changed else log[-1].graph
         log.append(PassRecord(name, time.perf_counter() - t, text, changed))
         if dots is not None:
             dots.append(graph_dot(fgraph))
@@ -109,7 +166,10 @@ class _Run:
             raise PipelineError(f"pass {name!r} returned {type(result).__name__}; a pass returns "
                                 "(graph, changed)")
         fgraph, changed = result
-        fgraph.refresh()
+        if changed or self.verify:  # (verifying refreshes: that is how a hidden change shows)
+            fgraph.refresh()
+        else:  # the graph is as the last refresh left it: its order, leaves and dims stand
+            fgraph._readers = None
         if self.verify:
             _verify(fgraph, name)
             if not changed and _snapshot(fgraph)[:2] != before[:2]:

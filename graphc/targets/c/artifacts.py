@@ -99,16 +99,23 @@ def _key(value):
     if isinstance(value, InnerGraph):  # by structure: names and object identities differ
         return f"InnerGraph:{value.signature()}"
     if isinstance(value, sympy.Basic):
-        if value.is_Symbol:
-            return value.name
-        if value.is_Rational:  # (p and q: str() of a number runs the printer, ~0.3 ms)
-            return f"{type(value).__name__}:{value.p}/{value.q}"
-        if value.is_Number:
-            return f"{type(value).__name__}:{value}"
-        return type(value).__name__ + "(" + ",".join(_key(a) for a in value.args) + ")"
+        return _sympy_key(value)
     if isinstance(value, (tuple, list)):
         return "(" + ",".join(_key(v) for v in value) + ")"
     return repr(value)
+
+
+@functools.lru_cache(maxsize=65536)
+def _sympy_key(value):
+    # (remembered: a net's ops repeat the same scalar expressions and sizes, each walked once;
+    # equal sympy objects have equal structure, so equal texts)
+    if value.is_Symbol:
+        return value.name
+    if value.is_Rational:  # (p and q: str() of a number runs the printer, ~0.3 ms)
+        return f"{type(value).__name__}:{value.p}/{value.q}"
+    if value.is_Number:
+        return f"{type(value).__name__}:{value}"
+    return type(value).__name__ + "(" + ",".join(_key(a) for a in value.args) + ")"
 
 
 def _path(key):

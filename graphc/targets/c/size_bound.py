@@ -48,7 +48,8 @@ def _bound(e):
         for a in e.args[1:]:
             out = f"{fn}({out}, {_bound(a)})"
         return out
-    raise NotImplementedError(str(e))
+    raise NotImplementedError(type(e).__name__)  # (not str(e): printing a size costs ms, and
+    # the caller only learns there is no bound)
 
 
 _MAX_DIM = 2.0 ** 47

@@ -2,6 +2,7 @@
 import functools
 import os
 import subprocess
+import sys
 
 from ...config import config
 from ...errors import CompileError
@@ -12,11 +13,37 @@ from .runtime_build import BASE_CFLAGS, BLAS_SYMBOL_PREFIX
 @functools.lru_cache(maxsize=None)
 def blas_info():
     """(include dir, lib dir, library name, symbol prefix) of the BLAS to link for gemm."""
+    found = _openblas_files()
+    if found is not None:
+        return found + (BLAS_SYMBOL_PREFIX,)
     try:
         import scipy_openblas32 as sob
         return sob.get_include_dir(), sob.get_lib_dir(), sob.get_library(), BLAS_SYMBOL_PREFIX
     except ImportError as e:
         raise CompileError("graphc needs an optimized BLAS for gemm: pip install scipy-openblas32") from e
+
+
+def _openblas_files():
+    """scipy_openblas32's (include dir, lib dir, link name) read off its files, as its
+    get_include_dir/get_lib_dir/get_library give them, without importing it: its __init__ reads
+    its version through importlib.metadata (which imports email), ~0.1 s of every cold compile.
+    None when it is not laid out that way (the import then decides)."""
+    import importlib.util
+    try:
+        spec = importlib.util.find_spec("scipy_openblas32")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or sys.platform == "win32":
+        return None
+    here = os.path.dirname(os.path.realpath(spec.origin))
+    lib = os.path.join(here, "lib")
+    try:
+        libs = [x for x in os.listdir(lib) if x.startswith("libscipy_openblas")]  # (its order)
+    except OSError:
+        return None
+    if not libs or not os.path.isdir(os.path.join(here, "include")):
+        return None
+    return os.path.join(here, "include"), lib, os.path.splitext(libs[0])[0][3:]
 
 
 @functools.lru_cache(maxsize=None)
