@@ -152,7 +152,8 @@ def _emit_phases(L, geom, gx_buf, gy_buf, w_buf, dtype, label):
             pad = L.new_buffer(dtype, (slots, _mul(FWD_GROUP_IMAGES, image)), "temp", f"{tag} padded images")
             L.emit("conv_blocked", [phase], [gy_buf, taps], f"{tag} (blocked direct)",
                    SLOT_ELEMS=_mul(FWD_GROUP_IMAGES, image), FLIP=True, N=geom.n, C=c, H=h, W=w,
-                   CO=co, KH=mh, KW=mw, SH=1, SW=1, PH=lh, PW=lw, HO=hr, WO=wr, SLOTS=slots, dtype=dtype)
+                   CO=co, KH=mh, KW=mw, SH=1, SW=1, PH=lh, PW=lw, HO=hr, WO=wr, SLOTS=slots, dtype=dtype,
+                   epilogue=[])
             L.kernels[-1].scratch = [packed, toff, pad]
             emit_strided_copy(L, gx_buf, phase, (geom.n, co, hr, wr), contig_strides((geom.n, co, hr, wr)), 0,
                               [gx_strides[0], gx_strides[1], sh * gx_strides[2], sw], rh * geom.w + rw,
