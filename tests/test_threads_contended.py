@@ -26,8 +26,11 @@ class Record(ctypes.Structure):  # graphc_rt_threads_prog (templates/c/_thread_p
 @pytest.fixture(scope="module")
 def rt():
     x = G.matrix("x")
-    G.function([x], G.dot(x, x))(np.ones((2, 2), "float32"))  # loads the runtime and its BLAS
+    # the program loads the runtime and its BLAS; it stays referenced so neither is unloaded
+    keep = G.function([x], G.dot(x, x))
+    keep(np.ones((2, 2), "float32"))
     lib = ctypes.CDLL(runtime_lib.library_path())
+    lib.keep_loaded = keep
     lib.graphc_rt_threads_pick_arm.argtypes = [ctypes.POINTER(Record)]
     lib.graphc_rt_threads_record.argtypes = [ctypes.POINTER(Record), ctypes.c_int, ctypes.c_int64]
     lib.graphc_rt_threads_widen.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_double]
