@@ -13,6 +13,9 @@ Convolution has two algorithms, chosen per kernel by the target's capabilities
           channels (CCapabilities.winograd_pays; templates/c/conv_winograd.j2), chunked like gemm;
           F(3x3, 2x2) for their weight gradient (conv_winograd_grad_weights.j2); F(4x4, 3x3) for
           the forward and input gradient where CCapabilities.winograd_tile says (conv_winograd4.j2).
+The F(2x2, 3x3) and F(3x3, 2x2) Winograd kernels and the chunked gemm kernels below are calls of
+functions compiled once into the C target's runtime library with run-time sizes
+(graphc/targets/c/conv_library.py), as the blocked conv is; F(4x4, 3x3) renders inline.
 Both were measured on LeNet's layers (bench/conv_lenet.py has the numbers): gemm wins except where
 the gemm would be tiny.
 A target whose capabilities set an im2col budget (conv_workspace_bytes: the C target) runs gemm

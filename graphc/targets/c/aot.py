@@ -27,6 +27,7 @@ import sympy
 from .cprinter import C_TYPES, int_to_c
 from ...codegen.plan import build_program
 from .capabilities import C_CAPABILITIES
+from . import conv_library
 from .render_c import environment, gemm_prefixes, render_program, uses_packed_gemm
 from .toolchain import blas_info, cflags
 from ...config import config
@@ -291,6 +292,7 @@ def export(functions, out_dir, name=None, march=None, embed_params=True, profile
 
     blas_prefix = blas_info()[3]
     fns, scratch, precisions, packed_gemm = [], [], set(), False
+    conv_lib = {}  # the runtime library's convs the functions use: defined in this library
     prof_total = 0  # doubles of profiling counters, all functions (profile=True)
     for fn_name, fn in functions.items():
         program = _program_of(fn)
@@ -309,6 +311,7 @@ def export(functions, out_dir, name=None, march=None, embed_params=True, profile
                                       extra=extra)
         precisions.update(gemm_prefixes(program.kernels))
         packed_gemm = packed_gemm or uses_packed_gemm(program.kernels)
+        conv_library.merge(conv_lib, conv_library.conv_library(program.kernels))
         fns.append(info)
     _check_symbol_clash(name, fns)
     uses_blas = bool(precisions)
@@ -335,7 +338,7 @@ def export(functions, out_dir, name=None, march=None, embed_params=True, profile
     ctx = dict(name=name, P=name.upper(), functions=fns, params=params, n_params=len(params),
                n_scratch=len(scratch), uses_blas=uses_blas, embed_params=embed_params,
                gemm_prefixes=sorted(precisions), blas_prefix=blas_prefix, gemm_linkage="static",
-               packed_gemm=packed_gemm,
+               packed_gemm=packed_gemm, conv_library=conv_lib,
                files=files, blas_file=blas_file, max_dim=MAX_DIM, dtype_codes=DTYPE_CODES,
                march=march or "native", lib_flags=" ".join(flags), blas_lib=blas_lib,
                magic=PARAMS_MAGIC.decode(), version=PARAMS_VERSION, align=PARAMS_ALIGN,

@@ -14,6 +14,7 @@ import sympy
 from ...codegen.kernels import spec_of
 from .c_escape import c_comment, c_string
 from .capabilities import C_CAPABILITIES
+from .conv_library import conv_library
 from .cprinter import C_TYPES, ScalarPrinter, int_to_c, scalars_to_c
 from .cache_trust import check_file, private_dir
 from .size_bound import size_checks
@@ -150,7 +151,8 @@ def _blas_context(kernels):
     prefixes = gemm_prefixes(kernels)
     return {"uses_blas": bool(prefixes), "gemm_prefixes": prefixes,
             "reduce_helpers": reduce_helpers(kernels), "packed_gemm": uses_packed_gemm(kernels),
-            "lib_kernels": library_kernels(kernels)}
+            "lib_kernels": library_kernels(kernels),
+            "conv_library": conv_library(kernels)}
 
 
 def uses_packed_gemm(kernels):
