@@ -23,6 +23,9 @@ from fractions import Fraction
 
 import sympy
 
+from ..ir.size_rounding import monomial_times as _mono_mul
+from ..ir.size_rounding import poly_times as _mul
+
 # Dim values at which the planner weighs its choices (every dim at once). Of the sets tried on
 # the bench CNNs, this one gave the smallest plans summed over dims 4..256 (bench/README.md).
 TYPICAL_DIMS = (4, 16, 64)
@@ -280,30 +283,6 @@ def _add(p, q, sign):
         else:
             out.pop(m, None)
     return out
-
-
-def _mul(p, q):
-    out = {}
-    for m1, c1 in p.items():
-        for m2, c2 in q.items():
-            m = _mono_mul(m1, m2)
-            c = out.get(m, 0) + c1 * c2
-            if c:
-                out[m] = c
-            else:
-                out.pop(m, None)
-    return out
-
-
-def _mono_mul(m1, m2):
-    if not m1:
-        return m2
-    if not m2:
-        return m1
-    powers = dict(m1)
-    for atom, k in m2:
-        powers[atom] = powers.get(atom, 0) + k
-    return frozenset((atom, k) for atom, k in powers.items() if k)
 
 
 def _quotient(m, m2):

@@ -174,7 +174,7 @@ def _polynomial(e):
     if e.is_Mul:
         out = {_ONE: Fraction(1)}
         for a in e.args:
-            out = _times(out, _polynomial(a))
+            out = poly_times(out, _polynomial(a))
         return out
     if e.is_Pow:
         k = e.args[1]
@@ -182,7 +182,7 @@ def _polynomial(e):
             raise _Unknown(e)
         base, out = _polynomial(e.args[0]), {_ONE: Fraction(1)}
         for _ in range(int(k)):
-            out = _times(out, base)
+            out = poly_times(out, base)
         return out
     if e.is_Number or not e.args and not e.is_Symbol:
         raise _Unknown(e)  # (a float, or a constant such as pi)
@@ -191,11 +191,13 @@ def _polynomial(e):
     raise _Unknown(e)
 
 
-def _times(p, q):
+def poly_times(p, q):
+    """The product of two polynomials {monomial: coefficient} (monomials: frozensets of (atom, power));
+    also the plan's size algebra's (codegen/memplan_sizes.py)."""
     out = {}
     for m1, c1 in p.items():
         for m2, c2 in q.items():
-            m = _mono_times(m1, m2)
+            m = monomial_times(m1, m2)
             c = out.get(m, 0) + c1 * c2
             if c:
                 out[m] = c
@@ -204,7 +206,7 @@ def _times(p, q):
     return out
 
 
-def _mono_times(m1, m2):
+def monomial_times(m1, m2):
     if not m1:
         return m2
     if not m2:
@@ -212,7 +214,7 @@ def _mono_times(m1, m2):
     powers = dict(m1)
     for a, k in m2:
         powers[a] = powers.get(a, 0) + k
-    return frozenset(powers.items())
+    return frozenset((a, k) for a, k in powers.items() if k)
 
 
 def _prime(e):
