@@ -23,6 +23,7 @@ from fractions import Fraction
 
 import sympy
 
+from ..ir.size_rounding import NotExact, exact_value
 from ..ir.size_rounding import monomial_times as _mono_mul
 from ..ir.size_rounding import poly_times as _mul
 
@@ -136,39 +137,13 @@ def evaluate(e, env):
     return _value(sympy.sympify(e), env)
 
 
-@functools.lru_cache(maxsize=8)
-def _env_dict(env):
-    return dict(env)
-
-
 @functools.lru_cache(maxsize=65536)
 def _value(e, env):
-    if e.is_Integer:
-        return int(e)
-    if e.is_Rational:
-        return Fraction(int(e.p), int(e.q))
-    if e.is_Symbol:
-        return env if isinstance(env, int) else _env_dict(env)[e]
-    args = [_value(a, env) for a in e.args]
-    if e.is_Add:
-        return sum(args)
-    if e.is_Mul:
-        out = 1
-        for x in args:
-            out *= x
-        return out
-    if e.is_Pow and isinstance(args[1], int):
-        return Fraction(args[0]) ** args[1]
-    if isinstance(e, sympy.floor):
-        return math.floor(args[0])
-    if isinstance(e, sympy.ceiling):
-        return math.ceil(args[0])
-    if isinstance(e, sympy.Max):
-        return max(args)
-    if isinstance(e, sympy.Min):
-        return min(args)
-    values = env if not isinstance(env, int) else {s: env for s in e.free_symbols}
-    return _exact(e.xreplace({s: sympy.Integer(v) for s, v in dict(values).items()}))
+    try:
+        return exact_value(e, env)
+    except NotExact:  # (a node the exact evaluator leaves alone: sympy evaluates the whole)
+        values = env if not isinstance(env, int) else {s: env for s in e.free_symbols}
+        return _exact(e.xreplace({s: sympy.Integer(v) for s, v in dict(values).items()}))
 
 
 def _exact(value):

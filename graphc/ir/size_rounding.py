@@ -27,7 +27,7 @@ from sympy.core.parameters import global_parameters
 _POINTS = (1, 2, 3, 5, 7, 11, 13, 20, 24, 40, 100, 300, 1000)
 
 
-class _Unknown(Exception):
+class NotExact(Exception):
     """A form the evaluator does not know: sympy decides."""
 
 
@@ -53,8 +53,8 @@ def _without_proofs(cls, arg):
     if not all(s.is_integer and s.is_positive for s in arg.free_symbols):
         return None  # (the points must be values the dims may take)
     try:
-        values = [_value(arg, v) for v in _POINTS]
-    except (_Unknown, ZeroDivisionError):
+        values = [exact_value(arg, v) for v in _POINTS]
+    except (NotExact, ZeroDivisionError):
         return None
     # A value > 2 fails every bound _eval_const_number tries; a non-integer one, arg.is_integer.
     if not any(x > 2 for x in values) or all(_is_int(x) for x in values):
@@ -69,18 +69,18 @@ def _without_proofs(cls, arg):
             ipart.append(t)
         else:
             try:  # not imaginary (a real non-zero value): eval's spart
-                if all(_value(t, v) == 0 for v in _POINTS):
+                if all(exact_value(t, v) == 0 for v in _POINTS):
                     return None
-            except (_Unknown, ZeroDivisionError):
+            except (NotExact, ZeroDivisionError):
                 return None
             spart.append(t)
     rest = sympy.Add(*spart)
     if not any(t.free_symbols for t in spart) or isinstance(rest, (sympy.floor, sympy.ceiling)):
         return None
     try:
-        if all(_value(rest, v) == 0 for v in _POINTS):
+        if all(exact_value(rest, v) == 0 for v in _POINTS):
             return None
-    except (_Unknown, ZeroDivisionError):
+    except (NotExact, ZeroDivisionError):
         return None
     return sympy.Add(*ipart) + cls(rest, evaluate=False)
 
@@ -102,16 +102,23 @@ def _is_int(x):
     return isinstance(x, int) or x.denominator == 1
 
 
+@functools.lru_cache(maxsize=8)
+def _env_dict(env):
+    return dict(env)
+
+
 @functools.lru_cache(maxsize=65536)
-def _value(e, v):
-    """e's exact value with every dim set to v (int or Fraction)."""
+def exact_value(e, env):
+    """e's exact value (int or Fraction) with the dims set by env: one number (int or Fraction)
+    for every dim, or a tuple of (dim, value) pairs; NotExact for a node it cannot evaluate.
+    Also the plan's size algebra's (codegen/memplan_sizes.py)."""
     if e.is_Integer:
         return int(e)
     if e.is_Rational:
         return Fraction(int(e.p), int(e.q))
     if e.is_Symbol:
-        return v
-    args = [_value(a, v) for a in e.args]
+        return _env_dict(env)[e] if isinstance(env, tuple) else env
+    args = [exact_value(a, env) for a in e.args]
     if e.is_Add:
         return sum(args)
     if e.is_Mul:
@@ -129,7 +136,7 @@ def _value(e, v):
         return max(args)
     if isinstance(e, sympy.Min):
         return min(args)
-    raise _Unknown(e)
+    raise NotExact(e)
 
 
 def expand(d):
@@ -139,11 +146,11 @@ def expand(d):
     tree once per hint) and built as sympy builds its sum of terms."""
     try:
         primed = _prime(d)
-    except _Unknown:
+    except NotExact:
         return sympy.expand(d)
     try:
         poly = _polynomial(primed)
-    except _Unknown:
+    except NotExact:
         return sympy.expand(primed)
     terms = []
     for mono, coeff in poly.items():
@@ -157,7 +164,7 @@ _ONE = frozenset()
 
 def _polynomial(e):
     """e as {monomial: Fraction} over its atoms (monomial: a frozenset of (atom, power > 0));
-    _Unknown where sympy's expand would do more than multiply out sums and whole
+    NotExact where sympy's expand would do more than multiply out sums and whole
     positive powers (a negative or symbolic power, which its power hints rewrite)."""
     if e.is_Rational:
         return {_ONE: Fraction(int(e.p), int(e.q))} if e != 0 else {}
@@ -179,16 +186,16 @@ def _polynomial(e):
     if e.is_Pow:
         k = e.args[1]
         if not (k.is_Integer and k > 0):
-            raise _Unknown(e)
+            raise NotExact(e)
         base, out = _polynomial(e.args[0]), {_ONE: Fraction(1)}
         for _ in range(int(k)):
             out = poly_times(out, base)
         return out
     if e.is_Number or not e.args and not e.is_Symbol:
-        raise _Unknown(e)  # (a float, or a constant such as pi)
+        raise NotExact(e)  # (a float, or a constant such as pi)
     if e.is_Symbol or isinstance(e, (sympy.floor, sympy.ceiling, sympy.Min, sympy.Max)):
         return {frozenset([(e, 1)]): Fraction(1)}
-    raise _Unknown(e)
+    raise NotExact(e)
 
 
 def poly_times(p, q):
@@ -232,7 +239,7 @@ def _prime(e):
             return e
         return _unordered(type(e), args)
     if not (e.is_Add or e.is_Mul or e.is_Pow or _is_kept(e)):
-        raise _Unknown(e)  # (another function: its evaluation may depend on the arguments' form)
+        raise NotExact(e)  # (another function: its evaluation may depend on the arguments' form)
     args = tuple(_prime(a) for a in e.args)
     if all(a is b for a, b in zip(args, e.args)):
         return e
@@ -258,8 +265,8 @@ def _unordered(cls, args):
             not all(s.is_integer and s.is_positive for a in args for s in a.free_symbols):
         return cls(*args)
     try:
-        values = [[_value(a, v) for v in _POINTS] for a in args]
-    except (_Unknown, ZeroDivisionError):
+        values = [[exact_value(a, v) for v in _POINTS] for a in args]
+    except (NotExact, ZeroDivisionError):
         return cls(*args)
     for i in range(len(args)):
         for j in range(i):
