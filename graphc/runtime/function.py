@@ -47,8 +47,9 @@ class Function:
         if fast is not None:
             # (the shared variables' locks serialize calls of this function too)
             self._lock = self._shared_lock if self._shared_lock is not None else fast.lock
-            self._fast = self._call = fast.bind(self._shareds, self._lock, program.raise_error,
-                                                weakref.WeakMethod(self._call))
+            # (several locks go as their tuple: the native path takes each one itself)
+            self._fast = self._call = fast.bind(self._shareds, getattr(self._lock, "locks", self._lock),
+                                                program.raise_error, weakref.WeakMethod(self._call))
 
     @property
     def pass_log(self):

@@ -34,7 +34,8 @@ class Capabilities:
 class FastPath:
     """A call path that checks arguments, runs and applies updates in one native call.
     `bind(shareds, lock, on_error, fallback)` makes the callable a Function calls with its
-    arguments: it takes `lock`, calls on_error() (which raises) on a failed run, and hands
+    arguments: it takes `lock` (a lock, a context manager, or a tuple of locks taken in order and
+    given back in reverse), calls on_error() (which raises) on a failed run, and hands
     keyword arguments or arguments it does not accept to fallback()(*args, **kwargs) (a weak
     reference to the checked path). `lock` is the program's own lock. `prebind(args)`, where
     given, computes and checks the dims first (a list) or returns None (the checked path runs)."""

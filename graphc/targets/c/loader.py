@@ -9,7 +9,7 @@ import sympy
 from ...errors import RuntimeCheckError
 from ..base import FastPath, RebuildsOnDemand
 from .cache_trust import check_file, file_digest, private_dir
-from .fastcall import build_spec, dispatch_module
+from .fastcall import build_spec, dispatch_module, output_size_expressions, output_sizes_prebind
 from .ffi_module import load_ffi
 from .omp_fork import protect_children
 from .runtime_build import BLAS_SONAME
@@ -168,8 +168,10 @@ class CProgram(RebuildsOnDemand):
         # a symbolic axis) are made in Python first, by the caller's prebind.
         checked_first = checker.values is not None or checker.symbolic_checks or \
             checker.runtime_checks
-        return FastPath(caller_type=module.Caller, spec=spec, lock=self.lock,
-                        prebind=checker.prebind if checked_first else None,
+        size_fns = output_size_expressions(self)
+        prebind = output_sizes_prebind(checker, size_fns) if size_fns else \
+            checker.prebind if checked_first else None
+        return FastPath(caller_type=module.Caller, spec=spec, lock=self.lock, prebind=prebind,
                         fn_addr=int(_ffi.cast("uintptr_t", self.lib.gc_run)),
                         ctx_addr=int(_ffi.cast("uintptr_t", self.ctx)),
                         consts=list(self.const_values))
