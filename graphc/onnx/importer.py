@@ -132,6 +132,7 @@ class Importer:
         # Identity copies of trainable initializers: name -> the initializer it reads. Tied (the
         # default), the copy is the initializer's shared variable; untied, a parameter of its own.
         self.aliases = {}
+        self.param_reads, self.stat_reads = set(), set()   # names read as parameters / statistics
         self.poisoned = set()   # outputs of nodes that could not be converted
         self.problems = []
         self.index = 0
@@ -162,6 +163,8 @@ class Importer:
         v = self.value_of(name)
         if isinstance(v, Variable):
             return v
+        if self.is_param(name):
+            self.param_reads.add(name)
         if self.param_of(name) != name:
             return self.variable(self.param_of(name))   # the initializer's own shared variable
         if name not in self.materialized:
@@ -243,9 +246,25 @@ class Importer:
             outputs.append(var)
             output_names.append(vi.name)
         producer = f"{self.model.producer_name} {self.model.producer_version}".strip()
+        self._warn_merged_statistics()
         return OnnxModel(inputs, outputs, self.params, input_names, output_names, self.opset,
                          producer, self.running_stats, _float16(self.graph.input, input_names),
                          _float16(self.graph.output, output_names), self.aliases)
+
+    def _warn_merged_statistics(self):
+        """Tied, one tensor read both as a batch norm running statistic and as a parameter is a
+        sign of PyTorch's eval-mode export, which merges tensors that are equal when exported;
+        m.trainable leaves it out (training it would move the statistic): say how to split it."""
+        stats = {self.param_of(n) for n in self.stat_reads}
+        merged = sorted(stats & {self.param_of(n) for n in self.param_reads - self.stat_reads})
+        if merged:
+            import warnings
+            shown = ", ".join(repr(n) for n in merged[:4]) + (" ..." if len(merged) > 4 else "")
+            warnings.warn(f"graphc.onnx.load: {len(merged)} initializer(s) ({shown}) are read both "
+                          "as batch norm running statistics and as parameters (through Identity "
+                          "copies, as PyTorch's eval-mode export merges equal tensors); they are "
+                          "left out of m.trainable. To fine-tune, load with untie=True or export "
+                          "with training=torch.onnx.TrainingMode.TRAINING", stacklevel=5)
 
     def read_initializers(self):
         for t in self.graph.initializer:

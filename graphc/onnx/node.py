@@ -32,6 +32,7 @@ class NodeView:
         """Input i is a statistic (batch norm's running mean/var), not a trained parameter."""
         if self.has_input(i):
             self._imp.running_stats.add(self._imp.param_of(self.input_names[i]))
+            self._imp.stat_reads.add(self.input_names[i])
 
     def copies_input(self, i=0, out=0):
         """Output `out` is input i's value as it is (Identity): where that value is a trainable

@@ -23,6 +23,7 @@ class SubgraphImporter(Importer):
         self.opset = parent.opset
         self.params = parent.params              # parameters belong to the whole model
         self.running_stats = parent.running_stats
+        self.param_reads, self.stat_reads = parent.param_reads, parent.stat_reads
         self.values.update(bound)
 
     def _defines(self, name):
