@@ -19,6 +19,7 @@ from ..ir.graph import Variable
 from ..ir.ops.shape import concatenate, dim_value, reshape
 from ..ir.types import dim
 from . import proto as P
+from .masked_slice import MaskedSlice
 from .node import NodeView, is_static, is_symbolic
 from .registry import CONVERTERS, MAX_OPSET, MIN_OPSET, Unsupported, _load_all
 
@@ -149,11 +150,19 @@ class Importer:
     # --- values ------------------------------------------------------------------------------
     def value_of(self, name):
         if name in self.values:
-            return self.values[name]
+            v = self.values[name]
+            if isinstance(v, MaskedSlice):
+                raise Unsupported(v.refusal(name))
+            return v
         if name in self.initializers:
             return self.initializers[name]
         raise P.OnnxError(f"graphc.onnx.load: value {name!r} is used before any node, input or "
                           "initializer defines it (a missing initializer?)")
+
+    def masked(self, name):
+        """The MaskedSlice `name` holds (a slice whose length changes per loop step), or None."""
+        v = self.values.get(name)
+        return v if isinstance(v, MaskedSlice) else None
 
     def static_value(self, name):
         v = self.value_of(name)
@@ -199,6 +208,8 @@ class Importer:
         """Every input known at load time, and no parameter among them (a parameter is
         trained, so its value must stay a variable)."""
         for n in names:
+            if self.masked(n) is not None:
+                return False
             v = self.value_of(n)
             if not is_static(v) or self.is_param(n):
                 return False

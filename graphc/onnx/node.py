@@ -65,6 +65,10 @@ class NodeView:
         """The input as the importer holds it: a Variable or a numpy array (static)."""
         return self._imp.value_of(self.input_names[i])
 
+    def masked_input(self, i):
+        """Input i as a MaskedSlice (a slice whose length changes per loop step), or None."""
+        return self._imp.masked(self.input_names[i]) if self.has_input(i) else None
+
     def input(self, i):
         """Input i as a graphc Variable (None when absent)."""
         if not self.has_input(i):

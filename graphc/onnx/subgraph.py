@@ -55,6 +55,11 @@ class SubgraphImporter(Importer):
             return super().is_initializer(name)
         return self.parent.is_initializer(name)
 
+    def masked(self, name):
+        if self._defines(name):
+            return super().masked(name)
+        return self.parent.masked(name)
+
     def is_param(self, name):
         if self._defines(name):
             return super().is_param(name)
