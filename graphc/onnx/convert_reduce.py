@@ -29,7 +29,7 @@ def _reducer(kind, pre=None, post=None, float_only=False):
             raise Unsupported(f"input of dtype {x.dtype}: graphc computes it on floats")
         axes = _axes(node, x)
         if masked is not None:   # a slice whose length changes per loop step
-            return masked_reduce(node, masked, kind, axes, bool(node.attr("keepdims", 1)), pre, post)
+            return masked_reduce(masked, kind, axes, bool(node.attr("keepdims", 1)), pre, post)
         if axes is None:
             return x if pre is None else (post or (lambda v: v))(pre(x))
         keep = bool(node.attr("keepdims", 1))

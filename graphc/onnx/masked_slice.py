@@ -75,7 +75,7 @@ def _neutral(kind, dtype):
     return info.min if kind == "max" else info.max
 
 
-def masked_reduce(node, ms, kind, axes, keep, pre=None, post=None):
+def masked_reduce(ms, kind, axes, keep, pre=None, post=None):
     """The reduction `kind` of the slice over `axes` (which hold every varying axis)."""
     varying = sorted(a for a, _ in ms.masks)
     if axes is None or not set(varying) <= set(axes):
