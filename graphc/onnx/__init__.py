@@ -19,14 +19,19 @@ def _require_onnx():
         raise OnnxError("graphc.onnx needs the onnx package: pip install 'graphc[onnx]'") from None
 
 
-def load(source, check=True, static_inputs=None):
+def load(source, check=True, static_inputs=None, untie=False):
     """Import an ONNX model (ModelProto, path or bytes) as an OnnxModel: inputs, outputs, params.
     Raises OnnxUnsupported listing every operator, opset, attribute or type graphc cannot take,
     and OnnxError for a malformed file. static_inputs ({input name: value}) fixes inputs that
-    carry shapes or axes, which graphc needs when it compiles."""
+    carry shapes or axes, which graphc needs when it compiles.
+    An Identity of a float initializer reads the same parameter (ONNX's meaning: one tensor);
+    untie=True makes it a parameter of its own, started from a copy: PyTorch's eval-mode export
+    merges parameters that are equal when exported (fresh LayerNorm/BatchNorm weights, zero
+    biases, even a running mean with a bias) through such Identity nodes, and fine-tuning the
+    original model needs them apart."""
     _require_onnx()
     from .importer import load as _load
-    return _load(source, check, static_inputs)
+    return _load(source, check, static_inputs, untie)
 
 
 def export(inputs, outputs, path=None, opset=17, output_names=None):

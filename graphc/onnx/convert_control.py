@@ -7,10 +7,11 @@
   happens (the condition input passed through, or a constant). The trip count is a number or a
   size of the input shapes, or a value computed from data at run time: then it is a count dim
   (graphc/ir/value_dims.py) bound when the call starts, as is an initial condition computed at
-  run time (false: 0 steps); the call checks that the loop runs at least once. The iteration
-  number is a sequence (arange), so the body reads it as a graph value. A while loop (a
-  condition computed in the body) is refused: graphc's loops run a number of steps known when
-  the call starts.
+  run time. A count of 0 or less, or a false initial condition, runs no step: the carried
+  outputs are the initial values (the scan's final states) and the scan outputs are empty. The
+  iteration number is a sequence (arange), so the body reads it as a graph value. A while loop
+  (a condition computed in the body) is refused: graphc's loops run a number of steps known
+  when the call starts.
 - If -> the branch taken when the condition is known at load time; otherwise both branches are
   computed and selected with where(), when both are cheap (no loops, few nodes) and their
   outputs agree in dtype and shape. Else it is refused with every reason.
@@ -21,7 +22,8 @@ import sympy
 from ..ir.graph import Constant, Variable
 from ..ir.ops import elemwise as E
 from ..ir.ops.shape import arange, dim_value, reshape, transpose
-from ..ir.types import FitsCheck, dims_equal
+from ..ir.ops.scan import Scan
+from ..ir.types import dims_equal
 from ..ir.value_dims import count_dim
 from ..scan import scan
 from .importer import static_to_variable
@@ -113,39 +115,27 @@ def _trip_count(node):
     return int(n)
 
 
-class LoopRunsZeroTimes:
-    """The message of the call-time check that a Loop with a run-time trip count (or initial
-    condition) runs at least once: graphc reads its carried values from the last step."""
-
-    def __init__(self, where, steps):
-        self.where, self.steps = where, steps
-
-    def __str__(self):
-        return (f"{self.where}: the loop runs 0 times for these inputs (its trip count M is 0 or "
-                "negative, or its initial condition is false); graphc's import of a Loop runs at "
-                "least one iteration: pass M >= 1 and a true condition")
-
-    def __format__(self, spec):
-        return format(str(self), spec)
-
-    def __reduce__(self):
-        return (LoopRunsZeroTimes, (self.where, self.steps))
-
-    def explain(self, value_of, name_of=str):
-        return str(self)
-
-
 def _run_time_count(node, trip, cond):
-    """The loop's number of steps when it is known only at the call: M (where the initial
-    condition is true, else 0) as a count dim, checked at the call to be at least 1."""
+    """The loop's number of steps when it is known only at the call: M where the initial
+    condition is true, else 0, clipped at 0, as a count dim."""
     m = trip if isinstance(trip, Variable) else static_to_variable(np.array(trip, "int64")) \
         if isinstance(trip, int) else dim_value(trip)
     if cond is not None:
         m = E.where_op(_cond_scalar(cond), m, np.asarray(0, "int64"))
-    count = count_dim(m, f"the trip count of {node}")
-    count.owner.constraints.append((FitsCheck(count.dim_expr - 1), 0,
-                                    LoopRunsZeroTimes(str(node), count.dim_expr)))
-    return count
+    return count_dim(m, f"the trip count of {node}")
+
+
+def _final_states(stacked, n_carried):
+    """The carried values after the last step: the Scan node's final states (its first outputs,
+    in outputs_info order), which are the initial values when the loop runs no step (the last
+    entry of a state's per-step history would not exist then)."""
+    if not n_carried:
+        return []
+    scan_node = stacked[0].owner
+    if not isinstance(scan_node.op, Scan) or scan_node.outputs[scan_node.op.n_carry] is not stacked[0]:
+        raise Unsupported("internal: graphc.scan's outputs are not a Scan node's (its layout "
+                          "changed); the Loop's final states cannot be found")
+    return list(scan_node.outputs[:n_carried])
 
 
 @converter("Loop", attrs=("body",))
@@ -156,15 +146,15 @@ def loop(node):
     if node.has_input(1):
         v = node.value(1)
         if not is_static(v):
-            cond = node.input(1)   # checked at the call (a false one gives 0 steps: refused)
+            cond = node.input(1)   # a false one at the call gives 0 steps
         elif not static_true(v):
-            reasons.append("the initial condition is false (the loop never runs)")
+            trip = 0               # the loop never runs: its outputs are the initial values
     if trip is None:
         reasons.append("there is no trip count M (a while loop: it ends on its condition "
                        "alone, which graphc's scan cannot, since its steps are fixed when the "
                        "call starts)")
-    if isinstance(trip, int) and trip < 1:
-        reasons.append(f"the trip count is {trip} (graphc's loops run at least one step)")
+    if isinstance(trip, int):
+        trip = max(trip, 0)        # ONNX runs a count of 0 or less no time
     run_time = isinstance(trip, Variable) or cond is not None
     if run_time and node.in_loop_body:
         reasons.append("its trip count or initial condition is computed at run time inside an "
@@ -201,7 +191,7 @@ def loop(node):
     out, _ = scan(step, sequences=[arange(steps, dtype="int64")], non_sequences=count,
                   outputs_info=list(carried) + [None] * n_scan_out, name=str(node),
                   return_list=True)
-    return [o[-1] for o in out[:n_carried]] + list(out[n_carried:])
+    return _final_states(out, n_carried) + list(out[n_carried:])
 
 
 def _cond_scalar(cond):

@@ -87,6 +87,7 @@ def reciprocal(node):
 
 @converter("Identity")
 def identity(node):
+    node.copies_input(0)   # Identity(weight) is the weight: trainable, never a frozen constant
     return node.value(0)
 
 

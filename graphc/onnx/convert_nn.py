@@ -1,14 +1,13 @@
-"""Neural-network ONNX operators: Conv/ConvTranspose, pools, normalizations, softmax, Gemm,
-MatMul, Dropout. 1-D convolutions and pools run as 2-D ones over a height of 1; 3-D ones are
-composed of 2-D ones (convert_nn3d.py)."""
+"""Neural-network ONNX operators: Conv, pools, normalizations, softmax, Gemm, MatMul, Dropout
+(ConvTranspose: convert_conv_transpose.py). 1-D convolutions and pools run as 2-D ones over a
+height of 1; 3-D ones are composed of 2-D ones (convert_nn3d.py)."""
 import numpy as np
-import sympy
 
 from ..ir.constructors import constant
 from ..ir.ops import elemwise as E
 from ..ir.ops.blas import Matmul
 from ..ir.ops.broadcast import broadcast_shape, broadcast_to
-from ..ir.ops.conv import Conv2dGradInput, conv2d
+from ..ir.ops.conv import conv2d
 from ..ir.ops.layer_norm import layer_norm
 from ..ir.ops.nn import log_softmax, softmax
 from ..ir.ops.normalization import batch_norm_inference, batch_norm_train, lrn
@@ -117,36 +116,6 @@ def conv(node):
         x2, begins = pad_zeros(x2, begins, ends), [0, 0]
     y = conv2d(x2, w2, stride=tuple(strides), padding=tuple(begins), dilation=tuple(dil),
                groups=node.attr("group", 1))
-    if b is not None:
-        y = y + reshape(b, (1, b.type.shape[0], 1, 1))
-    return _from_2d(y, nsp)
-
-
-@converter("ConvTranspose", attrs=("auto_pad", "dilations", "group", "kernel_shape", "pads",
-                                   "strides", "output_padding", "output_shape"))
-def conv_transpose(node):
-    x, w, b = node.input(0), node.input(1), node.input(2)
-    if x.ndim == 5:
-        raise Unsupported("input of rank 5: graphc composes 3-D Conv and pools from 2-D ones, "
-                          "not the 3-D transposed convolution")
-    nsp = _spatial(node, x)
-    kernel = _kernel_of(node, w.type.shape)
-    strides, dil = _ints(node, "strides", nsp, 1), _ints(node, "dilations", nsp, 1)
-    if node.attr("output_shape") is not None or node.attr("auto_pad", "NOTSET") != "NOTSET":
-        raise Unsupported("output_shape and auto_pad are not supported (give pads)")
-    pads = _ints(node, "pads", 2 * nsp, 0)
-    opad = _ints(node, "output_padding", nsp, 0)
-    if pads[:nsp] != pads[nsp:]:
-        raise Unsupported(f"asymmetric pads {pads}")
-    hw = []
-    for size, k, s, d, p, o in zip(x.type.shape[2:], kernel, strides, dil, pads[:nsp], opad):
-        if not isinstance(size, int):
-            size = sympy.sympify(size)
-        hw.append(s * (size - 1) + o + (k - 1) * d + 1 - 2 * p)
-    kernel, strides, dil, begins, _ = _lift(nsp, kernel, strides, dil, pads[:nsp], pads[nsp:])
-    hw = ([1] + hw) if nsp == 1 else hw
-    y = Conv2dGradInput(tuple(strides), tuple(begins), tuple(dil), node.attr("group", 1),
-                        input_hw=tuple(hw))(_as_2d(x), _as_2d(w))
     if b is not None:
         y = y + reshape(b, (1, b.type.shape[0], 1, 1))
     return _from_2d(y, nsp)

@@ -3,6 +3,7 @@ LogSumExp), with axes as an attribute (before opset 18) or an input; ArgMax/ArgM
 from ..ir.ops import elemwise as E
 from ..ir.ops.reduce import Argmax, _reduce, mean, normalize_axes
 from ..ir.types import FLOAT_DTYPES
+from .masked_slice import masked_reduce
 from .registry import Unsupported, converter
 
 REDUCE_ATTRS = ("axes", "keepdims", "noop_with_empty_axes")
@@ -22,10 +23,13 @@ def _axes(node, x):
 
 def _reducer(kind, pre=None, post=None, float_only=False):
     def fn(node):
-        x = node.input(0)
+        masked = node.masked_input(0)
+        x = masked.x if masked is not None else node.input(0)
         if float_only and x.dtype not in FLOAT_DTYPES:
             raise Unsupported(f"input of dtype {x.dtype}: graphc computes it on floats")
         axes = _axes(node, x)
+        if masked is not None:   # a slice whose length changes per loop step
+            return masked_reduce(masked, kind, axes, bool(node.attr("keepdims", 1)), pre, post)
         if axes is None:
             return x if pre is None else (post or (lambda v: v))(pre(x))
         keep = bool(node.attr("keepdims", 1))

@@ -19,6 +19,7 @@ from ..ir.graph import Variable
 from ..ir.ops.shape import concatenate, dim_value, reshape
 from ..ir.types import dim
 from . import proto as P
+from .masked_slice import MaskedSlice
 from .node import NodeView, is_static, is_symbolic
 from .registry import CONVERTERS, MAX_OPSET, MIN_OPSET, Unsupported, _load_all
 
@@ -28,12 +29,16 @@ MAX_FILE_BYTES = 1 << 31  # protobuf's own limit on one message
 class OnnxModel:
     """An imported model: `inputs` and `outputs` (graphc variables, in the model's order),
     `params` (float initializers used as tensors, as shared variables by name), `trainable`
-    (the params less batch norm's running mean and variance, which fine-tuning keeps)."""
+    (the params less batch norm's running mean and variance, which fine-tuning keeps),
+    `aliases` ({name: initializer name} for each Identity of a float initializer: without
+    untie, m.params[initializer name] is the one variable both names read; with untie, the
+    Identity's output is a parameter of its own in m.params, started from a copy)."""
 
     def __init__(self, inputs, outputs, params, input_names, output_names, opset, producer,
-                 running_stats=(), float16_inputs=(), float16_outputs=()):
+                 running_stats=(), float16_inputs=(), float16_outputs=(), aliases=None):
         self.inputs, self.outputs, self.params = inputs, outputs, params
         self.trainable = [p for name, p in params.items() if name not in set(running_stats)]
+        self.aliases = dict(aliases or {})
         self.input_names, self.output_names = input_names, output_names
         self.opset, self.producer = opset, producer
         # float16 in the model, float32 in graphc (proto.py): cast these at the boundary
@@ -98,9 +103,10 @@ def dim_name(name):
     return s
 
 
-def load(source, check=True, static_inputs=None):
+def load(source, check=True, static_inputs=None, untie=False):
     """Import an ONNX model; see graphc.onnx.load. static_inputs: {graph input name: value} for
-    inputs whose values are fixed (shapes, axes given as inputs): they are read at load time."""
+    inputs whose values are fixed (shapes, axes given as inputs): they are read at load time.
+    untie: an Identity of a float initializer is a parameter of its own (else the same one)."""
     import onnx
     _load_all()
     model, base_dir = read_model(source)
@@ -110,12 +116,13 @@ def load(source, check=True, static_inputs=None):
         except Exception as e:  # noqa: BLE001  (ValidationError, or protobuf errors)
             raise P.OnnxError(f"graphc.onnx.load: the model fails onnx's checker: "
                               f"{str(e).strip().splitlines()[0] if str(e).strip() else e}") from None
-    return Importer(model, base_dir, static_inputs).run()
+    return Importer(model, base_dir, static_inputs, untie).run()
 
 
 class Importer:
-    def __init__(self, model, base_dir, static_inputs=None):
+    def __init__(self, model, base_dir, static_inputs=None, untie=False):
         self.static_inputs = dict(static_inputs or {})
+        self.untie = bool(untie)
         self.model, self.graph, self.base_dir = model, model.graph, base_dir
         self.opset = default_opset(model)
         self.values = {}        # name -> Variable or numpy array (known at load time)
@@ -123,6 +130,10 @@ class Importer:
         self.params = {}
         self.materialized = {}  # name -> Variable made from a load-time value
         self.running_stats = set()  # batch norm's mean/var initializers (not trained)
+        # Identity copies of trainable initializers: name -> the initializer it reads. Tied (the
+        # default), the copy is the initializer's shared variable; untied, a parameter of its own.
+        self.aliases = {}
+        self.param_reads, self.stat_reads = set(), set()   # names read as parameters / statistics
         self.poisoned = set()   # outputs of nodes that could not be converted
         self.problems = []
         self.index = 0
@@ -139,11 +150,19 @@ class Importer:
     # --- values ------------------------------------------------------------------------------
     def value_of(self, name):
         if name in self.values:
-            return self.values[name]
+            v = self.values[name]
+            if isinstance(v, MaskedSlice):
+                raise Unsupported(v.refusal(name))
+            return v
         if name in self.initializers:
             return self.initializers[name]
         raise P.OnnxError(f"graphc.onnx.load: value {name!r} is used before any node, input or "
                           "initializer defines it (a missing initializer?)")
+
+    def masked(self, name):
+        """The MaskedSlice `name` holds (a slice whose length changes per loop step), or None."""
+        v = self.values.get(name)
+        return v if isinstance(v, MaskedSlice) else None
 
     def static_value(self, name):
         v = self.value_of(name)
@@ -153,22 +172,46 @@ class Importer:
         v = self.value_of(name)
         if isinstance(v, Variable):
             return v
+        if self.is_param(name):
+            self.param_reads.add(name)
+        if self.param_of(name) != name:
+            return self.variable(self.param_of(name))   # the initializer's own shared variable
         if name not in self.materialized:
-            if name in self.initializers and name not in self.values:
-                if v.dtype.kind == "f":
-                    self.params[name] = self.materialized[name] = shared(v, name=name)
-                else:
-                    self.materialized[name] = constant(v, name=name)
+            if self.is_param(name):  # shared copies the value: an untied copy is its own
+                self.params[name] = self.materialized[name] = shared(v, name=name)
+            elif self.is_initializer(name):
+                self.materialized[name] = constant(v, name=name)
             else:
                 self.materialized[name] = static_to_variable(v)
         return self.materialized[name]
 
+    def is_param(self, name):
+        """name holds a trainable value: a float initializer, or an Identity copy of one. Such a
+        value is read as a shared variable and never folded at load time (that would cut the
+        gradient's path to the parameter and freeze what an update writes)."""
+        if name in self.aliases:
+            return True
+        return self.is_initializer(name) and self.value_of(name).dtype.kind == "f"
+
+    def param_of(self, name):
+        """The name of the parameter `name` reads: tied, the initializer an Identity copy reads;
+        else name itself."""
+        return name if self.untie else self.aliases.get(name, name)
+
+    def alias(self, out_name, in_name):
+        """out_name is Identity(in_name): where in_name is trainable, out_name reads the same
+        parameter (or, untied, a copy that becomes a parameter of its own)."""
+        if out_name and self.is_param(in_name):
+            self.aliases[out_name] = self.param_of(in_name)
+
     def foldable(self, names):
-        """Every input known at load time, and no float initializer among them (a parameter is
+        """Every input known at load time, and no parameter among them (a parameter is
         trained, so its value must stay a variable)."""
         for n in names:
+            if self.masked(n) is not None:
+                return False
             v = self.value_of(n)
-            if not is_static(v) or (self.is_initializer(n) and v.dtype.kind == "f"):
+            if not is_static(v) or self.is_param(n):
                 return False
         return True
 
@@ -214,9 +257,25 @@ class Importer:
             outputs.append(var)
             output_names.append(vi.name)
         producer = f"{self.model.producer_name} {self.model.producer_version}".strip()
+        self._warn_merged_statistics()
         return OnnxModel(inputs, outputs, self.params, input_names, output_names, self.opset,
                          producer, self.running_stats, _float16(self.graph.input, input_names),
-                         _float16(self.graph.output, output_names))
+                         _float16(self.graph.output, output_names), self.aliases)
+
+    def _warn_merged_statistics(self):
+        """Tied, one tensor read both as a batch norm running statistic and as a parameter is a
+        sign of PyTorch's eval-mode export, which merges tensors that are equal when exported;
+        m.trainable leaves it out (training it would move the statistic): say how to split it."""
+        stats = {self.param_of(n) for n in self.stat_reads}
+        merged = sorted(stats & {self.param_of(n) for n in self.param_reads - self.stat_reads})
+        if merged:
+            import warnings
+            shown = ", ".join(repr(n) for n in merged[:4]) + (" ..." if len(merged) > 4 else "")
+            warnings.warn(f"graphc.onnx.load: {len(merged)} initializer(s) ({shown}) are read both "
+                          "as batch norm running statistics and as parameters (through Identity "
+                          "copies, as PyTorch's eval-mode export merges equal tensors); they are "
+                          "left out of m.trainable. To fine-tune, load with untie=True or export "
+                          "with training=torch.onnx.TrainingMode.TRAINING", stacklevel=5)
 
     def read_initializers(self):
         for t in self.graph.initializer:

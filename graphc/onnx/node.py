@@ -31,7 +31,14 @@ class NodeView:
     def mark_running_stat(self, i):
         """Input i is a statistic (batch norm's running mean/var), not a trained parameter."""
         if self.has_input(i):
-            self._imp.running_stats.add(self.input_names[i])
+            self._imp.running_stats.add(self._imp.param_of(self.input_names[i]))
+            self._imp.stat_reads.add(self.input_names[i])
+
+    def copies_input(self, i=0, out=0):
+        """Output `out` is input i's value as it is (Identity): where that value is a trainable
+        parameter, the output reads the same parameter (graphc/onnx/importer.py: alias)."""
+        if self.has_input(i) and out < self.num_outputs:
+            self._imp.alias(self.proto.output[out], self.input_names[i])
 
     def random_streams(self, seed=None):
         """The model's graphc.RandomStreams for `seed` (one per seed, shared by its nodes)."""
@@ -57,6 +64,10 @@ class NodeView:
     def value(self, i):
         """The input as the importer holds it: a Variable or a numpy array (static)."""
         return self._imp.value_of(self.input_names[i])
+
+    def masked_input(self, i):
+        """Input i as a MaskedSlice (a slice whose length changes per loop step), or None."""
+        return self._imp.masked(self.input_names[i]) if self.has_input(i) else None
 
     def input(self, i):
         """Input i as a graphc Variable (None when absent)."""

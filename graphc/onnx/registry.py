@@ -47,6 +47,6 @@ def supported_ops():
 
 
 def _load_all():
-    from . import (convert_control, convert_einsum, convert_elementwise,  # noqa: F401
-                   convert_nn, convert_recurrent, convert_reduce, convert_resize,
-                   convert_tensor, fold)
+    from . import (convert_control, convert_conv_transpose, convert_einsum,  # noqa: F401
+                   convert_elementwise, convert_nn, convert_recurrent, convert_reduce,
+                   convert_resize, convert_tensor, fold)

@@ -7,9 +7,10 @@ negative step ONNX clamps a start below -dim to 0 where numpy gives an empty sli
 start is raised to -dim first.
 
 Inside a loop body the bounds change at each step (the iteration number: x[i:i + 1]) while the
-shapes of a scan are fixed for the call, so the length must be the same at every step: it is
-taken from the bounds' difference, which must be a number when the model loads (both bounds are
-one value plus constants, as exporters write them). The slice gathers start + step * arange(len)
+shapes of a scan are fixed for the call. Where the length is the same at every step it is
+taken from the bounds' difference, a number when the model loads (both bounds are one value
+plus constants, as exporters write them); where it is not (x[0:i + 1]) the slice is a
+MaskedSlice, which only a reduction over that axis reads (masked_slice.py). The slice gathers start + step * arange(len)
 after ONNX's normalization and clamping; at a step where ONNX would clamp the slice shorter (at
 the edge of the axis), the indices are made out of range, so the call fails with "index out of
 range" rather than return a value ONNX would not.
@@ -22,6 +23,7 @@ from ..ir.ops import elemwise as E
 from ..ir.ops.indexing import take
 from ..ir.ops.shape import Concatenate, Reshape, arange, dim_value, reshape
 from ..ir.types import size_of
+from .masked_slice import MaskedSlice, axis_mask
 from .node import is_static
 from .registry import Unsupported
 
@@ -145,7 +147,9 @@ def _as_i64(v):
 
 
 def gathered_slice(node, x, starts, ends, axes, steps):
-    """The slice inside a loop body: a gather of a length fixed when the model loads."""
+    """The slice inside a loop body: a gather of a length fixed when the model loads, or, where
+    the length changes per step, a MaskedSlice (masked_slice.py)."""
+    masks = []
     for s, e, a, st in zip(starts, ends, axes, steps):
         n = x.type.shape[a]
         if all(_int(v) is not None for v in (s, e, st)) and isinstance(n, int):
@@ -160,13 +164,12 @@ def gathered_slice(node, x, starts, ends, axes, steps):
         if st == 0:
             raise Unsupported("a step of 0")
         (base_s, off_s), (base_e, off_e) = _affine(s), _affine(e)
-        if base_s is not base_e:
-            raise Unsupported(f"slice bounds that change in a loop body must differ by a number "
-                              f"known when the model loads (a scan's shapes are fixed for the "
-                              f"call); here start and end of axis {a} vary apart")
+        if base_s is not base_e:   # the length changes per step: only a reduction can read it
+            masks.append((a, axis_mask(_as_i64(s), _as_i64(e), st, n)))
+            continue
         length = len(range(0, off_e - off_s, st))
         x = _gather_axis(x, _as_i64(s), _as_i64(e), a, st, length)
-    return x
+    return MaskedSlice(x, masks) if masks else x
 
 
 def _gather_axis(x, s, e, axis, st, length):

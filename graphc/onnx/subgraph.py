@@ -17,12 +17,13 @@ class SubgraphImporter(Importer):
         """parent: the enclosing Importer; bound: {body input name: Variable or numpy array};
         what: the enclosing node and attribute, for messages; loop_body: the graph is a scan
         step (values change per step: run-time sizes cannot be bound once per call)."""
-        super().__init__(parent.model, parent.base_dir)
+        super().__init__(parent.model, parent.base_dir, untie=parent.untie)
         self.parent, self.graph, self.what = parent, graph, what
         self.in_loop_body = loop_body or parent.in_loop_body
         self.opset = parent.opset
         self.params = parent.params              # parameters belong to the whole model
         self.running_stats = parent.running_stats
+        self.param_reads, self.stat_reads = parent.param_reads, parent.stat_reads
         self.values.update(bound)
 
     def _defines(self, name):
@@ -54,15 +55,32 @@ class SubgraphImporter(Importer):
             return super().is_initializer(name)
         return self.parent.is_initializer(name)
 
+    def masked(self, name):
+        if self._defines(name):
+            return super().masked(name)
+        return self.parent.masked(name)
+
+    def is_param(self, name):
+        if self._defines(name):
+            return super().is_param(name)
+        return self.parent.is_param(name)
+
+    def param_of(self, name):
+        if self._defines(name):
+            return super().param_of(name)
+        return self.parent.param_of(name)
+
     def outputs(self):
-        """The body's outputs, in order: Variables or load-time numpy arrays."""
+        """The body's outputs, in order: Variables or load-time numpy arrays (a parameter, or a
+        copy of one, is its shared variable: a branch that returns a weight keeps it trainable)."""
         self.read_initializers()
         for k, node in enumerate(self.graph.node):
             self.index = k
             self._convert(node)
         if self.problems:
             raise Unsupported(f"{self.what}: " + "; ".join(self.problems))
-        return [self.value_of(vi.name) for vi in self.graph.output]
+        return [self.variable(vi.name) if self.is_param(vi.name) else self.value_of(vi.name)
+                for vi in self.graph.output]
 
 
 def body_inputs(graph):
