@@ -311,11 +311,17 @@ time.sleep(0.25); machine(0); f(np.ones(3, "float32"))
 ctypes.CDLL("libgomp.so.1").omp_set_num_threads(procs)
 quiet = {dt: products(dt) for dt in ("float32", "float64")}
 quiet_pieces = lib.graphc_rt_gemm_pieces()
+lib.graphc_rt_threads_for_loop.argtypes = [ctypes.c_double]
+quiet_loops = lib.graphc_rt_threads_for_loop(1e8)     # quiet: the call's count, every core
 time.sleep(0.25); machine(0); f(np.ones(3, "float32"))   # (the next reading spans only the sleep)
 time.sleep(0.25); machine(procs - 0.5); f(np.ones(3, "float32"))
 ctypes.CDLL("libgomp.so.1").omp_set_num_threads(procs)   # as a call on every core (arm 1)
 busy = {dt: products(dt) for dt in ("float32", "float64")}
 busy_pieces = lib.graphc_rt_gemm_pieces()
+# a loop of the library on a call given one thread (arm 0): a long one takes every core
+ctypes.CDLL("libgomp.so.1").omp_set_num_threads(1)
+lib.graphc_rt_threads_for_loop.argtypes = [ctypes.c_double]
+loops = [lib.graphc_rt_threads_for_loop(float(w)) for w in (1e5, 1e8)]
 for dt in quiet:
     for (q, want), (c, _) in zip(quiet[dt], busy[dt]):
         if dt == "float64":
@@ -323,11 +329,13 @@ for dt in quiet:
         else:
             np.testing.assert_allclose(c, q, rtol=1e-5, atol=1e-4)
         np.testing.assert_allclose(c, want, rtol=1e-4, atol=1e-3 if dt == "float32" else 1e-9)
-print(procs, quiet_pieces, busy_pieces)
+print(procs, quiet_pieces, busy_pieces, quiet_loops, *loops)
 """
 
 
-def test_a_simulated_busy_machine_cuts_products_finer_with_the_same_results(tmp_path):
+def test_a_simulated_busy_machine_cuts_products_finer_and_widens_long_loops(tmp_path):
+    """Beside a (simulated) busy core: products in 4 pieces per thread with the quiet cut's results
+    (float64 bit for bit), and a long loop of the library on every core on a one-thread call."""
     stat = tmp_path / "stat"
     stat.write_text("cpu  0 0 0 0 0 0 0 0 0 0\n")
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "GRAPHC_THREADS")}
@@ -335,15 +343,17 @@ def test_a_simulated_busy_machine_cuts_products_finer_with_the_same_results(tmp_
     out = subprocess.run([sys.executable, "-c", _CONTENDED_GEMM], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    procs, quiet_pieces, busy_pieces = (int(v) for v in out.stdout.split())
+    procs, quiet_pieces, busy_pieces, quiet_loop, short_loop, long_loop = (int(v) for v in out.stdout.split())
     if procs < 2:
         pytest.skip("one core: nothing is ever contended")
     assert (quiet_pieces, busy_pieces) == (1, 4)
+    assert (quiet_loop, short_loop, long_loop) == (procs, 1, procs)
 
 
 def test_long_loops_of_the_library_hand_out_pieces_dynamically():
     """The chunked conv's im2col / col2im / copies, LRN and pooling: no static split, in which the
-    thread sharing its core with another process holds the loop back by half (_loop_pieces.j2)."""
+    thread sharing its core with another process holds the loop back by half, and the thread
+    count of a long one widened on a contended call (_loop_pieces.j2)."""
     from graphc.targets.c import runtime_build
     src = runtime_build.render_source(os.path.join(ROOT, "templates"))
     functions = {}
@@ -358,3 +368,4 @@ def test_long_loops_of_the_library_hand_out_pieces_dynamically():
     for n in wanted:
         for pragma in functions[n]:
             assert "schedule(dynamic, gc_loop_piece(" in pragma, (n, pragma)
+            assert "num_threads(gc_nt)" in pragma, (n, pragma)   # gc_loop_threads: wide if long
