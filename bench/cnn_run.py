@@ -12,7 +12,10 @@ Per (net, peer), each in fresh processes, the peers interleaved per net and roun
   warm:  a second process with the caches the cold one filled does the same, then measures the
          step (median of >= 3 samples), and reports its peak resident memory (ru_maxrss: the
          whole process, imports included) and, for graphc, the planned workspace;
-  contended (--contended): the warm process's measurement again with a busy loop on one core.
+  contended (--contended): the warm process's measurement again with a busy loop on one core
+         (started 0.3 s before, so that every timed step runs beside it), then quiet once more;
+         the growth is the contended step over the mean of the quiet steps either side (the
+         host's drift over the minutes of a cell cancels).
 Prints markdown tables and writes bench/results/cnn-<stamp>.json.
 """
 from __future__ import annotations
@@ -79,7 +82,9 @@ def child_main(args):
             out["timing"] = H.measure(step, **quick).as_dict()
             if args.contended:
                 with busy_loop():
+                    time.sleep(0.3)  # a fresh interpreter takes a while to start spinning
                     out["contended"] = H.measure(step, **quick).as_dict()
+                out["quiet_after"] = H.measure(step, **quick).as_dict()
             if args.peer == "graphc":
                 from bench.graphc_cnn import workspace_bytes
                 out["workspace"] = workspace_bytes(step)
@@ -191,7 +196,7 @@ def tables(results, nets, peers):
                 c = results[n].get(p, {})
                 if "contended" in c and "timing" in c:
                     t = c["contended"]["median"]
-                    row.append(f"{t * 1e3:.0f} ms ({t / c['timing']['median']:.2f}x)")
+                    row.append(f"{t * 1e3:.0f} ms ({t / _quiet_either_side(c):.2f}x)")
                 else:
                     row.append("")
             out.append(f"| {CC.DESCRIPTIONS[n]} | " + " | ".join(row) + " |")
@@ -199,6 +204,14 @@ def tables(results, nets, peers):
     notes += [f"- {n}/{p}: loss {c['values'][0]:.5g} vs torch {results[n]['torch']['values'][0]:.5g}"
               for n in nets for p, c in results[n].items() if c.get("agrees") is False]
     return "\n".join(out + ([""] + notes if notes else []))
+
+
+def _quiet_either_side(cell):
+    """The quiet step a contended one is compared with: the mean of the medians before and after
+    it (a cell from before the second quiet measurement: the one before)."""
+    before = cell["timing"]["median"]
+    after = cell.get("quiet_after", {}).get("median")
+    return before if after is None else (before + after) / 2
 
 
 def _check(results):
@@ -248,7 +261,7 @@ def main(argv=None):
             for p in peers:
                 log(f"round {r + 1}: {n} / {p} ...")
                 c = run_cell(n, p, args)
-                log("   " + json.dumps({k: v for k, v in c.items() if k not in ("timing", "contended", "values")})
+                log("   " + json.dumps({k: v for k, v in c.items() if k not in ("timing", "contended", "quiet_after", "values")})
                     + (f" step {c['timing']['median'] * 1e3:.1f} ms" if "timing" in c else ""))
                 cells[n][p].append(c)
                 with open(os.path.join(args.out, "cnn-partial.json"), "w") as fh:  # a run cut short

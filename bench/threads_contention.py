@@ -18,6 +18,13 @@ quiet, contended, and the growth contended / quiet.
 builds the step once, then alternates quiet and contended phases in it (`--phases` rounds of
 `--samples` steps each, the busy loop started 0.3 s before its phase), so the machine's drift over
 the minutes a net takes hits both sides alike; growth = median contended / median quiet step.
+
+`--kernels NET` (graphc only) says where a net's contended step loses: one process alternates
+quiet and contended phases of G.profile calls (one call each, the profiling build) and prints,
+per kernel, the median time quiet and beside the busy loop, split by the thread count the call
+ran on (the thread choice's arm), the kernels that grew most first, and the totals per kind.
+
+    python bench/threads_contention.py --kernels alexnet_infer --phases 3 --samples 3
 """
 from __future__ import annotations
 
@@ -173,6 +180,75 @@ def cnn_main(args, peers):
                   file=sys.stderr, flush=True)
 
 
+def kernels_child(net, phases, samples):
+    """Per-kernel times of `net`'s step, quiet and contended phases alternating (module doc)."""
+    sys.path.insert(0, os.environ.get("THREADS_BENCH_ROOT", ROOT))
+    import ctypes
+    from contend import busy_loop
+    import graphc as G
+    from bench.peers import cnn_common as CC
+    step = _cnn_step("graphc", net)
+    step()
+    xv, yv = CC.data(net)
+    args = (xv, yv) if CC.NETS[net][4] else (xv,)
+    gomp = ctypes.CDLL("libgomp.so.1")  # the calling thread's count, as the last call left it
+    calls, kernels = [], None
+    for _ in range(phases):
+        for contended in (False, True):
+            with busy_loop(contended):
+                time.sleep(0.3 if contended else 0)
+                step()  # untimed: its reading still spans the phase before
+                for _ in range(samples):
+                    rep = G.profile(step.function, *args, repeat=1, warmup=0, compare=False, peak=False)
+                    kernels = kernels or [(k.index, k.kind, k.ops) for k in rep.kernels]
+                    calls.append({"contended": contended, "threads": gomp.omp_get_max_threads(),
+                                  "call": rep.call_seconds, "kernels": [k.seconds for k in rep.kernels]})
+    print(json.dumps({"kernels": kernels, "calls": calls}))
+
+
+def kernels_main(args):
+    env = dict(os.environ, THREADS_BENCH_ROOT=args.baseline or ROOT)
+    cmd = [sys.executable, __file__, "--kernels-child", args.kernels, "--phases", str(args.phases),
+           "--samples", str(args.samples)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
+    if out.returncode != 0:
+        sys.exit(out.stderr.strip()[-2000:])
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    kernels, calls = res["kernels"], res["calls"]
+    groups = {}  # (contended, threads) -> the calls
+    for c in calls:
+        groups.setdefault((c["contended"], c["threads"]), []).append(c)
+    keys = sorted(groups)
+    quiet = [k for k in keys if not k[0]]
+    base = max(quiet, key=lambda k: len(groups[k])) if quiet else keys[0]
+
+    def med(key, i=None):
+        return statistics.median(c["call"] if i is None else c["kernels"][i] for c in groups[key])
+
+    names = [f"{'contended' if k[0] else 'quiet'} {k[1]} thr ({len(groups[k])})" for k in keys]
+    print(f"CPU: {_cpu()}; {os.cpu_count()} cpus; load {os.getloadavg()[0]:.1f}; {args.kernels}, "
+          f"medians per kernel; growth over {names[keys.index(base)]}\n")
+    print("| kernel | kind | ops | " + " | ".join(names) + " |")
+    print("|---|---|---|" + "---|" * len(keys))
+    print("| call | | | " + " | ".join(f"{med(k) * 1e3:.1f} ms ({med(k) / med(base):.2f}x)" for k in keys) + " |")
+    worst = max((k for k in keys if k[0]), key=lambda k: len(groups[k]), default=base)
+    order = sorted(range(len(kernels)), key=lambda i: med(base, i) - med(worst, i))
+    shown = [i for i in order if med(worst, i) > 0.005 * med(worst)][:args.top]
+    for i in shown:
+        idx, kind, ops = kernels[i]
+        cells = [f"{med(k, i) * 1e3:.2f} ({med(k, i) / max(med(base, i), 1e-9):.2f}x)" for k in keys]
+        print(f"| k{idx} | {kind} | {ops[:40]} | " + " | ".join(cells) + " |")
+    kinds = {}
+    for i, (_, kind, _) in enumerate(kernels):
+        kinds.setdefault(kind, []).append(i)
+    print("\n| kind | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(keys))
+    for kind, idx in sorted(kinds.items(), key=lambda kv: -sum(med(worst, i) for i in kv[1])):
+        tot = {k: sum(med(k, i) for i in idx) for k in keys}
+        print(f"| {kind} ({len(idx)}) | " + " | ".join(
+            f"{tot[k] * 1e3:.1f} ms ({tot[k] / max(tot[base], 1e-9):.2f}x)" for k in keys) + " |")
+
+
 def _run_child(peer, workload, contended, baseline, min_time):
     from contend import busy_loop
     env = dict(os.environ)
@@ -198,12 +274,21 @@ def main():
     ap.add_argument("--phases", type=int, default=3, help="--nets: quiet/contended phase pairs")
     ap.add_argument("--samples", type=int, default=3, help="--nets: steps timed per phase")
     ap.add_argument("--cnn-child", nargs=2, metavar=("PEER", "NET"))
+    ap.add_argument("--kernels", metavar="NET", help="graphc's kernels of one CNN net, quiet vs contended")
+    ap.add_argument("--top", type=int, default=25, help="--kernels: rows shown")
+    ap.add_argument("--kernels-child", metavar="NET")
     args = ap.parse_args()
     if args.child:
         child(*args.child, args.min_time)
         return
     if args.cnn_child:
         cnn_child(*args.cnn_child, args.phases, args.samples)
+        return
+    if args.kernels_child:
+        kernels_child(args.kernels_child, args.phases, args.samples)
+        return
+    if args.kernels:
+        kernels_main(args)
         return
     peers = args.peers.split(",") + (["graphc-base"] if args.baseline else [])
     if args.nets:

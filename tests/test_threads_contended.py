@@ -225,3 +225,147 @@ def test_dynamic_pieces_give_the_static_splits_results(rt, blas, shape, dtype):
                 np.testing.assert_allclose(runs[0], static, rtol=1e-5, atol=1e-5 * np.sqrt(k))
             np.testing.assert_allclose(runs[0], want, rtol=1e-4 if dtype == "float32" else 1e-10,
                                        atol=1e-3 if dtype == "float32" else 1e-9)
+
+
+# --- finer pieces while contended (_thread_choice.j2's graphc_rt_threads_pieces, the gemm's cut
+# graphc_rt_gemm_split, the loops' gc_loop_piece) ----------------------------------------------
+
+@pytest.mark.parametrize("mode,chosen,allowed,quiet,pieces", [
+    (AUTO, 1, 2, 1, 4),          # others hold a core: four pieces per thread
+    (AUTO, 2, 2, 1, 1),          # quiet: the build's one (the quiet MLP step's)
+    (AUTO, 3, 4, 8, 8),          # a build that asks for more keeps them
+    (FIXED, 1, 2, 1, 1),         # GRAPHC_THREADS=N: the build's
+    (LEAVE, 1, 2, 1, 1),         # OMP_NUM_THREADS: the build's
+])
+def test_products_are_cut_finer_only_while_others_hold_cores(rt, mode, chosen, allowed, quiet, pieces):
+    assert rt.graphc_rt_threads_pieces(mode, chosen, allowed, quiet) == pieces
+
+
+def _split(rt, batch, m, n, k, threads, per_thread):
+    block = I64()
+    rt.graphc_rt_gemm_split.restype = I64
+    rt.graphc_rt_gemm_split.argtypes = [I64, I64, I64, I64, ctypes.c_int, ctypes.c_int,
+                                        ctypes.POINTER(I64)]
+    blocks = rt.graphc_rt_gemm_split(batch, m, n, k, threads, per_thread, ctypes.byref(block))
+    return blocks, block.value
+
+
+@pytest.mark.parametrize("shape,quiet,contended", [
+    # AlexNet's grouped conv2 forward, a chunk of 4 images: 2 groups of (128, 4*729) x 1200. Quiet
+    # each thread takes a group; beside a busy core the thread sharing it held back a whole group.
+    ((2, 128, 4 * 729, 1200), (1, 4 * 729), (4, 736)),
+    ((1, 16, 4096, 9216), (2, 2048), (8, 512)),       # fc6 at batch 16: columns cut
+    ((1, 9216, 4096, 16), (2, 4608), (8, 1152)),      # its weight gradient: rows cut
+    ((16, 64, 500, 64), (1, 500), (1, 500)),          # Winograd's 16 products: whole items
+    ((1, 64, 100, 64), (2, 64), (2, 64)),             # too little work for more than a piece each
+    ((3, 100, 701, 90), (1, 701), (3, 240)),          # a batch between threads and pieces
+])
+def test_a_contended_product_is_cut_into_pieces_a_slow_thread_cannot_hold_back(rt, shape, quiet,
+                                                                               contended):
+    assert _split(rt, *shape, 2, 1) == quiet
+    assert _split(rt, *shape, 2, 4) == contended
+    blocks, block = _split(rt, *shape, 2, 4)
+    d = max(shape[1], shape[2])   # the cut dimension: N where M <= N, else M
+    assert block % 16 == 0 or blocks == 1 and block == d   # whole 16-panels, or whole items
+    assert (blocks - 1) * block < d <= blocks * block
+
+
+_CONTENDED_GEMM = r"""
+import ctypes, os, sys, time
+import numpy as np
+import graphc as G
+from graphc.targets.c import runtime_lib
+stat = os.environ["GRAPHC_THREADS_STAT"]
+x = G.vector("x")
+f = G.function([x], x * 2)
+lib = ctypes.CDLL(runtime_lib.library_path())
+procs = ctypes.CDLL("libgomp.so.1").omp_get_num_procs()
+I64 = ctypes.c_int64
+
+def machine(busy_cores, ticks=[0, 0]):
+    total = int(0.25 * 100 * procs)
+    ticks[0] += int(total * busy_cores / procs)
+    ticks[1] += total
+    with open(stat, "w") as fh:
+        fh.write(f"cpu  {ticks[0]} 0 0 {ticks[1] - ticks[0]} 0 0 0 0 0 0\n")
+
+def products(dtype):
+    # a grouped conv's batch of 2, a batch of 1 (columns cut), one with rows cut; odd sizes
+    out = []
+    for batch, m, n, k in [(2, 96, 2917, 300), (1, 33, 5000, 129), (1, 3001, 67, 77)]:
+        rng = np.random.RandomState(m)
+        a = rng.randn(batch, m, k).astype(dtype)
+        b = rng.randn(batch, k, n).astype(dtype)
+        c = np.zeros((batch, m, n), dtype)
+        scalar = ctypes.c_float if dtype == "float32" else ctypes.c_double
+        fn = lib.graphc_rt_sgemm if dtype == "float32" else lib.graphc_rt_dgemm
+        fn.argtypes = [ctypes.c_int, ctypes.c_int, I64, I64, I64, I64, scalar, ctypes.c_void_p, I64,
+                       I64, ctypes.c_void_p, I64, I64, scalar, ctypes.c_void_p, I64, I64]
+        fn(0, 0, batch, m, n, k, 1.0, a.ctypes.data, k, m * k, b.ctypes.data, n, k * n, 0.0,
+           c.ctypes.data, n, m * n)
+        out.append((c, np.matmul(a.astype("float64"), b.astype("float64"))))
+    return out
+
+machine(0); f(np.ones(3, "float32"))
+time.sleep(0.25); machine(0); f(np.ones(3, "float32"))
+ctypes.CDLL("libgomp.so.1").omp_set_num_threads(procs)
+quiet = {dt: products(dt) for dt in ("float32", "float64")}
+quiet_pieces = lib.graphc_rt_gemm_pieces()
+lib.graphc_rt_threads_for_loop.argtypes = [ctypes.c_double]
+quiet_loops = lib.graphc_rt_threads_for_loop(1e8)     # quiet: the call's count, every core
+time.sleep(0.25); machine(0); f(np.ones(3, "float32"))   # (the next reading spans only the sleep)
+time.sleep(0.25); machine(procs - 0.5); f(np.ones(3, "float32"))
+ctypes.CDLL("libgomp.so.1").omp_set_num_threads(procs)   # as a call on every core (arm 1)
+busy = {dt: products(dt) for dt in ("float32", "float64")}
+busy_pieces = lib.graphc_rt_gemm_pieces()
+# a loop of the library on a call given one thread (arm 0): a long one takes every core
+ctypes.CDLL("libgomp.so.1").omp_set_num_threads(1)
+lib.graphc_rt_threads_for_loop.argtypes = [ctypes.c_double]
+loops = [lib.graphc_rt_threads_for_loop(float(w)) for w in (1e5, 1e8)]
+for dt in quiet:
+    for (q, want), (c, _) in zip(quiet[dt], busy[dt]):
+        if dt == "float64":
+            assert np.array_equal(q, c)
+        else:
+            np.testing.assert_allclose(c, q, rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(c, want, rtol=1e-4, atol=1e-3 if dt == "float32" else 1e-9)
+print(procs, quiet_pieces, busy_pieces, quiet_loops, *loops)
+"""
+
+
+def test_a_simulated_busy_machine_cuts_products_finer_and_widens_long_loops(tmp_path):
+    """Beside a (simulated) busy core: products in 4 pieces per thread with the quiet cut's results
+    (float64 bit for bit), and a long loop of the library on every core on a one-thread call."""
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  0 0 0 0 0 0 0 0 0 0\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "GRAPHC_THREADS")}
+    env.update(GRAPHC_THREADS_STAT=str(stat), PYTHONPATH=ROOT)
+    out = subprocess.run([sys.executable, "-c", _CONTENDED_GEMM], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    procs, quiet_pieces, busy_pieces, quiet_loop, short_loop, long_loop = (int(v) for v in out.stdout.split())
+    if procs < 2:
+        pytest.skip("one core: nothing is ever contended")
+    assert (quiet_pieces, busy_pieces) == (1, 4)
+    assert (quiet_loop, short_loop, long_loop) == (procs, 1, procs)
+
+
+def test_long_loops_of_the_library_hand_out_pieces_dynamically():
+    """The chunked conv's im2col / col2im / copies, LRN and pooling: no static split, in which the
+    thread sharing its core with another process holds the loop back by half, and the thread
+    count of a long one widened on a contended call (_loop_pieces.j2)."""
+    from graphc.targets.c import runtime_build
+    src = runtime_build.render_source(os.path.join(ROOT, "templates"))
+    functions = {}
+    name = None
+    for line in src.splitlines():
+        if line and not line[0].isspace() and "graphc_rt_" in line and "(" in line:
+            name = line.split("graphc_rt_", 1)[1].split("(", 1)[0]
+        elif name and line.lstrip().startswith("#pragma omp parallel for"):
+            functions.setdefault(name, []).append(line.strip())
+    wanted = [n for n in functions if "conv_chunked" in n or "lrn" in n or "pool_" in n]
+    assert len(wanted) >= 2 * (3 + 2 + 6)   # both precisions: 3 convs, 2 LRNs, 6 pools
+    for n in wanted:
+        for pragma in functions[n]:
+            assert "schedule(dynamic, gc_loop_piece(" in pragma, (n, pragma)
+            assert "num_threads(gc_nt)" in pragma, (n, pragma)   # gc_loop_threads: wide if long
