@@ -20,6 +20,7 @@ from .cache_trust import check_file, private_dir
 from .size_bound import size_checks
 from .jinja_env import C_FILTER_NAMES, SHIPPED_DIR_NAME, make_environment
 from .outline import first_use_costs, outline_kernels
+from .range_functions import place_in_units, range_functions
 from .runtime_build import RUNTIME_REDUCTIONS, library_kernel, reduce_helper_name
 from .templates_dir import templates_root
 
@@ -172,9 +173,10 @@ def render_program(program, name, blas_prefix, wrapper="jit_wrapper", entry_pref
     externals = [_BufView(b) for b in program.externals]
     temps = [_BufView(b, offset_names) for b in program.buffers if b.role == "temp" and b.id in used]
     context = _blas_context(program.kernels)
-    functions, calls = outlined or _outline(program, entry_prefix, context)
-    for f in functions:
-        f.linkage = "static"
+    outlined = outlined or _outline(program, entry_prefix, context)
+    functions, calls = outlined.functions, outlined.calls
+    for f in functions + outlined.ranges:
+        f.unit, f.linkage = 0, "static"
     template = environment().get_template("c/program.c.j2")
     return template.render(
         name=name, prefix=entry_prefix, wrapper=wrapper,
@@ -182,13 +184,30 @@ def render_program(program, name, blas_prefix, wrapper="jit_wrapper", entry_pref
         workspace_bytes=int_to_c(program.workspace_bytes),
         seq_buffers=externals + temps, seq_kernels=list(enumerate(program.kernels)), ws_chain=chain,
         size_checks=size_checks(program, program.kernels), kernel_fns=functions, kernel_calls=calls,
+        range_fns=outlined.ranges, range_calls=outlined.range_of,
         blas_prefix=blas_prefix, **context, **(extra or {}))
 
 
+class _Outlined:
+    """The program's kernel functions and calls (outline.py), and its range functions and which
+    kernel calls which (range_functions.py)."""
+
+    def __init__(self, functions, calls, ranges, range_of):
+        self.functions, self.calls, self.ranges, self.range_of = functions, calls, ranges, range_of
+
+
 def _outline(program, prefix, context, body_bytes=None):
-    """The program's kernels as functions, each distinct body once (outline.py)."""
-    return outline_kernels(environment(), program.kernels, prefix,
-                           {"reduce_helpers": context["reduce_helpers"]}, body_bytes)
+    """The program's kernels as functions, each distinct body once (outline.py), the loops of its
+    threaded elementwise kernels as range functions (range_functions.py). `body_bytes`, when
+    given, is filled with each kernel's bytes of C, a range function's counted at its first use."""
+    ranges, range_of = range_functions(environment(), program.kernels, prefix)
+    functions, calls = outline_kernels(environment(), program.kernels, prefix,
+                                       {"reduce_helpers": context["reduce_helpers"]}, body_bytes,
+                                       range_of)
+    if body_bytes is not None:
+        for f in ranges:
+            body_bytes[f.uses[0]] += len(f.body)
+    return _Outlined(functions, calls, ranges, range_of)
 
 
 # Relative cost of compiling one kernel of each kind with gcc -O3, measured on the MLP train
@@ -253,18 +272,23 @@ def render_units(program, name, blas_prefix, max_units):
     """The program as a list of C sources (translation units compiled in parallel and linked into
     one library): contiguous segments of the kernels, one function each."""
     body_bytes = {}
-    functions, calls = _outline(program, "gc_entry_", _blas_context(program.kernels), body_bytes)
+    outlined = _outline(program, "gc_entry_", _blas_context(program.kernels), body_bytes)
+    functions, calls = outlined.functions, outlined.calls
     body_bytes = {id(program.kernels[ki]): n for ki, n in body_bytes.items()}
     segments = plan_segments(program, max_units,
                              costs=first_use_costs(program.kernels, calls, kernel_compile_cost),
                              balance=first_use_costs(program.kernels, calls,
                                                      lambda k: _volume(k, body_bytes)))
     if len(segments) == 1:
-        return [render_program(program, name, blas_prefix, outlined=(functions, calls))]
+        return [render_program(program, name, blas_prefix, outlined=outlined)]
     unit_of = {ki: u for u, seg in enumerate(segments) for ki in seg}
     for f in functions:  # defined where first called; hidden, not static, if another unit calls it
         f.unit = unit_of[f.uses[0]]
         f.linkage = "static" if all(unit_of[ki] == f.unit for ki in f.uses) else "hidden"
+
+    def unit_of_call(ki):  # the unit whose code calls kernel ki's range function
+        return calls[ki].function.unit if ki in calls else unit_of[ki]
+    place_in_units(outlined.ranges, unit_of_call)
     chain, offset_names = offset_chain(program)
     views = {b.id: _BufView(b, offset_names) for b in program.buffers}
     template = environment().get_template("c/program_unit.c.j2")
@@ -281,5 +305,8 @@ def render_units(program, name, blas_prefix, max_units):
             workspace_bytes=int_to_c(program.workspace_bytes),
             kernel_fns=[f for f in functions if f.unit == u or any(unit_of[ki] == u for ki in f.uses)],
             kernel_calls={ki: calls[ki] for ki in seg if ki in calls},
+            range_fns=[f for f in outlined.ranges
+                       if f.unit == u or any(unit_of_call(ki) == u for ki in f.uses)],
+            range_calls=outlined.range_of,
             blas_prefix=blas_prefix, **_blas_context(kernels)))
     return sources
