@@ -18,6 +18,7 @@ from .conv_library import conv_library
 from .cprinter import C_TYPES, ScalarPrinter, int_to_c, scalars_to_c
 from .cache_trust import check_file, private_dir
 from .size_bound import size_checks
+from .size_table import workspace_table
 from .jinja_env import C_FILTER_NAMES, SHIPPED_DIR_NAME, make_environment
 from .outline import first_use_costs, outline_kernels
 from .range_functions import place_in_units, range_functions
@@ -84,6 +85,29 @@ class _BufView:
         self.ctype = C_TYPES[b.dtype]
         named = offset_names.get(b.offset) if offset_names and b.offset is not None else None
         self.offset = named or (int_to_c(b.offset) if b.offset is not None else "0")
+
+
+# Above this many bytes of C, the workspace offsets and size are a size table: gcc's time on them
+# grows with their volume (ResNet-20's ~20 KB cost 0.36 s of a unit), while a table costs each
+# call its interpretation (~1 ns an operation); a small program keeps its few C expressions.
+SIZE_TABLE_FROM_BYTES = 2000
+
+
+def workspace_offsets(program):
+    """How the program's C names its workspace offsets: (size table or None, chain, {offset: C
+    name}, the workspace size as C). Symbolic offsets whose C would be long are a size table
+    (size_table.py) that the program fills at run time, gc_ws[j]; short ones (or any the table
+    cannot take) a chain of C locals (offset_chain)."""
+    chain, names = offset_chain(program)
+    total = int_to_c(program.workspace_bytes)
+    if len(total) + sum(len(expr) for _, expr in chain) <= SIZE_TABLE_FROM_BYTES:
+        return None, chain, names, total
+    table = workspace_table(program)
+    if table is None:
+        return None, chain, names, total
+    names = {offset: f"gc_ws[{j}]" for offset, j in table.slot_of.items()}
+    total = f"gc_ws[{table.total}]" if table.total is not None else int_to_c(program.workspace_bytes)
+    return table, [], names, total
 
 
 def offset_chain(program):
@@ -169,7 +193,7 @@ def render_program(program, name, blas_prefix, wrapper="jit_wrapper", entry_pref
     template context, e.g. profile=True and profile_kernels=n for the profiling build (timers
     around each kernel: targets/c/profiling.py)."""
     used = {b.id for k in program.kernels for b in k.buffers}
-    chain, offset_names = offset_chain(program)
+    table, chain, offset_names, workspace_bytes = workspace_offsets(program)
     externals = [_BufView(b) for b in program.externals]
     temps = [_BufView(b, offset_names) for b in program.buffers if b.role == "temp" and b.id in used]
     context = _blas_context(program.kernels)
@@ -180,8 +204,8 @@ def render_program(program, name, blas_prefix, wrapper="jit_wrapper", entry_pref
     template = environment().get_template("c/program.c.j2")
     return template.render(
         name=name, prefix=entry_prefix, wrapper=wrapper,
-        dim_names=[s.name for s in program.dim_symbols],
-        workspace_bytes=int_to_c(program.workspace_bytes),
+        dim_names=[s.name for s in program.dim_symbols], workspace_bytes=workspace_bytes,
+        ws_table=table,
         seq_buffers=externals + temps, seq_kernels=list(enumerate(program.kernels)), ws_chain=chain,
         size_checks=size_checks(program, program.kernels), kernel_fns=functions, kernel_calls=calls,
         range_fns=outlined.ranges, range_calls=outlined.range_of,
@@ -289,7 +313,7 @@ def render_units(program, name, blas_prefix, max_units):
     def unit_of_call(ki):  # the unit whose code calls kernel ki's range function
         return calls[ki].function.unit if ki in calls else unit_of[ki]
     place_in_units(outlined.ranges, unit_of_call)
-    chain, offset_names = offset_chain(program)
+    table, chain, offset_names, workspace_bytes = workspace_offsets(program)
     views = {b.id: _BufView(b, offset_names) for b in program.buffers}
     template = environment().get_template("c/program_unit.c.j2")
     sources = []
@@ -299,10 +323,9 @@ def render_units(program, name, blas_prefix, max_units):
         sources.append(template.render(
             name=name, prefix="gc_entry_", wrapper="jit_wrapper", unit=u, n_units=len(segments),
             seq_kernels=[(ki, program.kernels[ki]) for ki in seg],
-            seq_buffers=sorted(used.values(), key=lambda v: v.id), ws_chain=chain,
+            seq_buffers=sorted(used.values(), key=lambda v: v.id), ws_chain=chain, ws_table=table,
             size_checks=size_checks(program, kernels),
-            dim_names=[s.name for s in program.dim_symbols],
-            workspace_bytes=int_to_c(program.workspace_bytes),
+            dim_names=[s.name for s in program.dim_symbols], workspace_bytes=workspace_bytes,
             kernel_fns=[f for f in functions if f.unit == u or any(unit_of[ki] == u for ki in f.uses)],
             kernel_calls={ki: calls[ki] for ki in seg if ki in calls},
             range_fns=[f for f in outlined.ranges
