@@ -87,24 +87,22 @@ class _BufView:
         self.offset = named or (int_to_c(b.offset) if b.offset is not None else "0")
 
 
-# Above this many bytes of C, the workspace offsets and size are a size table: gcc's time on them
-# grows with their volume (ResNet-20's ~20 KB cost 0.36 s of a unit), while a table costs each
-# call its interpretation (~1 ns an operation); a small program keeps its few C expressions.
-SIZE_TABLE_FROM_BYTES = 2000
+# From this many numbers of bytecode on, the workspace offsets and size are a size table: gcc's
+# time on them as C grows with their volume (ResNet-20's ~20 KB cost 0.36 s of a unit), while a
+# table costs each call its interpretation (~1 ns a number); a small program (an MLP: ~50
+# numbers) keeps its few C expressions.
+SIZE_TABLE_FROM = 200
 
 
 def workspace_offsets(program):
     """How the program's C names its workspace offsets: (size table or None, chain, {offset: C
-    name}, the workspace size as C). Symbolic offsets whose C would be long are a size table
-    (size_table.py) that the program fills at run time, gc_ws[j]; short ones (or any the table
+    name}, the workspace size as C). Symbolic offsets of some volume are a size table
+    (size_table.py) that the program fills at run time, gc_ws[j]; a few (or any the table
     cannot take) a chain of C locals (offset_chain)."""
-    chain, names = offset_chain(program)
-    total = int_to_c(program.workspace_bytes)
-    if len(total) + sum(len(expr) for _, expr in chain) <= SIZE_TABLE_FROM_BYTES:
-        return None, chain, names, total
     table = workspace_table(program)
-    if table is None:
-        return None, chain, names, total
+    if table is None or len(table.code) < SIZE_TABLE_FROM:
+        chain, names = offset_chain(program)
+        return None, chain, names, int_to_c(program.workspace_bytes)
     names = {offset: f"gc_ws[{j}]" for offset, j in table.slot_of.items()}
     total = f"gc_ws[{table.total}]" if table.total is not None else int_to_c(program.workspace_bytes)
     return table, [], names, total
