@@ -188,7 +188,6 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
         const int64_t outer = d_batch;
         void *const gc_rp[] = {b1, b0, b2, b3};
         graphc_rt_parallel_range(gc_entry_r0, gc_rp, dims, outer, 1, outer * inner > GC_PAR_THRESHOLD);
-
     }
     if (status) return status;
     /* k1: reduce Reduce{sum, axes=(1,)}(elementwise) */

@@ -213,6 +213,35 @@ static void gc_entry_r1(void *const *gc_p, const int64_t *dims, const int64_t lo
         }
 
 }
+/* the loop of reduce Reduce{kind=sum, axes=(0,), keepdims=True} */
+static void gc_entry_r2(void *const *gc_p, const int64_t *dims, const int64_t lo, const int64_t hi) {
+    double *restrict b0 = (double *)gc_p[0];
+    double *restrict b1 = (double *)gc_p[1];
+    const int64_t d_batch = dims[0];
+    (void)d_batch;
+        const int64_t A = 1, R = d_batch, B = 2;
+        if (0) {
+        } else if (0) {
+        } else {
+            /* Reduce over a middle axis: walk rows in order, 64 output columns at a time. */
+            const int64_t nblocks = (B + 63) / 64;
+            for (int64_t gc_i = lo; gc_i < hi; gc_i++) {
+                {
+                    const int64_t a = gc_i / nblocks, blk = gc_i % nblocks;
+                    const int64_t col0 = blk * 64, nb = GC_MIN(64, B - col0);
+                    double acc[64];
+                    for (int64_t j = 0; j < nb; j++) acc[j] = 0;
+                    for (int64_t r = 0; r < R; r++) {
+                        const int64_t base = (a * R + r) * B + col0;
+                        #pragma omp simd
+                        for (int64_t j = 0; j < nb; j++) { acc[j] += (double)b0[base + j]; }
+                    }
+                    for (int64_t j = 0; j < nb; j++) b1[a * B + col0 + j] = (double)acc[j];
+                }
+            }
+        }
+
+}
 
 /* Entry points for graphc's in-process loader (cffi). */
 /* The runtime library's thread choice (_thread_choice.j2): how many OpenMP threads this call uses,
@@ -285,7 +314,6 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
         const int64_t outer = d_batch;
         void *const gc_rp[] = {b8, b3};
         graphc_rt_parallel_range(gc_entry_r0, gc_rp, dims, outer, 1, outer * inner > GC_PAR_THRESHOLD);
-
     }
     if (status) return status;
     /* k2: softmax_xent SoftmaxCrossEntropy */
@@ -356,7 +384,6 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
         const int64_t n = d_batch;
         void *const gc_rp[] = {b11, b14};
         graphc_rt_parallel_range(gc_entry_r1, gc_rp, dims, n, GC_BLOCK, n > GC_PAR_THRESHOLD);
-
     }
     if (status) return status;
     /* k8: softmax_xent SoftmaxCrossEntropyGrad */
@@ -391,20 +418,8 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
         } else {
             /* Reduce over a middle axis: walk rows in order, 64 output columns at a time. */
             const int64_t nblocks = (B + 63) / 64;
-            #pragma omp parallel for collapse(2) schedule(static) if(A * R * B > GC_PAR_THRESHOLD)
-            for (int64_t a = 0; a < A; a++) {
-                for (int64_t blk = 0; blk < nblocks; blk++) {
-                    const int64_t col0 = blk * 64, nb = GC_MIN(64, B - col0);
-                    double acc[64];
-                    for (int64_t j = 0; j < nb; j++) acc[j] = 0;
-                    for (int64_t r = 0; r < R; r++) {
-                        const int64_t base = (a * R + r) * B + col0;
-                        #pragma omp simd
-                        for (int64_t j = 0; j < nb; j++) { acc[j] += (double)b15[base + j]; }
-                    }
-                    for (int64_t j = 0; j < nb; j++) b16[a * B + col0 + j] = (double)acc[j];
-                }
-            }
+        void *const gc_rp[] = {b15, b16};
+        graphc_rt_parallel_range(gc_entry_r2, gc_rp, dims, A * nblocks, 1, A * R * B > GC_PAR_THRESHOLD);
         }
     }
     if (status) return status;

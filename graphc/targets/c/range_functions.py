@@ -1,5 +1,5 @@
-"""Threaded elementwise kernels as range functions run by one shared parallel loop (issue 16:
-cold compile time).
+"""Threaded elementwise kernels (and static reductions) as range functions run by one shared
+parallel loop (issue 16: cold compile time).
 
 An elementwise kernel that may run on threads had its own OpenMP region: gcc outlines a function
 for it, computes its schedule, and (1-D) compiled the loop twice, threaded and serial for small
@@ -11,7 +11,10 @@ templates/c/_parallel_range.j2), whose one OpenMP region hands each thread its s
 region's schedule(static) did. Each distinct loop is one function (the text is its identity, as
 for outline.py's kernel functions). Kernels inside loop bodies keep their region (loop.j2 runs
 some bodies on a team of threads)."""
+import numbers
 from dataclasses import dataclass, field
+
+import sympy
 
 from .capabilities import C_CAPABILITIES
 from .outline import NOT_OUTLINED, _Renumbered, _render_key
@@ -31,11 +34,17 @@ class RangeFunction:
 
 def runs_in_range(kernel):
     """Whether a kernel (outside loop bodies) runs its loop as a range function: an elementwise
-    kernel with a loop that may be large enough for threads."""
-    if kernel.kind != "elemwise":
-        return False
+    kernel with a loop that may be large enough for threads, or a reduction of static shape over
+    rows or a middle axis (its one branch: reduce.j2; a whole-tensor reduction combines its
+    threads' partial results, and one of symbolic shape calls the runtime library's)."""
     p = kernel.params
-    return len(p["dims"]) >= 1 and C_CAPABILITIES.may_parallelize(p["n"])
+    if kernel.kind == "elemwise":
+        return len(p["dims"]) >= 1 and C_CAPABILITIES.may_parallelize(p["n"])
+    if kernel.kind == "reduce":
+        static = isinstance(p["A"], numbers.Number) and isinstance(p["B"], numbers.Number)
+        return (static and not (p["A"] == 1 and p["B"] == 1)
+                and C_CAPABILITIES.may_parallelize(sympy.sympify(p["A"] * p["R"] * p["B"])))
+    return False
 
 
 def range_functions(env, kernels, prefix):
