@@ -88,7 +88,7 @@ class _Renumbered:
         return self.inputs + self.outputs + self.scratch
 
 
-def outline_kernels(env, kernels, prefix, context, body_bytes=None, range_of=None, every=False):
+def outline_kernels(env, kernels, prefix, context, body_bytes=None, range_of=None):
     """(functions, {kernel index: KernelCall}) for the kernels (loops excepted) whose rendered
     body repeats, one function per such body, named <prefix>k<n>; a kernel alone of its kind is
     left out (it stays inline: as a function of its own it cost gcc ~30 % more on AlexNet's
@@ -96,8 +96,7 @@ def outline_kernels(env, kernels, prefix, context, body_bytes=None, range_of=Non
     besides `k` (reduce_helpers). `body_bytes`, when given, is a dict filled with the length of
     each kernel's rendered body (the compile cost the translation units are balanced on).
     `range_of`: {kernel index: its range function} (range_functions.py; the template then
-    renders the call of that function). `every`: a kernel alone of its kind is a function too
-    (the caller then holds calls only: render_c.plain_sequence)."""
+    renders the call of that function)."""
     range_of = range_of or {}
     functions, by_body, calls = [], {}, {}
     rendered = {}  # what a template reads of a kernel -> its body (ResNet-20: 593 kernels, ~110 bodies)
@@ -123,10 +122,10 @@ def outline_kernels(env, kernels, prefix, context, body_bytes=None, range_of=Non
             functions.append(fn)
         fn.uses.append(ki)
         calls[ki] = KernelCall(fn, tuple(b.id for b in view.order), view.size_values)
-    functions = [f for f in functions if f.shared or every]
+    functions = [f for f in functions if f.shared]
     for n, f in enumerate(functions):
         f.name = f"{prefix}k{n}"
-    return functions, {ki: c for ki, c in calls.items() if c.function.shared or every}
+    return functions, {ki: c for ki, c in calls.items() if c.function.shared}
 
 
 def _render_key(view):

@@ -218,14 +218,14 @@ class _Outlined:
         self.functions, self.calls, self.ranges, self.range_of = functions, calls, ranges, range_of
 
 
-def _outline(program, prefix, context, body_bytes=None, every=False):
+def _outline(program, prefix, context, body_bytes=None):
     """The program's kernels as functions, each distinct body once (outline.py), the loops of its
     threaded elementwise kernels as range functions (range_functions.py). `body_bytes`, when
     given, is filled with each kernel's bytes of C, a range function's counted at its first use."""
     ranges, range_of = range_functions(environment(), program.kernels, prefix)
     functions, calls = outline_kernels(environment(), program.kernels, prefix,
                                        {"reduce_helpers": context["reduce_helpers"]}, body_bytes,
-                                       range_of, every)
+                                       range_of)
     if body_bytes is not None:
         for f in ranges:
             body_bytes[f.uses[0]] += len(f.body)
@@ -294,10 +294,7 @@ def render_units(program, name, blas_prefix, max_units):
     """The program as a list of C sources (translation units compiled in parallel and linked into
     one library): contiguous segments of the kernels, one function each."""
     body_bytes = {}
-    import os
-    exp = os.environ.get("GRAPHC_EXP_SEQ", "")
-    outlined = _outline(program, "gc_entry_", _blas_context(program.kernels), body_bytes, every=bool(exp))
-    seg_attr = {"O1": '__attribute__((optimize("O1"))) ', "cold": "__attribute__((cold)) "}.get(exp, "")
+    outlined = _outline(program, "gc_entry_", _blas_context(program.kernels), body_bytes)
     functions, calls = outlined.functions, outlined.calls
     body_bytes = {id(program.kernels[ki]): n for ki, n in body_bytes.items()}
     segments = plan_segments(program, max_units,
@@ -331,6 +328,6 @@ def render_units(program, name, blas_prefix, max_units):
             kernel_calls={ki: calls[ki] for ki in seg if ki in calls},
             range_fns=[f for f in outlined.ranges
                        if f.unit == u or any(unit_of_call(ki) == u for ki in f.uses)],
-            range_calls=outlined.range_of, segment_attributes=seg_attr,
+            range_calls=outlined.range_of,
             blas_prefix=blas_prefix, **_blas_context(kernels)))
     return sources
