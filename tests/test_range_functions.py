@@ -45,6 +45,26 @@ def _layers(dtype, n_layers=3):
     return [x, v], [h, e, e * v], {s: s * 0.5 + 1}
 
 
+def _reductions(dtype):
+    """Static reductions: a middle axis (7 x rows x 33, summed over rows, fused with its
+    producer) and rows (37 x cols, max over cols: NaN wins)."""
+    rows, cols = G.dim("rows"), G.dim("cols")
+    m = G.tensor("m", (7, rows, 33), dtype)
+    n = G.tensor("n", (37, cols), dtype)
+    return [m, n], [(m * m).sum(axis=1), n.max(axis=1), (n + 1).sum(axis=0)]
+
+
+def test_static_reductions_over_rows_or_a_middle_axis_are_range_functions():
+    inputs, outputs = _reductions("float64")
+    program = program_of(inputs, outputs, name="range_reductions")
+    source = render_c.render_program(program, "range_reductions", "")
+    reduces = [k for k in program.kernels if k.kind == "reduce"]
+    from graphc.targets.c.range_functions import runs_in_range
+    assert [runs_in_range(k) for k in reduces].count(True) == 2  # not the sum over axis 0
+    assert source.count("graphc_rt_parallel_range(gc_entry_r") == 2
+    assert source.count("#pragma omp parallel") == 3  # the symbolic one's three branches
+
+
 def test_threaded_elementwise_loops_are_range_functions_without_omp_regions():
     """Each distinct loop is one function; kernels call graphc_rt_parallel_range with it, and no
     elementwise kernel outside a loop body opens an OpenMP region of its own."""
@@ -135,7 +155,7 @@ _RUN = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     import numpy as np
     import graphc as G
-    from test_range_functions import _layers
+    from test_range_functions import _layers, _reductions
     TOL = {{"float32": dict(rtol=2e-5, atol=2e-6), "float64": dict(rtol=1e-12, atol=1e-13)}}
     rng = np.random.RandomState(3)
     for dtype in ("float32", "float64"):
@@ -149,6 +169,16 @@ _RUN = textwrap.dedent("""
             x = rng.standard_normal((rows, 61)).astype(dtype)
             v = rng.standard_normal(size).astype(dtype)
             for got, want in zip(f(x, v), ref(x, v)):
+                np.testing.assert_allclose(got, want, **TOL[dtype])
+        inputs, outputs = _reductions(dtype)
+        f = G.function(inputs, outputs, name="range_red_" + dtype)
+        ref = G.function(inputs, outputs, backend="py", name="range_red_ref_" + dtype)
+        # 7 x 1201 x 33 and 37 x 7301 elements (above the threshold), then small ones
+        for rows, cols in ((1201, 7301), (2, 3)):
+            m = rng.standard_normal((7, rows, 33)).astype(dtype)
+            n = rng.standard_normal((37, cols)).astype(dtype)
+            n[5, cols // 2] = np.nan
+            for got, want in zip(f(m, n), ref(m, n)):
                 np.testing.assert_allclose(got, want, **TOL[dtype])
     print("ok")
 """)
