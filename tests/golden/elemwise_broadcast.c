@@ -189,7 +189,6 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
         void *const gc_rp[] = {b1, b0, b2, b3};
         graphc_rt_parallel_range(gc_entry_r0, gc_rp, dims, outer, 1, outer * inner > GC_PAR_THRESHOLD);
     }
-    if (status) return status;
     /* k1: reduce Reduce{sum, axes=(1,)}(elementwise) */
     {
         const int64_t A = d_batch, R = 4, B = 1;
@@ -231,6 +230,5 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
             }
         }
     }
-    if (status) return status;
     return 0;
 }

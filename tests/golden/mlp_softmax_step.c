@@ -307,7 +307,6 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
             }
         }
     }
-    if (status) return status;
     /* k1: elemwise add */
     {
         const int64_t inner = 2;
@@ -315,7 +314,6 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
         void *const gc_rp[] = {b8, b3};
         graphc_rt_parallel_range(gc_entry_r0, gc_rp, dims, outer, 1, outer * inner > GC_PAR_THRESHOLD);
     }
-    if (status) return status;
     /* k2: softmax_xent SoftmaxCrossEntropy */
     {
         const int64_t rows = d_batch, cols = 2;
@@ -343,13 +341,11 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
         } else {
         }
     }
-    if (status) return status;
     /* k4: fill DimValue{expr=batch} */
     {
         const int64_t n = 1;
         for (int64_t i = 0; i < n; i++) b12[i] = d_batch;
     }
-    if (status) return status;
     /* k5: elemwise siblings(fused(cast_float64,true_div), fused(cast_float64,dtrue_div)) */
     {
         {
@@ -362,7 +358,6 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
 
         }
     }
-    if (status) return status;
     /* k6: softmax Softmax */
     {
         const int64_t rows = d_batch, cols = 2;
@@ -378,14 +373,12 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
             for (int64_t j = 0; j < cols; j++) out[j] = exp(in[j] - m) * inv;
         }
     }
-    if (status) return status;
     /* k7: elemwise second */
     {
         const int64_t n = d_batch;
         void *const gc_rp[] = {b11, b14};
         graphc_rt_parallel_range(gc_entry_r1, gc_rp, dims, n, GC_BLOCK, n > GC_PAR_THRESHOLD);
     }
-    if (status) return status;
     /* k8: softmax_xent SoftmaxCrossEntropyGrad */
     {
         const int64_t rows = d_batch, cols = 2;
@@ -409,7 +402,6 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
             }
         }
     }
-    if (status) return status;
     /* k10: reduce Reduce{kind=sum, axes=(0,), keepdims=True} */
     {
         const int64_t A = 1, R = d_batch, B = 2;
@@ -422,7 +414,6 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
         graphc_rt_parallel_range(gc_entry_r2, gc_rp, dims, A * nblocks, 1, A * R * B > GC_PAR_THRESHOLD);
         }
     }
-    if (status) return status;
     /* k11: elemwise fused(mul,sub) */
     {
         const int64_t n = 2;
@@ -435,6 +426,5 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
 
         }
     }
-    if (status) return status;
     return 0;
 }
