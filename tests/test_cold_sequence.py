@@ -69,3 +69,34 @@ def test_units_are_balanced_on_the_calls_of_shared_kernels_too(monkeypatch):
     assert len(later_uses) >= 20
     for ki in later_uses:
         assert seen["balance"][ki] == render_c._sequence_volume(program.kernels[ki]) > 0
+
+
+def _two_units(monkeypatch, outputs, inputs):
+    real_plan = render_c.plan_segments
+    monkeypatch.setattr(render_c, "plan_segments",
+                        lambda *a, **kw: real_plan(*a, **dict(kw, min_unit_cost=1)))
+    program = program_of(inputs, outputs, name="light")
+    sources = render_c.render_units(program, "light", "", 2)
+    assert len(sources) == 2
+    return program, sources
+
+
+def test_a_segment_of_calls_and_simd_loops_compiles_at_O1(monkeypatch):
+    x = G.tensor4("x")
+    w = G.shared(np.linspace(-1, 1, 4 * 3 * 9, dtype=np.float32).reshape(4, 3, 3, 3), name="w")
+    h = G.relu(G.conv2d(x, w, padding=1))
+    cost = (G.max_pool2d(h, 2) ** 2).mean()
+    program, sources = _two_units(monkeypatch, [cost, G.grad(cost, w)], [x])
+    assert all(k.kind in render_c.LIGHT_KINDS or k.kind == "fill" for k in program.kernels)
+    for src in sources:
+        assert src.count('__attribute__((optimize("O1")))\nGC_SEGMENT int gc_entry_seg') == 1
+
+
+def test_a_segment_with_other_loops_keeps_O3(monkeypatch):
+    x = G.matrix("x", "float64")
+    h = G.softmax(G.tanh(x) * 2)  # softmax: scalar loops inline
+    program, sources = _two_units(monkeypatch, [h, G.tanh(h + 1).sum()], [x])
+    softmax_units = [i for i, src in enumerate(sources) if "/* k" in src and ": softmax " in src]
+    assert softmax_units
+    for i in softmax_units:
+        assert 'optimize("O1")' not in sources[i]

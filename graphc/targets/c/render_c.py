@@ -308,6 +308,35 @@ def _sequence_volume(kernel):
     return _SEQUENCE_BYTES + _SEQUENCE_BYTES_PER_BUFFER * len({b.id for b in kernel.buffers})
 
 
+# Kernels whose inline code in a sequence is calls (of their runtime-library or range function,
+# or of BLAS) or `omp simd` loops, which gcc vectorizes at -O1 as at -O3 (the simd pragma forces
+# it): a segment of these only is compiled at -O1 (light_sequence). gcc's time on a sequence is
+# its hundreds of calls, not the kernels' code: ResNet-20's units took 0.85 and 0.75 s of gcc at
+# -O3, 0.72 and 0.54 s with their segments at -O1 (two samples each, load ~2). Any other kind
+# (loops over a body, scalar loops: copies, gathers, softmax, random, long fills) keeps the
+# segment at -O3.
+LIGHT_KINDS = frozenset({
+    "elemwise", "reduce", "copy", "gemm", "gemm_dense_packed", "batch_norm", "batch_norm_grad",
+    "conv_blocked", "conv_blocked_grad_weights", "conv_chunked", "conv_chunked_grad_input",
+    "conv_chunked_grad_weights", "conv_winograd", "conv_winograd_grad_weights", "pool_max",
+    "pool_max_value", "pool_max_grad", "pool_avg", "pool_avg_grad", "pool_max_gather", "lrn",
+    "lrn_grad", "softmax_xent"})
+
+
+def light_sequence(kernels, calls, first):
+    """Whether the segment that runs `kernels` (program indices from `first`; `calls`: those that
+    call their outlined function) may be compiled at -O1: each kernel is a call or of a kind in
+    LIGHT_KINDS."""
+    return all(first + i in calls or _light(k) for i, k in enumerate(kernels))
+
+
+def _light(kernel):
+    if kernel.kind == "fill":  # a scalar loop: light when it is short (a dim's value, a counter)
+        n = kernel.params["n"]
+        return isinstance(n, (int, sympy.Integer)) and int(n) <= 1024
+    return kernel.kind in LIGHT_KINDS
+
+
 def render_units(program, name, blas_prefix, max_units):
     """The program as a list of C sources (translation units compiled in parallel and linked into
     one library): contiguous segments of the kernels, one function each."""
@@ -349,5 +378,6 @@ def render_units(program, name, blas_prefix, max_units):
             range_fns=[f for f in outlined.ranges
                        if f.unit == u or any(unit_of_call(ki) == u for ki in f.uses)],
             range_calls=outlined.range_of, fallible=fallible,
+            light_sequence=light_sequence(kernels, calls, seg.start),
             blas_prefix=blas_prefix, **_blas_context(kernels)))
     return sources
