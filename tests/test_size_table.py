@@ -11,7 +11,7 @@ import pytest
 import sympy
 
 import graphc as G
-from graphc.targets.c import render_c, runtime_lib
+from graphc.targets.c import render_c
 from graphc.targets.c.size_table import OPCODES, evaluate, workspace_table
 
 from program_cases import program_of
@@ -33,7 +33,8 @@ def _small_cnn(x):
 
 
 def _c_interpreter():
-    fn = ctypes.CDLL(runtime_lib.library_path()).graphc_rt_eval_sizes
+    from test_range_functions import runtime_library
+    fn = runtime_library().graphc_rt_eval_sizes
     p64 = ctypes.POINTER(ctypes.c_int64)
     fn.argtypes = [p64, ctypes.c_int64, p64, ctypes.c_int64, p64, ctypes.c_int64]
     fn.restype = ctypes.c_int
