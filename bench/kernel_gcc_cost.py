@@ -67,31 +67,39 @@ def step_program(net):
 
 
 def bodies(program):
-    """[(kind, label, uses, unit source)] per distinct kernel body, and the head-only source."""
+    """[(kind, label, uses, unit source)] per distinct kernel body (with the range function its
+    loop runs in, if any: graphc/targets/c/range_functions.py), and the head-only source."""
     from graphc.targets.c import render_c
     from graphc.targets.c.outline import KernelFunction, _Renumbered
+    from graphc.targets.c.range_functions import range_functions
 
     env = render_c.environment()
     ctx = render_c._blas_context(program.kernels)
+    ranges, range_of = range_functions(env, program.kernels, "gc_entry_")
+    for f in ranges:
+        f.unit, f.linkage = 1, "static"
     distinct = collections.OrderedDict()
     for ki, kernel in enumerate(program.kernels):
         if kernel.kind == "loop":
             continue
         view = _Renumbered(kernel)
-        body = env.get_template(f"c/{kernel.kind}.j2").render(k=view, reduce_helpers=ctx["reduce_helpers"])
+        body = env.get_template(f"c/{kernel.kind}.j2").render(k=view, reduce_helpers=ctx["reduce_helpers"],
+                                                             range_fn=range_of.get(ki))
         key = (body, tuple(b.ctype for b in view.local_buffers))
         if key not in distinct:
-            distinct[key] = KernelFunction(f"gc_entry_k{len(distinct)}", kernel.kind, kernel.label, body,
-                                           view.local_buffers, view.size_names, unit=1, linkage="hidden")
-        distinct[key].uses.append(ki)
+            distinct[key] = (KernelFunction(f"gc_entry_k{len(distinct)}", kernel.kind, kernel.label, body,
+                                            view.local_buffers, view.size_names, unit=1, linkage="hidden"),
+                             [range_of[ki]] if ki in range_of else [])
+        distinct[key][0].uses.append(ki)
     template = env.get_template("c/program_unit.c.j2")
 
-    def unit(fns):
+    def unit(fns, range_fns):
         return template.render(name="cost", prefix="gc_entry_", wrapper="jit_wrapper", unit=1, n_units=2,
                                seq_kernels=[], seq_buffers=[], ws_chain=[], size_checks=[],
                                dim_names=[s.name for s in program.dim_symbols], workspace_bytes="0",
-                               kernel_fns=fns, kernel_calls={}, blas_prefix="scipy_", **ctx)
-    return [(f.kind, f.label, len(f.uses), unit([f])) for f in distinct.values()], unit([])
+                               kernel_fns=fns, kernel_calls={}, range_fns=range_fns,
+                               blas_prefix="scipy_", **ctx)
+    return [(f.kind, f.label, len(f.uses), unit([f], r)) for f, r in distinct.values()], unit([], [])
 
 
 def gcc_cpu(source, workdir):

@@ -251,20 +251,17 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
         graphc_rt_sconv_blocked(gc_cv, 0, b0, b1, b9,
             b7, b6, b8, &gc_ep);
     }
-    if (status) return status;
     /* k1: pool_max MaxPool2d{kernel=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=True} */
     {
         const int64_t gc_pl[GC_PL_LEN] = { 8, 6, 6, 3, 3,
             2, 2, 2, 2, 0, 0 };
         graphc_rt_spool_max(gc_pl, b9, b10, b11);
     }
-    if (status) return status;
     /* k2: lrn LRN{size=3, alpha=0.3, beta=0.6, k=1.0} */
     {
         graphc_rt_slrn(2, 4, 9, 1,
             1.0f, 0.09999999999999999f, 0.6f, b10, b2);
     }
-    if (status) return status;
     /* k3: elemwise fused(second,dmul,second,dmul,add) */
     {
         const int64_t n = 72;
@@ -277,19 +274,16 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
 
         }
     }
-    if (status) return status;
     /* k4: lrn_grad LRNGrad{size=3, alpha=0.3, beta=0.6, k=1.0} */
     {
         graphc_rt_slrn_grad(2, 4, 9, 1,
             1.0f, 0.09999999999999999f, 0.12f, 0.6f,
             b10, b2, b12, b15, b13, b14);
     }
-    if (status) return status;
     /* k5: pool_max_grad MaxPool2dGrad{kernel=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=True, input_hw=(6, 6)} */
     {
         graphc_rt_spool_max_grad(8, 36, 9, b15, b11, b16);
     }
-    if (status) return status;
     /* k6: elemwise drelu */
     {
         const int64_t n = 288;
@@ -302,7 +296,6 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
 
         }
     }
-    if (status) return status;
     /* k7: conv_blocked Conv2dGradInput{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, input_hw=(6, 6)} (blocked direct) */
     {
         const int64_t gc_cv[GC_CV_LEN] = { 2, 4, 6, 6, 2,
@@ -311,7 +304,6 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
         graphc_rt_sconv_blocked(gc_cv, 1, b9, b1, b3,
             b19, b18, b20, NULL);
     }
-    if (status) return status;
     /* k8: conv_blocked_grad_weights Conv2dGradWeights{stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_hw=(3, 3)} (blocked direct) */
     {
         const int64_t gc_cv[GC_CV_LEN] = { 2, 2, 6, 6, 4,
@@ -320,6 +312,5 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
         graphc_rt_sconv_blocked_grad_weights(gc_cv, b0, b9, b4,
             b21, b22);
     }
-    if (status) return status;
     return 0;
 }

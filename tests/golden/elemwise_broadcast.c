@@ -115,6 +115,35 @@ static int gc_reserve(gc_ctx *ctx, size_t bytes) {
 }
 #endif
 #include <omp.h>
+void graphc_rt_parallel_range(void (*fn)(void *const *, const int64_t *, int64_t, int64_t),
+        void *const *bufs, const int64_t *dims, int64_t n, int64_t grain, int parallel);
+/* the loop of elemwise fused(cast_float32,mul,add,tanh,add) */
+static void gc_entry_r0(void *const *gc_p, const int64_t *dims, const int64_t lo, const int64_t hi) {
+    float *restrict b0 = (float *)gc_p[0];
+    float *restrict b1 = (float *)gc_p[1];
+    int32_t *restrict b2 = (int32_t *)gc_p[2];
+    float *restrict b3 = (float *)gc_p[3];
+    const int64_t d_batch = dims[0];
+    (void)d_batch;
+        const int64_t inner = 4;
+        for (int64_t o = lo; o < hi; o++) {
+            int64_t rem = o;
+            const int64_t c0 = rem;
+            const int64_t base0 = 0 + c0 * (0);
+            const int64_t base1 = 0 + c0 * (4);
+            const int64_t base2 = 0 + c0 * (4);
+            #pragma omp simd
+            for (int64_t j = 0; j < inner; j++) {
+            const float v0 = b0[base0 + j * 1];
+            const float v1 = b1[base1 + j * 1];
+            const int32_t v2 = b2[base2 + j * 1];
+
+            b3[o * inner + j] = (float)(tanhf(v1*2.0f + v0) + ((float)(v2)));
+
+            }
+        }
+
+}
 
 /* Entry points for graphc's in-process loader (cffi). */
 /* The runtime library's thread choice (_thread_choice.j2): how many OpenMP threads this call uses,
@@ -157,25 +186,9 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
     {
         const int64_t inner = 4;
         const int64_t outer = d_batch;
-        #pragma omp parallel for schedule(static) if(outer * inner > GC_PAR_THRESHOLD)
-        for (int64_t o = 0; o < outer; o++) {
-            int64_t rem = o;
-            const int64_t c0 = rem;
-            const int64_t base0 = 0 + c0 * (0);
-            const int64_t base1 = 0 + c0 * (4);
-            const int64_t base2 = 0 + c0 * (4);
-            #pragma omp simd
-            for (int64_t j = 0; j < inner; j++) {
-            const float v0 = b1[base0 + j * 1];
-            const float v1 = b0[base1 + j * 1];
-            const int32_t v2 = b2[base2 + j * 1];
-
-            b3[o * inner + j] = (float)(tanhf(v1*2.0f + v0) + ((float)(v2)));
-
-            }
-        }
+        void *const gc_rp[] = {b1, b0, b2, b3};
+        graphc_rt_parallel_range(gc_entry_r0, gc_rp, dims, outer, 1, outer * inner > GC_PAR_THRESHOLD);
     }
-    if (status) return status;
     /* k1: reduce Reduce{sum, axes=(1,)}(elementwise) */
     {
         const int64_t A = d_batch, R = 4, B = 1;
@@ -217,6 +230,5 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
             }
         }
     }
-    if (status) return status;
     return 0;
 }

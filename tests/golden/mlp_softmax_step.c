@@ -173,6 +173,75 @@ int graphc_rt_dsoftmax_xent_grad_i64(const int64_t rows, const int64_t cols, con
 int graphc_rt_dsoftmax_xent_i64(const int64_t rows, const int64_t cols, const double *restrict x,
         const int64_t *restrict y, double *restrict out);
 #endif
+void graphc_rt_parallel_range(void (*fn)(void *const *, const int64_t *, int64_t, int64_t),
+        void *const *bufs, const int64_t *dims, int64_t n, int64_t grain, int parallel);
+/* the loop of elemwise add */
+static void gc_entry_r0(void *const *gc_p, const int64_t *dims, const int64_t lo, const int64_t hi) {
+    double *restrict b0 = (double *)gc_p[0];
+    double *restrict b1 = (double *)gc_p[1];
+    const int64_t d_batch = dims[0];
+    (void)d_batch;
+        const int64_t inner = 2;
+        for (int64_t o = lo; o < hi; o++) {
+            int64_t rem = o;
+            const int64_t c0 = rem;
+            const int64_t base0 = 0 + c0 * (2);
+            const int64_t base1 = 0 + c0 * (0);
+            #pragma omp simd
+            for (int64_t j = 0; j < inner; j++) {
+            const double v0 = b0[base0 + j * 1];
+            const double v1 = b1[base1 + j * 1];
+
+            b0[o * inner + j] = (double)(v0 + v1);
+
+            }
+        }
+
+}
+/* the loop of elemwise second */
+static void gc_entry_r1(void *const *gc_p, const int64_t *dims, const int64_t lo, const int64_t hi) {
+    double *restrict b0 = (double *)gc_p[0];
+    double *restrict b1 = (double *)gc_p[1];
+    const int64_t d_batch = dims[0];
+    (void)d_batch;
+        #pragma omp simd
+        for (int64_t i = lo; i < hi; i++) {
+            const double v0 = b0[i * 0];
+
+            b1[i] = (double)(v0);
+
+        }
+
+}
+/* the loop of reduce Reduce{kind=sum, axes=(0,), keepdims=True} */
+static void gc_entry_r2(void *const *gc_p, const int64_t *dims, const int64_t lo, const int64_t hi) {
+    double *restrict b0 = (double *)gc_p[0];
+    double *restrict b1 = (double *)gc_p[1];
+    const int64_t d_batch = dims[0];
+    (void)d_batch;
+        const int64_t A = 1, R = d_batch, B = 2;
+        if (0) {
+        } else if (0) {
+        } else {
+            /* Reduce over a middle axis: walk rows in order, 64 output columns at a time. */
+            const int64_t nblocks = (B + 63) / 64;
+            for (int64_t gc_i = lo; gc_i < hi; gc_i++) {
+                {
+                    const int64_t a = gc_i / nblocks, blk = gc_i % nblocks;
+                    const int64_t col0 = blk * 64, nb = GC_MIN(64, B - col0);
+                    double acc[64];
+                    for (int64_t j = 0; j < nb; j++) acc[j] = 0;
+                    for (int64_t r = 0; r < R; r++) {
+                        const int64_t base = (a * R + r) * B + col0;
+                        #pragma omp simd
+                        for (int64_t j = 0; j < nb; j++) { acc[j] += (double)b0[base + j]; }
+                    }
+                    for (int64_t j = 0; j < nb; j++) b1[a * B + col0 + j] = (double)acc[j];
+                }
+            }
+        }
+
+}
 
 /* Entry points for graphc's in-process loader (cffi). */
 /* The runtime library's thread choice (_thread_choice.j2): how many OpenMP threads this call uses,
@@ -238,28 +307,13 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
             }
         }
     }
-    if (status) return status;
     /* k1: elemwise add */
     {
         const int64_t inner = 2;
         const int64_t outer = d_batch;
-        #pragma omp parallel for schedule(static) if(outer * inner > GC_PAR_THRESHOLD)
-        for (int64_t o = 0; o < outer; o++) {
-            int64_t rem = o;
-            const int64_t c0 = rem;
-            const int64_t base0 = 0 + c0 * (2);
-            const int64_t base1 = 0 + c0 * (0);
-            #pragma omp simd
-            for (int64_t j = 0; j < inner; j++) {
-            const double v0 = b8[base0 + j * 1];
-            const double v1 = b3[base1 + j * 1];
-
-            b8[o * inner + j] = (double)(v0 + v1);
-
-            }
-        }
+        void *const gc_rp[] = {b8, b3};
+        graphc_rt_parallel_range(gc_entry_r0, gc_rp, dims, outer, 1, outer * inner > GC_PAR_THRESHOLD);
     }
-    if (status) return status;
     /* k2: softmax_xent SoftmaxCrossEntropy */
     {
         const int64_t rows = d_batch, cols = 2;
@@ -287,13 +341,11 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
         } else {
         }
     }
-    if (status) return status;
     /* k4: fill DimValue{expr=batch} */
     {
         const int64_t n = 1;
         for (int64_t i = 0; i < n; i++) b12[i] = d_batch;
     }
-    if (status) return status;
     /* k5: elemwise siblings(fused(cast_float64,true_div), fused(cast_float64,dtrue_div)) */
     {
         {
@@ -306,7 +358,6 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
 
         }
     }
-    if (status) return status;
     /* k6: softmax Softmax */
     {
         const int64_t rows = d_batch, cols = 2;
@@ -322,38 +373,12 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
             for (int64_t j = 0; j < cols; j++) out[j] = exp(in[j] - m) * inv;
         }
     }
-    if (status) return status;
     /* k7: elemwise second */
     {
         const int64_t n = d_batch;
-        /* Threads take blocks, each an inner simd loop: gcc 12 runs the combined "parallel for
-           simd" as scalar code (4x slower on one thread, measured). A small size skips the
-           parallel region altogether: even with its if() false, entering one allocates and frees
-           an OpenMP team (~1000 instructions, most of a small call's time). */
-        if (n > GC_PAR_THRESHOLD) {
-        const int64_t nblocks = (n + GC_BLOCK - 1) / GC_BLOCK;
-        #pragma omp parallel for schedule(static)
-        for (int64_t blk = 0; blk < nblocks; blk++) {
-            const int64_t lo = blk * GC_BLOCK, hi = GC_MIN(lo + GC_BLOCK, n);
-            #pragma omp simd
-            for (int64_t i = lo; i < hi; i++) {
-            const double v0 = b11[i * 0];
-
-            b14[i] = (double)(v0);
-
-            }
-        }
-        } else {
-        #pragma omp simd
-        for (int64_t i = 0; i < n; i++) {
-            const double v0 = b11[i * 0];
-
-            b14[i] = (double)(v0);
-
-        }
-        }
+        void *const gc_rp[] = {b11, b14};
+        graphc_rt_parallel_range(gc_entry_r1, gc_rp, dims, n, GC_BLOCK, n > GC_PAR_THRESHOLD);
     }
-    if (status) return status;
     /* k8: softmax_xent SoftmaxCrossEntropyGrad */
     {
         const int64_t rows = d_batch, cols = 2;
@@ -377,7 +402,6 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
             }
         }
     }
-    if (status) return status;
     /* k10: reduce Reduce{kind=sum, axes=(0,), keepdims=True} */
     {
         const int64_t A = 1, R = d_batch, B = 2;
@@ -386,23 +410,10 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
         } else {
             /* Reduce over a middle axis: walk rows in order, 64 output columns at a time. */
             const int64_t nblocks = (B + 63) / 64;
-            #pragma omp parallel for collapse(2) schedule(static) if(A * R * B > GC_PAR_THRESHOLD)
-            for (int64_t a = 0; a < A; a++) {
-                for (int64_t blk = 0; blk < nblocks; blk++) {
-                    const int64_t col0 = blk * 64, nb = GC_MIN(64, B - col0);
-                    double acc[64];
-                    for (int64_t j = 0; j < nb; j++) acc[j] = 0;
-                    for (int64_t r = 0; r < R; r++) {
-                        const int64_t base = (a * R + r) * B + col0;
-                        #pragma omp simd
-                        for (int64_t j = 0; j < nb; j++) { acc[j] += (double)b15[base + j]; }
-                    }
-                    for (int64_t j = 0; j < nb; j++) b16[a * B + col0 + j] = (double)acc[j];
-                }
-            }
+        void *const gc_rp[] = {b15, b16};
+        graphc_rt_parallel_range(gc_entry_r2, gc_rp, dims, A * nblocks, 1, A * R * B > GC_PAR_THRESHOLD);
         }
     }
-    if (status) return status;
     /* k11: elemwise fused(mul,sub) */
     {
         const int64_t n = 2;
@@ -415,6 +426,5 @@ static int gc_entry_run(gc_ctx *ctx, void *const *bufs, const int64_t *dims) {
 
         }
     }
-    if (status) return status;
     return 0;
 }

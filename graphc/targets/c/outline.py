@@ -88,23 +88,28 @@ class _Renumbered:
         return self.inputs + self.outputs + self.scratch
 
 
-def outline_kernels(env, kernels, prefix, context, body_bytes=None):
+def outline_kernels(env, kernels, prefix, context, body_bytes=None, range_of=None):
     """(functions, {kernel index: KernelCall}) for the kernels (loops excepted) whose rendered
     body repeats, one function per such body, named <prefix>k<n>; a kernel alone of its kind is
     left out (it stays inline: as a function of its own it cost gcc ~30 % more on AlexNet's
     inference step, where no kernel repeats). `context`: what the kernel templates may read
     besides `k` (reduce_helpers). `body_bytes`, when given, is a dict filled with the length of
-    each kernel's rendered body (the compile cost the translation units are balanced on)."""
+    each kernel's rendered body (the compile cost the translation units are balanced on).
+    `range_of`: {kernel index: its range function} (range_functions.py; the template then
+    renders the call of that function)."""
+    range_of = range_of or {}
     functions, by_body, calls = [], {}, {}
     rendered = {}  # what a template reads of a kernel -> its body (ResNet-20: 593 kernels, ~110 bodies)
     for ki, kernel in enumerate(kernels):
         if kernel.kind in NOT_OUTLINED:
             continue
         view = _Renumbered(kernel)
+        range_fn = range_of.get(ki)
         seen = _render_key(view)
+        seen = seen if seen is None or range_fn is None else (seen, range_fn.name)
         body = rendered.get(seen) if seen is not None else None
         if body is None:
-            body = env.get_template(f"c/{kernel.kind}.j2").render(k=view, **context)
+            body = env.get_template(f"c/{kernel.kind}.j2").render(k=view, range_fn=range_fn, **context)
             if seen is not None:
                 rendered[seen] = body
         if body_bytes is not None:

@@ -18,8 +18,10 @@ from .conv_library import conv_library
 from .cprinter import C_TYPES, ScalarPrinter, int_to_c, scalars_to_c
 from .cache_trust import check_file, private_dir
 from .size_bound import size_checks
+from .size_table import workspace_table
 from .jinja_env import C_FILTER_NAMES, SHIPPED_DIR_NAME, make_environment
 from .outline import first_use_costs, outline_kernels
+from .range_functions import place_in_units, range_functions
 from .runtime_build import RUNTIME_REDUCTIONS, library_kernel, reduce_helper_name
 from .templates_dir import templates_root
 
@@ -83,6 +85,27 @@ class _BufView:
         self.ctype = C_TYPES[b.dtype]
         named = offset_names.get(b.offset) if offset_names and b.offset is not None else None
         self.offset = named or (int_to_c(b.offset) if b.offset is not None else "0")
+
+
+# From this many numbers of bytecode on, the workspace offsets and size are a size table: gcc's
+# time on them as C grows with their volume (ResNet-20's ~20 KB cost 0.36 s of a unit), while a
+# table costs each call its interpretation (~1 ns a number); a small program (an MLP: ~50
+# numbers) keeps its few C expressions.
+SIZE_TABLE_FROM = 200
+
+
+def workspace_offsets(program):
+    """How the program's C names its workspace offsets: (size table or None, chain, {offset: C
+    name}, the workspace size as C). Symbolic offsets of some volume are a size table
+    (size_table.py) that the program fills at run time, gc_ws[j]; a few (or any the table
+    cannot take) a chain of C locals (offset_chain)."""
+    table = workspace_table(program)
+    if table is None or len(table.code) < SIZE_TABLE_FROM:
+        chain, names = offset_chain(program)
+        return None, chain, names, int_to_c(program.workspace_bytes)
+    names = {offset: f"gc_ws[{j}]" for offset, j in table.slot_of.items()}
+    total = f"gc_ws[{table.total}]" if table.total is not None else int_to_c(program.workspace_bytes)
+    return table, [], names, total
 
 
 def offset_chain(program):
@@ -168,27 +191,50 @@ def render_program(program, name, blas_prefix, wrapper="jit_wrapper", entry_pref
     template context, e.g. profile=True and profile_kernels=n for the profiling build (timers
     around each kernel: targets/c/profiling.py)."""
     used = {b.id for k in program.kernels for b in k.buffers}
-    chain, offset_names = offset_chain(program)
+    table, chain, offset_names, workspace_bytes = workspace_offsets(program)
     externals = [_BufView(b) for b in program.externals]
     temps = [_BufView(b, offset_names) for b in program.buffers if b.role == "temp" and b.id in used]
     context = _blas_context(program.kernels)
-    functions, calls = outlined or _outline(program, entry_prefix, context)
-    for f in functions:
-        f.linkage = "static"
+    outlined = outlined or _outline(program, entry_prefix, context)
+    functions, calls = outlined.functions, outlined.calls
+    for f in functions + outlined.ranges:
+        f.unit, f.linkage = 0, "static"
     template = environment().get_template("c/program.c.j2")
     return template.render(
         name=name, prefix=entry_prefix, wrapper=wrapper,
-        dim_names=[s.name for s in program.dim_symbols],
-        workspace_bytes=int_to_c(program.workspace_bytes),
+        dim_names=[s.name for s in program.dim_symbols], workspace_bytes=workspace_bytes,
+        ws_table=table,
         seq_buffers=externals + temps, seq_kernels=list(enumerate(program.kernels)), ws_chain=chain,
         size_checks=size_checks(program, program.kernels), kernel_fns=functions, kernel_calls=calls,
+        range_fns=outlined.ranges, range_calls=outlined.range_of, fallible=_fallible(program),
         blas_prefix=blas_prefix, **context, **(extra or {}))
 
 
+def _fallible(program):
+    """The kernels that can fail (set status): the sequence checks after these only."""
+    return {ki for ki, k in enumerate(program.kernels) if spec_of(k.kind).can_fail(k)}
+
+
+class _Outlined:
+    """The program's kernel functions and calls (outline.py), and its range functions and which
+    kernel calls which (range_functions.py)."""
+
+    def __init__(self, functions, calls, ranges, range_of):
+        self.functions, self.calls, self.ranges, self.range_of = functions, calls, ranges, range_of
+
+
 def _outline(program, prefix, context, body_bytes=None):
-    """The program's kernels as functions, each distinct body once (outline.py)."""
-    return outline_kernels(environment(), program.kernels, prefix,
-                           {"reduce_helpers": context["reduce_helpers"]}, body_bytes)
+    """The program's kernels as functions, each distinct body once (outline.py), the loops of its
+    threaded elementwise kernels as range functions (range_functions.py). `body_bytes`, when
+    given, is filled with each kernel's bytes of C, a range function's counted at its first use."""
+    ranges, range_of = range_functions(environment(), program.kernels, prefix)
+    functions, calls = outline_kernels(environment(), program.kernels, prefix,
+                                       {"reduce_helpers": context["reduce_helpers"]}, body_bytes,
+                                       range_of)
+    if body_bytes is not None:
+        for f in ranges:
+            body_bytes[f.uses[0]] += len(f.body)
+    return _Outlined(functions, calls, ranges, range_of)
 
 
 # Relative cost of compiling one kernel of each kind with gcc -O3, measured on the MLP train
@@ -249,24 +295,73 @@ def _volume(kernel, body_bytes):
     return n if n is not None else kernel_compile_cost(kernel) * _BYTES_PER_COST
 
 
+# What a kernel costs gcc in the sequence that runs it, whether its body is compiled there or
+# not: the call (or the inline block's frame) and its buffers' pointers. ResNet-20's units spent
+# ~0.35 s each on their sequences (~200 calls, ~440 buffer pointers), as much per byte as on
+# kernel bodies; balanced on bodies alone, the unit with the later layers' calls was 10-25 %
+# slower to compile.
+_SEQUENCE_BYTES = 12
+_SEQUENCE_BYTES_PER_BUFFER = 10
+
+
+def _sequence_volume(kernel):
+    return _SEQUENCE_BYTES + _SEQUENCE_BYTES_PER_BUFFER * len({b.id for b in kernel.buffers})
+
+
+# Kernels whose inline code in a sequence is calls (of their runtime-library or range function,
+# or of BLAS) or `omp simd` loops, which gcc vectorizes at -O1 as at -O3 (the simd pragma forces
+# it): a segment of these only is compiled at -O1 (light_sequence). gcc's time on a sequence is
+# its hundreds of calls, not the kernels' code: ResNet-20's units took 0.85 and 0.75 s of gcc at
+# -O3, 0.72 and 0.54 s with their segments at -O1 (two samples each, load ~2). Any other kind
+# (loops over a body, scalar loops: copies, gathers, softmax, random, long fills) keeps the
+# segment at -O3.
+LIGHT_KINDS = frozenset({
+    "elemwise", "reduce", "copy", "gemm", "gemm_dense_packed", "batch_norm", "batch_norm_grad",
+    "conv_blocked", "conv_blocked_grad_weights", "conv_chunked", "conv_chunked_grad_input",
+    "conv_chunked_grad_weights", "conv_winograd", "conv_winograd_grad_weights", "pool_max",
+    "pool_max_value", "pool_max_grad", "pool_avg", "pool_avg_grad", "pool_max_gather", "lrn",
+    "lrn_grad", "softmax_xent"})
+
+
+def light_sequence(kernels, calls, first):
+    """Whether the segment that runs `kernels` (program indices from `first`; `calls`: those that
+    call their outlined function) may be compiled at -O1: each kernel is a call or of a kind in
+    LIGHT_KINDS."""
+    return all(first + i in calls or _light(k) for i, k in enumerate(kernels))
+
+
+def _light(kernel):
+    if kernel.kind == "fill":  # a scalar loop: light when it is short (a dim's value, a counter)
+        n = kernel.params["n"]
+        return isinstance(n, (int, sympy.Integer)) and int(n) <= 1024
+    return kernel.kind in LIGHT_KINDS
+
+
 def render_units(program, name, blas_prefix, max_units):
     """The program as a list of C sources (translation units compiled in parallel and linked into
     one library): contiguous segments of the kernels, one function each."""
     body_bytes = {}
-    functions, calls = _outline(program, "gc_entry_", _blas_context(program.kernels), body_bytes)
+    outlined = _outline(program, "gc_entry_", _blas_context(program.kernels), body_bytes)
+    functions, calls = outlined.functions, outlined.calls
     body_bytes = {id(program.kernels[ki]): n for ki, n in body_bytes.items()}
     segments = plan_segments(program, max_units,
                              costs=first_use_costs(program.kernels, calls, kernel_compile_cost),
-                             balance=first_use_costs(program.kernels, calls,
-                                                     lambda k: _volume(k, body_bytes)))
+                             balance=[body + _sequence_volume(k) for k, body in zip(
+                                 program.kernels, first_use_costs(program.kernels, calls,
+                                                                  lambda k: _volume(k, body_bytes)))])
     if len(segments) == 1:
-        return [render_program(program, name, blas_prefix, outlined=(functions, calls))]
+        return [render_program(program, name, blas_prefix, outlined=outlined)]
     unit_of = {ki: u for u, seg in enumerate(segments) for ki in seg}
     for f in functions:  # defined where first called; hidden, not static, if another unit calls it
         f.unit = unit_of[f.uses[0]]
         f.linkage = "static" if all(unit_of[ki] == f.unit for ki in f.uses) else "hidden"
-    chain, offset_names = offset_chain(program)
+
+    def unit_of_call(ki):  # the unit whose code calls kernel ki's range function
+        return calls[ki].function.unit if ki in calls else unit_of[ki]
+    place_in_units(outlined.ranges, unit_of_call)
+    table, chain, offset_names, workspace_bytes = workspace_offsets(program)
     views = {b.id: _BufView(b, offset_names) for b in program.buffers}
+    fallible = _fallible(program)
     template = environment().get_template("c/program_unit.c.j2")
     sources = []
     for u, seg in enumerate(segments):
@@ -275,11 +370,14 @@ def render_units(program, name, blas_prefix, max_units):
         sources.append(template.render(
             name=name, prefix="gc_entry_", wrapper="jit_wrapper", unit=u, n_units=len(segments),
             seq_kernels=[(ki, program.kernels[ki]) for ki in seg],
-            seq_buffers=sorted(used.values(), key=lambda v: v.id), ws_chain=chain,
+            seq_buffers=sorted(used.values(), key=lambda v: v.id), ws_chain=chain, ws_table=table,
             size_checks=size_checks(program, kernels),
-            dim_names=[s.name for s in program.dim_symbols],
-            workspace_bytes=int_to_c(program.workspace_bytes),
+            dim_names=[s.name for s in program.dim_symbols], workspace_bytes=workspace_bytes,
             kernel_fns=[f for f in functions if f.unit == u or any(unit_of[ki] == u for ki in f.uses)],
             kernel_calls={ki: calls[ki] for ki in seg if ki in calls},
+            range_fns=[f for f in outlined.ranges
+                       if f.unit == u or any(unit_of_call(ki) == u for ki in f.uses)],
+            range_calls=outlined.range_of, fallible=fallible,
+            light_sequence=light_sequence(kernels, calls, seg.start),
             blas_prefix=blas_prefix, **_blas_context(kernels)))
     return sources
