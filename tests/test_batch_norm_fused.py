@@ -180,3 +180,12 @@ def test_the_fused_ops_own_gradients_equal_the_unfused():
         outs.append(fn(x, r, w, g, b))
     for j, (a, c) in enumerate(zip(*outs)):
         np.testing.assert_allclose(a, c, rtol=1e-10, atol=1e-10, err_msg=f"output {j}")
+
+
+def test_the_pass_says_why_it_declined():
+    from graphc.passes.fuse_batch_norm import fuse_batch_norm
+    ins, outs = _block((2, 3, 2, 2), "float32", residual=True, share_pre=True)
+    fg = G.function(ins, outs, backend="py", opt_level=["canonicalize"]).fgraph
+    changed, notes = fuse_batch_norm(fg)
+    assert not changed
+    assert any("relu" in n and "other readers" in n for n in notes), notes

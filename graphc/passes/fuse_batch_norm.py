@@ -28,23 +28,25 @@ def _same_type(fgraph, a, b):
 
 
 def _forward_match(fgraph, node):
-    """(relu node, residual or None) that fold into `node`'s kernel, or (None, reason)."""
+    """(relu node, residual or None, None) that fold into `node`'s kernel, or (None, None,
+    reason): reason None where no relu follows at all (nothing to say)."""
     y0 = node.outputs[0]
+    readers = [n.op for n in fgraph.readers(y0)]
+    if relu_op not in readers and add_op not in readers:
+        return None, None, None
     reader = _only_reader(fgraph, y0)
     if reader is None:
-        return None, "its output has other readers or is a function output"
+        return None, None, "its output has other readers or is a function output"
     if reader.op == relu_op:
-        return reader, None
-    if reader.op != add_op:
-        return None, f"its output is read by {reader.op}, not relu or add"
+        return reader, None, None
     a, b = reader.inputs
     r = b if a is y0 else a
     if r is y0 or not _same_type(fgraph, r, y0):
-        return None, "the add's other operand is not a residual of y's shape and dtype"
+        return None, None, "the add's other operand is not a residual of y's shape and dtype"
     relu = _only_reader(fgraph, reader.outputs[0])
     if relu is None or relu.op != relu_op:
-        return None, "the add's result is not read by one relu alone"
-    return relu, r
+        return None, None, "the add's result is not read by one relu alone"
+    return relu, r, None
 
 
 def _drelu_expr():
@@ -72,10 +74,10 @@ def fuse_batch_norm(fgraph):
     changed, notes = False, []
     for node in list(fgraph.nodes):
         if type(node.op) is BatchNormTrain:
-            relu, r = _forward_match(fgraph, node)
+            relu, r, reason = _forward_match(fgraph, node)
             if relu is None:
-                if r is not None and fgraph.readers(node.outputs[0]):
-                    notes.append(f"not folding relu into {node.op}: {r}")
+                if reason:
+                    notes.append(f"not folding relu into {node.op}: {reason}")
                 continue
             op = BatchNormTrainRelu(node.op.eps, residual=r is not None)
             inputs = list(node.inputs) + ([r] if r is not None else [])
