@@ -95,8 +95,9 @@ def fuse_batch_norm(fgraph):
                 if reason:
                     notes.append(f"not folding drelu into {node.op}: {reason}")
                 continue
+            constraints = node.constraints + node.inputs[4].owner.constraints
             new = Node(BatchNormTrainReluGrad(node.op.eps), list(node.inputs[:4]) + list(found),
-                       [o.type for o in node.outputs], node.constraints + node.inputs[4].owner.constraints)
+                       [o.type for o in node.outputs], constraints)
             for old, out in zip(node.outputs, new.outputs):
                 fgraph.replace(old, out)
             changed = True
