@@ -45,6 +45,10 @@ CASES = {
                  [any_(4, 3, 2, 2)]),
     "bn_inference": (lambda x, g, b, m, v: G.batch_norm_inference(x, g, b, m, v),
                      [any_(2, 3, 2, 2), pos(3), any_(3), any_(3), pos(3)]),
+    # batch norm with its relu (and a residual add) folded in: passes/fuse_batch_norm.py
+    "bn_relu": (lambda x, g, b: G.relu(G.batch_norm_train(x, g, b)[0]), [any_(3, 3, 2, 3), pos(3), any_(3)]),
+    "bn_add_relu": (lambda x, g, b, r: G.relu(G.batch_norm_train(x, g, b)[0] + r),
+                    [any_(3, 3, 2, 3), pos(3), any_(3), any_(3, 3, 2, 3)]),
     "concat_channels": (lambda a, b: G.concatenate([a, b], axis=1) * 1.5,
                         [any_(2, 3, 4, 5), any_(2, 2, 4, 5)]),
     "conv_pool_lrn_chain": (lambda x, w: G.lrn(G.max_pool2d(G.relu(G.conv2d(x, w, padding=1)), 2), 3),

@@ -139,8 +139,10 @@ SPECS = {s.kind: s for s in [
     # Training batch norm over x viewed as (N, C, P), per channel (lower_norm.py; the C target's
     # code is in the runtime library: templates/c/_batch_norm.j2). Outputs (y, mean, var); the
     # gradient's (gx, dgamma, dbeta) from inputs (x, gamma, mean, var, gy).
-    KernelSpec("batch_norm", ("N", "C", "P", "eps", "dtype")),
-    KernelSpec("batch_norm_grad", ("N", "C", "P", "eps", "dtype")),
+    # `act`: "none"; "relu" (y = relu(bn(x)), the gradient's mask from input y after gy);
+    # "add_relu" (y = relu(bn(x) + r), r the fourth input): passes/fuse_batch_norm.py.
+    KernelSpec("batch_norm", ("N", "C", "P", "eps", "dtype", "act")),
+    KernelSpec("batch_norm_grad", ("N", "C", "P", "eps", "dtype", "act")),
 ]}
 
 

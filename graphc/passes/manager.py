@@ -15,14 +15,15 @@ from ..errors import PipelineError
 # merges (whose patterns it would hide); chain fusion precedes reduction fusion (a reduction
 # absorbs a fused chain); the gemm update goes before sibling fusion, which would hide its
 # elementwise `w - lr * g` inside a multi-output loop. scan_last_state goes first: it only
-# rewires reads of a loop's history (hs[-1] reads the final state).
+# rewires reads of a loop's history (hs[-1] reads the final state). fuse_batch_norm goes before
+# fuse_elemwise, which would hide the relu (and its gradient) it folds into batch norm.
 PIPELINES = {
     "O0": [],
     "O1": ["scan_last_state", "canonicalize", "merge_increments", "stabilize"],
     "O2": ["scan_last_state", "canonicalize", "merge_increments", "merge_products", "stabilize",
-           "fuse_elemwise", "fuse_reductions", "fuse_siblings"],
+           "fuse_batch_norm", "fuse_elemwise", "fuse_reductions", "fuse_siblings"],
     "O3": ["scan_last_state", "canonicalize", "merge_increments", "merge_products", "stabilize",
-           "fuse_elemwise", "fuse_reductions", "fuse_gemm", "fuse_siblings"],
+           "fuse_batch_norm", "fuse_elemwise", "fuse_reductions", "fuse_gemm", "fuse_siblings"],
 }
 _REGISTRY = {}
 

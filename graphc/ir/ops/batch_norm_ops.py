@@ -70,14 +70,19 @@ class BatchNormTrain(Op):
         x, gamma, _ = node.inputs
         _, mean, var = node.outputs
         gy, gmean, gvar = output_grads
-        gx, dgamma, dbeta = BatchNormTrainGrad(self.eps)(x, gamma, mean, var, gy)
-        # The statistics as outputs of their own (a cost that reads them): d mean / dx = 1/m,
-        # d var / dx = 2 (x - mean) / m (the mean's own dependence on x sums to zero).
-        if not _is_zero(gmean):
-            gx = gx + _bcast(gmean, x) * _inv_count(x)
-        if not _is_zero(gvar):
-            gx = gx + _bcast(gvar, x) * (x - _bcast(mean, x)) * (_inv_count(x) * 2)
-        return [gx, dgamma, dbeta]
+        return _train_grad(self.eps, x, gamma, mean, var, gy, gmean, gvar)
+
+
+def _train_grad(eps, x, gamma, mean, var, gy, gmean, gvar):
+    """[gx, dgamma, dbeta] of training batch norm given the gradients of (y, mean, var)."""
+    gx, dgamma, dbeta = BatchNormTrainGrad(eps)(x, gamma, mean, var, gy)
+    # The statistics as outputs of their own (a cost that reads them): d mean / dx = 1/m,
+    # d var / dx = 2 (x - mean) / m (the mean's own dependence on x sums to zero).
+    if not _is_zero(gmean):
+        gx = gx + _bcast(gmean, x) * _inv_count(x)
+    if not _is_zero(gvar):
+        gx = gx + _bcast(gvar, x) * (x - _bcast(mean, x)) * (_inv_count(x) * 2)
+    return [gx, dgamma, dbeta]
 
 
 class BatchNormTrainGrad(Op):
@@ -121,36 +126,40 @@ class BatchNormTrainGrad(Op):
         """Composed from reductions and elementwise ops: the partial derivatives of
         L = sum u * gx + sum v * dgamma + sum w * dbeta, with (u, v, w) the output gradients and
         mean and var independent inputs (the forward op's gradient chains them to x)."""
-        from ..constructors import as_variable
-        from .elemwise import sqrt_op
-        from .reduce import reduce_sum
-        x, gamma, mean, var, gy = node.inputs
-        u, v, w = output_grads
-        axes, dt = _axes(x.ndim), x.dtype
+        return _grad_of_grad(self.eps, *node.inputs, *output_grads)
 
-        def k(value):
-            return as_variable(np.asarray(value, dtype=dt))
 
-        def total(e):
-            return reduce_sum(e, axes)
+def _grad_of_grad(eps, x, gamma, mean, var, gy, u, v, w):
+    """BatchNormTrainGrad.grad: [d x, d gamma, d mean, d var, d gy] of
+    L = sum u * gx + sum v * dgamma + sum w * dbeta."""
+    from ..constructors import as_variable
+    from .elemwise import sqrt_op
+    from .reduce import reduce_sum
+    axes, dt = _axes(x.ndim), x.dtype
 
-        def b(e):
-            return _bcast(e, x)
+    def k(value):
+        return as_variable(np.asarray(value, dtype=dt))
 
-        inv_m = _inv_count(x)
-        s = k(1) / sqrt_op(var + k(self.eps))
-        s3 = s * s * s
-        d = x - b(mean)
-        a, bb = total(gy), total(gy * d)
-        u1, u2, g = total(u), total(u * d), total(u * gy)
-        ggy = (b(gamma * s) * u - b(gamma * s * u1 * inv_m) - b(gamma * s3 * u2 * inv_m) * d
-               + b(v * s) * d + b(w))
-        gxx = b(v * s) * gy - b(gamma * s3 * inv_m) * (b(u2) * gy + b(bb) * u)
-        gmean = gamma * s3 * inv_m * (u2 * a + bb * u1) - v * s * a
-        ggamma = s * g - s * a * u1 * inv_m - s3 * bb * u2 * inv_m
-        gvar = (k(-0.5) * s3 * (gamma * g - gamma * a * u1 * inv_m + v * bb)
-                + k(1.5) * gamma * s3 * s * s * bb * u2 * inv_m)
-        return [gxx, ggamma, gmean, gvar, ggy]
+    def total(e):
+        return reduce_sum(e, axes)
+
+    def b(e):
+        return _bcast(e, x)
+
+    inv_m = _inv_count(x)
+    s = k(1) / sqrt_op(var + k(eps))
+    s3 = s * s * s
+    d = x - b(mean)
+    a, bb = total(gy), total(gy * d)
+    u1, u2, g = total(u), total(u * d), total(u * gy)
+    ggy = (b(gamma * s) * u - b(gamma * s * u1 * inv_m) - b(gamma * s3 * u2 * inv_m) * d
+           + b(v * s) * d + b(w))
+    gxx = b(v * s) * gy - b(gamma * s3 * inv_m) * (b(u2) * gy + b(bb) * u)
+    gmean = gamma * s3 * inv_m * (u2 * a + bb * u1) - v * s * a
+    ggamma = s * g - s * a * u1 * inv_m - s3 * bb * u2 * inv_m
+    gvar = (k(-0.5) * s3 * (gamma * g - gamma * a * u1 * inv_m + v * bb)
+            + k(1.5) * gamma * s3 * s * s * bb * u2 * inv_m)
+    return [gxx, ggamma, gmean, gvar, ggy]
 
 
 def _count(shape, axes):
@@ -183,3 +192,83 @@ def _is_zero(g):
     n = g.owner
     return n is not None and n.op == second_op and isinstance(n.inputs[1], Constant) and \
         not n.inputs[1].data.any()
+
+
+# Batch norm with the ReLU after it (and the residual add before that) folded in, made by the
+# pass graphc/passes/fuse_batch_norm.py from the graph above (never by the user): the kernels
+# write y in the pass that normalizes, and the gradient applies the ReLU's mask as it reads gy.
+
+class BatchNormTrainRelu(Op):
+    """(x, gamma, beta[, r]) -> (y, mean, var): y = relu(bn(x) [+ r]) with bn(x) rounded to x's
+    dtype first, as BatchNormTrain and then add and relu compute it (residual: r given)."""
+    __props__ = ("eps", "residual")
+    nout = 3
+
+    def __init__(self, eps, residual=False):
+        self.eps, self.residual = float(eps), bool(residual)
+
+    def infer(self, input_types, ctx):
+        where = "batch_norm_train_relu"
+        x = input_types[0]
+        outs = BatchNormTrain(self.eps).infer(input_types[:3], ctx)
+        if len(input_types) != 3 + self.residual:
+            raise GraphcTypeError(f"{where}: expected {3 + self.residual} inputs, got {len(input_types)}")
+        if self.residual:
+            r = input_types[3]
+            if r.ndim != x.ndim or r.dtype != x.dtype:
+                raise GraphcShapeError(f"{where}: the residual {r} must match the input {x}")
+            for a, (d1, d2) in enumerate(zip(x.shape, r.shape)):
+                ctx.equal(d1, d2, f"{where}: residual axis {a}")
+        return outs
+
+    def reference(self, x, gamma, beta, *r):
+        from .scalar_fns import _np_relu
+        y, mean, var = BatchNormTrain(self.eps).reference(x, gamma, beta)
+        if r:
+            y = y + r[0]
+        return _np_relu(y), mean, var
+
+    def grad(self, node, output_grads):
+        x, gamma = node.inputs[:2]
+        y, mean, var = node.outputs
+        gy, gmean, gvar = output_grads
+        gz = _relu_masked(gy, y)
+        return _train_grad(self.eps, x, gamma, mean, var, gz, gmean, gvar) + [gz] * self.residual
+
+
+class BatchNormTrainReluGrad(Op):
+    """(x, gamma, mean, var, g, y) -> (gx, dgamma, dbeta): BatchNormTrainGrad of
+    gy = g * (y > 0 ? 1 : 0), the ReLU's gradient read from its output y (as drelu computes it:
+    inf or NaN in g where y <= 0 gives NaN, as there)."""
+    __props__ = ("eps",)
+    nout = 3
+
+    def __init__(self, eps):
+        self.eps = float(eps)
+
+    def infer(self, input_types, ctx):
+        where = "batch_norm_train_relu_grad"
+        x, y = input_types[0], input_types[5]
+        outs = BatchNormTrainGrad(self.eps).infer(input_types[:5], ctx)
+        if y.ndim != x.ndim or y.dtype != x.dtype:
+            raise GraphcShapeError(f"{where}: the ReLU output {y} must match the input {x}")
+        for a, (d1, d2) in enumerate(zip(x.shape, y.shape)):
+            ctx.equal(d1, d2, f"{where}: ReLU output axis {a}")
+        return outs
+
+    def reference(self, x, gamma, mean, var, g, y):
+        with np.errstate(invalid="ignore"):
+            gy = g * (y > 0).astype(x.dtype)
+        return BatchNormTrainGrad(self.eps).reference(x, gamma, mean, var, gy)
+
+    def grad(self, node, output_grads):
+        x, gamma, mean, var, g, y = node.inputs
+        gz = _relu_masked(g, y)
+        gx, ggamma, gmean, gvar, ggz = _grad_of_grad(self.eps, x, gamma, mean, var, gz, *output_grads)
+        return [gx, ggamma, gmean, gvar, _relu_masked(ggz, y), None]
+
+
+def _relu_masked(g, y):
+    """g * (y > 0 ? 1 : 0): the ReLU's gradient from its output, as drelu writes it."""
+    from .elemwise import cast
+    return g * cast(y > np.asarray(0, dtype=y.dtype), y.dtype)
