@@ -7,6 +7,9 @@ counts, where im2col + gemm has few rows); lower_cnn.py asks `blocked_kind` firs
 gradient of a stride-1 conv is the same kernel over gy with the filters turned and transposed
 (FLIP), padded K-1-P; that of a strided conv is S_h x S_w such kernels, one per phase of gx's
 rows and columns (`phase_geometry`), each with the taps of the filter that reach that phase.
+A stride-1 conv whose output rows do not fill whole vectors (LeNet's 10-pixel rows) may run in
+the C's flat layout (each image's outputs one row of HO*WO, each input channel's padded image
+copied once per kernel column, _conv_blocked.j2's gc_cv_flat_of): its slots get room for it.
 Scratch per kernel: the packed weights, the tap offsets, and one slot per thread
 (CCapabilities.conv_slots) holding a padded image (and, for the weight gradient, gy's padded rows
 and the thread's partial sums); its size is bounded for the widest vector the C may use (64
@@ -85,6 +88,33 @@ def _slot_image(c, h, w, sw, ph, pw, vl, extra_rows=0, extra_cols=0):
     return _mul(c, sw, h + 2 * ph + extra_rows, _floor_div(w + 2 * pw + sw - 1, sw) + vl + extra_cols)
 
 
+def _flat_image(c, h, ph, kw, wo, vl):
+    """Elements of one image in the flat layout of a stride-1 conv (the C's gc_cv_flat_of: per
+    channel, kw planes of the h + 2*ph padded rows, wo wide, and a vector's reach)."""
+    return _mul(c, kw, (h + 2 * ph) * wo + vl)
+
+
+def flat_may_pay(wo, vl):
+    """Whether rows of wo outputs waste an eighth of their lanes or more in vectors of vl, vl/2 or
+    vl/4 elements (64, 32, 16 bytes: the widths the C may be compiled for), the C's rule for the
+    flat layout (gc_cv_flat_of)."""
+    return any((-wo % v) * 8 >= wo + (-wo % v) for v in (vl, vl // 2, vl // 4) if v >= 1)
+
+
+def _forward_image(c, h, w, ph, pw, kw, wo, sh, sw, vl):
+    """Elements of one image of a conv_blocked slot: the row layout's, or where the C may choose
+    the flat layout (stride 1, rows that waste lanes: flat_may_pay), the larger of the two.
+    Symbolic sizes keep the row layout (the bench nets' 8-32 pixel rows fill their vectors) and
+    its slot, unchanged."""
+    image = _slot_image(c, h, w, sw, ph, pw, vl)
+    sizes = (c, h, w, wo, image)
+    if (sh, sw) != (1, 1) or not all(isinstance(d, (int, sympy.Integer)) for d in sizes):
+        return image
+    if not flat_may_pay(int(wo), vl):
+        return image
+    return max(int(image), _flat_image(int(c), int(h), ph, kw, int(wo), vl))
+
+
 def emit_blocked(L, kind, geom, out_buf, in_buf, w_buf, dtype, label):
     """One conv_blocked kernel (kind fwd or grad_input) or conv_blocked_grad_weights (in_buf: x,
     w_buf: gy); the input gradient of a strided conv: one per phase (_emit_phases)."""
@@ -99,7 +129,7 @@ def emit_blocked(L, kind, geom, out_buf, in_buf, w_buf, dtype, label):
     else:
         c, co, h, w, ho, wo = geom.ct, geom.cout, geom.h, geom.w, geom.ho, geom.wo
         (ph, pw), (sh, sw) = op.padding, op.stride
-    image = _slot_image(c, h, w, sw, ph, pw, vl)
+    image = _forward_image(c, h, w, ph, pw, geom.kw, wo, sh, sw, vl)
     taps = _mul(c, geom.kh, geom.kw)
     params = dict(N=geom.n, C=c, H=h, W=w, CO=co, KH=geom.kh, KW=geom.kw, SH=sh, SW=sw, PH=ph,
                   PW=pw, HO=ho, WO=wo, SLOTS=slots, dtype=dtype)
@@ -111,6 +141,7 @@ def emit_blocked(L, kind, geom, out_buf, in_buf, w_buf, dtype, label):
         # (gy's rows: ho * (wo + vl) bounds ho * nvec * VL; written ho*wo + (h+2ph)*vl, as
         # ho <= h + 2*ph, so that no sum of it is negative where the dims do not make a conv)
         rows = _mul(padded_co, ho, wo) + _mul(padded_co, h + 2 * ph, vl)
+        # (the flat layout's gy: padded_co * (ho*wo + vl) elements, inside `rows`)
         slot = _mul(padded_co, taps, vl) + image + rows + GROUP_ELEMS
         scratch = [toff, L.new_buffer(dtype, (slots, slot), "temp", f"{label} padded images")]
         L.emit("conv_blocked_grad_weights", [out_buf], [in_buf, w_buf],
