@@ -12,24 +12,17 @@ region's schedule(static) did. Each distinct loop is one function (the text is i
 for outline.py's kernel functions). Kernels inside loop bodies keep their region (loop.j2 runs
 some bodies on a team of threads)."""
 import numbers
-from dataclasses import dataclass, field
 
 import sympy
 
 from .capabilities import C_CAPABILITIES
-from .outline import NOT_OUTLINED, _Renumbered, _render_key
+from .outline import NOT_OUTLINED, KernelFunction, _Renumbered, _render_key
 
 
-@dataclass(eq=False)
-class RangeFunction:
-    name: str
-    kind: str
-    label: str  # the first caller's
-    body: str
-    params: list  # outline._LocalBuffer, in the order of gc_p
-    uses: list = field(default_factory=list)  # kernel indices that call it
-    unit: int = 0  # the translation unit that defines it (render_units)
-    linkage: str = "static"  # or "hidden": called from another unit of the same library
+class RangeFunction(KernelFunction):
+    """A kernel's loop over [lo, hi) as a function: outline.KernelFunction's record (name, the
+    first caller's label, body, buffer parameters, callers, unit, linkage) without size
+    parameters; the kernel's call hands it to graphc_rt_parallel_range."""
 
 
 def runs_in_range(kernel):
