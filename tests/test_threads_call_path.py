@@ -1,6 +1,8 @@
 """The per-call cost of a compiled function (issue 16): f(...) reaches the native call path
 without a Python frame, small elementwise kernels enter no OpenMP region, and everything the
 fast path does not take still goes to the checked path with its precise errors."""
+import os
+import re
 import sys
 
 import numpy as np
@@ -8,6 +10,7 @@ import pytest
 
 import graphc as G
 from graphc.errors import GraphcError
+from graphc.targets.c.templates_dir import templates_root
 
 
 def _python_frames_during(fn):
@@ -90,6 +93,13 @@ def test_flat_elementwise_agrees_on_both_sides_of_the_parallel_threshold(n):
 def test_a_small_flat_elementwise_kernel_skips_the_parallel_region():
     x, y = G.vector("x"), G.vector("y")
     src = G.function([x, y], x + y).program.source
-    guarded = src.index("if (n > GC_PAR_THRESHOLD) {")
-    assert src.index("#pragma omp parallel for schedule(static)", guarded) > guarded
+    # The loop is a range function run by the runtime library's one parallel driver
+    # (templates/c/_parallel_range.j2); the kernel passes its size test as `parallel`...
+    assert re.search(r"graphc_rt_parallel_range\([^;]*, n > GC_PAR_THRESHOLD\);", src)
     assert "if(n > GC_PAR_THRESHOLD)" not in src   # no region entered with a false if()
+    assert "#pragma omp parallel" not in src
+    # ...and the driver runs the function on the calling thread before any region when it is 0
+    with open(os.path.join(templates_root(), "c", "_parallel_range.j2")) as fh:
+        driver = fh.read()
+    serial = driver.index("if (!parallel ||")
+    assert serial < driver.index("fn(bufs, dims, 0, n);") < driver.index("#pragma omp parallel")
