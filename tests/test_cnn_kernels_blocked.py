@@ -27,6 +27,14 @@ BLOCKED = {
     "wide_row_pad_0_2": ((2, 5, 17, 19), (9, 5, 3, 3), (1, 1), (0, 2)),
     "one_pixel_out": ((2, 3, 3, 3), (4, 3, 3, 3), (1, 1), (0, 0)),
     "stride_2_1": ((2, 2, 8, 9), (1, 2, 3, 2), (2, 1), (1, 0)),
+    # the padded copy (gc_cv_pad_image): stride-2 rows split by vectors and their tails, rows and
+    # column phases no tap reads left out, rows shorter than a vector
+    "1x1_stride2_wide_rows": ((2, 3, 34, 37), (4, 3, 1, 1), (2, 2), (0, 0)),
+    "1x1_stride2_pad1_odd_phase_only": ((2, 3, 20, 21), (4, 3, 1, 1), (2, 2), (1, 1)),
+    "3x3_stride2_pad1_wide_rows": ((2, 3, 33, 40), (5, 3, 3, 3), (2, 2), (1, 1)),
+    "1x1_stride3": ((2, 2, 13, 14), (3, 2, 1, 1), (3, 3), (0, 0)),
+    "2x2_stride3_pad1": ((1, 2, 11, 16), (3, 2, 2, 2), (3, 3), (1, 1)),
+    "3x3_pad1_rows_under_a_vector": ((2, 2, 6, 5), (3, 2, 3, 3), (1, 1), (1, 1)),
 }
 
 
@@ -209,8 +217,15 @@ RULE = [
     # ResNet-20's strided 16 -> 32: the input gradient of a strided conv stays im2col + gemm
     (((2, 16, 16, 16), (32, 16, 3, 3), {"padding": 1, "stride": 2}),
      ["conv_blocked", "conv_chunked_grad_input", "conv_blocked_grad_weights"]),
-    # a 1x1 shortcut is a plain gemm
+    # a strided 1x1 shortcut's forward is blocked (its padded copy reads one row and one column
+    # phase in two); its gradients stay gemms
     (((2, 16, 16, 16), (32, 16, 1, 1), {"stride": 2}),
+     ["conv_blocked", "conv_chunked_grad_input", "conv_chunked_grad_weights"]),
+    # past 64 channels on both sides, a gemm
+    (((2, 96, 8, 8), (128, 96, 1, 1), {"stride": 2}),
+     ["conv_chunked", "conv_chunked_grad_input", "conv_chunked_grad_weights"]),
+    # a 1x1 conv with stride 1 is a plain gemm
+    (((2, 16, 16, 16), (32, 16, 1, 1), {}),
      ["conv_chunked", "conv_chunked_grad_input", "conv_chunked_grad_weights"]),
     # LeNet's "valid" conv2: its input gradient would mostly read padding
     (((2, 20, 12, 12), (50, 20, 5, 5), {}),
@@ -252,7 +267,9 @@ def test_blocked_conv_with_other_vector_widths(vector_bytes, tmp_path):
         import numpy as np, graphc as G
         for dtype in ("float32", "float64"):
             for xs, ws, stride, pad in (((2, 3, 9, 21), (5, 3, 3, 3), (1, 1), (1, 1)),
-                                        ((1, 4, 11, 37), (6, 4, 5, 3), (2, 2), (2, 1))):
+                                        ((1, 4, 11, 37), (6, 4, 5, 3), (2, 2), (2, 1)),
+                                        ((1, 3, 20, 37), (4, 3, 1, 1), (2, 2), (1, 1)),
+                                        ((1, 2, 12, 40), (3, 2, 3, 3), (2, 2), (1, 1))):
                 x, w = G.tensor("x", xs, dtype), G.tensor("w", ws, dtype)
                 y = G.conv2d(x, w, stride=stride, padding=pad)
                 outs = [y] + G.grad((y * y).sum(), [x, w])
