@@ -241,3 +241,27 @@ def test_training_through_a_loop_with_a_run_time_trip_count():
             num[idx] = (vals[0] - vals[1]) / 2e-6
         W.set_value(w)
         np.testing.assert_allclose(gw, num, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("op,dtype,want", [("ReduceMax", "float32", -np.inf), ("ReduceMin", "float64", np.inf),
+                                           ("ReduceMax", "int64", np.iinfo("int64").min),
+                                           ("ReduceMin", "int32", np.iinfo("int32").max)])
+def test_max_and_min_over_an_empty_axis_are_the_dtypes_extremes(op, dtype, want):
+    """ONNX's rule (graphc's own max refuses an empty axis, as numpy's does): the reduced axis is
+    empty, the others keep their extent, with keepdims and without; compiled as the reference."""
+    from onnx import TensorProto, helper
+    elem = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE,
+            "int64": TensorProto.INT64, "int32": TensorProto.INT32}[dtype]
+    for keep, out_shape in ((1, [3, 1, 4]), (0, [3, 4])):
+        graph = helper.make_graph(
+            [helper.make_node(op, ["x", "axes"], ["y"], keepdims=keep)], "g",
+            [helper.make_tensor_value_info("x", elem, [3, 0, 4])],
+            [helper.make_tensor_value_info("y", elem, out_shape)],
+            [helper.make_tensor("axes", TensorProto.INT64, [1], [1])])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+        m = GO.load(model)
+        x = np.zeros((3, 0, 4), dtype)
+        for backend in ("c", "py"):
+            got = G.function(m.inputs, m.outputs[0], backend=backend)(x)
+            assert got.shape == tuple(out_shape) and got.dtype == np.dtype(dtype)
+            assert np.all(got == want), (backend, got)

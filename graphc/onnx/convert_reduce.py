@@ -1,5 +1,8 @@
 """Reductions: ReduceSum/Mean/Max/Min/Prod and the composed ones (SumSquare, L1, L2, LogSum,
 LogSumExp), with axes as an attribute (before opset 18) or an input; ArgMax/ArgMin."""
+import numpy as np
+
+from ..ir.constructors import constant
 from ..ir.ops import elemwise as E
 from ..ir.ops.reduce import Argmax, _reduce, mean, normalize_axes
 from ..ir.types import FLOAT_DTYPES
@@ -33,10 +36,26 @@ def _reducer(kind, pre=None, post=None, float_only=False):
         if axes is None:
             return x if pre is None else (post or (lambda v: v))(pre(x))
         keep = bool(node.attr("keepdims", 1))
+        if kind in ("max", "min") and any(x.type.shape[a] == 0 for a in axes):
+            return _extreme_of_nothing(kind, x, axes, keep)
         v = pre(x) if pre else x
         y = mean(v, axes, keep) if kind == "mean" else _reduce(kind, v, axes, keep)
         return post(y) if post else y
     return fn
+
+
+def _extreme_of_nothing(kind, x, axes, keep):
+    """ONNX's max (min) over an axis of length 0: the dtype's lowest (highest) value, -inf (+inf)
+    for floats, where graphc's own max refuses an empty axis as numpy does. The output's shape
+    (other dims may be symbolic) is that of a sum over the same axes, which reads no element."""
+    if x.dtype == "bool":
+        value = kind == "min"
+    elif x.dtype in FLOAT_DTYPES:
+        value = -np.inf if kind == "max" else np.inf
+    else:
+        info = np.iinfo(x.dtype)
+        value = info.min if kind == "max" else info.max
+    return E.second_op(_reduce("sum", x, axes, keep), constant(np.array(value, dtype=x.dtype)))
 
 
 for _name, _fn in {
