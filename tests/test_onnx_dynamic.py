@@ -265,3 +265,32 @@ def test_max_and_min_over_an_empty_axis_are_the_dtypes_extremes(op, dtype, want)
             got = G.function(m.inputs, m.outputs[0], backend=backend)(x)
             assert got.shape == tuple(out_shape) and got.dtype == np.dtype(dtype)
             assert np.all(got == want), (backend, got)
+
+
+@pytest.mark.parametrize("op", ["ArgMax", "ArgMin"])
+def test_select_last_index_takes_the_last_of_tied_extremes(op):
+    """Ties in every row (the first and last extreme differ), keepdims both ways, every axis;
+    compiled and the reference. A symbolic axis is refused with the reason."""
+    x = np.array([[[3, 1, 3, 0], [0, 0, 2, 2], [5, 5, 5, 5]],
+                  [[1, 4, 4, 1], [7, 0, 7, 0], [2, 9, 9, 2]]], "float32")
+    pick = np.argmax if op == "ArgMax" else np.argmin
+    for axis in range(3):
+        for keep in (0, 1):
+            node = oh.make_node(op, ["x"], ["y"], axis=axis, keepdims=keep, select_last_index=1)
+            out = list(x.shape) if keep else [d for i, d in enumerate(x.shape) if i != axis]
+            if keep:
+                out[axis] = 1
+            graph = oh.make_graph([node], "g", [oh.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
+                                  [oh.make_tensor_value_info("y", TensorProto.INT64, out)])
+            m = GO.load(oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)]))
+            flipped = np.flip(x, axis)
+            want = x.shape[axis] - 1 - pick(flipped, axis=axis)
+            want = np.expand_dims(want, axis) if keep else want
+            for backend in ("c", "py"):
+                got = G.function(m.inputs, m.outputs[0], backend=backend)(x)
+                np.testing.assert_array_equal(got, want)
+    node = oh.make_node(op, ["x"], ["y"], axis=1, select_last_index=1)
+    graph = oh.make_graph([node], "g", [oh.make_tensor_value_info("x", TensorProto.FLOAT, [2, "n"])],
+                          [oh.make_tensor_value_info("y", TensorProto.INT64, [2, 1])])
+    with pytest.raises(OnnxUnsupported, match="symbolic length"):
+        GO.load(oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)]))

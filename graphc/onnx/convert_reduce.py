@@ -76,10 +76,16 @@ for _name, _fn in {
 @converter("ArgMax", "ArgMin", attrs=("axis", "keepdims", "select_last_index"))
 def argmax(node):
     x = node.input(0)
-    if node.attr("select_last_index", 0):
-        raise Unsupported("select_last_index=1 (graphc returns the first extreme)")
     axis = node.attr("axis", 0) % max(x.ndim, 1)
     if node.op_type == "ArgMin":
         x = E.neg_op(x) if x.dtype != "bool" else E.not_op(x)
-    return Argmax(axis, bool(node.attr("keepdims", 1)))(x)
+    if not node.attr("select_last_index", 0):
+        return Argmax(axis, bool(node.attr("keepdims", 1)))(x)
+    # the last extreme: graphc's Argmax takes the first, so it reads the axis backwards and the
+    # index is counted back from the end
+    n = x.type.shape[axis] if x.ndim else 1
+    if not isinstance(n, int):
+        raise Unsupported(f"select_last_index=1 along axis {axis} of symbolic length {n}")
+    backwards = x[tuple(slice(None, None, -1) if a == axis else slice(None) for a in range(x.ndim))]
+    return np.int64(n - 1) - Argmax(axis, bool(node.attr("keepdims", 1)))(backwards)
 

@@ -246,8 +246,9 @@ def range_(node):
 @converter("Pad", attrs=("mode",))
 def pad(node):
     x = node.input(0)
-    if node.attr("mode", "constant") != "constant":
-        raise Unsupported(f"mode={node.attr('mode')!r} (graphc pads with a constant)")
+    mode = node.attr("mode", "constant")
+    if mode not in ("constant", "edge", "reflect", "wrap"):
+        raise Unsupported(f"mode={mode!r}")
     pads = node.static_ints(1, "pads")
     value = node.static_scalar(2, "constant_value") if node.has_input(2) else 0
     axes = node.static_ints(3, "axes") if node.has_input(3) else list(range(x.ndim))
@@ -256,7 +257,26 @@ def pad(node):
         begins[a % x.ndim], ends[a % x.ndim] = pads[k], pads[k + len(axes)]
     if any(p < 0 for p in begins + ends):
         raise Unsupported(f"negative pads {pads} (cropping)")
+    if mode != "constant":
+        return pad_by_gather(x, begins, ends, mode)
     return pad_constant(x, begins, ends, value)
+
+
+def pad_by_gather(x, begins, ends, mode):
+    """Pad modes edge (the border repeated), reflect (mirrored, the border not repeated: PyTorch's
+    ReflectionPad) and wrap (periodic): each padded axis is a gather of x along it, the indices
+    numpy's own np.pad of arange(n) in that mode, fixed when the model loads (so the gradient is
+    the gather's: summed back onto the elements each padding copies)."""
+    for a, (b, e) in enumerate(zip(begins, ends)):
+        if not b and not e:
+            continue
+        n = x.type.shape[a]
+        if not isinstance(n, int):
+            raise Unsupported(f"mode={mode!r} along axis {a} of symbolic length {n}")
+        if n == 0 or mode == "reflect" and n == 1:
+            raise Unsupported(f"mode={mode!r} along axis {a} of length {n}: nothing to repeat")
+        x = take(x, constant(np.pad(np.arange(n, dtype="int64"), (b, e), mode=mode)), a)
+    return x
 
 
 def pad_constant(x, begins, ends, value):
