@@ -29,6 +29,12 @@ def distinct(*shape):
     return make
 
 
+def off_integers(*shape):
+    """Either sign, 2.2-2.8 in size: over a divisor in [1, 1.05) the quotient is 2.1-2.8, so
+    fmod's truncation stays on one side for finite differences (and is not 0: d/db = -trunc)."""
+    return lambda rng, dt: (rng.choice([-1.0, 1.0], shape) * rng.uniform(2.2, 2.8, shape)).astype(dt)
+
+
 def ints(high, *shape, dtype="int64"):
     return lambda rng, dt: rng.randint(0, high, shape).astype(dtype)
 
@@ -55,6 +61,7 @@ CASES = {
     "relu": (G.relu, [any_(3, 4)], True),
     "maximum": (G.maximum, [distinct(3, 4), any_(3, 4)], True),
     "minimum": (G.minimum, [distinct(3, 4), any_(3, 4)], True),
+    "fmod": (G.fmod, [off_integers(3, 4), lambda rng, dt: rng.uniform(1.0, 1.05, (1, 4)).astype(dt)], True),
     "clip": (lambda a: G.clip(a, -0.5, 0.7), [any_(4, 5)], True),
     "where": (lambda a, b: G.where(a > 0, a * b, b), [any_(3, 4), any_(3, 4)], True),
     "compare_logic": (lambda a, b: G.cast((a > b) & ~(a < -1.0) | (a >= 1.5), a.dtype) * a,

@@ -60,7 +60,7 @@ def mod(node):
         # C's fmod: the sign of the dividend; a - trunc(a / b) * b
         if a.dtype in INT_DTYPES:
             return a - _int_div(a, b) * b
-        raise Unsupported("fmod=1 on floats (C's fmod) is not supported")
+        return E.fmod_op(a, b)
     return E.mod_op(a, b)
 
 

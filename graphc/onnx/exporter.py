@@ -154,6 +154,8 @@ class Writer:
             if name == "log1p":
                 return self.node("Log", [self.node("Add", [x, one])])
             return self.node("Sub", [self.node("Exp", [x]), one])
+        if name == "fmod":
+            return self.node("Mod", [self.expr(a, args, dtype) for a in sub], fmod=1)
         if name in _FNS:
             ins = [self.expr(a, args, "bool" if name == "where" and k == 0 else dtype)
                    for k, a in enumerate(sub)]

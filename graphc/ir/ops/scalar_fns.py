@@ -122,6 +122,11 @@ def _np_mod(a, b):
         return np.mod(a, b)
 
 
+def _np_fmod(a, b):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.fmod(a, b)
+
+
 _ERF = np.frompyfunc(math.erf, 1, 1)
 
 
@@ -172,6 +177,10 @@ TABLE = [
     Row("where", 3, np.where, syntax("where"), "cheap", _where_d, public=("where", "switch")),
     Row("floordiv", 2, _np_floordiv, generic("gc_floordiv"), "cheap", public=("floor_div",)),
     Row("mod", 2, _np_mod, generic("gc_mod"), "cheap"),
+    # C's fmod: the remainder with the dividend's sign, exact (numpy's fmod is C's); d/db is
+    # -trunc(a / b), written with fmod itself as (fmod(a, b) - a) / b.
+    Row("fmod", 2, _np_fmod, libm("fmod"), "cheap",
+        lambda a, b: (sympy.Integer(1), (fmod(a, b) - a) / b), public=("fmod",)),
     # Integer power; a negative exponent gives the truncated 1 / a**n (see _np_ipow).
     Row("ipow", 2, lambda a, b: _np_ipow(a, b), generic("gc_ipow"), "cheap"),
     Row("logical_and", 2, np.logical_and, syntax("logical_and"), "cheap", real=False,
@@ -209,6 +218,7 @@ tanh, sin, cos = _CLASSES["tanh"], _CLASSES["sin"], _CLASSES["cos"]
 sigmoid, softplus, relu = _CLASSES["sigmoid"], _CLASSES["softplus"], _CLASSES["relu"]
 sgn, absval, maximum, minimum = _CLASSES["sgn"], _CLASSES["absval"], _CLASSES["maximum"], _CLASSES["minimum"]
 where, floordiv, mod, ipow = _CLASSES["where"], _CLASSES["floordiv"], _CLASSES["mod"], _CLASSES["ipow"]
+fmod = _CLASSES["fmod"]
 logical_and, logical_or = _CLASSES["logical_and"], _CLASSES["logical_or"]
 logical_xor, logical_not = _CLASSES["logical_xor"], _CLASSES["logical_not"]
 LOGICAL = (logical_and, logical_or, logical_xor, logical_not)
