@@ -8,7 +8,7 @@ from ..ir.constructors import constant
 from ..ir.ops import elemwise as E
 from ..ir.ops.broadcast import broadcast_shape, broadcast_to
 from ..ir.ops.indexing import take
-from ..ir.ops.shape import Arange, IncSubtensor, concatenate, reshape, transpose
+from ..ir.ops.shape import Arange, IncSubtensor, concatenate, dim_value, reshape, transpose
 from ..ir.types import simplify_dim, size_of
 from .node import is_static
 from .registry import Unsupported, converter
@@ -264,19 +264,33 @@ def pad(node):
 
 def pad_by_gather(x, begins, ends, mode):
     """Pad modes edge (the border repeated), reflect (mirrored, the border not repeated: PyTorch's
-    ReflectionPad) and wrap (periodic): each padded axis is a gather of x along it, the indices
-    numpy's own np.pad of arange(n) in that mode, fixed when the model loads (so the gradient is
-    the gather's: summed back onto the elements each padding copies)."""
+    ReflectionPad) and wrap (periodic): each padded axis is a gather of x along it, so the
+    gradient sums each copy back onto its source."""
     for a, (b, e) in enumerate(zip(begins, ends)):
-        if not b and not e:
-            continue
-        n = x.type.shape[a]
-        if not isinstance(n, int):
-            raise Unsupported(f"mode={mode!r} along axis {a} of symbolic length {n}")
-        if n == 0 or mode == "reflect" and n == 1:
-            raise Unsupported(f"mode={mode!r} along axis {a} of length {n}: nothing to repeat")
-        x = take(x, constant(np.pad(np.arange(n, dtype="int64"), (b, e), mode=mode)), a)
+        if b or e:
+            x = take(x, _pad_indices(x.type.shape[a], b, e, mode, a), a)
     return x
+
+
+def _pad_indices(n, b, e, mode, axis):
+    """The source of each of the b + n + e padded positions along an axis of length n: numpy's
+    own np.pad of arange(n) where n is static; where it is symbolic, the same rule computed when
+    the call runs (position p = i - b clamped for edge, taken mod n for wrap, and for reflect
+    folded into [0, 2(n-1)) and mirrored past n-1: np.pad's repeated reflection)."""
+    if isinstance(n, int):
+        if n == 0 or mode == "reflect" and n == 1 and (b or e):
+            raise Unsupported(f"mode={mode!r} along axis {axis} of length {n}: nothing to repeat")
+        return constant(np.pad(np.arange(n, dtype="int64"), (b, e), mode=mode))
+    p = Arange(simplify_dim(sympy.sympify(n) + b + e), "int64")() - np.int64(b)
+    length = dim_value(n)
+    last = length - np.int64(1)
+    if mode == "edge":
+        return E.minimum_op(E.maximum_op(p, np.int64(0)), last)
+    if mode == "wrap":
+        return E.mod_op(p, length)
+    period = last * np.int64(2)
+    folded = E.mod_op(p, period)  # (a length of 1: mod 0 is 0, the one element)
+    return E.where_op(E.gt_op(folded, last), period - folded, folded)
 
 
 def pad_constant(x, begins, ends, value):
