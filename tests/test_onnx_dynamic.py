@@ -269,8 +269,8 @@ def test_max_and_min_over_an_empty_axis_are_the_dtypes_extremes(op, dtype, want)
 
 @pytest.mark.parametrize("op", ["ArgMax", "ArgMin"])
 def test_select_last_index_takes_the_last_of_tied_extremes(op):
-    """Ties in every row (the first and last extreme differ), keepdims both ways, every axis;
-    compiled and the reference. A symbolic axis is refused with the reason."""
+    """Ties in every row (the first and last extreme differ), keepdims both ways, every axis, an
+    axis of symbolic length; compiled and the reference."""
     x = np.array([[[3, 1, 3, 0], [0, 0, 2, 2], [5, 5, 5, 5]],
                   [[1, 4, 4, 1], [7, 0, 7, 0], [2, 9, 9, 2]]], "float32")
     pick = np.argmax if op == "ArgMax" else np.argmin
@@ -289,8 +289,15 @@ def test_select_last_index_takes_the_last_of_tied_extremes(op):
             for backend in ("c", "py"):
                 got = G.function(m.inputs, m.outputs[0], backend=backend)(x)
                 np.testing.assert_array_equal(got, want)
+    # an axis of symbolic length: the index counted back from its length at the call
     node = oh.make_node(op, ["x"], ["y"], axis=1, select_last_index=1)
     graph = oh.make_graph([node], "g", [oh.make_tensor_value_info("x", TensorProto.FLOAT, [2, "n"])],
                           [oh.make_tensor_value_info("y", TensorProto.INT64, [2, 1])])
-    with pytest.raises(OnnxUnsupported, match="symbolic length"):
-        GO.load(oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)]))
+    m = GO.load(oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)]))
+    rows = x[0, :2]
+    for backend in ("c", "py"):
+        f = G.function(m.inputs, m.outputs[0], backend=backend)
+        for n in (4, 3, 1):
+            xx = np.ascontiguousarray(rows[:, :n])
+            want = (n - 1 - pick(xx[:, ::-1], axis=1))[:, None]
+            np.testing.assert_array_equal(f(xx), want)

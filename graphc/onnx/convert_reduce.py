@@ -5,6 +5,7 @@ import numpy as np
 from ..ir.constructors import constant
 from ..ir.ops import elemwise as E
 from ..ir.ops.reduce import Argmax, _reduce, mean, normalize_axes
+from ..ir.ops.shape import dim_value
 from ..ir.types import FLOAT_DTYPES
 from .masked_slice import masked_reduce
 from .registry import Unsupported, converter
@@ -84,8 +85,7 @@ def argmax(node):
     # the last extreme: graphc's Argmax takes the first, so it reads the axis backwards and the
     # index is counted back from the end
     n = x.type.shape[axis] if x.ndim else 1
-    if not isinstance(n, int):
-        raise Unsupported(f"select_last_index=1 along axis {axis} of symbolic length {n}")
+    last = np.int64(n - 1) if isinstance(n, int) else dim_value(n) - np.int64(1)
     backwards = x[tuple(slice(None, None, -1) if a == axis else slice(None) for a in range(x.ndim))]
-    return np.int64(n - 1) - Argmax(axis, bool(node.attr("keepdims", 1)))(backwards)
+    return last - Argmax(axis, bool(node.attr("keepdims", 1)))(backwards)
 

@@ -278,8 +278,8 @@ def _pad_indices(n, b, e, mode, axis):
     the call runs (position p = i - b clamped for edge, taken mod n for wrap, and for reflect
     folded into [0, 2(n-1)) and mirrored past n-1: np.pad's repeated reflection)."""
     if isinstance(n, int):
-        if n == 0 or mode == "reflect" and n == 1 and (b or e):
-            raise Unsupported(f"mode={mode!r} along axis {axis} of length {n}: nothing to repeat")
+        if n == 0:
+            raise Unsupported(f"mode={mode!r} along axis {axis} of length 0: nothing to repeat")
         return constant(np.pad(np.arange(n, dtype="int64"), (b, e), mode=mode))
     p = Arange(simplify_dim(sympy.sympify(n) + b + e), "int64")() - np.int64(b)
     length = dim_value(n)
