@@ -77,12 +77,19 @@ class GraphcRep(BackendRep):
             model, fn, args, names = self._specialized(args)
         else:
             fn, names = self.fn, self.input_names
-        # float16 computes in float32 (proto.py): cast at the boundary
-        f16_in, f16_out = set(model.float16_inputs), set(model.float16_outputs)
-        args = [a.astype("float32") if n in f16_in else a for n, a in zip(names, args)]
+        # float16 and bfloat16 compute in float32 (proto.py): cast at the boundary
+        narrow_in = set(model.float16_inputs) | set(model.bfloat16_inputs)
+        args = [a.astype("float32") if n in narrow_in else a for n, a in zip(names, args)]
         outs = [np.asarray(o) for o in fn(*args)]
-        return tuple(o.astype("float16") if n in f16_out else o
+        return tuple(o.astype("float16") if n in model.float16_outputs
+                     else o.astype(_bfloat16()) if n in model.bfloat16_outputs else o
                      for n, o in zip(model.output_names, outs))
+
+
+def _bfloat16():
+    """numpy's bfloat16 (ml_dtypes, which onnx itself needs for bfloat16 tensors)."""
+    import ml_dtypes
+    return ml_dtypes.bfloat16
 
 
 class GraphcBackend(Backend):

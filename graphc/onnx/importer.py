@@ -35,14 +35,16 @@ class OnnxModel:
     Identity's output is a parameter of its own in m.params, started from a copy)."""
 
     def __init__(self, inputs, outputs, params, input_names, output_names, opset, producer,
-                 running_stats=(), float16_inputs=(), float16_outputs=(), aliases=None):
+                 running_stats=(), float16_inputs=(), float16_outputs=(), aliases=None,
+                 bfloat16_inputs=(), bfloat16_outputs=()):
         self.inputs, self.outputs, self.params = inputs, outputs, params
         self.trainable = [p for name, p in params.items() if name not in set(running_stats)]
         self.aliases = dict(aliases or {})
         self.input_names, self.output_names = input_names, output_names
         self.opset, self.producer = opset, producer
-        # float16 in the model, float32 in graphc (proto.py): cast these at the boundary
+        # float16 / bfloat16 in the model, float32 in graphc (proto.py): cast these at the boundary
         self.float16_inputs, self.float16_outputs = list(float16_inputs), list(float16_outputs)
+        self.bfloat16_inputs, self.bfloat16_outputs = list(bfloat16_inputs), list(bfloat16_outputs)
 
     def __repr__(self):
         ins = ", ".join(f"{v.name}: {v.type}" for v in self.inputs)
@@ -259,8 +261,10 @@ class Importer:
         producer = f"{self.model.producer_name} {self.model.producer_version}".strip()
         self._warn_merged_statistics()
         return OnnxModel(inputs, outputs, self.params, input_names, output_names, self.opset,
-                         producer, self.running_stats, _float16(self.graph.input, input_names),
-                         _float16(self.graph.output, output_names), self.aliases)
+                         producer, self.running_stats, _of_elem(self.graph.input, input_names, P.FLOAT16),
+                         _of_elem(self.graph.output, output_names, P.FLOAT16), self.aliases,
+                         _of_elem(self.graph.input, input_names, P.BFLOAT16),
+                         _of_elem(self.graph.output, output_names, P.BFLOAT16))
 
     def _warn_merged_statistics(self):
         """Tied, one tensor read both as a batch norm running statistic and as a parameter is a
@@ -359,11 +363,12 @@ class Importer:
                 self.poisoned.add(name)
 
 
-def _float16(value_infos, names):
+def _of_elem(value_infos, names, elem):
+    """The names among `names` whose tensors are of ONNX element type `elem`."""
     wanted = set(names)
     return [vi.name for vi in value_infos if vi.name in wanted
             and vi.type.WhichOneof("value") == "tensor_type"
-            and vi.type.tensor_type.elem_type == P.FLOAT16]
+            and vi.type.tensor_type.elem_type == elem]
 
 
 def static_to_variable(arr):

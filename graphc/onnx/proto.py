@@ -10,14 +10,15 @@ from ..errors import GraphcError
 # ONNX TensorProto element types graphc has a dtype for (graphc.ir.types.DTYPES).
 ELEM_TO_DTYPE = {1: "float32", 11: "float64", 6: "int32", 7: "int64", 9: "bool"}
 DTYPE_TO_ELEM = {v: k for k, v in ELEM_TO_DTYPE.items()}
-# float16 has no graphc dtype: a float16 model computes in float32. Its initializers and
-# constants are widened when read, its float16 inputs and outputs are float32 variables (the
-# backend casts at the boundary: OnnxModel.float16_inputs/float16_outputs), and a Cast to float16
-# inside the graph is a cast to float32 (values are not rounded to float16's precision).
-FLOAT16 = 10
-ELEM_TO_DTYPE[FLOAT16] = "float32"
+# float16 and bfloat16 have no graphc dtype: such a model computes in float32. Its initializers
+# and constants are widened when read, its float16 / bfloat16 inputs and outputs are float32
+# variables (the backend casts at the boundary: OnnxModel.float16_inputs/float16_outputs,
+# bfloat16_inputs/bfloat16_outputs), and a Cast to either inside the graph is a cast to float32
+# (values are not rounded to the narrow type's precision).
+FLOAT16, BFLOAT16 = 10, 16
+ELEM_TO_DTYPE[FLOAT16] = ELEM_TO_DTYPE[BFLOAT16] = "float32"
 DTYPE_TO_ELEM["float16"] = FLOAT16
-STORED_ITEMSIZE = {FLOAT16: 2}   # bytes per element in the file, where not the dtype's own
+STORED_ITEMSIZE = {FLOAT16: 2, BFLOAT16: 2}   # bytes per element in the file, where not the dtype's own
 QUANTIZED = {2: "UINT8", 3: "INT8", 4: "UINT16", 5: "INT16"}
 ELEM_NAMES = {0: "UNDEFINED", 1: "FLOAT", 2: "UINT8", 3: "INT8", 4: "UINT16", 5: "INT16",
               6: "INT32", 7: "INT64", 8: "STRING", 9: "BOOL", 10: "FLOAT16", 11: "DOUBLE",
@@ -58,7 +59,13 @@ NOT_TENSOR_OPS = ("SequenceConstruct", "SequenceEmpty", "SequenceAt", "SequenceI
 
 
 def elem_name(elem):
-    return ELEM_NAMES.get(elem, f"type {elem}")
+    if elem in ELEM_NAMES:
+        return ELEM_NAMES[elem]
+    try:  # the newer types (float8, int4, ...) by onnx's own names
+        from onnx import TensorProto
+        return TensorProto.DataType.Name(elem)
+    except (ImportError, ValueError):
+        return f"type {elem}"
 
 
 def dtype_of_elem(elem, what):
@@ -67,7 +74,7 @@ def dtype_of_elem(elem, what):
                 "dequantized to float first: graphc computes in float32/float64"
                 if elem in QUANTIZED else "")
         raise UnsupportedType(f"{what}: element type {elem_name(elem)} has no graphc dtype (graphc "
-                              "has float32, float64, int32, int64, bool, and reads float16 as "
+                              "has float32, float64, int32, int64, bool, and reads float16 and bfloat16 as "
                               f"float32); convert the model's tensors first{hint}")
     return ELEM_TO_DTYPE[elem]
 
