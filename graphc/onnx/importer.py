@@ -260,11 +260,11 @@ class Importer:
             output_names.append(vi.name)
         producer = f"{self.model.producer_name} {self.model.producer_version}".strip()
         self._warn_merged_statistics()
+        ins, outs = (self.graph.input, input_names), (self.graph.output, output_names)
         return OnnxModel(inputs, outputs, self.params, input_names, output_names, self.opset,
-                         producer, self.running_stats, _of_elem(self.graph.input, input_names, P.FLOAT16),
-                         _of_elem(self.graph.output, output_names, P.FLOAT16), self.aliases,
-                         _of_elem(self.graph.input, input_names, P.BFLOAT16),
-                         _of_elem(self.graph.output, output_names, P.BFLOAT16))
+                         producer, self.running_stats, aliases=self.aliases,
+                         float16_inputs=_of_elem(*ins, P.FLOAT16), float16_outputs=_of_elem(*outs, P.FLOAT16),
+                         bfloat16_inputs=_of_elem(*ins, P.BFLOAT16), bfloat16_outputs=_of_elem(*outs, P.BFLOAT16))
 
     def _warn_merged_statistics(self):
         """Tied, one tensor read both as a batch norm running statistic and as a parameter is a
